@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (idempotently), starts the servers the tests use on
+# 127.0.0.1 (PostgreSQL, an OCI registry, moto), runs every test, and stops the servers on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TERM_COLOR=never
+. scripts/lib/services.sh
+
+scripts/install-deps.sh
+start_services
+trap stop_services EXIT
+
+echo "== cargo test (workspace)"
+cargo test --workspace --locked -- --test-threads="${ORCH_TEST_THREADS:-2}"
+
+if [ -x scripts/check-programs.sh ]; then
+  echo "== rendered programs: orch check, cfn-lint, checkov"
+  scripts/check-programs.sh
+fi
+echo "== all tests passed"

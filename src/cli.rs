@@ -1,0 +1,132 @@
+//! The command line, declared with clap derive; the doc comments are the help text.
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Deploy and check a load-balanced HTTPS web tier: on AWS through Pulumi YAML, or on this machine.
+///
+/// Exit codes: 0 ok, 1 a finding (drift, unhealthy, failed check), 2 usage/config error or orch failure.
+#[derive(Debug, Parser)]
+#[command(name = "orch", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Environment: the name of a stack file under stacks/ (local, dev, prod, ...)
+    #[arg(long, short = 'e', global = true, env = "ORCH_ENV", default_value = "local")]
+    pub env: String,
+
+    /// Project root (default: the nearest parent folder holding stacks/)
+    #[arg(long, global = true, env = "ORCH_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// More logging on stderr (-v debug, -vv trace)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors and data; no progress on stderr
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring the environment up, or converge it if it is already up
+    Up(UpArgs),
+    /// Show where the environment stands: instances by zone, health, URLs
+    Status(ReportArgs),
+    /// Report drift between the code and what is deployed (exit 1 when there is drift)
+    Drift(ReportArgs),
+    /// Render the environment's Pulumi YAML program into build/<env>/
+    Render,
+    /// Render and check the program offline: schema, references and policy rules
+    Check(ReportArgs),
+    /// Build the app's OCI image into build/<env>/image/ (and push it with --push)
+    Build(BuildArgs),
+    /// Run the acceptance suite against a deployed URL
+    Verify(VerifyArgs),
+    /// Tear the environment down (the local database file is kept)
+    Down(DownArgs),
+    /// Local-target operations: zone drills and the supervisor
+    #[command(subcommand)]
+    Local(LocalCommand),
+    /// Print shell completions
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Print the report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation on a protected environment
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Local target: keep running in the background (state under .orch/local/)
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Deploy even when nothing changed since the last recorded deployment
+    #[arg(long)]
+    pub force: bool,
+    /// Remove a stale deploy lock left by a crashed run (use with care)
+    #[arg(long)]
+    pub force_unlock: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation on a protected environment
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Push the image to the environment's registry after building it
+    #[arg(long)]
+    pub push: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Base URL of the tier, e.g. https://127.0.0.1:8443 (default: the environment's URL)
+    pub url: Option<String>,
+    /// How many HTTPS requests to spread over the instances
+    #[arg(long, default_value_t = 24)]
+    pub requests: u32,
+    /// Accept a self-signed certificate
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Print the results as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Take a zone down: its instances die and launches there fail until `zone-up`
+    ZoneDown {
+        /// The zone, e.g. local-a
+        zone: String,
+    },
+    /// Bring a zone back; the supervisor rebalances onto it
+    ZoneUp {
+        /// The zone, e.g. local-a
+        zone: String,
+    },
+    /// Run the local tier in the foreground (what `up --detach` starts in the background)
+    #[command(hide = true)]
+    Serve,
+}

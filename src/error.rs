@@ -1,0 +1,70 @@
+//! The top-level error type: one report per failure, with a hint naming the next command to run,
+//! and the exit-code contract (0 ok, 1 finding, 2 usage/config error or orch failure).
+use crate::config::ConfigError;
+
+/// What a command that ran to the end found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything is as it should be: exit 0.
+    Ok,
+    /// The command worked and found something wrong (drift, unhealthy, failed check): exit 1.
+    Finding,
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Finding => 1,
+        }
+    }
+    /// `Finding` if `found`, else `Ok`.
+    pub fn finding_if(found: bool) -> Self {
+        if found {
+            Outcome::Finding
+        } else {
+            Outcome::Ok
+        }
+    }
+}
+
+/// Every way a command can fail. All of them exit 2.
+#[derive(Debug, thiserror::Error)]
+pub enum OrchError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("`orch {command}` is not built yet for {what}")]
+    NotBuilt { command: &'static str, what: String },
+    #[error("{what}: {source}")]
+    Io { what: String, #[source] source: std::io::Error },
+    #[error("{0}")]
+    Usage(String),
+    #[error("{message}")]
+    Failed { message: String, hint: Option<String> },
+}
+
+impl OrchError {
+    pub fn exit_code(&self) -> u8 {
+        2
+    }
+
+    /// A failure with a hint telling the user what to run next.
+    pub fn failed(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        OrchError::Failed { message: message.into(), hint: Some(hint.into()) }
+    }
+
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        OrchError::Io { what: what.into(), source }
+    }
+
+    /// The next command to try, if there is an obvious one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            OrchError::Config(e) => Some(e.hint()),
+            OrchError::NotBuilt { .. } => Some("run `orch --help` to see what is available".into()),
+            OrchError::Usage(_) => Some("run `orch --help`".into()),
+            OrchError::Failed { hint, .. } => hint.clone(),
+            OrchError::Io { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! orch: renders, deploys and checks a load-balanced HTTPS web tier, on AWS
+//! (through Pulumi YAML) or on one machine (`--env local`).
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod printer;
+pub mod project;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+pub use error::{OrchError, Outcome};
+
+/// Parse arguments, run the command, print one error report, and map the result to an exit code.
+pub fn main_entry() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let printer = printer::Printer::new(cli.verbose, cli.quiet);
+    printer.init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            printer.report(&OrchError::Io { what: "starting the async runtime".into(), source: e });
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(commands::run(cli, &printer)) {
+        Ok(outcome) => ExitCode::from(outcome.code()),
+        Err(err) => {
+            printer.report(&err);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The `orch` binary: parse the command line and hand over to the library.
+fn main() -> std::process::ExitCode {
+    orch::main_entry()
+}
