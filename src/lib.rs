@@ -3,9 +3,13 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod deploy;
+pub mod local;
+pub mod ops;
 pub mod error;
 pub mod printer;
 pub mod project;
+pub mod runner;
 
 use clap::Parser;
 use std::process::ExitCode;

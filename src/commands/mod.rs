@@ -1,5 +1,14 @@
 //! One module per subcommand; [`run`] holds the only `match` on the command.
+pub mod build;
+pub mod check;
 pub mod completions;
+pub mod down;
+pub mod drift;
+pub mod local;
+pub mod render;
+pub mod status;
+pub mod up;
+pub mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::config::{self, Stack};
@@ -29,21 +38,15 @@ impl Ctx<'_> {
 pub async fn run(cli: Cli, printer: &Printer) -> Result<Outcome, OrchError> {
     let ctx = Ctx { root: cli.root, env: cli.env, printer };
     match cli.command {
-        Command::Up(_) => not_built(&ctx, "up"),
-        Command::Status(_) => not_built(&ctx, "status"),
-        Command::Drift(_) => not_built(&ctx, "drift"),
-        Command::Render => not_built(&ctx, "render"),
-        Command::Check(_) => not_built(&ctx, "check"),
-        Command::Build(_) => not_built(&ctx, "build"),
-        Command::Verify(_) => not_built(&ctx, "verify"),
-        Command::Down(_) => not_built(&ctx, "down"),
-        Command::Local(_) => not_built(&ctx, "local"),
+        Command::Up(args) => up::run(&ctx, args).await,
+        Command::Status(args) => status::run(&ctx, args).await,
+        Command::Drift(args) => drift::run(&ctx, args).await,
+        Command::Render => render::run(&ctx).await,
+        Command::Check(args) => check::run(&ctx, args).await,
+        Command::Build(args) => build::run(&ctx, args).await,
+        Command::Verify(args) => verify::run(&ctx, args).await,
+        Command::Down(args) => down::run(&ctx, args).await,
+        Command::Local(command) => local::run(&ctx, command).await,
         Command::Completions { shell } => completions::run(shell),
     }
-}
-
-/// Validate the stack (so config errors surface first), then refuse honestly.
-fn not_built(ctx: &Ctx<'_>, command: &'static str) -> Result<Outcome, OrchError> {
-    let stack = ctx.stack()?;
-    Err(OrchError::NotBuilt { command, what: format!("the {:?} target (environment `{}`)", stack.target, stack.name).to_lowercase() })
 }

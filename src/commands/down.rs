@@ -1,0 +1,13 @@
+//! `orch down`: tear an environment down (the local database file is kept).
+use super::Ctx;
+use crate::error::{OrchError, Outcome};
+use crate::cli::DownArgs;
+use crate::config::Target;
+
+pub async fn run(ctx: &Ctx<'_>, args: DownArgs) -> Result<Outcome, OrchError> {
+    let stack = ctx.stack()?;
+    match stack.target {
+        Target::Local => crate::local::down(ctx, &stack, &args).await,
+        Target::Aws => crate::deploy::down(ctx, &stack, &args).await,
+    }
+}

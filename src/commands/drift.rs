@@ -1,0 +1,9 @@
+//! `orch drift`: drift between the code and what is deployed (exit 0 none, 1 drift, 2 error).
+use super::Ctx;
+use crate::error::{OrchError, Outcome};
+use crate::cli::ReportArgs;
+
+pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
+    let stack = ctx.stack()?;
+    crate::ops::drift(ctx, &stack, &args).await
+}

@@ -1,0 +1,13 @@
+//! `orch status`: where an environment stands (exit 0 healthy, 1 degraded, 2 error).
+use super::Ctx;
+use crate::error::{OrchError, Outcome};
+use crate::cli::ReportArgs;
+use crate::config::Target;
+
+pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
+    let stack = ctx.stack()?;
+    match stack.target {
+        Target::Local => crate::local::status(ctx, &stack, &args).await,
+        Target::Aws => crate::ops::status(ctx, &stack, &args).await,
+    }
+}

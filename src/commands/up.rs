@@ -1,0 +1,13 @@
+//! `orch up`: bring an environment up or converge it; local target or AWS by the stack's `target`.
+use super::Ctx;
+use crate::error::{OrchError, Outcome};
+use crate::cli::UpArgs;
+use crate::config::Target;
+
+pub async fn run(ctx: &Ctx<'_>, args: UpArgs) -> Result<Outcome, OrchError> {
+    let stack = ctx.stack()?;
+    match stack.target {
+        Target::Local => crate::local::up(ctx, &stack, &args).await,
+        Target::Aws => crate::deploy::up(ctx, &stack, &args).await,
+    }
+}
