@@ -33,6 +33,8 @@ impl Outcome {
 pub enum OrchError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Deploy(#[from] crate::deploy::DeployError),
     #[error("`orch {command}` is not built yet for {what}")]
     NotBuilt { command: &'static str, what: String },
     #[error("{what}: {source}")]
@@ -61,6 +63,7 @@ impl OrchError {
     pub fn hint(&self) -> Option<String> {
         match self {
             OrchError::Config(e) => Some(e.hint()),
+            OrchError::Deploy(e) => Some(e.hint()),
             OrchError::NotBuilt { .. } => Some("run `orch --help` to see what is available".into()),
             OrchError::Usage(_) => Some("run `orch --help`".into()),
             OrchError::Failed { hint, .. } => hint.clone(),

@@ -1,13 +1,89 @@
-//! The AWS target's deployment: lock, state bucket, image, DNS, certificate, `pulumi up`, refresh,
-//! verify, record. Not built yet.
+//! The AWS target's deployment: observe (read-only) → [`plan::plan`] → `--dry-run` prints it, or the
+//! executor runs it: state bucket, lock, render, image, DNS, certificate, `pulumi up`, instance
+//! refresh, verify, record. See docs/deploy.md.
+pub mod bucket;
+pub mod cert;
+pub mod dns;
+pub mod error;
+pub mod execute;
+pub mod lock;
+pub mod observe;
+pub mod plan;
+pub mod record;
+pub mod refresh;
+pub mod steps;
+pub mod store;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
 use crate::cli::{DownArgs, UpArgs};
 use crate::commands::Ctx;
 use crate::config::Stack;
 use crate::error::{OrchError, Outcome};
+pub use error::DeployError;
 
-pub async fn up(_ctx: &Ctx<'_>, stack: &Stack, _args: &UpArgs) -> Result<Outcome, OrchError> {
-    Err(OrchError::NotBuilt { command: "up", what: format!("the aws target (environment `{}`)", stack.name) })
+/// `orch up` for an aws stack.
+pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, OrchError> {
+    let project = ctx.project()?;
+    let backend = backend(stack)?;
+    let aws = observe::Aws::new(&stack.region).await;
+    let store = observe::store_for(&backend, &aws)?;
+    let steps = steps::Wired;
+    if args.dry_run {
+        let observed = observe::observe(&project, stack, &aws, &store, &steps, ctx.printer).await?;
+        let plan = plan::plan(stack, &observed, args.force, args.force_unlock);
+        for line in plan.lines() {
+            ctx.printer.data(&line);
+        }
+        return Ok(Outcome::Ok);
+    }
+    confirm(stack, args.yes, "deploy to")?;
+    let run = execute::Run {
+        project: &project,
+        stack,
+        printer: ctx.printer,
+        aws: &aws,
+        store: &store,
+        runner: Arc::new(crate::runner::Duct),
+        force: args.force,
+        force_unlock: args.force_unlock,
+    };
+    execute::up(&run, &steps).await
 }
+
+/// `orch down` for an aws stack: not built yet (the issue for `up` comes first).
 pub async fn down(_ctx: &Ctx<'_>, stack: &Stack, _args: &DownArgs) -> Result<Outcome, OrchError> {
     Err(OrchError::NotBuilt { command: "down", what: format!("the aws target (environment `{}`)", stack.name) })
+}
+
+fn backend(stack: &Stack) -> Result<String, OrchError> {
+    stack.pulumi.as_ref().map(|p| p.backend.clone()).ok_or_else(|| {
+        OrchError::failed(
+            format!("stack `{}` has no `pulumi.backend`", stack.name),
+            format!("add `pulumi: {{backend: s3://<bucket>}}` to stacks/{}.yaml", stack.name),
+        )
+    })
+}
+
+/// Protected environments: ask on a terminal, demand `--yes` otherwise.
+fn confirm(stack: &Stack, yes: bool, verb: &str) -> Result<(), OrchError> {
+    if !stack.protected || yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(OrchError::failed(
+            format!("`{}` is protected and there is no terminal to confirm on", stack.name),
+            format!("rerun with --yes to {verb} `{}` without a prompt", stack.name),
+        ));
+    }
+    eprint!("`{}` is protected. Type its name to {verb} it: ", stack.name);
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).map_err(|e| OrchError::io("reading the confirmation", e))?;
+    if answer.trim() == stack.name {
+        Ok(())
+    } else {
+        Err(OrchError::failed("not confirmed; nothing was changed", format!("type `{}` at the prompt, or pass --yes", stack.name)))
+    }
 }

@@ -1,0 +1,125 @@
+//! The Pulumi state bucket: exists, versioned, encrypted (SSE AES256) and closed to the public.
+//! [`observe`] only reads; [`ensure`] fixes what is missing and leaves the rest alone.
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    VersioningConfiguration,
+};
+
+use super::error::DeployError;
+
+/// What the bucket looks like now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BucketState {
+    pub exists: bool,
+    pub versioning: bool,
+    pub encryption: bool,
+    pub public_access_blocked: bool,
+}
+
+impl BucketState {
+    /// The settings still to apply, in words.
+    pub fn missing(&self) -> Vec<&'static str> {
+        let mut out = vec![];
+        if !self.versioning {
+            out.push("versioning");
+        }
+        if !self.encryption {
+            out.push("encryption");
+        }
+        if !self.public_access_blocked {
+            out.push("public access block");
+        }
+        out
+    }
+}
+
+/// `s3://bucket[/prefix]` → `bucket`.
+pub fn bucket_of(backend: &str) -> Option<&str> {
+    backend.strip_prefix("s3://").map(|rest| rest.split(['/', '?']).next().unwrap_or(rest)).filter(|b| !b.is_empty())
+}
+
+pub async fn observe(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<BucketState, DeployError> {
+    match s3.head_bucket().bucket(bucket).send().await {
+        Ok(_) => {}
+        Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(404)) => return Ok(BucketState::default()),
+        Err(e) => return Err(DeployError::aws(format!("looking up bucket {bucket}"))(e)),
+    }
+    let versioning = s3.get_bucket_versioning().bucket(bucket).send().await.map_err(DeployError::aws("reading bucket versioning"))?;
+    let encryption = s3.get_bucket_encryption().bucket(bucket).send().await.ok().and_then(|o| o.server_side_encryption_configuration).is_some_and(|c| {
+        c.rules().iter().any(|r| r.apply_server_side_encryption_by_default().is_some())
+    });
+    let pab = s3.get_public_access_block().bucket(bucket).send().await.ok().and_then(|o| o.public_access_block_configuration);
+    let blocked = pab.is_some_and(|c| {
+        c.block_public_acls() == Some(true)
+            && c.block_public_policy() == Some(true)
+            && c.ignore_public_acls() == Some(true)
+            && c.restrict_public_buckets() == Some(true)
+    });
+    Ok(BucketState {
+        exists: true,
+        versioning: versioning.status() == Some(&BucketVersioningStatus::Enabled),
+        encryption,
+        public_access_blocked: blocked,
+    })
+}
+
+/// Make the bucket match [`BucketState`]'s ideal; returns what was changed, in words.
+pub async fn ensure(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> Result<Vec<String>, DeployError> {
+    let state = observe(s3, bucket).await?;
+    let mut changed = vec![];
+    if !state.exists {
+        let mut req = s3.create_bucket().bucket(bucket);
+        if region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build(),
+            );
+        }
+        match req.send().await {
+            Ok(_) => changed.push(format!("created bucket {bucket}")),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
+            Err(e) => return Err(DeployError::aws(format!("creating bucket {bucket}"))(e)),
+        }
+    }
+    if !state.versioning {
+        s3.put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+            .send()
+            .await
+            .map_err(DeployError::aws("enabling bucket versioning"))?;
+        changed.push("versioning".into());
+    }
+    if !state.encryption {
+        let rule = ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(
+                ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256).build().map_err(|e| DeployError::step("encryption rule", e.to_string()))?,
+            )
+            .build();
+        let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(|e| DeployError::step("encryption rule", e.to_string()))?;
+        s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(config).send().await.map_err(DeployError::aws("enabling bucket encryption"))?;
+        changed.push("encryption".into());
+    }
+    if !state.public_access_blocked {
+        let block = PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .block_public_policy(true)
+            .ignore_public_acls(true)
+            .restrict_public_buckets(true)
+            .build();
+        s3.put_public_access_block().bucket(bucket).public_access_block_configuration(block).send().await.map_err(DeployError::aws("blocking public access"))?;
+        changed.push("public access block".into());
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bucket_names_come_from_s3_backends_only() {
+        assert_eq!(super::bucket_of("s3://orch-state-dev"), Some("orch-state-dev"));
+        assert_eq!(super::bucket_of("s3://b/prefix?region=x"), Some("b"));
+        assert_eq!(super::bucket_of("file:///tmp/x"), None);
+        assert_eq!(super::bucket_of("s3://"), None);
+    }
+}

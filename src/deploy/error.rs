@@ -1,0 +1,46 @@
+//! The deployment's typed errors, each with the next command to run as a hint.
+use crate::pulumi::PulumiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{what}: {message}")]
+    Aws { what: String, message: String },
+    #[error("environment `{env}` is locked by {holder} ({user}@{host}, pid {pid}) since {since}")]
+    Locked { env: String, holder: String, user: String, host: String, pid: u32, since: String },
+    #[error(transparent)]
+    Pulumi(#[from] PulumiError),
+    #[error("timed out after {seconds} s waiting for {what}")]
+    Timeout { what: String, seconds: u64 },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{what}: {message}")]
+    Step { what: String, message: String },
+    #[error("{what}: {source}")]
+    Io { what: String, #[source] source: std::io::Error },
+}
+
+impl DeployError {
+    /// An AWS SDK failure, with the full error chain in the message.
+    pub fn aws<E: std::error::Error + 'static>(what: impl Into<String>) -> impl FnOnce(E) -> DeployError {
+        let what = what.into();
+        move |e| DeployError::Aws { what, message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string() }
+    }
+    pub fn step(what: impl Into<String>, message: impl Into<String>) -> Self {
+        DeployError::Step { what: what.into(), message: message.into() }
+    }
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DeployError {
+        let what = what.into();
+        move |source| DeployError::Io { what, source }
+    }
+
+    pub fn hint(&self) -> String {
+        match self {
+            DeployError::Aws { .. } => "check AWS credentials and region (AWS_PROFILE, AWS_REGION), then rerun `orch up`; every step is idempotent".into(),
+            DeployError::Locked { env, .. } => format!("wait for that run to finish; if it crashed, run `orch up --env {env} --force-unlock`"),
+            DeployError::Pulumi(e) => e.hint(),
+            DeployError::Timeout { .. } => "rerun `orch up`: finished steps are skipped and the wait resumes".into(),
+            DeployError::Refused(_) => "read the message above; nothing was changed by this step".into(),
+            DeployError::Step { .. } | DeployError::Io { .. } => "fix the cause above and rerun `orch up`; every step is idempotent".into(),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Read-only gathering of [`Observed`]: the AWS clients, the state store, and every lookup the plan
+//! needs. Nothing here writes to AWS or to the state store.
+use std::collections::BTreeMap;
+
+use super::error::DeployError;
+use super::plan::Observed;
+use super::steps::{ImageRef, Program, Steps};
+use super::store::Store;
+use super::{bucket, cert, dns, lock, record};
+use crate::config::Stack;
+use crate::error::OrchError;
+use crate::printer::Printer;
+use crate::project::Project;
+
+/// The AWS clients a deployment uses.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub s3: aws_sdk_s3::Client,
+    pub r53: aws_sdk_route53::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub asg: aws_sdk_autoscaling::Client,
+}
+
+/// True when AWS calls go to an emulator (AWS_ENDPOINT_URL): public DNS cannot see its zones.
+pub fn emulated() -> bool {
+    std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty()) || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty())
+}
+
+impl Aws {
+    pub async fn new(region: &str) -> Self {
+        let sdk = crate::aws::sdk_config(region).await;
+        // An emulator answers on one host: S3 needs path-style addressing there.
+        let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(emulated()).build();
+        Aws {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            r53: aws_sdk_route53::Client::new(&sdk),
+            acm: aws_sdk_acm::Client::new(&sdk),
+            asg: aws_sdk_autoscaling::Client::new(&sdk),
+        }
+    }
+}
+
+/// The state store for a backend URL: the bucket itself, or `<path>/.orch` beside a file backend.
+pub fn store_for(backend: &str, aws: &Aws) -> Result<Store, DeployError> {
+    if let Some(bucket) = bucket::bucket_of(backend) {
+        return Ok(Store::S3 { client: aws.s3.clone(), bucket: bucket.to_string() });
+    }
+    if let Some(path) = backend.strip_prefix("file://") {
+        return Ok(Store::Dir(std::path::PathBuf::from(path).join(".orch")));
+    }
+    Err(DeployError::Refused(format!("pulumi backend `{backend}` is neither s3://bucket nor file://path")))
+}
+
+/// The program's config plus the deploy-time values orch wires in.
+pub fn deploy_config(program: &Program, image: &ImageRef, certificate_arn: &str, zone_id: Option<&str>) -> BTreeMap<String, String> {
+    let mut config = program.config.clone();
+    config.insert("imageUri".into(), image.uri.clone());
+    config.insert("certificateArn".into(), certificate_arn.into());
+    if let Some(id) = zone_id {
+        config.insert("hostedZoneId".into(), id.into());
+    }
+    config
+}
+
+pub async fn observe<S: Steps>(project: &Project, stack: &Stack, aws: &Aws, store: &Store, steps: &S, printer: &Printer) -> Result<Observed, OrchError> {
+    let mut o = Observed::default();
+    let mut store_readable = true;
+    if let Store::S3 { bucket, .. } = store {
+        let state = bucket::observe(&aws.s3, bucket).await?;
+        store_readable = state.exists;
+        o.bucket = Some(state);
+    }
+    if store_readable {
+        o.lock = lock::observe(store, &stack.name).await?;
+        let here = lock::LockInfo::mine("observe").host;
+        o.lock_stale = o.lock.as_ref().is_some_and(|l| l.is_stale_here(&here));
+        o.last = record::latest(store, &stack.name).await?;
+    }
+    let mut zone_id = None;
+    if let Some(domain) = &stack.domain {
+        let zone = dns::observe_zone(&aws.r53, &domain.name).await?;
+        if let dns::ZoneState::One { id, .. } = &zone {
+            zone_id = Some(id.clone());
+        }
+        o.zone = Some(zone);
+        o.parent = dns::observe_parent(&aws.r53, &domain.parent_zone, &domain.name).await?;
+    }
+    o.cert = Some(cert::observe(&aws.acm, &stack.name, stack.domain.as_ref().map(|d| d.name.as_str())).await?);
+    let program = steps.render(project, stack)?;
+    o.program_hash = Some(program.hash.clone());
+    match steps.image(project, stack, printer).await {
+        Ok(image) => o.image = Some(image),
+        Err(e) => o.image_problem = Some(e.to_string()),
+    }
+    let arn = match &o.cert {
+        Some(cert::CertState::Issued { arn }) => Some(arn.clone()),
+        Some(cert::CertState::Imported { arn, days_left }) if *days_left >= cert::RENEW_DAYS => Some(arn.clone()),
+        _ => None,
+    };
+    if let (Some(image), Some(arn)) = (&o.image, arn) {
+        if stack.domain.is_none() || zone_id.is_some() {
+            let config = deploy_config(&program, image, &arn, zone_id.as_deref());
+            o.config_hash = Some(record::config_hash(&config, &program.secrets));
+        }
+    }
+    Ok(o)
+}

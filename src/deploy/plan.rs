@@ -1,0 +1,156 @@
+//! The plan as data: [`Observed`] is what orch read (read-only) from AWS, the state store and the
+//! local build; [`plan`] turns it into the list of steps with what exists and what would change.
+//! `--dry-run` prints this; the executor re-checks each step as it goes, so a rerun converges.
+use serde::Serialize;
+
+use super::bucket::BucketState;
+use super::cert::{CertState, RENEW_DAYS};
+use super::dns::{ParentZone, ZoneState};
+use super::lock::LockInfo;
+use super::record::{change_reason, Record};
+use super::steps::ImageRef;
+use crate::config::Stack;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Observed {
+    /// Some for `s3://` backends.
+    pub bucket: Option<BucketState>,
+    pub lock: Option<LockInfo>,
+    /// True when the lock's holder is a dead process on this host.
+    pub lock_stale: bool,
+    /// None when the stack has no domain.
+    pub zone: Option<ZoneState>,
+    /// The parent zone when it is in this account.
+    pub parent: Option<ParentZone>,
+    pub cert: Option<CertState>,
+    pub last: Option<Record>,
+    #[serde(skip)]
+    pub image: Option<ImageRef>,
+    /// Why the image is unknown, when it is.
+    pub image_problem: Option<String>,
+    pub program_hash: Option<String>,
+    /// Known when every deploy-time value (certificate ARN, zone id) already exists.
+    pub config_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Already as wanted.
+    Exists,
+    Create,
+    Change,
+    /// Runs every time (or whenever needed).
+    Run,
+    Skip,
+    /// Would stop the run.
+    Refuse,
+}
+
+impl Action {
+    fn label(&self) -> &'static str {
+        match self {
+            Action::Exists => "exists",
+            Action::Create => "create",
+            Action::Change => "change",
+            Action::Run => "run",
+            Action::Skip => "skip",
+            Action::Refuse => "REFUSE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub name: &'static str,
+    pub action: Action,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub env: String,
+    pub steps: Vec<Step>,
+    /// Nothing changed since the last recorded deployment: pulumi is skipped.
+    pub noop: bool,
+}
+
+impl Plan {
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!("plan for `{}`{}:", self.env, if self.noop { " (no-op: matches the last deployment)" } else { "" })];
+        out.extend(self.steps.iter().map(|s| format!("  [{:<6}] {:<18} {}", s.action.label(), s.name, s.detail)));
+        out
+    }
+}
+
+/// The steps `orch up` would take, given what is there. Pure.
+pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Plan {
+    let mut steps = vec![];
+    let mut step = |name, action, detail: String| steps.push(Step { name, action, detail });
+    let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
+
+    match &o.bucket {
+        None => step("state store", Action::Exists, format!("{backend} (no bucket to manage)")),
+        Some(b) if !b.exists => step("state bucket", Action::Create, format!("{backend} with versioning, encryption, public access block")),
+        Some(b) if b.missing().is_empty() => step("state bucket", Action::Exists, format!("{backend}: versioning, encryption, public access block")),
+        Some(b) => step("state bucket", Action::Change, format!("{backend}: add {}", b.missing().join(", "))),
+    }
+    match &o.lock {
+        None => step("deploy lock", Action::Create, format!("locks/{}.json", stack.name)),
+        Some(l) if force_unlock || o.lock_stale => step(
+            "deploy lock",
+            Action::Change,
+            format!("break the lock of {}@{} (pid {}, since {}){}", l.user, l.host, l.pid, l.since, if o.lock_stale { ": that process is gone" } else { " (--force-unlock)" }),
+        ),
+        Some(l) => step("deploy lock", Action::Refuse, format!("held by {} ({}@{}, pid {}) since {}", l.holder, l.user, l.host, l.pid, l.since)),
+    }
+    match (&o.image, &o.image_problem) {
+        (Some(i), _) => step("image", Action::Run, format!("deploy {}", i.uri)),
+        (None, p) => step("image", Action::Run, format!("build and push ({})", p.as_deref().unwrap_or("digest known after the build"))),
+    }
+    if let Some(domain) = &stack.domain {
+        match &o.zone {
+            Some(ZoneState::One { id, name_servers }) => step("hosted zone", Action::Exists, format!("{} ({id}; {})", domain.name, name_servers.join(" "))),
+            Some(ZoneState::Many(ids)) => step("hosted zone", Action::Refuse, format!("{} zones named {}: {}", ids.len(), domain.name, ids.join(", "))),
+            _ => step("hosted zone", Action::Create, domain.name.clone()),
+        }
+        let ns = match &o.zone {
+            Some(ZoneState::One { name_servers, .. }) => Some(name_servers.clone()),
+            _ => None,
+        };
+        match &o.parent {
+            Some(p) if p.delegation.is_some() && p.delegation == ns => step("NS delegation", Action::Exists, format!("{} in {} ({})", domain.name, domain.parent_zone, p.id)),
+            Some(p) if p.delegation.is_some() => step("NS delegation", Action::Change, format!("UPSERT {} NS in {} ({})", domain.name, domain.parent_zone, p.id)),
+            Some(p) => step("NS delegation", Action::Create, format!("UPSERT {} NS in {} ({})", domain.name, domain.parent_zone, p.id)),
+            None => step("NS delegation", Action::Run, format!("{} is not in this account: print the name servers for the registrar", domain.parent_zone)),
+        }
+        match &o.cert {
+            Some(CertState::Issued { arn }) => step("certificate", Action::Exists, format!("{} ISSUED ({arn})", domain.name)),
+            Some(CertState::Pending { arn }) => step("certificate", Action::Change, format!("{} pending validation: UPSERT validation records, wait ({arn})", domain.name)),
+            _ => step("certificate", Action::Create, format!("request {} (DNS validation), UPSERT validation records, wait", domain.name)),
+        }
+    } else {
+        match &o.cert {
+            Some(CertState::Imported { arn, days_left }) if *days_left >= RENEW_DAYS => step("certificate", Action::Exists, format!("self-signed, {days_left} days left ({arn})")),
+            Some(CertState::Imported { arn, days_left }) => step("certificate", Action::Change, format!("re-import a fresh self-signed certificate ({days_left} days left; {arn})")),
+            _ => step("certificate", Action::Create, "generate a self-signed certificate and import it into ACM".into()),
+        }
+    }
+    let reason = match (&o.image, &o.program_hash, &o.config_hash) {
+        (Some(i), Some(p), Some(c)) => change_reason(o.last.as_ref(), &i.digest, p, c),
+        _ if o.last.is_none() => Some("no deployment recorded yet".into()),
+        _ => Some("inputs not all known before the run".into()),
+    };
+    let noop = reason.is_none() && !force;
+    if noop {
+        step("pulumi up", Action::Skip, "image, program and config match the last deployment (--force to deploy anyway)".into());
+    } else {
+        let why = if force { "--force".to_string() } else { reason.unwrap_or_default() };
+        step("pulumi stack", Action::Run, format!("select or create orch-{}, set config", stack.name));
+        step("pulumi up", Action::Run, why);
+        step("instance refresh", Action::Run, "if the launch template changed: MinHealthyPercentage 100, skip matching, auto-rollback".into());
+        step("verify", Action::Run, "the acceptance suite against the stack's url output".into());
+        step("record", Action::Create, format!("deployments/{}/latest.json (+ history)", stack.name));
+    }
+    Plan { env: stack.name.clone(), steps, noop }
+}

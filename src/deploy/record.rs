@@ -1,0 +1,150 @@
+//! The deployment record: what was deployed (env, source revision, image digest, rendered-program
+//! hash, config hash, outputs, time), kept as JSON in the state store at `deployments/<env>/latest.json`
+//! plus one file per deployment under `deployments/<env>/history/`.
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+use super::error::DeployError;
+use super::store::Store;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub env: String,
+    pub revision: String,
+    pub image_uri: String,
+    pub image_digest: String,
+    pub program_hash: String,
+    /// sha256 over every config key and value (secrets included, so a rotated secret redeploys).
+    pub config_hash: String,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, serde_json::Value>,
+    pub time: String,
+    pub orch_version: String,
+}
+
+pub fn latest_key(env: &str) -> String {
+    format!("deployments/{env}/latest.json")
+}
+
+pub async fn latest(store: &Store, env: &str) -> Result<Option<Record>, DeployError> {
+    match store.get(&latest_key(env)).await? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| DeployError::step(format!("reading {}", store.describe(&latest_key(env))), e.to_string())),
+    }
+}
+
+/// Write the record as the latest and into the history.
+pub async fn save(store: &Store, record: &Record) -> Result<String, DeployError> {
+    let body = serde_json::to_vec_pretty(record).map_err(|e| DeployError::step("encoding the deployment record", e.to_string()))?;
+    let stamp = record.time.replace([':', '-'], "");
+    let short = record.image_digest.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+    let history = format!("deployments/{}/history/{stamp}-{short}.json", record.env);
+    store.put(&history, &body).await?;
+    store.put(&latest_key(&record.env), &body).await?;
+    Ok(store.describe(&latest_key(&record.env)))
+}
+
+/// The config hash: keys sorted, each `key=value` line hashed.
+pub fn config_hash(plain: &BTreeMap<String, String>, secrets: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in plain {
+        h.update(format!("{k}={v}\n"));
+    }
+    for (k, v) in secrets {
+        h.update(format!("secret:{k}={v}\n"));
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+/// Why a deployment is needed, or `None` when the last record already matches (the no-op path).
+pub fn change_reason(last: Option<&Record>, image_digest: &str, program_hash: &str, config_hash: &str) -> Option<String> {
+    let Some(last) = last else { return Some("no deployment recorded yet".into()) };
+    let mut why = vec![];
+    if last.image_digest != image_digest {
+        why.push(format!("image {} → {}", short(&last.image_digest), short(image_digest)));
+    }
+    if last.program_hash != program_hash {
+        why.push(format!("program {} → {}", short(&last.program_hash), short(program_hash)));
+    }
+    if last.config_hash != config_hash {
+        why.push("stack config changed".into());
+    }
+    (!why.is_empty()).then(|| why.join(", "))
+}
+
+pub fn short(hash: &str) -> String {
+    let bare = hash.split_once(':').map_or(hash, |(_, h)| h);
+    bare.chars().take(12).collect()
+}
+
+/// The launch template changed since `last`: by its version output when the program has one,
+/// else by image or program change.
+pub fn launch_template_changed(last: Option<&Record>, outputs: &BTreeMap<String, serde_json::Value>, image_digest: &str, program_hash: &str) -> bool {
+    let Some(last) = last else { return false };
+    for key in ["launchTemplateVersion", "launchTemplateId"] {
+        if let (Some(a), Some(b)) = (last.outputs.get(key), outputs.get(key)) {
+            if a != b {
+                return true;
+            }
+        }
+    }
+    if outputs.contains_key("launchTemplateVersion") && last.outputs.contains_key("launchTemplateVersion") {
+        return false;
+    }
+    last.image_digest != image_digest || last.program_hash != program_hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> Record {
+        Record {
+            env: "dev".into(),
+            revision: "abc".into(),
+            image_uri: "r/x@sha256:1".into(),
+            image_digest: "sha256:1".into(),
+            program_hash: "sha256:p".into(),
+            config_hash: "sha256:c".into(),
+            outputs: BTreeMap::new(),
+            time: "2026-01-01T00:00:00Z".into(),
+            orch_version: "0".into(),
+        }
+    }
+
+    #[test]
+    fn no_op_only_when_image_program_and_config_all_match() {
+        let r = rec();
+        assert_eq!(change_reason(Some(&r), "sha256:1", "sha256:p", "sha256:c"), None);
+        assert!(change_reason(Some(&r), "sha256:2", "sha256:p", "sha256:c").unwrap().contains("image"));
+        assert!(change_reason(Some(&r), "sha256:1", "sha256:q", "sha256:c").unwrap().contains("program"));
+        assert!(change_reason(Some(&r), "sha256:1", "sha256:p", "sha256:d").unwrap().contains("config"));
+        assert!(change_reason(None, "sha256:1", "sha256:p", "sha256:c").is_some());
+    }
+
+    #[test]
+    fn launch_template_change_prefers_the_version_output() {
+        let mut r = rec();
+        let mut out = BTreeMap::new();
+        assert!(!launch_template_changed(None, &out, "sha256:2", "x"), "first deployment: the group is new");
+        assert!(launch_template_changed(Some(&r), &out, "sha256:2", "sha256:p"));
+        assert!(!launch_template_changed(Some(&r), &out, "sha256:1", "sha256:p"));
+        r.outputs.insert("launchTemplateVersion".into(), "3".into());
+        out.insert("launchTemplateVersion".into(), "3".into());
+        assert!(!launch_template_changed(Some(&r), &out, "sha256:2", "sha256:q"), "same version: no refresh");
+        out.insert("launchTemplateVersion".into(), "4".into());
+        assert!(launch_template_changed(Some(&r), &out, "sha256:1", "sha256:p"));
+    }
+
+    #[tokio::test]
+    async fn saved_record_reads_back_as_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Dir(dir.path().to_path_buf());
+        save(&store, &rec()).await.unwrap();
+        assert_eq!(latest(&store, "dev").await.unwrap(), Some(rec()));
+        assert_eq!(std::fs::read_dir(dir.path().join("deployments/dev/history")).unwrap().count(), 1);
+    }
+}
