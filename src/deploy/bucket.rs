@@ -45,7 +45,16 @@ pub async fn observe(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<BucketStat
         Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(404)) => return Ok(BucketState::default()),
         Err(e) => return Err(DeployError::aws(format!("looking up bucket {bucket}"))(e)),
     }
-    let versioning = s3.get_bucket_versioning().bucket(bucket).send().await.map_err(DeployError::aws("reading bucket versioning"))?;
+    let versioning = match s3.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(v) => v.status() == Some(&BucketVersioningStatus::Enabled),
+        // moto answers with the root element `GetBucketVersioningResponse`, which the SDK rejects:
+        // read the one `Status` element from the raw 200 body instead.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => e
+            .raw_response()
+            .and_then(|r| r.body().bytes())
+            .is_some_and(|b| String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")),
+        Err(e) => return Err(DeployError::aws("reading bucket versioning")(e)),
+    };
     let encryption = s3.get_bucket_encryption().bucket(bucket).send().await.ok().and_then(|o| o.server_side_encryption_configuration).is_some_and(|c| {
         c.rules().iter().any(|r| r.apply_server_side_encryption_by_default().is_some())
     });
@@ -58,7 +67,7 @@ pub async fn observe(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<BucketStat
     });
     Ok(BucketState {
         exists: true,
-        versioning: versioning.status() == Some(&BucketVersioningStatus::Enabled),
+        versioning,
         encryption,
         public_access_blocked: blocked,
     })
