@@ -174,11 +174,12 @@ impl Env {
         cmd.assert()
     }
 
-    /// Everything a run could create, listed from moto: buckets, zones with their records, certificates.
+    /// Everything a run of this env could create, listed from moto: its bucket and objects, the zones
+    /// under its parent domain with their records, its certificates (other tests share the moto).
     async fn moto_state(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         let s3 = self.s3().await;
-        for b in s3.list_buckets().send().await.unwrap().buckets() {
+        for b in s3.list_buckets().send().await.unwrap().buckets().iter().filter(|b| b.name() == Some(&self.bucket)) {
             out.insert(format!("bucket {}", b.name().unwrap_or("")));
             if b.name() == Some(&self.bucket) {
                 for o in s3.list_objects_v2().bucket(&self.bucket).send().await.unwrap().contents() {
@@ -187,14 +188,14 @@ impl Env {
             }
         }
         let r53 = self.r53().await;
-        for z in r53.list_hosted_zones().send().await.unwrap().hosted_zones() {
+        for z in r53.list_hosted_zones_by_name().dns_name(&self.parent).max_items(20).send().await.unwrap().hosted_zones().iter().filter(|z| z.name().trim_end_matches('.').ends_with(&self.parent)) {
             out.insert(format!("zone {} {}", z.name(), z.id()));
             for r in r53.list_resource_record_sets().hosted_zone_id(z.id()).send().await.unwrap().resource_record_sets() {
                 let values: Vec<_> = r.resource_records().iter().map(|v| v.value()).collect();
                 out.insert(format!("record {} {} {} {values:?}", z.id(), r.name(), r.r#type().as_str()));
             }
         }
-        for c in self.acm().await.list_certificates().send().await.unwrap().certificate_summary_list() {
+        for c in self.certs().await.iter().filter(|c| c.domain_name().is_some_and(|d| d.ends_with(&self.parent))) {
             out.insert(format!("cert {} {:?}", c.certificate_arn().unwrap_or(""), c.status()));
         }
         out
@@ -210,9 +211,13 @@ impl Env {
         out.hosted_zones().iter().filter(|z| z.name().trim_end_matches('.') == name).map(|z| z.id().to_string()).collect()
     }
 
+    async fn certs(&self) -> Vec<aws_sdk_acm::types::CertificateSummary> {
+        let pages = self.acm().await.list_certificates().into_paginator().items().send().collect::<Vec<_>>().await;
+        pages.into_iter().map(Result::unwrap).collect()
+    }
+
     async fn certs_for(&self, name: &str) -> usize {
-        let out = self.acm().await.list_certificates().send().await.unwrap();
-        out.certificate_summary_list().iter().filter(|c| c.domain_name() == Some(name)).count()
+        self.certs().await.iter().filter(|c| c.domain_name() == Some(name)).count()
     }
 
     /// (name, type) of every record set in the zone; a duplicate would show up twice.
@@ -434,7 +439,7 @@ async fn without_a_domain_a_self_signed_certificate_is_imported_once_and_reused(
     let tagged = || async {
         let acm = env.acm().await;
         let mut n = 0;
-        for c in acm.list_certificates().send().await.unwrap().certificate_summary_list() {
+        for c in env.certs().await {
             let tags = acm.list_tags_for_certificate().certificate_arn(c.certificate_arn().unwrap()).send().await.unwrap();
             n += tags.tags().iter().filter(|t| t.key() == "orch-env" && t.value() == Some(env.name.as_str())).count();
         }
