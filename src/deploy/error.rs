@@ -5,8 +5,8 @@ use crate::pulumi::PulumiError;
 pub enum DeployError {
     #[error("{what}: {message}")]
     Aws { what: String, message: String },
-    #[error("environment `{env}` is locked by {holder} ({user}@{host}, pid {pid}) since {since}")]
-    Locked { env: String, holder: String, user: String, host: String, pid: u32, since: String },
+    #[error("environment `{env}` is locked by {} ({}@{}, pid {}) since {}", .by.holder, .by.user, .by.host, .by.pid, .by.since)]
+    Locked { env: String, by: Box<super::lock::LockInfo> },
     #[error(transparent)]
     Pulumi(#[from] PulumiError),
     #[error("timed out after {seconds} s waiting for {what}")]

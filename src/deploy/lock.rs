@@ -99,7 +99,7 @@ pub async fn acquire(store: &Store, env: &str, command: &str, force: bool, print
 }
 
 fn locked(env: &str, o: LockInfo) -> DeployError {
-    DeployError::Locked { env: env.into(), holder: o.holder, user: o.user, host: o.host, pid: o.pid, since: o.since }
+    DeployError::Locked { env: env.into(), by: Box::new(o) }
 }
 
 impl Lock {

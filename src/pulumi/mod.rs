@@ -38,7 +38,7 @@ pub enum PulumiError {
     #[error("`{command}` exited {code} ({meaning}){}", details(.errors, .stderr))]
     Command { command: String, code: i32, meaning: &'static str, errors: Vec<String>, stderr: String },
     #[error("`pulumi up` {}: {}{}", up_verb(.tally, *.code), up_what(.tally), details(&.tally.errors, .stderr))]
-    Up { code: i32, tally: Tally, stderr: String },
+    Up { code: i32, tally: Box<Tally>, stderr: String },
     #[error("cannot read `{command}` output: {message}")]
     Output { command: String, message: String },
     #[error("no passphrase for the stack's secrets: set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE")]
@@ -200,7 +200,7 @@ impl Pulumi {
         let tally = view.tally;
         let failed = code != 0 || tally.cancelled || tally.result.as_deref().is_some_and(|r| r != "succeeded") || !tally.failed.is_empty();
         if failed {
-            return Err(PulumiError::Up { code, tally, stderr: out.stderr });
+            return Err(PulumiError::Up { code, tally: Box::new(tally), stderr: out.stderr });
         }
         Ok(UpResult { tally, code })
     }
