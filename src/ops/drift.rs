@@ -17,11 +17,11 @@ use crate::project::Project;
 use crate::runner::Runner;
 
 pub async fn gather(project: &Project, stack: &Stack, clients: &Clients, runner: Arc<dyn Runner>) -> Result<Report, OpsError> {
-    let rec = record::load(clients, stack).await?.ok_or_else(|| OpsError::NoRecord(stack.name.clone()))?;
     let build_dir = project.build_dir(&stack.name);
     if !build_dir.join("Pulumi.yaml").is_file() {
         return Err(OpsError::NotRendered(stack.name.clone()));
     }
+    let rec = record::load(clients, stack).await?.ok_or_else(|| OpsError::NoRecord(stack.name.clone()))?;
     let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
     let refresh_cmd = pulumi::refresh_cmd(&stack.name, &build_dir, &backend);
     let outputs_cmd = pulumi::outputs_cmd(&stack.name, &build_dir, &backend);
