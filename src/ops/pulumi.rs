@@ -157,7 +157,7 @@ fn drifted(step: &Value, diffs_key: &str) -> Option<Drifted> {
     }
     properties.sort();
     let parts: Vec<&str> = urn.split("::").collect();
-    let kind = parts.get(2).map(|t| t.rsplit('$').next().unwrap_or(t)).unwrap_or(&"").to_string();
+    let kind = parts.get(2).map(|t| t.rsplit('$').next().unwrap_or(t)).unwrap_or("").to_string();
     let name = parts.get(3).unwrap_or(&"").to_string();
     Some(Drifted { urn, kind, name, op: op.to_string(), properties })
 }
