@@ -107,13 +107,19 @@ fn parse(stdout: &str) -> Option<(usize, Vec<Drifted>)> {
     let mut total = 0;
     let mut summary = None;
     for e in &events {
+        // The pre-event names the step; for a refresh the outputs event carries the final verdict
+        // (`update` with a detailed diff, or `delete`), so it replaces what the pre-event said.
         if let Some(m) = e.pointer("/resourcePreEvent/metadata") {
             total += usize::from(!is_stack(m));
-        }
-        if let Some(m) = e.pointer("/resOutputsEvent/metadata") {
             if let Some(d) = drifted(m, "diffs") {
                 found.insert(d.urn.clone(), d);
             }
+        }
+        if let Some(m) = e.pointer("/resOutputsEvent/metadata") {
+            match drifted(m, "diffs") {
+                Some(d) => found.insert(d.urn.clone(), d),
+                None => m.get("urn").and_then(Value::as_str).and_then(|u| found.remove(u)),
+            };
         }
         if let Some(s) = e.pointer("/summaryEvent/resourceChanges") {
             summary = Some(s.clone());
@@ -219,6 +225,18 @@ mod tests {
         .join("\n");
         let Refresh::Drift { resources } = interpret(&out(7, &lines, "")) else { panic!() };
         assert_eq!(resources[0].properties, ["tags"]);
+        // A pre-event alone (no outputs event) still names the resource.
+        let pre = serde_json::json!({"resourcePreEvent": {"metadata": {"op": "update", "urn": SG, "type": "aws-native:ec2:SecurityGroup"}}}).to_string();
+        let Refresh::Drift { resources } = interpret(&out(7, &pre, "")) else { panic!() };
+        assert_eq!(resources[0].name, "albSg");
+        // A refresh that ends `same` clears what its pre-event said.
+        let cleared = [
+            serde_json::json!({"resourcePreEvent": {"metadata": {"op": "update", "urn": SG}}}),
+            serde_json::json!({"resOutputsEvent": {"metadata": {"op": "same", "urn": SG}}}),
+        ]
+        .map(|v| v.to_string())
+        .join("\n");
+        assert_eq!(interpret(&out(0, &cleared, "")), Refresh::Clean { resources: 1 });
     }
 
     #[test]

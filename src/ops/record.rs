@@ -76,7 +76,8 @@ impl Backend {
 pub async fn load(clients: &Clients, stack: &Stack) -> Result<Option<DeploymentRecord>, OpsError> {
     let bytes = match Backend::of(stack)? {
         Backend::File(dir) => {
-            let path = dir.join(Backend::key("", &stack.name));
+            // Beside Pulumi's own state, in `.orch/` (where `orch up` writes it).
+            let path = dir.join(".orch").join(Backend::key("", &stack.name));
             match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
