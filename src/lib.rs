@@ -1,5 +1,6 @@
 //! orch: renders, deploys and checks a load-balanced HTTPS web tier, on AWS
 //! (through Pulumi YAML) or on one machine (`--env local`).
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod ops;
 pub mod error;
 pub mod printer;
 pub mod project;
+pub mod render;
 pub mod runner;
 
 use clap::Parser;
