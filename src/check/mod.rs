@@ -63,9 +63,10 @@ impl CheckError {
     }
 }
 
-/// Render `stack` and check the program.
+/// Render `stack` (writing `build/<env>/`, so the checked files can be read) and check the program.
 pub fn check(project: &Project, stack: &Stack) -> Result<Report, CheckError> {
     let rendered = render::render(project, stack)?;
+    render::write(project, stack, &rendered)?;
     Ok(check_program(&rendered.program, stack))
 }
 

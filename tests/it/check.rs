@@ -175,3 +175,16 @@ fn every_fixture_is_caught_and_every_rule_and_kind_has_one() {
         assert!(covered.contains(rule), "no fixture for `{rule}` under tests/fixtures/check/");
     }
 }
+
+#[test]
+fn a_stack_without_a_domain_renders_and_checks_clean() {
+    let scratch = Scratch::new();
+    let stack = scratch.read("stacks/dev.yaml");
+    let without: String = stack.lines().filter(|l| !l.starts_with("domain:") && !l.starts_with("  name:") && !l.starts_with("  parent_zone:")).map(|l| format!("{l}\n")).collect();
+    assert!(!without.contains("parent_zone"));
+    scratch.write("stacks/dev.yaml", &without);
+    scratch.orch().args(["check", "--env", "dev"]).assert().code(0);
+    let program = scratch.read("build/dev/Pulumi.yaml");
+    assert!(!program.contains("hostedZoneId") && !program.contains("aws:route53:Record"));
+    assert!(program.contains("url: https://${alb.dnsName}"));
+}
