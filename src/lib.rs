@@ -1,5 +1,6 @@
 //! orch: renders, deploys and checks a load-balanced HTTPS web tier, on AWS
 //! (through Pulumi YAML) or on one machine (`--env local`).
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod placement;
 pub mod error;
 pub mod printer;
 pub mod project;
+pub mod render;
 pub mod runner;
 pub mod verify;
 
