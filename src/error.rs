@@ -1,6 +1,9 @@
 //! The top-level error type: one report per failure, with a hint naming the next command to run,
 //! and the exit-code contract (0 ok, 1 finding, 2 usage/config error or orch failure).
+use crate::check::CheckError;
 use crate::config::ConfigError;
+use crate::ops::OpsError;
+use crate::render::RenderError;
 
 /// What a command that ran to the end found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +38,12 @@ pub enum OrchError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Deploy(#[from] crate::deploy::DeployError),
+    #[error(transparent)]
+    Ops(#[from] OpsError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
     #[error("`orch {command}` is not built yet for {what}")]
     NotBuilt { command: &'static str, what: String },
     #[error("{what}: {source}")]
@@ -64,6 +73,9 @@ impl OrchError {
         match self {
             OrchError::Config(e) => Some(e.hint()),
             OrchError::Deploy(e) => Some(e.hint()),
+            OrchError::Ops(e) => Some(e.hint()),
+            OrchError::Render(e) => Some(e.hint()),
+            OrchError::Check(e) => Some(e.hint()),
             OrchError::NotBuilt { .. } => Some("run `orch --help` to see what is available".into()),
             OrchError::Usage(_) => Some("run `orch --help`".into()),
             OrchError::Failed { hint, .. } => hint.clone(),

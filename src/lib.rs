@@ -1,17 +1,21 @@
 //! orch: renders, deploys and checks a load-balanced HTTPS web tier, on AWS
 //! (through Pulumi YAML) or on one machine (`--env local`).
 pub mod aws;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod local;
 pub mod ops;
+pub mod placement;
 pub mod error;
 pub mod printer;
 pub mod project;
 pub mod pulumi;
+pub mod render;
 pub mod runner;
+pub mod verify;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -209,8 +209,9 @@ fn default_backup_days() -> u32 {
 fn default_keep_images() -> u32 {
     10
 }
-fn default_aws_native() -> String {
-    "1.30.0".into()
+/// The pinned aws-native provider version (the one schema/aws-native.json was generated from).
+pub fn default_aws_native() -> String {
+    "1.79.0".into()
 }
 fn default_http_port() -> u16 {
     8080

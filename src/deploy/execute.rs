@@ -119,10 +119,10 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     p.progress(&format!("✓ image in the registry ({pushed} bytes pushed)"));
     Pulumi::check_passphrase().map_err(DeployError::from)?;
     let backend = stack.pulumi.as_ref().map(|s| s.backend.clone()).unwrap_or_default();
-    let pulumi = Pulumi::new(run.runner.clone(), &program.dir, &backend, &format!("orch-{env}"));
+    let pulumi = Pulumi::new(run.runner.clone(), &program.dir, &backend, env);
     pulumi.select_stack().map_err(DeployError::from)?;
     pulumi.set_config(&config, &program.secrets).map_err(DeployError::from)?;
-    p.progress(&format!("  pulumi up (stack orch-{env})"));
+    p.progress(&format!("  pulumi up (stack {env})"));
     pulumi.up(p).await.map_err(DeployError::from)?;
     let outputs = pulumi.outputs().map_err(DeployError::from)?;
 

@@ -146,7 +146,7 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
         step("pulumi up", Action::Skip, "image, program and config match the last deployment (--force to deploy anyway)".into());
     } else {
         let why = if force { "--force".to_string() } else { reason.unwrap_or_default() };
-        step("pulumi stack", Action::Run, format!("select or create orch-{}, set config", stack.name));
+        step("pulumi stack", Action::Run, format!("select or create stack {}, set the deploy-time config", stack.name));
         step("pulumi up", Action::Run, why);
         step("instance refresh", Action::Run, "if the launch template changed: MinHealthyPercentage 100, skip matching, auto-rollback".into());
         step("verify", Action::Run, "the acceptance suite against the stack's url output".into());

@@ -1,8 +1,7 @@
 //! The three steps other modules own — render the program, build/push the image, verify the live
 //! URL — behind one trait, so the executor is wired once and each seam can be swapped.
-//! [`Wired`] is what `orch up` uses. Until `crate::render`, `crate::image` and `crate::verify` are
-//! merged it carries stand-ins, each marked STUB below.
-use sha2::{Digest, Sha256};
+//! [`Wired`] is what `orch up` uses: render is `crate::render`; until `crate::image` and
+//! `crate::verify` are merged it carries stand-ins for them, each marked STUB below.
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -49,15 +48,13 @@ pub struct Wired;
 
 impl Steps for Wired {
     fn render(&self, project: &Project, stack: &Stack) -> Result<Program, OrchError> {
-        // STUB until crate::render lands: a placeholder program whose resource type does not exist,
-        // so a real pulumi refuses it (nothing can be created by accident) while the fake runs it.
-        let dir = project.build_dir(&stack.name);
-        std::fs::create_dir_all(&dir).map_err(|e| OrchError::io(format!("creating {}", dir.display()), e))?;
-        let text = placeholder_program(stack);
-        std::fs::write(dir.join("Pulumi.yaml"), &text).map_err(|e| OrchError::io("writing Pulumi.yaml", e))?;
-        let mut config = BTreeMap::new();
-        config.insert("aws-native:region".to_string(), stack.region.clone());
-        Ok(Program { dir, hash: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))), config, secrets: BTreeMap::new() })
+        let rendered = crate::render::render(project, stack)?;
+        let stack_file = project.build_dir(&stack.name).join(format!("Pulumi.{}.yaml", stack.name));
+        let kept = kept_keys(&stack_file);
+        let dir = crate::render::write(project, stack, &rendered)?;
+        restore_keys(&stack_file, kept)?;
+        // The rendered config is the stack's config file itself; orch adds only deploy-time keys.
+        Ok(Program { dir, hash: format!("sha256:{}", rendered.program_hash()), config: BTreeMap::new(), secrets: BTreeMap::new() })
     }
 
     async fn image(&self, _project: &Project, stack: &Stack, _printer: &Printer) -> Result<ImageRef, OrchError> {
@@ -111,14 +108,24 @@ fn verify_timeout() -> Duration {
     Duration::from_secs(secs)
 }
 
-fn placeholder_program(stack: &Stack) -> String {
-    let mut out = String::from(
-        "# PLACEHOLDER written by orch's deploy module until the renderer (crate::render) is merged.\n\
-         # The resource type below does not exist: a real pulumi refuses this program.\n\
-         name: orch\nruntime: yaml\nconfig:\n  imageUri: {type: string}\n  certificateArn: {type: string}\n  hostedZoneId: {type: string, default: \"\"}\nresources:\n",
-    );
-    for name in ["vpc", "loadBalancer", "launchTemplate", "autoScalingGroup", "database"] {
-        out.push_str(&format!("  {name}:\n    type: orch:placeholder:Resource\n    properties:\n      env: {}\n      image: ${{imageUri}}\n", stack.name));
+/// What pulumi itself wrote into the stack file (`Pulumi.<env>.yaml`) that a re-render would drop:
+/// the secrets provider's keys (the passphrase salt) and the deploy-time config orch set.
+const KEPT_TOP: [&str; 3] = ["encryptionsalt", "secretsprovider", "encryptedkey"];
+
+fn kept_keys(path: &std::path::Path) -> Vec<(String, serde_yaml::Value)> {
+    let Some(doc) = std::fs::read_to_string(path).ok().and_then(|t| serde_yaml::from_str::<serde_yaml::Mapping>(&t).ok()) else { return vec![] };
+    KEPT_TOP.iter().filter_map(|k| doc.get(*k).map(|v| (k.to_string(), v.clone()))).collect()
+}
+
+fn restore_keys(path: &std::path::Path, kept: Vec<(String, serde_yaml::Value)>) -> Result<(), OrchError> {
+    if kept.is_empty() {
+        return Ok(());
     }
-    out
+    let text = std::fs::read_to_string(path).map_err(|e| OrchError::io(format!("reading {}", path.display()), e))?;
+    let mut doc: serde_yaml::Mapping = serde_yaml::from_str(&text).unwrap_or_default();
+    for (k, v) in kept {
+        doc.insert(k.into(), v);
+    }
+    let body = serde_yaml::to_string(&doc).map_err(|e| OrchError::failed(format!("writing {}: {e}", path.display()), "report this as a bug"))?;
+    std::fs::write(path, body).map_err(|e| OrchError::io(format!("writing {}", path.display()), e))
 }

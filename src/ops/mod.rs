@@ -1,12 +1,97 @@
-//! Operating a deployed AWS environment: `status` and `drift`. Not built yet.
+//! Operating a deployed AWS environment: `orch status` (where it stands: exit 0 healthy, 1 degraded)
+//! and `orch drift` (whether reality still matches the code: exit 0 none, 1 drift). Both print a
+//! table or `--json`, and exit 2 when they cannot report at all (no config, no deployment record).
+mod cloud;
+mod drift;
+mod judge;
+mod observe;
+mod probe;
+mod pulumi;
+mod record;
+mod report;
+mod status;
+
+pub use record::DeploymentRecord;
+pub use report::{Level, Report, Row};
+
+use std::sync::Arc;
+
 use crate::cli::ReportArgs;
 use crate::commands::Ctx;
 use crate::config::Stack;
 use crate::error::{OrchError, Outcome};
 
-pub async fn status(_ctx: &Ctx<'_>, stack: &Stack, _args: &ReportArgs) -> Result<Outcome, OrchError> {
-    Err(OrchError::NotBuilt { command: "status", what: format!("the aws target (environment `{}`)", stack.name) })
+/// Why status or drift could not report.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("environment `{0}` has no pulumi backend (`pulumi.backend` in its stack file)")]
+    NoBackend(String),
+    #[error("unsupported pulumi backend `{0}` (use s3://bucket or file://path)")]
+    BadBackend(String),
+    #[error("cannot read the deployment record: {0}")]
+    Record(String),
+    #[error("environment `{0}` has no recorded deployment")]
+    NoRecord(String),
+    #[error("environment `{0}` is not rendered (build/{0}/Pulumi.yaml is missing)")]
+    NotRendered(String),
+    #[error("drift check incomplete for `{env}`: {failed} check(s) could not run")]
+    Incomplete { env: String, failed: usize },
+    #[error("{0}")]
+    Internal(String),
 }
-pub async fn drift(_ctx: &Ctx<'_>, stack: &Stack, _args: &ReportArgs) -> Result<Outcome, OrchError> {
-    Err(OrchError::NotBuilt { command: "drift", what: format!("environment `{}`", stack.name) })
+
+impl OpsError {
+    pub fn hint(&self) -> String {
+        match self {
+            OpsError::NoBackend(env) | OpsError::BadBackend(env) => format!("set `pulumi.backend` in stacks/{env}.yaml (see docs/configuration.md)"),
+            OpsError::Record(_) => "check AWS credentials and region (`aws sts get-caller-identity`), then rerun".into(),
+            OpsError::NoRecord(_) => "deploy first: `orch up --env ENV`".into(),
+            OpsError::NotRendered(env) => format!("run `orch render --env {env}` first"),
+            OpsError::Incomplete { env, .. } => format!("read the ERROR rows above, fix access, rerun `orch drift --env {env}`"),
+            OpsError::Internal(_) => "report this as a bug".into(),
+        }
+    }
+}
+
+fn emit(ctx: &Ctx<'_>, report: &Report, json: bool) -> Result<(), OrchError> {
+    if json {
+        ctx.printer.json(report)
+    } else {
+        ctx.printer.data(&report.table());
+        Ok(())
+    }
+}
+
+/// `orch status` for the aws target.
+pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
+    let project = ctx.project()?;
+    let spinner = ctx.printer.spinner(format!("reading the state of {}", stack.name));
+    let clients = cloud::Clients::new(&stack.region).await;
+    let report = status::gather(&project, stack, &clients).await;
+    spinner.finish_and_clear();
+    let report = report?;
+    emit(ctx, &report, args.json)?;
+    Ok(Outcome::finding_if(report.verdict != "healthy"))
+}
+
+/// `orch drift` for the aws target.
+pub async fn drift(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
+    if stack.target == crate::config::Target::Local {
+        return Err(OrchError::failed(
+            format!("`{}` is a local environment: there is no deployed infrastructure to drift", stack.name),
+            format!("use `orch status --env {}`", stack.name),
+        ));
+    }
+    let project = ctx.project()?;
+    let spinner = ctx.printer.spinner(format!("checking {} for drift (pulumi refresh --preview-only)", stack.name));
+    let clients = cloud::Clients::new(&stack.region).await;
+    let report = drift::gather(&project, stack, &clients, Arc::new(crate::runner::Duct)).await;
+    spinner.finish_and_clear();
+    let report = report?;
+    emit(ctx, &report, args.json)?;
+    match report.verdict {
+        "none" => Ok(Outcome::Ok),
+        "drift" => Ok(Outcome::Finding),
+        _ => Err(OpsError::Incomplete { env: stack.name.clone(), failed: report.rows.iter().filter(|r| r.level == Level::Error).count() }.into()),
+    }
 }

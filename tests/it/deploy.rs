@@ -345,16 +345,16 @@ async fn pulumi_failure_partial_and_cancellation_are_reported_never_recorded_and
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
     let cases = [
-        ("fail-mid-update", "failed (exit 1: error)", "failed: launchTemplate"),
-        ("partial", "failed (exit 1: error)", "partially applied: launchTemplate"),
-        ("cancel", "was cancelled", "done before stopping: 2 unchanged"),
+        ("fail-mid-update", "failed (exit 1: error)", "failed: db;"),
+        ("partial", "failed (exit 1: error)", "partially applied: db;"),
+        ("cancel", "was cancelled", "unchanged"),
     ];
     for (scenario, verb, what) in cases {
-        let out = env.up(DIGEST_A, &[("FAKE_PULUMI_SCENARIO", scenario)], &[]).code(2);
+        let out = env.up(DIGEST_A, &[("FAKE_PULUMI_SCENARIO", scenario), ("FAKE_PULUMI_FAIL_AT", "db")], &[]).code(2);
         let text = stderr(&out);
         assert!(text.contains(verb) && text.contains(what), "{scenario}: {text}");
         if scenario != "cancel" {
-            assert!(text.contains(&format!("launchTemplate: create launchTemplate: operation failed: fake {scenario}")), "{scenario}: diagnostics kept: {text}");
+            assert!(text.contains(&format!("db: create db: operation failed: fake {scenario}")), "{scenario}: diagnostics kept: {text}");
         }
         assert!(text.contains("hint: "), "{text}");
         assert_eq!(env.object(&format!("deployments/{}/latest.json", env.name)).await, None, "{scenario} must not be recorded");
@@ -419,7 +419,7 @@ async fn a_new_image_rolls_the_group_with_an_instance_refresh_and_a_failed_refre
     assert!(stderr(&out).contains("instance refresh ir-1: successful"), "{}", stderr(&out));
     let bodies = seen.lock().unwrap().clone();
     let start = bodies.iter().find(|b| b.contains("Action=StartInstanceRefresh")).expect("StartInstanceRefresh");
-    for want in ["MinHealthyPercentage=100", "SkipMatching=true", "AutoRollback=true", &format!("AutoScalingGroupName=orch-orch-{}-asg", env.name)] {
+    for want in ["MinHealthyPercentage=100", "SkipMatching=true", "AutoRollback=true", &format!("AutoScalingGroupName=orch-{}-asg", env.name)] {
         assert!(start.contains(want), "{want} missing from {start}");
     }
     assert!(bodies.iter().filter(|b| b.contains("Action=DescribeInstanceRefreshes")).count() >= 2, "followed to the end");

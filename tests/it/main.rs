@@ -1,6 +1,9 @@
 //! The one integration test binary: each module drives `orch` (or its library) for one capability.
 mod support;
 
+mod check;
 mod cli;
 mod config;
 mod deploy;
+mod ops;
+mod render;

@@ -1,0 +1,60 @@
+//! The AWS clients status and drift use, built once from one SDK config with short timeouts, so a
+//! dead endpoint degrades one row quickly. Honors `AWS_ENDPOINT_URL` (and the per-service
+//! `AWS_ENDPOINT_URL_<SERVICE>` variables) through aws-config, which is how tests point at moto.
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use std::time::Duration;
+
+/// One client per service we read from.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub asg: aws_sdk_autoscaling::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
+}
+
+/// Whether we talk to an emulated cloud (an endpoint override is set): the URLs it reports are fake.
+pub fn emulated() -> bool {
+    std::env::vars_os().any(|(k, _)| k.to_str().is_some_and(|k| k.starts_with("AWS_ENDPOINT_URL")))
+}
+
+impl Clients {
+    pub async fn new(region: &str) -> Clients {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(10))
+            .operation_timeout(Duration::from_secs(30))
+            .build();
+        let conf = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .timeout_config(timeouts)
+            .load()
+            .await;
+        // Emulators answer on one host name; virtual-hosted bucket names would not resolve.
+        let s3 = aws_sdk_s3::config::Builder::from(&conf).force_path_style(emulated()).build();
+        Clients {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            asg: aws_sdk_autoscaling::Client::new(&conf),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
+            acm: aws_sdk_acm::Client::new(&conf),
+            route53: aws_sdk_route53::Client::new(&conf),
+        }
+    }
+}
+
+/// A readable one-line description of an SDK error, with its cause chain.
+pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}

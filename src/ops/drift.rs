@@ -1,0 +1,183 @@
+//! `orch drift` for an environment: Pulumi's view (a preview-only refresh: what changed outside
+//! Pulumi) plus what only orch knows — the NS delegation in the parent zone, the certificate wired
+//! into the listener and its expiry, and the image running against the one recorded.
+use chrono::Utc;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::cloud::Clients;
+use super::observe::{self, Group};
+use super::pulumi::{self, Refresh};
+use super::record;
+use super::report::{Level, Report, Row};
+use super::{judge, OpsError};
+use crate::config::Stack;
+use crate::project::Project;
+use crate::runner::Runner;
+
+pub async fn gather(project: &Project, stack: &Stack, clients: &Clients, runner: Arc<dyn Runner>) -> Result<Report, OpsError> {
+    let build_dir = project.build_dir(&stack.name);
+    if !build_dir.join("Pulumi.yaml").is_file() {
+        return Err(OpsError::NotRendered(stack.name.clone()));
+    }
+    let rec = record::load(clients, stack).await?.ok_or_else(|| OpsError::NoRecord(stack.name.clone()))?;
+    let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
+    let refresh_cmd = pulumi::refresh_cmd(&stack.name, &build_dir, &backend);
+    let outputs_cmd = pulumi::outputs_cmd(&stack.name, &build_dir, &backend);
+    let engine = tokio::task::spawn_blocking(move || (pulumi::refresh(runner.as_ref(), &refresh_cmd), pulumi::outputs(runner.as_ref(), &outputs_cmd)));
+
+    let tg_arn = rec.output("targetGroupArn").map(str::to_string);
+    let cert = async {
+        let configured = rec.certificate().map(str::to_string).or_else(|| record::configured_certificate(&build_dir, &stack.name));
+        let serving = match &tg_arn {
+            Some(a) => observe::listener_certificates(clients, a).await,
+            None => Err("no targetGroupArn output recorded".into()),
+        };
+        let wiring = match &serving {
+            Ok(arns) => judge::wiring(configured.as_deref(), arns),
+            Err(e) => Row::error("cert-wiring", e.clone()),
+        };
+        let arn = serving.as_ref().ok().and_then(|a| a.first().cloned()).or(configured);
+        let expiry = match arn {
+            None => Row::skipped("certificate", "no certificate ARN known"),
+            Some(arn) => match observe::certificate(clients, &arn).await {
+                Ok(c) => judge::certificate(&c, Utc::now()),
+                Err(e) => Row::error("certificate", e),
+            },
+        };
+        vec![wiring, expiry]
+    };
+    let delegation = async {
+        match &stack.domain {
+            None => Row::skipped("delegation", "no domain"),
+            Some(d) => match observe::delegation(clients, &d.name, &d.parent_zone).await {
+                Ok(found) => judge::delegation(&found),
+                Err(e) => Row::error("delegation", e),
+            },
+        }
+    };
+    let group = async {
+        match rec.output("asgName") {
+            Some(name) => Some(observe::group(clients, name).await),
+            None => None,
+        }
+    };
+    let (engine, cert, delegation, group) = tokio::join!(engine, cert, delegation, group);
+    let (refresh, outputs) = engine.map_err(|e| OpsError::Internal(format!("the pulumi task failed: {e}")))?;
+
+    let mut rows = vec![resources_row(&refresh), delegation];
+    rows.extend(cert);
+    rows.push(image_row(rec.digest(), &outputs, group.as_ref()));
+    let verdict = match Report::worst(&rows) {
+        Level::Error => "error",
+        Level::Bad => "drift",
+        _ => "none",
+    };
+    Ok(Report { env: stack.name.clone(), kind: "drift", verdict, rows })
+}
+
+fn resources_row(refresh: &Refresh) -> Row {
+    let row = match refresh {
+        Refresh::Clean { resources } => Row::ok("resources", format!("pulumi refresh: {resources} resources match the state")),
+        Refresh::Drift { resources } if resources.is_empty() => Row::bad("resources", "pulumi refresh: changes found (no details in its output)"),
+        Refresh::Drift { resources } => Row::bad("resources", format!("pulumi refresh: {} resource(s) changed outside Pulumi", resources.len())).lines(
+            resources
+                .iter()
+                .map(|d| {
+                    let sign = if d.op == "delete" { "-" } else { "~" };
+                    let props = if d.properties.is_empty() { String::new() } else { format!(": {}", d.properties.join(", ")) };
+                    format!("{sign} {} {} ({}){props}", d.kind, d.name, d.op)
+                })
+                .collect(),
+        ),
+        Refresh::Failed { code, message } => Row::error("resources", format!("pulumi refresh failed (exit {}): {message}", code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()))),
+    };
+    row.data(refresh)
+}
+
+/// The image running against the one recorded: the live stack's `imageDigest` output must equal the
+/// record's, and every instance must run the group's current launch template version.
+pub fn image_row(recorded: Option<&str>, outputs: &Result<BTreeMap<String, Value>, String>, group: Option<&Result<Group, String>>) -> Row {
+    let live = match outputs {
+        Err(e) => return Row::error("image", format!("stack outputs unreadable: {e}")),
+        Ok(o) => o.get("imageDigest").and_then(Value::as_str),
+    };
+    let stale: Vec<String> = match group {
+        Some(Ok(g)) => stale_instances(g),
+        _ => vec![],
+    };
+    let mut problems = vec![];
+    match (recorded, live) {
+        (Some(r), Some(l)) if r != l => problems.push(format!("stack runs {}, the record says {}", judge::short_digest(l), judge::short_digest(r))),
+        (None, _) => problems.push("the deployment record names no image".to_string()),
+        _ => {}
+    }
+    if !stale.is_empty() {
+        problems.push(format!("{} instance(s) still run an older launch template: {}", stale.len(), stale.join(", ")));
+    }
+    let data = json!({ "recorded": recorded, "stack": live, "stale_instances": stale });
+    let row = if problems.is_empty() {
+        Row::ok("image", format!("{} recorded = running", recorded.map(judge::short_digest).unwrap_or_default()))
+    } else {
+        Row::bad("image", problems.join("; "))
+    };
+    match group {
+        Some(Err(e)) => row.lines(vec![format!("instances not checked: {e}")]),
+        _ => row,
+    }
+    .data(data)
+}
+
+/// Instances launched from something other than the group's launch template version (only when
+/// that is a concrete version or a launch configuration: `$Latest` cannot be compared without EC2).
+fn stale_instances(g: &Group) -> Vec<String> {
+    let Some(current) = &g.launch else { return vec![] };
+    let concrete = current.starts_with("lc:") || current.rsplit('@').next().is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
+    if !concrete {
+        return vec![];
+    }
+    g.instances.iter().filter(|m| m.launch.as_ref().is_some_and(|l| l != current)).map(|m| m.id.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::observe::Member;
+
+    fn group(current: &str, launches: &[&str]) -> Group {
+        let instances = launches
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Member { id: format!("i-{i}"), zone: "a".into(), lifecycle: "InService".into(), health: "Healthy".into(), launch: Some(l.to_string()), target: None })
+            .collect();
+        Group { name: "g".into(), min: 1, desired: 1, max: 2, launch: Some(current.into()), instances }
+    }
+
+    #[test]
+    fn image_matches_when_stack_output_and_record_agree() {
+        let outputs = Ok(BTreeMap::from([("imageDigest".to_string(), json!("sha256:aa"))]));
+        assert_eq!(image_row(Some("sha256:aa"), &outputs, Some(&Ok(group("lt-1@3", &["lt-1@3"])))).level, Level::Ok);
+    }
+
+    #[test]
+    fn image_drift_on_digest_mismatch_or_stale_instances() {
+        let outputs = Ok(BTreeMap::from([("imageDigest".to_string(), json!("sha256:bb"))]));
+        assert_eq!(image_row(Some("sha256:aa"), &outputs, None).level, Level::Bad);
+        let same = Ok(BTreeMap::from([("imageDigest".to_string(), json!("sha256:aa"))]));
+        let row = image_row(Some("sha256:aa"), &same, Some(&Ok(group("lt-1@4", &["lt-1@4", "lt-1@3"]))));
+        assert_eq!(row.level, Level::Bad, "{}", row.summary);
+        assert!(row.summary.contains("i-1"), "{}", row.summary);
+        // `$Latest` cannot be compared with a concrete version without EC2: not judged.
+        assert_eq!(image_row(Some("sha256:aa"), &same, Some(&Ok(group("lt-1@$Latest", &["lt-1@3"])))).level, Level::Ok);
+        assert_eq!(image_row(Some("sha256:aa"), &Err("boom".into()), None).level, Level::Error);
+    }
+
+    #[test]
+    fn refresh_rows_name_resources_and_properties() {
+        let d = pulumi::Drifted { urn: "u".into(), kind: "aws-native:ec2:SecurityGroup".into(), name: "albSg".into(), op: "update".into(), properties: vec!["tags".into()] };
+        let row = resources_row(&Refresh::Drift { resources: vec![d] });
+        assert_eq!((row.level, row.lines[0].as_str()), (Level::Bad, "~ aws-native:ec2:SecurityGroup albSg (update): tags"));
+        assert_eq!(resources_row(&Refresh::Failed { code: Some(3), message: "login".into() }).level, Level::Error);
+    }
+}
