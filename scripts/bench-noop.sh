@@ -28,7 +28,8 @@ WEB_PID=$!
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$WEB_PORT") 2>/dev/null && break; sleep 0.1; done
 
 ID=bench$RANDOM
-mkdir -p "$WORK/project/stacks"
+mkdir -p "$WORK/project/stacks" "$WORK/project/app"
+cp -r pulumi "$WORK/project/" && cp -r app/pages "$WORK/project/app/"
 sed -e "s#s3://orch-state-dev#s3://orch-state-$ID#" -e "s#dev.orch-demo.net#dev.$ID.net#" -e "s#parent_zone: orch-demo.net#parent_zone: $ID.net#" \
   stacks/dev.yaml >"$WORK/project/stacks/$ID.yaml"
 export ORCH_ROOT=$WORK/project NO_COLOR=1
