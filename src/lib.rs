@@ -6,10 +6,12 @@ pub mod config;
 pub mod deploy;
 pub mod local;
 pub mod ops;
+pub mod placement;
 pub mod error;
 pub mod printer;
 pub mod project;
 pub mod runner;
+pub mod verify;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,0 +1,1 @@
+//! The acceptance suite (placeholder while being written).
