@@ -96,10 +96,16 @@ async fn foreground(ctx: &Ctx<'_>, mut child: Child, state: &State) -> Result<Ou
     let passed = verify_tier(ctx, state).await;
     print_urls(ctx, state);
     ctx.printer.progress("running in the foreground; Ctrl-C stops everything");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| LocalError::io("SIGTERM handler", e))?;
     loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        let stop = tokio::select! {
+            _ = tokio::signal::ctrl_c() => true,
+            _ = term.recv() => true,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => false,
+        };
+        if stop {
+            // The terminal sends Ctrl-C to the whole group; a signal sent to orch alone is passed on.
+            state::signal(child.id(), nix::sys::signal::Signal::SIGTERM);
         }
         if let Ok(Some(_)) = child.try_wait() {
             break;
