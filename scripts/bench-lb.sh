@@ -58,7 +58,7 @@ for i in json.load(open('$STATE'))['instances']:
 
 cat > "$WORK/haproxy.cfg" <<CFG
 global
-    maxconn 10000
+    maxconn 4096
     ssl-default-bind-options ssl-min-ver TLSv1.2
 defaults
     mode http
@@ -78,24 +78,29 @@ backend app
     option httpchk GET /healthz
 $SERVERS
 CFG
-haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
+haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
 HAPID=$!
 sleep 2
+kill -0 "$HAPID" 2>/dev/null || { echo "bench-lb: haproxy did not start:" >&2; cat "$WORK/haproxy.log" >&2; exit 2; }
 
 run() { # url -> "rps p50_ms p99_ms"
   local out
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H 'Accept: application/json' "$1")
+  echo "$out" > "$WORK/wrk-$2.txt"
   python3 - "$out" <<'PY'
 import re, sys
 out = sys.argv[1]
 def ms(v):
-    n, u = re.match(r"([\d.]+)(\w+)", v).groups()
+    m = re.match(r"([\d.]+)(\w+)", v)
+    if not m:
+        sys.exit(f"cannot parse wrk output:\n{out}")
+    n, u = m.groups()
     return float(n) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", out).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", out).group(1))
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
 errs = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-print(f"{rps:.0f} {p50:.2f} {p99:.2f} {errs.group(0) if errs else 'none'}".replace(" ", " ", 3))
+print(f"{rps:.0f} {p50:.2f} {p99:.2f} {errs.group(0) if errs else 'none'}")
 PY
 }
 
@@ -103,8 +108,8 @@ echo "== warming up" >&2
 wrk -t1 -c8 -d2s "https://127.0.0.1:$HTTPS$BENCH_PATH" >/dev/null
 wrk -t1 -c8 -d2s "https://127.0.0.1:$HAPORT$BENCH_PATH" >/dev/null
 echo "== wrk -t$THREADS -c$CONNS -d${DURATION}s https://127.0.0.1:PORT$BENCH_PATH (orch LB, then HAProxy)" >&2
-read -r O_RPS O_P50 O_P99 O_ERR <<<"$(run "https://127.0.0.1:$HTTPS$BENCH_PATH")"
-read -r H_RPS H_P50 H_P99 H_ERR <<<"$(run "https://127.0.0.1:$HAPORT$BENCH_PATH")"
+read -r O_RPS O_P50 O_P99 O_ERR <<<"$(run "https://127.0.0.1:$HTTPS$BENCH_PATH" orch)"
+read -r H_RPS H_P50 H_P99 H_ERR <<<"$(run "https://127.0.0.1:$HAPORT$BENCH_PATH" haproxy)"
 
 printf '\n%-10s %12s %10s %10s  %s\n' "proxy" "req/s" "p50 ms" "p99 ms" "errors"
 printf '%-10s %12s %10s %10s  %s\n' "orch-lb" "$O_RPS" "$O_P50" "$O_P99" "$O_ERR"

@@ -5,18 +5,46 @@ use std::path::Path;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-/// One request, as logged.
-#[derive(Debug, Serialize)]
+/// One request, as the request path hands it over (formatting happens in the writer task).
+#[derive(Debug)]
 pub struct Entry {
-    pub ts: String,
-    pub client: String,
-    pub method: String,
+    pub at: std::time::SystemTime,
+    pub client: std::net::IpAddr,
+    pub method: hyper::Method,
     pub path: String,
     pub status: u16,
     /// The instance that answered (none when the balancer answered itself).
     pub instance: Option<String>,
     pub retried: bool,
-    pub ms: f64,
+    pub micros: u64,
+}
+
+/// One line of the log.
+#[derive(Debug, Serialize)]
+struct Line<'a> {
+    ts: String,
+    client: String,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    instance: Option<&'a str>,
+    retried: bool,
+    ms: f64,
+}
+
+impl Entry {
+    fn line(&self) -> Line<'_> {
+        Line {
+            ts: chrono::DateTime::<chrono::Utc>::from(self.at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            client: self.client.to_string(),
+            method: self.method.as_str(),
+            path: &self.path,
+            status: self.status,
+            instance: self.instance.as_deref(),
+            retried: self.retried,
+            ms: self.micros as f64 / 1e3,
+        }
+    }
 }
 
 /// A cheap handle for the request path; entries are dropped (never blocking) if the writer lags.
@@ -40,7 +68,7 @@ impl AccessLog {
             while let Some(first) = rx.recv().await {
                 let mut entry = Some(first);
                 while let Some(e) = entry {
-                    if let Ok(mut line) = serde_json::to_vec(&e) {
+                    if let Ok(mut line) = serde_json::to_vec(&e.line()) {
                         line.push(b'\n');
                         if out.write_all(&line).await.is_err() {
                             return;

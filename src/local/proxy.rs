@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -83,7 +83,8 @@ impl Lb {
                     async move {
                         let started = Instant::now();
                         let resp = redirect(&req, lb.https_port);
-                        lb.record(&req, peer, resp.status(), None, false, started);
+                        let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                        lb.record(&Seen { method: req.method(), path, peer, started }, resp.status(), None, false);
                         Ok::<_, Infallible>(resp)
                     }
                 });
@@ -96,31 +97,35 @@ impl Lb {
     pub async fn forward(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let (mut parts, body) = req.into_parts();
-        let log_req = Request::from_parts(parts.clone(), ());
+        let seen = Seen { method: &parts.method.clone(), path: parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"), peer, started };
         forwarded_headers(&mut parts.headers, peer.ip(), self.https_port);
         let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
 
         let Some(first) = self.pool.pick(None) else {
-            return self.error(&log_req, peer, StatusCode::SERVICE_UNAVAILABLE, started);
+            return self.error(&seen, StatusCode::SERVICE_UNAVAILABLE);
         };
         if !idempotent {
             let resp = self.send(&first, &parts, body.boxed_unsync()).await;
-            return self.finish(&log_req, peer, &first, resp, false, started);
+            return self.finish(&seen, &first, resp, false);
         }
-        let bytes = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => return self.error(&log_req, peer, StatusCode::PAYLOAD_TOO_LARGE, started),
+        let bytes = if body.is_end_stream() {
+            Bytes::new()
+        } else {
+            match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => return self.error(&seen, StatusCode::PAYLOAD_TOO_LARGE),
+            }
         };
         let full = |b: &Bytes| Full::new(b.clone()).map_err(|never| match never {}).boxed_unsync();
         match self.send(&first, &parts, full(&bytes)).await {
             Err(Failure::Connection) => match self.pool.pick(Some(&first.id)) {
                 Some(second) => {
                     let resp = self.send(&second, &parts, full(&bytes)).await;
-                    self.finish(&log_req, peer, &second, resp, true, started)
+                    self.finish(&seen, &second, resp, true)
                 }
-                None => self.error(&log_req, peer, StatusCode::BAD_GATEWAY, started),
+                None => self.error(&seen, StatusCode::BAD_GATEWAY),
             },
-            other => self.finish(&log_req, peer, &first, other, false, started),
+            other => self.finish(&seen, &first, other, false),
         }
     }
 
@@ -144,29 +149,21 @@ impl Lb {
         }
     }
 
-    fn finish(
-        &self,
-        req: &Request<()>,
-        peer: SocketAddr,
-        target: &Target,
-        resp: Result<Response<Incoming>, Failure>,
-        retried: bool,
-        started: Instant,
-    ) -> Response<Body> {
+    fn finish(&self, seen: &Seen<'_>, target: &Target, resp: Result<Response<Incoming>, Failure>, retried: bool) -> Response<Body> {
         match resp {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                self.record(req, peer, parts.status, Some(&target.id), retried, started);
+                self.record(seen, parts.status, Some(&target.id), retried);
                 Response::from_parts(parts, body.boxed_unsync())
             }
-            Err(Failure::Connection) => self.error(req, peer, StatusCode::BAD_GATEWAY, started),
-            Err(Failure::Timeout) => self.error(req, peer, StatusCode::GATEWAY_TIMEOUT, started),
+            Err(Failure::Connection) => self.error(seen, StatusCode::BAD_GATEWAY),
+            Err(Failure::Timeout) => self.error(seen, StatusCode::GATEWAY_TIMEOUT),
         }
     }
 
-    fn error(&self, req: &Request<()>, peer: SocketAddr, status: StatusCode, started: Instant) -> Response<Body> {
-        self.record(req, peer, status, None, false, started);
+    fn error(&self, seen: &Seen<'_>, status: StatusCode) -> Response<Body> {
+        self.record(seen, status, None, false);
         let page = self.pages.for_status(status.as_u16());
         let mut resp = Response::new(Full::new(page).map_err(|never| match never {}).boxed_unsync());
         *resp.status_mut() = status;
@@ -179,21 +176,29 @@ impl Lb {
         resp
     }
 
-    fn record<B>(&self, req: &Request<B>, peer: SocketAddr, status: StatusCode, instance: Option<&str>, retried: bool, started: Instant) {
+    fn record(&self, seen: &Seen<'_>, status: StatusCode, instance: Option<&str>, retried: bool) {
         if !self.log.enabled() {
             return;
         }
         self.log.log(Entry {
-            ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            client: peer.ip().to_string(),
-            method: req.method().to_string(),
-            path: req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into()),
+            at: std::time::SystemTime::now(),
+            client: seen.peer.ip(),
+            method: seen.method.clone(),
+            path: seen.path.to_string(),
             status: status.as_u16(),
             instance: instance.map(str::to_owned),
             retried,
-            ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            micros: seen.started.elapsed().as_micros() as u64,
         });
     }
+}
+
+/// What the access log needs to know about a request.
+struct Seen<'a> {
+    method: &'a Method,
+    path: &'a str,
+    peer: SocketAddr,
+    started: Instant,
 }
 
 /// Why forwarding to one instance did not produce a response.

@@ -49,7 +49,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
     let https = bind(cfg.https_port).await?;
     let (certs, _) = tls::ensure(&cfg.paths.tls())?;
     let tls_config = tls::server_config(&certs)?;
-    let log = AccessLog::open(&cfg.paths.access_log()).await.map_err(|e| LocalError::io(&cfg.paths.access_log(), e))?;
+    let log = AccessLog::open(&cfg.paths.access_log()).await.map_err(|e| LocalError::io(cfg.paths.access_log(), e))?;
     let _ = std::fs::remove_file(cfg.paths.control());
 
     let pool = Arc::new(Pool::default());
