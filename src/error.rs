@@ -50,6 +50,8 @@ pub enum OrchError {
     Io { what: String, #[source] source: std::io::Error },
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Local(#[from] crate::local::LocalError),
     #[error("{message}")]
     Failed { message: String, hint: Option<String> },
 }
@@ -80,6 +82,7 @@ impl OrchError {
             OrchError::Usage(_) => Some("run `orch --help`".into()),
             OrchError::Failed { hint, .. } => hint.clone(),
             OrchError::Io { .. } => None,
+            OrchError::Local(e) => Some(e.hint()),
         }
     }
 }

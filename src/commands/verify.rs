@@ -1,8 +1,37 @@
-//! `orch verify`: the acceptance suite against a deployed URL (exit 0 pass, 1 fail).
+//! `orch verify [URL]`: the acceptance suite against a deployed URL (exit 0 pass, 1 fail). Without
+//! a URL it tests the environment's own: for the local target, the running tier (trusting its CA).
 use super::Ctx;
-use crate::error::{OrchError, Outcome};
 use crate::cli::VerifyArgs;
+use crate::config::Target;
+use crate::error::{OrchError, Outcome};
+use crate::verify::{self, Options};
 
-pub async fn run(ctx: &Ctx<'_>, _args: VerifyArgs) -> Result<Outcome, OrchError> {
-    Err(OrchError::NotBuilt { command: "verify", what: format!("environment `{}`", ctx.env) })
+pub async fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome, OrchError> {
+    let marker = ctx.project().ok().and_then(|p| verify::marker_from_page(&p.pages_dir().join("404.html")));
+    let mut opts = Options { requests: args.requests, insecure: args.insecure, not_found_marker: marker, ..Options::default() };
+    let url = match args.url {
+        Some(url) => url,
+        None => {
+            let stack = ctx.stack()?;
+            if stack.target != Target::Local {
+                return Err(OrchError::Usage(format!("give the URL of environment `{}`: orch verify https://…", stack.name)));
+            }
+            let state = crate::local::running_state(&ctx.project()?, &stack).ok_or(crate::local::LocalError::NotRunning)?;
+            opts.http_url = Some(state.http_url.clone());
+            opts.ca_pem = std::fs::read(&state.ca).ok();
+            state.https_url
+        }
+    };
+    if !url.starts_with("https://") && !url.starts_with("http://") {
+        return Err(OrchError::Usage(format!("`{url}` is not an http:// or https:// URL")));
+    }
+    let spinner = ctx.printer.spinner(format!("verifying {url}"));
+    let report = verify::run_suite(&url, &opts).await;
+    spinner.finish_and_clear();
+    if args.json {
+        ctx.printer.json(&report)?;
+    } else {
+        ctx.printer.data(&report.table());
+    }
+    Ok(Outcome::finding_if(!report.passed()))
 }

@@ -1,23 +1,137 @@
-//! The local target: the whole tier on this machine (instances in two zones, a TLS load balancer,
-//! a supervisor). Not built yet.
+//! The local target: the whole tier on this machine — app instances in two zones on separate
+//! loopback ranges, an HTTPS load balancer with health checks, and a supervisor that keeps the
+//! desired capacity spread over the zones. `orch local serve` runs it; `up`/`down`/`status` and the
+//! zone drill drive it through the files under `.orch/<env>/` (see docs/local.md).
+pub mod accesslog;
+pub mod artifact;
+pub mod control;
+pub mod health;
+pub mod launcher;
+mod lifecycle;
+pub mod pages;
+pub mod pool;
+pub mod proxy;
+mod report;
+pub mod serve;
+pub mod state;
+pub mod supervisor;
+pub mod tls;
+
+use std::path::{Path, PathBuf};
+
 use crate::cli::{DownArgs, LocalCommand, ReportArgs, UpArgs};
 use crate::commands::Ctx;
-use crate::config::Stack;
+use crate::config::{Engine, Stack};
 use crate::error::{OrchError, Outcome};
+use crate::project::Project;
+use state::Paths;
+use supervisor::Zone;
 
-fn not_built(command: &'static str, stack: &Stack) -> Result<Outcome, OrchError> {
-    Err(OrchError::NotBuilt { command, what: format!("the local target (environment `{}`)", stack.name) })
+/// Failures of the local target.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Artifact(#[from] artifact::ArtifactError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("the local tier is not running")]
+    NotRunning,
+    #[error("unknown zone `{zone}`; the zones are: {zones}")]
+    UnknownZone { zone: String, zones: String },
+    #[error("{0}")]
+    Database(String),
+    #[error("the local tier did not become healthy within {seconds} s{detail}")]
+    NotHealthy { seconds: u64, detail: String },
+    #[error("the local tier stopped while starting{detail}")]
+    Exited { detail: String },
+    #[error("zone `{zone}` has no loopback range `127.x.y.0/24` in local.loopback")]
+    Loopback { zone: String },
 }
 
-pub async fn up(_ctx: &Ctx<'_>, stack: &Stack, _args: &UpArgs) -> Result<Outcome, OrchError> {
-    not_built("up", stack)
+impl LocalError {
+    pub fn io(what: impl AsRef<Path>, source: std::io::Error) -> Self {
+        LocalError::Io { what: what.as_ref().display().to_string(), source }
+    }
+
+    /// The next command to run.
+    pub fn hint(&self) -> String {
+        match self {
+            LocalError::Bind { .. } => "another program (or another tier) uses the port: `orch status --env local`, or change local.http_port/https_port".into(),
+            LocalError::NotRunning => "start it with `orch up --env local --detach`".into(),
+            LocalError::UnknownZone { .. } => "use one of the zones listed in stacks/local.yaml".into(),
+            LocalError::Database(_) => "set the variable named by database.url_env, or use `engine: sqlite`".into(),
+            LocalError::NotHealthy { .. } | LocalError::Exited { .. } => "see .orch/local/serve.log and .orch/local/instances/*.log, then `orch down --env local`".into(),
+            LocalError::Artifact(_) => "fix the app build (`cargo build -p app`) or set ORCH_APP_BIN".into(),
+            LocalError::Loopback { .. } => "give one 127.x.y.0/24 range per zone in local.loopback".into(),
+            LocalError::Tls(_) | LocalError::Io { .. } => "remove .orch/local/tls/ to regenerate the certificate, then retry".into(),
+        }
+    }
 }
-pub async fn down(_ctx: &Ctx<'_>, stack: &Stack, _args: &DownArgs) -> Result<Outcome, OrchError> {
-    not_built("down", stack)
+
+/// The tier's files for `stack`.
+pub fn paths(project: &Project, stack: &Stack) -> Paths {
+    Paths::new(absolute(&project.state_dir(&stack.name)))
 }
-pub async fn status(_ctx: &Ctx<'_>, stack: &Stack, _args: &ReportArgs) -> Result<Outcome, OrchError> {
-    not_built("status", stack)
+
+/// The zones with their loopback ranges.
+fn zones(stack: &Stack) -> Result<Vec<Zone>, LocalError> {
+    let ranges = stack.local_settings().loopback;
+    stack
+        .zones
+        .iter()
+        .enumerate()
+        .map(|(i, name)| ranges.get(i).and_then(|r| Zone::new(name, r)).ok_or_else(|| LocalError::Loopback { zone: name.clone() }))
+        .collect()
 }
-pub async fn command(_ctx: &Ctx<'_>, stack: &Stack, _command: LocalCommand) -> Result<Outcome, OrchError> {
-    not_built("local", stack)
+
+/// The instances' database: the SQLite file under the state directory, or the Postgres URL held
+/// by the variable `database.url_env` names. Returns (DATABASE_URL, what to print instead of it).
+fn database(stack: &Stack, paths: &Paths) -> Result<(String, String), LocalError> {
+    match stack.database.engine {
+        Engine::Sqlite => {
+            let db = absolute(&paths.db());
+            Ok((format!("sqlite://{}?mode=rwc", db.display()), format!("SQLite {}", db.display())))
+        }
+        Engine::Postgres => {
+            let var = stack.database.url_env.as_deref().ok_or_else(|| {
+                LocalError::Database("database.engine is postgres but database.url_env names no variable".into())
+            })?;
+            match std::env::var(var) {
+                Ok(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok((url, format!("PostgreSQL (URL from ${var})"))),
+                Ok(_) => Err(LocalError::Database(format!("${var} does not hold a postgres:// URL"))),
+                Err(_) => Err(LocalError::Database(format!("database.url_env names ${var}, which is not set"))),
+            }
+        }
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The running tier's state, if a tier runs for `stack`.
+pub fn running_state(project: &Project, stack: &Stack) -> Option<state::State> {
+    let paths = paths(project, stack);
+    state::read(&paths).filter(|s| state::in_tier(s.pid, &paths.dir))
+}
+
+pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, OrchError> {
+    lifecycle::up(ctx, stack, args).await
+}
+pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outcome, OrchError> {
+    lifecycle::down(ctx, stack, args).await
+}
+pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
+    report::status(ctx, stack, args).await
+}
+pub async fn command(ctx: &Ctx<'_>, stack: &Stack, command: LocalCommand) -> Result<Outcome, OrchError> {
+    match command {
+        LocalCommand::ZoneDown { zone } => report::zone(ctx, stack, &zone, true).await,
+        LocalCommand::ZoneUp { zone } => report::zone(ctx, stack, &zone, false).await,
+        LocalCommand::Serve => lifecycle::serve(ctx, stack).await,
+    }
 }

@@ -5,5 +5,7 @@ mod check;
 mod cli;
 mod config;
 mod deploy;
+mod local;
 mod ops;
 mod render;
+mod verify;

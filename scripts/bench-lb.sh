@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Benchmark the local load balancer against HAProxy, same run, same backends, same certificate:
+# wrk over HTTPS through `orch`'s LB and through HAProxy (TLS, round robin, /healthz checks) in front
+# of the instances `orch up --env local` started. Prints req/s, p50 and p99 side by side with the
+# ratio, and the time from `orch up --env local` to healthy. Release builds; everything on 127.0.0.1.
+#
+#   scripts/bench-lb.sh            # 10 s per run, 64 connections, 2 wrk threads
+#   DURATION=20 CONNS=128 PATH_=/healthz scripts/bench-lb.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+BENCH_PATH=${PATH_:-/}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+for tool in wrk haproxy; do
+  command -v "$tool" >/dev/null || { echo "bench-lb: $tool is not installed (apt-get install $tool)" >&2; exit 2; }
+done
+
+echo "== building orch and app (release)" >&2
+cargo build --release -q -p orch -p app
+ORCH=$CARGO_TARGET_DIR/release/orch
+export ORCH_APP_BIN=$CARGO_TARGET_DIR/release/app
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+HTTP=$(free_port); HTTPS=$(free_port); BASE=$(free_port); HAPORT=$(free_port)
+
+WORK=$(mktemp -d)
+mkdir -p "$WORK/app"
+cp -r stacks "$WORK/"
+cp -r app/pages "$WORK/app/"
+sed -i "s/http_port: 8080/http_port: $HTTP/; s/https_port: 8443/https_port: $HTTPS/; s/port: 18080/port: $BASE/" "$WORK/stacks/local.yaml"
+export ORCH_ROOT=$WORK
+
+HAPID=""
+cleanup() {
+  [ -n "$HAPID" ] && kill "$HAPID" 2>/dev/null || true
+  "$ORCH" down --env local >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== orch up --env local --detach" >&2
+START=$(date +%s.%N)
+"$ORCH" up --env local --detach -q >/dev/null
+END=$(date +%s.%N)
+UP_SECONDS=$(python3 -c "print(f'{$END - $START:.2f}')")
+
+STATE=$WORK/.orch/local/state.json
+TLS=$WORK/.orch/local/tls
+cat "$TLS/cert.pem" "$TLS/key.pem" > "$WORK/haproxy.pem"
+SERVERS=$(python3 -c "
+import json
+for i in json.load(open('$STATE'))['instances']:
+    print(f\"    server {i['id']} {i['addr']} check inter 1s fall 2 rise 2\")")
+
+cat > "$WORK/haproxy.cfg" <<CFG
+global
+    maxconn 4096
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+    option forwardfor
+    retries 1
+    option redispatch
+frontend https
+    bind 127.0.0.1:$HAPORT ssl crt $WORK/haproxy.pem alpn http/1.1
+    http-request set-header X-Forwarded-Proto https
+    default_backend app
+backend app
+    balance roundrobin
+    option httpchk GET /healthz
+$SERVERS
+CFG
+haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+HAPID=$!
+sleep 2
+kill -0 "$HAPID" 2>/dev/null || { echo "bench-lb: haproxy did not start:" >&2; cat "$WORK/haproxy.log" >&2; exit 2; }
+
+run() { # url -> "rps p50_ms p99_ms"
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H 'Accept: application/json' "$1")
+  echo "$out" > "$WORK/wrk-$2.txt"
+  python3 - "$out" <<'PY'
+import re, sys
+out = sys.argv[1]
+def ms(v):
+    m = re.match(r"([\d.]+)(\w+)", v)
+    if not m:
+        sys.exit(f"cannot parse wrk output:\n{out}")
+    n, u = m.groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+print(f"{rps:.0f} {p50:.2f} {p99:.2f} {errs.group(0) if errs else 'none'}")
+PY
+}
+
+echo "== warming up" >&2
+wrk -t1 -c8 -d2s "https://127.0.0.1:$HTTPS$BENCH_PATH" >/dev/null
+wrk -t1 -c8 -d2s "https://127.0.0.1:$HAPORT$BENCH_PATH" >/dev/null
+echo "== wrk -t$THREADS -c$CONNS -d${DURATION}s https://127.0.0.1:PORT$BENCH_PATH (orch LB, then HAProxy)" >&2
+read -r O_RPS O_P50 O_P99 O_ERR <<<"$(run "https://127.0.0.1:$HTTPS$BENCH_PATH" orch)"
+read -r H_RPS H_P50 H_P99 H_ERR <<<"$(run "https://127.0.0.1:$HAPORT$BENCH_PATH" haproxy)"
+
+printf '\n%-10s %12s %10s %10s  %s\n' "proxy" "req/s" "p50 ms" "p99 ms" "errors"
+printf '%-10s %12s %10s %10s  %s\n' "orch-lb" "$O_RPS" "$O_P50" "$O_P99" "$O_ERR"
+printf '%-10s %12s %10s %10s  %s\n' "haproxy" "$H_RPS" "$H_P50" "$H_P99" "$H_ERR"
+python3 -c "print(f'ratio orch/haproxy: req/s {$O_RPS/$H_RPS:.2f}x, p99 {$O_P99/$H_P99:.2f}x (goal: req/s >= 1.00x, p99 <= 1.00x)')"
+echo "time from 'orch up --env local' to healthy (verified): ${UP_SECONDS} s"

@@ -1,0 +1,244 @@
+//! `up`, `down` and `serve` for the local target. `up` resolves everything that can fail (stack,
+//! database, app build) before starting anything, then runs `orch local serve` as a child — in the
+//! foreground, or detached in its own session with `--detach` — waits until the tier is healthy and
+//! runs the acceptance suite against it. `up` on a running tier converges it; `up`/`down` first
+//! clean up what a killed orch left behind.
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::artifact::{self, Artifact};
+use super::launcher::ProcessLauncher;
+use super::serve::{self, ServeConfig};
+use super::state::{self, Paths, State, Tier, TIER_MARK};
+use super::{control, database, paths, zones, LocalError};
+use crate::cli::{DownArgs, UpArgs};
+use crate::commands::Ctx;
+use crate::config::Stack;
+use crate::error::{OrchError, Outcome};
+use crate::placement::{self, ZoneState};
+use crate::runner::Duct;
+
+/// How long `up` waits for the tier to become healthy.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
+
+pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, OrchError> {
+    let project = ctx.project()?;
+    let paths = paths(&project, stack);
+    let zone_list = zones(stack)?;
+    let (_, db_label) = database(stack, &paths)?;
+    let local = stack.local_settings();
+    let (http_url, https_url) = serve::urls(local.http_port, local.https_port);
+    let p = ctx.printer;
+
+    if args.dry_run {
+        let states: Vec<ZoneState> = zone_list.iter().map(|z| ZoneState::up(&z.name)).collect();
+        p.data(&format!("would start the local tier: {http_url} and {https_url}, database {db_label}"));
+        for action in placement::plan(stack.instances.desired, &states, &[]) {
+            p.data(&format!("  {}", serde_json::to_string(&action).unwrap_or_default()));
+        }
+        return Ok(Outcome::Ok);
+    }
+
+    std::fs::create_dir_all(&paths.dir).map_err(|e| LocalError::io(&paths.dir, e))?;
+    let state = match state::inspect(&paths) {
+        Tier::Running(state) => {
+            p.progress(&format!("the local tier is already running (pid {}): converging", state.pid));
+            let generation = control::update(&paths.control(), |c| c.desired = Some(stack.instances.desired))
+                .map_err(|e| LocalError::io(paths.control(), e))?;
+            wait_healthy(&paths, None, generation).await?
+        }
+        Tier::Stopped { cleaned } => {
+            if cleaned > 0 {
+                p.progress(&format!("stopped {cleaned} leftover process(es) of a previous run"));
+            }
+            let spinner = p.spinner("building the app");
+            let artifact = artifact::resolve(&project, &Duct).map_err(LocalError::from)?;
+            spinner.finish_and_clear();
+            let started = Instant::now();
+            let mut child = spawn_serve(ctx, &project.root, &paths, &artifact, args.detach)?;
+            let spinner = p.spinner("starting instances and the load balancer");
+            let result = wait_healthy(&paths, Some(&mut child), 0).await;
+            spinner.finish_and_clear();
+            match result {
+                Ok(state) => {
+                    p.progress(&format!("healthy in {:.1} s", started.elapsed().as_secs_f64()));
+                    if !args.detach {
+                        return foreground(ctx, child, &state).await;
+                    }
+                    state
+                }
+                Err(e) => {
+                    stop_child(&mut child);
+                    let _ = state::inspect(&paths);
+                    return Err(e.into());
+                }
+            }
+        }
+    };
+    let passed = verify_tier(ctx, &state).await;
+    print_urls(ctx, &state);
+    Ok(Outcome::finding_if(!passed))
+}
+
+async fn verify_tier(ctx: &Ctx<'_>, state: &State) -> bool {
+    let report = crate::verify::run_suite(&state.https_url, &super::report::verify_options(ctx, state, 24)).await;
+    ctx.printer.progress(&report.table());
+    report.passed()
+}
+
+fn print_urls(ctx: &Ctx<'_>, state: &State) {
+    ctx.printer.data(&state.http_url);
+    ctx.printer.data(&state.https_url);
+}
+
+/// Foreground: verify, print the URLs, then wait for the tier (Ctrl-C reaches it too: same process group).
+async fn foreground(ctx: &Ctx<'_>, mut child: Child, state: &State) -> Result<Outcome, OrchError> {
+    let passed = verify_tier(ctx, state).await;
+    print_urls(ctx, state);
+    ctx.printer.progress("running in the foreground; Ctrl-C stops everything");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| LocalError::io("SIGTERM handler", e))?;
+    loop {
+        let stop = tokio::select! {
+            _ = tokio::signal::ctrl_c() => true,
+            _ = term.recv() => true,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => false,
+        };
+        if stop {
+            // The terminal sends Ctrl-C to the whole group; a signal sent to orch alone is passed on.
+            state::signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+    }
+    Ok(Outcome::finding_if(!passed))
+}
+
+/// Start `orch local serve` for this project, marked as part of the tier.
+fn spawn_serve(ctx: &Ctx<'_>, root: &std::path::Path, paths: &Paths, artifact: &Artifact, detach: bool) -> Result<Child, LocalError> {
+    let exe = std::env::current_exe().map_err(|e| LocalError::io("finding the orch executable", e))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["local", "serve", "--env", &ctx.env])
+        .env("ORCH_ROOT", root)
+        .env("ORCH_APP_BIN", &artifact.program)
+        .env(TIER_MARK, &paths.dir)
+        .stdin(Stdio::null());
+    if detach {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(paths.serve_log()).map_err(|e| LocalError::io(paths.serve_log(), e))?;
+        let log2 = log.try_clone().map_err(|e| LocalError::io(paths.serve_log(), e))?;
+        cmd.stdout(log).stderr(log2);
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        }
+    } else {
+        cmd.stdout(Stdio::null());
+    }
+    cmd.spawn().map_err(|e| LocalError::io("starting `orch local serve`", e))
+}
+
+fn stop_child(child: &mut Child) {
+    state::stop_all(&[child.id()], Duration::from_secs(5));
+    let _ = child.wait();
+}
+
+/// Poll `state.json` until the tier is balanced and has applied control `generation`.
+async fn wait_healthy(paths: &Paths, mut child: Option<&mut Child>, generation: u64) -> Result<State, LocalError> {
+    let start = Instant::now();
+    loop {
+        if let Some(child) = child.as_deref_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(LocalError::Exited { detail: format!(" ({status}){}", log_tail(paths)) });
+            }
+        }
+        let current = state::read(paths);
+        if let Some(s) = &current {
+            if s.balanced && s.control_generation >= generation && s.in_service() >= s.desired {
+                return Ok(s.clone());
+            }
+        }
+        if start.elapsed() > HEALTHY_WITHIN {
+            let events = current.map(|s| s.events.join("\n  ")).unwrap_or_default();
+            return Err(LocalError::NotHealthy { seconds: HEALTHY_WITHIN.as_secs(), detail: format!(":\n  {events}{}", log_tail(paths)) });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn log_tail(paths: &Paths) -> String {
+    let text = std::fs::read_to_string(paths.serve_log()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(10).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("\n{}", lines.into_iter().rev().collect::<Vec<_>>().join("\n"))
+}
+
+pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outcome, OrchError> {
+    let project = ctx.project()?;
+    let paths = paths(&project, stack);
+    let p = ctx.printer;
+    if args.dry_run {
+        match state::read(&paths) {
+            Some(s) => p.data(&format!("would stop the supervisor (pid {}) and {} instance(s); the database is kept", s.pid, s.instances.len())),
+            None => p.data("nothing to stop"),
+        }
+        return Ok(Outcome::Ok);
+    }
+    match state::inspect(&paths) {
+        Tier::Running(s) => {
+            let n = s.instances.len();
+            state::stop_all(&[s.pid], Duration::from_secs(15));
+            let leftovers = state::tier_processes(&paths.dir);
+            state::stop_all(&leftovers, Duration::from_secs(3));
+            let _ = std::fs::remove_file(paths.state());
+            let _ = std::fs::remove_file(paths.control());
+            p.progress(&format!("stopped the load balancer, the supervisor and {n} instance(s)"));
+        }
+        Tier::Stopped { cleaned } if cleaned > 0 => p.progress(&format!("the tier was not running; stopped {cleaned} leftover process(es)")),
+        Tier::Stopped { .. } => p.progress("the local tier is not running"),
+    }
+    if paths.db().exists() {
+        p.progress(&format!("kept the database {}", paths.db().display()));
+    }
+    Ok(Outcome::Ok)
+}
+
+/// The hidden `orch local serve`: the tier in this process.
+pub async fn serve(ctx: &Ctx<'_>, stack: &Stack) -> Result<Outcome, OrchError> {
+    let project = ctx.project()?;
+    let paths = paths(&project, stack);
+    if std::env::var_os(TIER_MARK).as_deref() != Some(paths.dir.as_os_str()) {
+        // Every process of the tier carries the mark, this one included: re-exec with it.
+        let exe = std::env::current_exe().map_err(|e| LocalError::io("finding the orch executable", e))?;
+        let status = Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(TIER_MARK, &paths.dir)
+            .env("ORCH_ROOT", &project.root)
+            .status()
+            .map_err(|e| LocalError::io("re-running `orch local serve`", e))?;
+        return if status.success() { Ok(Outcome::Ok) } else { Err(LocalError::Exited { detail: format!(" ({status})") }.into()) };
+    }
+    let zone_list = zones(stack)?;
+    let (db_url, _) = database(stack, &paths)?;
+    let artifact = artifact::resolve(&project, &Duct).map_err(LocalError::from)?;
+    let mut env = artifact.env.clone();
+    env.push(("DATABASE_URL".into(), db_url));
+    let local = stack.local_settings();
+    let cfg = ServeConfig {
+        desired: stack.instances.desired,
+        zones: zone_list,
+        base_port: stack.instances.port,
+        grace: Duration::from_secs(u64::from(stack.health_check.grace_period_seconds)),
+        health: (&stack.health_check).into(),
+        http_port: local.http_port,
+        https_port: local.https_port,
+        pages_dir: project.pages_dir(),
+        program: artifact.program.clone(),
+        launcher: Box::new(ProcessLauncher { program: artifact.program, env, log_dir: paths.instances() }),
+        paths,
+    };
+    serve::serve(cfg).await?;
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,195 @@
+//! The load balancer's target group: the registered instances with their health state, shared by
+//! the proxy (round robin over healthy targets, passive failure marking), the active health checker
+//! and the supervisor (registers and deregisters instances).
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+/// One registered instance.
+#[derive(Debug)]
+pub struct Target {
+    pub id: String,
+    pub zone: String,
+    pub addr: SocketAddr,
+    pub launched: Instant,
+    healthy: AtomicBool,
+    /// Has ever passed a health check (the instance finished booting).
+    booted: AtomicBool,
+    /// A request to it failed to connect (passive detection); cleared by the next passing check.
+    suspect: AtomicBool,
+    ok_streak: AtomicU32,
+    fail_streak: AtomicU32,
+    removed: AtomicBool,
+}
+
+impl Target {
+    pub fn new(id: impl Into<String>, zone: impl Into<String>, addr: SocketAddr) -> Self {
+        Target {
+            id: id.into(),
+            zone: zone.into(),
+            addr,
+            launched: Instant::now(),
+            healthy: AtomicBool::new(false),
+            booted: AtomicBool::new(false),
+            suspect: AtomicBool::new(false),
+            ok_streak: AtomicU32::new(0),
+            fail_streak: AtomicU32::new(0),
+            removed: AtomicBool::new(false),
+        }
+    }
+    /// Passing active health checks (what the supervisor judges instances by).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+    /// Healthy and not suspect: receives traffic.
+    pub fn in_rotation(&self) -> bool {
+        self.is_healthy() && !self.suspect.load(Ordering::Relaxed)
+    }
+    pub fn has_booted(&self) -> bool {
+        self.booted.load(Ordering::Relaxed)
+    }
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
+    }
+
+    /// Record an active health check: `healthy` after `up` consecutive passes, unhealthy after `down`
+    /// consecutive failures. Returns true when the state changed.
+    pub fn record_check(&self, passed: bool, up: u32, down: u32) -> bool {
+        if passed {
+            self.booted.store(true, Ordering::Relaxed);
+            self.suspect.store(false, Ordering::Relaxed);
+            self.fail_streak.store(0, Ordering::Relaxed);
+            let streak = self.ok_streak.fetch_add(1, Ordering::Relaxed) + 1;
+            streak >= up && !self.healthy.swap(true, Ordering::Relaxed)
+        } else {
+            self.ok_streak.store(0, Ordering::Relaxed);
+            let streak = self.fail_streak.fetch_add(1, Ordering::Relaxed) + 1;
+            streak >= down && self.healthy.swap(false, Ordering::Relaxed)
+        }
+    }
+
+    /// Passive failure detection: a connection to it failed, so take it out of rotation now; the
+    /// next passing active check puts it back. Returns true when it was in rotation.
+    pub fn mark_suspect(&self) -> bool {
+        !self.suspect.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// The registered targets and the round-robin cursor.
+#[derive(Debug, Default)]
+pub struct Pool {
+    targets: RwLock<Arc<Vec<Arc<Target>>>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    pub fn snapshot(&self) -> Arc<Vec<Arc<Target>>> {
+        match self.targets.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Vec<Arc<Target>>)) {
+        let mut guard = match self.targets.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut list: Vec<Arc<Target>> = guard.as_ref().clone();
+        f(&mut list);
+        *guard = Arc::new(list);
+    }
+
+    pub fn register(&self, target: Arc<Target>) {
+        self.update(|list| list.push(target));
+    }
+
+    pub fn deregister(&self, id: &str) -> Option<Arc<Target>> {
+        let mut gone = None;
+        self.update(|list| {
+            if let Some(pos) = list.iter().position(|t| t.id == id) {
+                let t = list.remove(pos);
+                t.removed.store(true, Ordering::Relaxed);
+                gone = Some(t);
+            }
+        });
+        gone
+    }
+
+    /// The next healthy target in round-robin order, skipping `exclude`.
+    pub fn pick(&self, exclude: Option<&str>) -> Option<Arc<Target>> {
+        let list = self.snapshot();
+        let n = list.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|k| &list[(start + k) % n])
+            .find(|t| t.in_rotation() && Some(t.id.as_str()) != exclude)
+            .cloned()
+    }
+
+    pub fn healthy_count(&self) -> usize {
+        self.snapshot().iter().filter(|t| t.is_healthy()).count()
+    }
+
+    pub fn find(&self, id: &str) -> Option<Arc<Target>> {
+        self.snapshot().iter().find(|t| t.id == id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(id: &str) -> Arc<Target> {
+        let t = Arc::new(Target::new(id, "local-a", "127.0.0.1:1".parse().unwrap()));
+        t.record_check(true, 1, 1);
+        t
+    }
+
+    #[test]
+    fn round_robin_over_healthy_targets() {
+        let pool = Pool::default();
+        for id in ["a", "b", "c"] {
+            pool.register(target(id));
+        }
+        assert!(pool.snapshot()[1].mark_suspect());
+        let picks: Vec<String> = (0..4).map(|_| pool.pick(None).unwrap().id.clone()).collect();
+        assert_eq!(picks, ["a", "c", "c", "a"]);
+        assert_eq!(pool.pick(Some("a")).unwrap().id, "c");
+    }
+
+    #[test]
+    fn thresholds_gate_state_changes() {
+        let t = Target::new("x", "z", "127.0.0.1:1".parse().unwrap());
+        assert!(!t.record_check(true, 2, 2));
+        assert!(!t.is_healthy());
+        assert!(t.record_check(true, 2, 2));
+        assert!(t.is_healthy());
+        assert!(!t.record_check(false, 2, 2));
+        assert!(t.is_healthy(), "one failure is not enough");
+        assert!(t.record_check(false, 2, 2));
+        assert!(!t.is_healthy());
+    }
+
+    #[test]
+    fn suspect_leaves_rotation_until_the_next_passing_check() {
+        let t = target("a");
+        t.mark_suspect();
+        assert!(t.is_healthy() && !t.in_rotation());
+        t.record_check(true, 2, 2);
+        assert!(t.in_rotation());
+    }
+
+    #[test]
+    fn deregistered_targets_are_never_picked() {
+        let pool = Pool::default();
+        pool.register(target("a"));
+        let gone = pool.deregister("a").unwrap();
+        assert!(gone.is_removed());
+        assert!(pool.pick(None).is_none());
+    }
+}

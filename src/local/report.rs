@@ -1,0 +1,102 @@
+//! `orch status --env local` (instances by zone with health, and the URLs; exit 0 healthy,
+//! 1 degraded, 2 not running) and the zone drill (`orch local zone-down|zone-up ZONE`).
+use std::time::{Duration, Instant};
+
+use super::state::{self, Paths, State};
+use super::{control, paths, LocalError};
+use crate::cli::ReportArgs;
+use crate::commands::Ctx;
+use crate::config::Stack;
+use crate::error::{OrchError, Outcome};
+use crate::verify;
+
+/// The running tier's state (read-only: status never stops anything).
+fn running(paths: &Paths) -> Option<State> {
+    state::read(paths).filter(|s| state::in_tier(s.pid, &paths.dir))
+}
+pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
+    let project = ctx.project()?;
+    let paths = paths(&project, stack);
+    let Some(state) = running(&paths) else {
+        if args.json {
+            ctx.printer.json(&serde_json::json!({ "env": stack.name, "running": false }))?;
+        }
+        return Err(LocalError::NotRunning.into());
+    };
+    let healthy = state.balanced && state.zones.iter().all(|z| z.healthy > 0) && state.in_service() >= state.desired;
+    if args.json {
+        ctx.printer.json(&serde_json::json!({
+            "env": stack.name,
+            "running": true,
+            "healthy": healthy,
+            "http_url": state.http_url,
+            "https_url": state.https_url,
+            "desired": state.desired,
+            "in_service": state.in_service(),
+            "balanced": state.balanced,
+            "zones": state.zones,
+            "instances": state.instances,
+            "events": state.events,
+        }))?;
+    } else {
+        let p = ctx.printer;
+        let verdict = if healthy { "healthy" } else { "degraded" };
+        p.data(&format!("local tier: {verdict} — {}/{} in service (supervisor pid {})", state.in_service(), state.desired, state.pid));
+        p.data(&format!("  {}  {}", state.http_url, state.https_url));
+        for zone in &state.zones {
+            let avail = if zone.available { "up" } else { "DOWN" };
+            p.data(&format!("zone {} ({avail}): {} instance(s), {} healthy", zone.name, zone.instances, zone.healthy));
+            for i in state.instances.iter().filter(|i| i.zone == zone.name) {
+                let health = match (i.healthy, i.in_grace) {
+                    (true, _) => "healthy",
+                    (false, true) => "starting",
+                    (false, false) => "UNHEALTHY",
+                };
+                let pid = i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+                p.data(&format!("  {}  {:<21} {:<9} pid {:<7} up {} s", i.id, i.addr, health, pid, i.age_seconds));
+            }
+        }
+    }
+    Ok(Outcome::finding_if(!healthy))
+}
+
+pub async fn zone(ctx: &Ctx<'_>, stack: &Stack, zone: &str, down: bool) -> Result<Outcome, OrchError> {
+    if !stack.zones.iter().any(|z| z == zone) {
+        return Err(LocalError::UnknownZone { zone: zone.into(), zones: stack.zones.join(", ") }.into());
+    }
+    let project = ctx.project()?;
+    let paths = paths(&project, stack);
+    if running(&paths).is_none() {
+        return Err(LocalError::NotRunning.into());
+    }
+    let generation = control::update(&paths.control(), |c| {
+        if down {
+            c.zones_down.insert(zone.to_string());
+        } else {
+            c.zones_down.remove(zone);
+        }
+    })
+    .map_err(|e| LocalError::io(paths.control(), e))?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if state::read(&paths).is_some_and(|s| s.control_generation >= generation) {
+            let what = if down { "down: its instances died, launches there fail" } else { "up: the supervisor rebalances onto it" };
+            ctx.printer.progress(&format!("zone {zone} is {what}"));
+            return Ok(Outcome::Ok);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(OrchError::failed("the supervisor did not acknowledge the request within 5 s", "check `orch status --env local`"))
+}
+
+/// Verify options for the running tier: its HTTP URL, trusting its CA, and our 404 page's marker.
+pub fn verify_options(ctx: &Ctx<'_>, state: &State, requests: u32) -> verify::Options {
+    let ca_pem = std::fs::read(&state.ca).ok();
+    verify::Options {
+        requests,
+        insecure: false,
+        ca_pem,
+        http_url: Some(state.http_url.clone()),
+        not_found_marker: ctx.project().ok().and_then(|p| verify::marker_from_page(&p.pages_dir().join("404.html"))),
+    }
+}

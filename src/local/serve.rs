@@ -1,0 +1,110 @@
+//! `orch local serve`: the tier itself, in one process — the HTTP and HTTPS listeners of the load
+//! balancer, the health checkers and the supervisor loop (4 ticks a second), writing `state.json`
+//! every tick and reading `control.json`. SIGINT/SIGTERM stop the instances and remove the state.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::accesslog::AccessLog;
+use super::control;
+use super::health::{Checker, HealthSettings};
+use super::launcher::Launcher;
+use super::pages::Pages;
+use super::pool::Pool;
+use super::proxy::Lb;
+use super::state::{self, Paths, State};
+use super::supervisor::{Supervisor, Zone};
+use super::{tls, LocalError};
+
+/// Supervisor period.
+pub const TICK: Duration = Duration::from_millis(250);
+/// How long an instance may take to send response headers before the client gets the 504 page.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything the tier needs, resolved from the stack before anything starts.
+pub struct ServeConfig {
+    pub paths: Paths,
+    pub desired: u32,
+    pub zones: Vec<Zone>,
+    pub base_port: u16,
+    pub grace: Duration,
+    pub health: HealthSettings,
+    pub http_port: u16,
+    pub https_port: u16,
+    pub pages_dir: PathBuf,
+    pub program: PathBuf,
+    pub launcher: Box<dyn Launcher>,
+}
+
+async fn bind(port: u16) -> Result<TcpListener, LocalError> {
+    TcpListener::bind(("127.0.0.1", port)).await.map_err(|source| LocalError::Bind { port, source })
+}
+
+/// Run the tier until SIGINT or SIGTERM.
+pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
+    std::fs::create_dir_all(&cfg.paths.dir).map_err(|e| LocalError::io(&cfg.paths.dir, e))?;
+    let http = bind(cfg.http_port).await?;
+    let https = bind(cfg.https_port).await?;
+    let (certs, _) = tls::ensure(&cfg.paths.tls())?;
+    let tls_config = tls::server_config(&certs)?;
+    let log = AccessLog::open(&cfg.paths.access_log()).await.map_err(|e| LocalError::io(cfg.paths.access_log(), e))?;
+    let _ = std::fs::remove_file(cfg.paths.control());
+
+    let pool = Arc::new(Pool::default());
+    let lb = Arc::new(Lb::new(pool.clone(), Pages::load(&cfg.pages_dir), log, cfg.https_port, UPSTREAM_TIMEOUT));
+    let listeners = [tokio::spawn(lb.clone().serve_http(http)), tokio::spawn(lb.clone().serve_https(https, tls_config))];
+
+    let mut sup = Supervisor::new(cfg.desired, cfg.zones.clone(), cfg.base_port, cfg.grace, pool, Checker::new(cfg.health.clone()), cfg.launcher);
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let (http_url, https_url) = urls(cfg.http_port, cfg.https_port);
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| LocalError::io("SIGTERM handler", e))?;
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+        let ctl = control::read(&cfg.paths.control());
+        if let Some(desired) = ctl.desired {
+            sup.desired = desired;
+        }
+        sup.set_zones_down(&ctl.zones_down);
+        sup.tick();
+        let (instances, zones, balanced) = sup.views();
+        let snapshot = State {
+            pid: std::process::id(),
+            started_at: started_at.clone(),
+            updated_at: chrono::Utc::now().to_rfc3339(),
+            http_url: http_url.clone(),
+            https_url: https_url.clone(),
+            ca: certs.ca.clone(),
+            program: cfg.program.clone(),
+            desired: sup.desired,
+            balanced,
+            zones,
+            instances,
+            control_generation: ctl.generation,
+            events: sup.events().to_vec(),
+        };
+        if let Err(e) = state::write(&cfg.paths, &snapshot) {
+            tracing::warn!("writing {}: {e}", cfg.paths.state().display());
+        }
+    }
+    for l in &listeners {
+        l.abort();
+    }
+    sup.shutdown(Duration::from_secs(3)).await;
+    let _ = std::fs::remove_file(cfg.paths.state());
+    let _ = std::fs::remove_file(cfg.paths.control());
+    Ok(())
+}
+
+/// The tier's two URLs.
+pub fn urls(http_port: u16, https_port: u16) -> (String, String) {
+    (format!("http://127.0.0.1:{http_port}/"), format!("https://127.0.0.1:{https_port}/"))
+}

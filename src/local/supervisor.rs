@@ -1,0 +1,246 @@
+//! The local Auto Scaling group. Every tick it reaps exited instances, kills the instances of zones
+//! taken down by the drill, asks [`crate::placement::plan`] what to do and does it: launches on a
+//! free address of the zone's loopback range (registering the instance with the load balancer and
+//! its health checker) and terminates gracefully (deregister first, then SIGTERM, SIGKILL after 5 s).
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::health::Checker;
+use super::launcher::{new_instance_id, Instance, LaunchSpec, Launcher};
+use super::pool::{Pool, Target};
+use super::state::{InstanceView, ZoneView};
+use crate::placement::{self, Action, Observed, ZoneState};
+
+/// How long a terminated instance gets to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Events kept for `status`.
+const EVENTS_KEPT: usize = 30;
+
+/// A zone and the first three octets of its loopback /24.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub name: String,
+    pub prefix: [u8; 3],
+}
+
+impl Zone {
+    /// Parse `127.x.y.0/24` into a zone.
+    pub fn new(name: &str, range: &str) -> Option<Zone> {
+        let net = range.strip_suffix(".0/24")?;
+        let octets: Vec<u8> = net.split('.').map(|o| o.parse().ok()).collect::<Option<_>>()?;
+        (octets.len() == 3 && octets[0] == 127).then(|| Zone { name: name.into(), prefix: [octets[0], octets[1], octets[2]] })
+    }
+}
+
+struct Running {
+    target: Arc<Target>,
+    process: Box<dyn Instance>,
+}
+
+/// The supervisor's settings and what it runs.
+pub struct Supervisor {
+    pub desired: u32,
+    zones: Vec<Zone>,
+    base_port: u16,
+    grace: Duration,
+    pool: Arc<Pool>,
+    checker: Checker,
+    launcher: Box<dyn Launcher>,
+    running: Vec<Running>,
+    stopping: Vec<(Box<dyn Instance>, Instant)>,
+    zones_down: BTreeSet<String>,
+    events: Vec<String>,
+}
+
+impl Supervisor {
+    pub fn new(desired: u32, zones: Vec<Zone>, base_port: u16, grace: Duration, pool: Arc<Pool>, checker: Checker, launcher: Box<dyn Launcher>) -> Self {
+        Supervisor { desired, zones, base_port, grace, pool, checker, launcher, running: vec![], stopping: vec![], zones_down: BTreeSet::new(), events: vec![] }
+    }
+
+    fn event(&mut self, text: String) {
+        tracing::info!("{text}");
+        self.events.push(format!("{} {text}", chrono::Utc::now().format("%H:%M:%S%.3f")));
+        if self.events.len() > EVENTS_KEPT {
+            self.events.remove(0);
+        }
+    }
+
+    /// Apply the drill's zone states: instances of a zone going down die at once (SIGKILL).
+    pub fn set_zones_down(&mut self, down: &BTreeSet<String>) {
+        for zone in down.difference(&self.zones_down.clone()) {
+            self.event(format!("zone {zone} down"));
+        }
+        for zone in self.zones_down.clone().difference(down) {
+            self.event(format!("zone {zone} up"));
+        }
+        self.zones_down = down.clone();
+        let mut killed = Vec::new();
+        for r in self.running.iter_mut().filter(|r| down.contains(&r.target.zone)) {
+            r.process.stop(true);
+            killed.push(r.target.id.clone());
+        }
+        for id in killed {
+            self.reap(&id, "died with its zone");
+        }
+    }
+
+    fn reap(&mut self, id: &str, why: &str) {
+        if let Some(pos) = self.running.iter().position(|r| r.target.id == id) {
+            let mut r = self.running.remove(pos);
+            self.pool.deregister(id);
+            if !r.process.exited() {
+                self.stopping.push((r.process, Instant::now()));
+            }
+            self.event(format!("{id} ({}) {why}", r.target.zone));
+        }
+    }
+
+    /// One round: reap, plan, act. Returns the actions taken.
+    pub fn tick(&mut self) -> Vec<Action> {
+        let exited: Vec<String> = self.running.iter_mut().filter_map(|r| r.process.exited().then(|| r.target.id.clone())).collect();
+        for id in exited {
+            self.reap(&id, "exited");
+        }
+        self.stopping.retain_mut(|(p, since)| {
+            if p.exited() {
+                return false;
+            }
+            if since.elapsed() > STOP_GRACE {
+                p.stop(true);
+            }
+            true
+        });
+
+        let zones: Vec<ZoneState> =
+            self.zones.iter().map(|z| ZoneState { name: z.name.clone(), available: !self.zones_down.contains(&z.name) }).collect();
+        let actions = placement::plan(self.desired, &zones, &self.observed());
+        for action in &actions {
+            match action {
+                Action::Terminate { id, reason } => {
+                    if let Some(r) = self.running.iter_mut().find(|r| &r.target.id == id) {
+                        self.pool.deregister(id);
+                        r.process.stop(false);
+                    }
+                    self.reap(id, &format!("terminated ({reason:?})"));
+                }
+                Action::Launch { zone } => self.launch(zone),
+            }
+        }
+        actions
+    }
+
+    fn observed(&self) -> Vec<Observed> {
+        self.running
+            .iter()
+            .map(|r| Observed {
+                id: r.target.id.clone(),
+                zone: r.target.zone.clone(),
+                healthy: r.target.is_healthy(),
+                in_grace: r.target.launched.elapsed() < self.grace,
+            })
+            .collect()
+    }
+
+    fn launch(&mut self, zone_name: &str) {
+        if self.zones_down.contains(zone_name) {
+            self.event(format!("launch in {zone_name} failed: zone is down"));
+            return;
+        }
+        let Some(zone) = self.zones.iter().find(|z| z.name == zone_name).cloned() else { return };
+        let Some(addr) = self.free_addr(&zone) else {
+            self.event(format!("launch in {zone_name} failed: no free address in {}.{}.{}.0/24", zone.prefix[0], zone.prefix[1], zone.prefix[2]));
+            return;
+        };
+        let spec = LaunchSpec { id: new_instance_id(), zone: zone.name.clone(), addr };
+        match self.launcher.launch(&spec) {
+            Ok(process) => {
+                let target = Arc::new(Target::new(&spec.id, &spec.zone, addr));
+                self.pool.register(target.clone());
+                self.checker.spawn(target.clone());
+                self.running.push(Running { target, process });
+                self.event(format!("{} launched in {} on {addr}", spec.id, spec.zone));
+            }
+            Err(e) => self.event(format!("launch in {zone_name} failed: {e}")),
+        }
+    }
+
+    /// The first address of the zone's range (hosts .2 to .254, base port then the next ones) that
+    /// no instance uses and that can be bound right now.
+    fn free_addr(&self, zone: &Zone) -> Option<SocketAddr> {
+        let used: Vec<SocketAddr> = self.running.iter().map(|r| r.target.addr).collect();
+        let [a, b, c] = zone.prefix;
+        (0..16u16).filter_map(|k| self.base_port.checked_add(k)).find_map(|port| {
+            (2..=254u8).map(|host| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, host), port))).find(|addr| {
+                !used.contains(addr) && std::net::TcpListener::bind(addr).is_ok()
+            })
+        })
+    }
+
+    /// Stop every instance (SIGTERM, then SIGKILL after `grace`).
+    pub async fn shutdown(&mut self, grace: Duration) {
+        for r in &mut self.running {
+            self.pool.deregister(&r.target.id);
+            r.process.stop(false);
+        }
+        let mut all: Vec<Box<dyn Instance>> = self.running.drain(..).map(|r| r.process).collect();
+        all.extend(self.stopping.drain(..).map(|(p, _)| p));
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && all.iter_mut().any(|p| !p.exited()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for p in &mut all {
+            p.stop(true);
+        }
+        for _ in 0..20 {
+            if all.iter_mut().all(|p| p.exited()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The instances and zones as `state.json` records them.
+    pub fn views(&self) -> (Vec<InstanceView>, Vec<ZoneView>, bool) {
+        let instances: Vec<InstanceView> = self
+            .running
+            .iter()
+            .map(|r| InstanceView {
+                id: r.target.id.clone(),
+                zone: r.target.zone.clone(),
+                addr: r.target.addr.to_string(),
+                pid: r.process.pid(),
+                healthy: r.target.is_healthy(),
+                in_rotation: r.target.in_rotation(),
+                in_grace: r.target.launched.elapsed() < self.grace,
+                age_seconds: r.target.launched.elapsed().as_secs(),
+            })
+            .collect();
+        let names: Vec<String> = self.zones.iter().map(|z| z.name.clone()).collect();
+        let observed = self.observed();
+        let zones = placement::zone_health(&names, &observed)
+            .into_iter()
+            .map(|z| ZoneView { available: !self.zones_down.contains(&z.zone), name: z.zone, instances: z.instances, healthy: z.healthy })
+            .collect();
+        let balanced = placement::is_balanced(self.desired, &names, &observed);
+        (instances, zones, balanced)
+    }
+
+    pub fn events(&self) -> &[String] {
+        &self.events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_parse_their_loopback_range() {
+        let z = Zone::new("local-a", "127.0.1.0/24").unwrap();
+        assert_eq!(z.prefix, [127, 0, 1]);
+        assert!(Zone::new("x", "10.0.0.0/24").is_none());
+        assert!(Zone::new("x", "127.0.1.0/16").is_none());
+    }
+}
