@@ -1,6 +1,7 @@
 //! The top-level error type: one report per failure, with a hint naming the next command to run,
 //! and the exit-code contract (0 ok, 1 finding, 2 usage/config error or orch failure).
 use crate::config::ConfigError;
+use crate::image::ImageError;
 
 /// What a command that ran to the end found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ impl Outcome {
 pub enum OrchError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
     #[error("`orch {command}` is not built yet for {what}")]
     NotBuilt { command: &'static str, what: String },
     #[error("{what}: {source}")]
@@ -61,6 +64,7 @@ impl OrchError {
     pub fn hint(&self) -> Option<String> {
         match self {
             OrchError::Config(e) => Some(e.hint()),
+            OrchError::Image(e) => e.hint(),
             OrchError::NotBuilt { .. } => Some("run `orch --help` to see what is available".into()),
             OrchError::Usage(_) => Some("run `orch --help`".into()),
             OrchError::Failed { hint, .. } => hint.clone(),

@@ -1,5 +1,6 @@
 //! orch: renders, deploys and checks a load-balanced HTTPS web tier, on AWS
 //! (through Pulumi YAML) or on one machine (`--env local`).
+pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -7,6 +8,7 @@ pub mod deploy;
 pub mod local;
 pub mod ops;
 pub mod error;
+pub mod image;
 pub mod printer;
 pub mod project;
 pub mod runner;
