@@ -11,10 +11,11 @@ pub async fn run(ctx: &Ctx<'_>, args: BuildArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
     let built = image::build(&project, &stack, &Duct, ctx.printer)?;
     ctx.printer.progress(&format!(
-        "image {} ({} layers, {:.1} MB compressed) in {}",
+        "image {} ({} layers, {:.1} MB compressed) assembled in {:.2}s into {}",
         built.tag,
         built.layers.len(),
         built.compressed_bytes() as f64 / 1e6,
+        built.assembly_seconds,
         built.layout_dir.display()
     ));
     ctx.printer.data(&built.digest);
