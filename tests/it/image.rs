@@ -160,3 +160,142 @@ async fn ecr_repository_is_ensured_idempotently_and_the_token_gives_basic_auth()
     assert!(!host.is_empty() && !host.contains("://"), "{host}");
     assert!(matches!(&auth, oci_client::secrets::RegistryAuth::Basic(user, password) if user == "AWS" && !password.is_empty()));
 }
+
+/// A child process killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET path` over plain HTTP/1.1: the status code, if anything answered.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// The layout built from the current app, unpacked into a fresh folder of `scratch`.
+fn unpacked_image(scratch: &Scratch, ca_pem: Option<&str>) -> orch::image::Unpacked {
+    if let Some(pem) = ca_pem {
+        scratch.write("app/certs/test-ca.pem", pem);
+    }
+    orch_build(scratch, &[]).success();
+    unpack(&scratch.path().join("build/local/image"), &scratch.path().join("rootfs")).unwrap()
+}
+
+#[test]
+fn the_binary_unpacked_from_the_image_starts_and_answers_healthz() {
+    let scratch = Scratch::new();
+    let image = unpacked_image(&scratch, None);
+    let port = free_port();
+    let entry = image.rootfs.join(image.entrypoint[0].trim_start_matches('/'));
+    let mut cmd = std::process::Command::new(entry);
+    cmd.env_clear().envs(image.env.iter().cloned()).env("PORT", port.to_string()).env("BIND", "127.0.0.1");
+    cmd.env("DATABASE_URL", format!("sqlite://{}/app.db?mode=rwc", scratch.path().display()));
+    cmd.current_dir(&image.rootfs).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let _app = Child(cmd.spawn().expect("start the unpacked app"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if http_status(port, "/healthz") == Some(200) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the unpacked app did not answer /healthz with 200 on 127.0.0.1:{port} within 30s");
+}
+
+/// A TLS server on 127.0.0.1 for `name`, certified by a fresh CA; returns (CA PEM, port, requests served).
+fn tls_server(name: &str) -> (String, u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use std::io::{Read, Write};
+    use std::sync::{atomic::AtomicUsize, Arc};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec![name.to_owned()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else { continue };
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    (ca.pem(), port, served)
+}
+
+#[test]
+fn inside_the_unpacked_root_the_binary_resolves_a_name_and_connects_over_tls() {
+    if !nix_is_root() {
+        eprintln!("skipping: chroot needs root");
+        return;
+    }
+    let name = "probe.orch.test";
+    let (ca_pem, port, served) = tls_server(name);
+    let scratch = Scratch::new();
+    let image = unpacked_image(&scratch, Some(&ca_pem));
+    let probe = |root: &Path| {
+        std::process::Command::new("chroot")
+            .arg(root)
+            .arg(&image.entrypoint[0])
+            .args(["--probe", &format!("https://{name}:{port}/")])
+            .env_clear()
+            .envs(image.env.iter().cloned())
+            .output()
+            .expect("chroot")
+    };
+    // Without a hosts entry the name does not resolve inside the root: nothing reaches the server.
+    let out = probe(&image.rootfs);
+    assert!(!out.status.success(), "resolved {name} without a hosts entry? {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // The image's /etc/hosts (as a runtime would extend it) maps the name; the CA is only in the image's bundle.
+    let hosts = image.rootfs.join("etc/hosts");
+    let text = std::fs::read_to_string(&hosts).unwrap();
+    std::fs::write(&hosts, format!("{text}127.0.0.1\t{name}\n")).unwrap();
+    let out = probe(&image.rootfs);
+    assert!(out.status.success(), "probe failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1, "the TLS server answered one request");
+}
+
+fn nix_is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
