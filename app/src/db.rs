@@ -1,0 +1,249 @@
+//! Database access: an enum over a SQLite and a Postgres pool.
+//!
+//! * Pools are created lazily, so start-up never fails when the database is
+//!   down; connections are (re)opened on demand, so an outage never needs a
+//!   restart. A short acquire timeout turns an outage into a quick 503.
+//! * Migrations are embedded (`app/migrations`) and idempotent. On Postgres
+//!   sqlx's migrator serialises concurrent runs with `pg_advisory_lock`; on
+//!   SQLite (whose sqlx lock is a no-op) the loser of a race fails on the
+//!   `_sqlx_migrations` primary key and simply re-runs, finding nothing to do.
+//! * SQLite runs in WAL mode with a busy timeout so readers never block on
+//!   the periodic hit-counter flush.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl DbOptions {
+    /// Defaults suitable for tests and local runs.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 8,
+            acquire_timeout: Duration::from_millis(1_500),
+        }
+    }
+}
+
+/// Which backend a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DbKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbKind::Sqlite => "sqlite",
+            DbKind::Postgres => "postgres",
+        }
+    }
+}
+
+/// A connection pool for one of the supported backends.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+const MESSAGE_SQL: &str = "SELECT body FROM messages WHERE id = 1";
+const PG_ADD_HITS: &str = "INSERT INTO hits (instance_id, count) VALUES ($1, $2) \
+     ON CONFLICT (instance_id) DO UPDATE SET count = hits.count + EXCLUDED.count RETURNING count";
+const SQLITE_ADD_HITS: &str = "INSERT INTO hits (instance_id, count) VALUES (?1, ?2) \
+     ON CONFLICT (instance_id) DO UPDATE SET count = hits.count + excluded.count RETURNING count";
+
+fn migrator() -> Migrator {
+    let mut m = sqlx::migrate!("./migrations");
+    // Tolerate migrations from other tools sharing the database.
+    m.set_ignore_missing(true);
+    m
+}
+
+/// True for errors that mean "this connection / the server is gone" and are
+/// worth one retry on a fresh connection.
+pub fn is_connection_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// Run `op` up to three times while it fails with connection errors (a pool
+/// may hold several connections that died during an outage).
+macro_rules! retry_conn {
+    ($op:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $op.await {
+                Err(e) if attempt < 2 && is_connection_error(&e) => attempt += 1,
+                other => break other,
+            }
+        }
+    }};
+}
+
+impl Db {
+    /// Build a lazy pool for `opts.url`; only fails on a malformed URL.
+    pub fn connect_lazy(opts: &DbOptions) -> Result<Self, sqlx::Error> {
+        let url = opts.url.as_str();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let conn = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .test_before_acquire(false)
+                .idle_timeout(Some(Duration::from_secs(300)))
+                .connect_lazy_with(conn);
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let conn = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .test_before_acquire(false)
+                .connect_lazy_with(conn);
+            Ok(Db::Sqlite(pool))
+        } else {
+            Err(sqlx::Error::Configuration(
+                format!("unsupported DATABASE_URL scheme (want sqlite: or postgres:): {}", redact(url)).into(),
+            ))
+        }
+    }
+
+    /// Backend kind.
+    pub fn kind(&self) -> DbKind {
+        match self {
+            Db::Sqlite(_) => DbKind::Sqlite,
+            Db::Postgres(_) => DbKind::Postgres,
+        }
+    }
+
+    /// Apply embedded migrations; safe to call from several instances at once.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let m = migrator();
+        match self {
+            Db::Postgres(p) => m.run(p).await,
+            Db::Sqlite(p) => {
+                let mut attempt = 0;
+                loop {
+                    match m.run(p).await {
+                        Err(e) if attempt < 5 => {
+                            attempt += 1;
+                            tracing::debug!(error = %e, attempt, "sqlite migration raced, retrying");
+                            tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                        }
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The greeting seeded by the migration (read on every `GET /`).
+    pub async fn message(&self) -> Result<String, sqlx::Error> {
+        let body: Option<String> = match self {
+            Db::Postgres(p) => retry_conn!(sqlx::query_scalar(MESSAGE_SQL).fetch_optional(p))?,
+            Db::Sqlite(p) => retry_conn!(sqlx::query_scalar(MESSAGE_SQL).fetch_optional(p))?,
+        };
+        Ok(body.unwrap_or_else(|| "(no message row)".into()))
+    }
+
+    /// Add `n` hits for `instance_id` (upsert) and return the stored total.
+    pub async fn add_hits(&self, instance_id: &str, n: i64) -> Result<i64, sqlx::Error> {
+        match self {
+            Db::Postgres(p) => {
+                retry_conn!(sqlx::query_scalar(PG_ADD_HITS).bind(instance_id).bind(n).fetch_one(p))
+            }
+            Db::Sqlite(p) => {
+                retry_conn!(sqlx::query_scalar(SQLITE_ADD_HITS).bind(instance_id).bind(n).fetch_one(p))
+            }
+        }
+    }
+
+    /// Stored hit count for `instance_id` (0 when absent).
+    pub async fn stored_hits(&self, instance_id: &str) -> Result<i64, sqlx::Error> {
+        let n: Option<i64> = match self {
+            Db::Postgres(p) => {
+                sqlx::query_scalar("SELECT count FROM hits WHERE instance_id = $1")
+                    .bind(instance_id)
+                    .fetch_optional(p)
+                    .await?
+            }
+            Db::Sqlite(p) => {
+                sqlx::query_scalar("SELECT count FROM hits WHERE instance_id = ?1")
+                    .bind(instance_id)
+                    .fetch_optional(p)
+                    .await?
+            }
+        };
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Cheap round trip used by `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Postgres(p) => retry_conn!(sqlx::query("SELECT 1").execute(p)).map(drop),
+            Db::Sqlite(p) => retry_conn!(sqlx::query("SELECT 1").execute(p)).map(drop),
+        }
+    }
+
+    /// Close the pool (graceful shutdown).
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(p) => p.close().await,
+            Db::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+/// `url` with any password replaced by `***`, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_password() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("sqlite://app.db"), "sqlite://app.db");
+    }
+
+    #[test]
+    fn rejects_unknown_scheme() {
+        assert!(Db::connect_lazy(&DbOptions::new("mysql://x")).is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! HTTP serving: accept loop, header-read timeout, graceful shutdown, and
+//! the `run` entry point used by `main`.
+//!
+//! `axum::serve` does not expose hyper's connection builder, so we drive
+//! hyper's HTTP/1 server directly: that gives us `header_read_timeout`
+//! (slow-loris protection) and `hyper_util`'s `GracefulShutdown`, which on
+//! SIGTERM/SIGINT stops accepting, lets in-flight requests finish, closes
+//! idle keep-alive connections, and gives up after the grace period.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::db::{redact, Db};
+use crate::state::AppState;
+
+/// Connection-level settings.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves, then drain.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(grace_ms = opts.shutdown_grace.as_millis() as u64, "shutting down: draining in-flight requests");
+    match tokio::time::timeout(opts.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections drained"),
+        Err(_) => tracing::warn!("grace period elapsed; closing remaining connections"),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutdown requested"),
+        () = term => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+    }
+}
+
+/// Resolve identity, open the pool, start background tasks, serve until a
+/// signal, then flush the hit counter and close the pool.
+pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let identity = crate::identity::resolve(&config.identity_options()).await;
+    let db = Db::connect_lazy(&config.db_options())?;
+    tracing::info!(db = db.kind().as_str(), url = %redact(&config.database_url), "database configured");
+    let state = AppState::new(identity, db, config.http_settings());
+    let background = state.spawn_background(Duration::from_millis(config.hits_flush_ms.max(10)));
+
+    let listener = TcpListener::bind(config.listen_addr()).await?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let opts = ServeOptions {
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+    };
+    serve(listener, crate::router(state.clone()), opts, shutdown_signal()).await?;
+
+    background.abort();
+    if state.is_db_ready() {
+        match tokio::time::timeout(Duration::from_secs(2), state.flush_hits()).await {
+            Ok(Ok(total)) => tracing::info!(hits = total, "hit counter flushed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "final hit counter flush failed"),
+            Err(_) => tracing::warn!("final hit counter flush timed out"),
+        }
+    }
+    state.db().close().await;
+    tracing::info!("bye");
+    crate::logging::flush();
+    Ok(())
+}
