@@ -50,7 +50,6 @@ pub fn run_config() -> RunConfig {
         env: vec![
             ("BIND".into(), "0.0.0.0".into()),
             ("PORT".into(), IMAGE_PORT.to_string()),
-            ("PAGES_DIR".into(), format!("/{}", rootfs::PAGES_PATH)),
             ("SSL_CERT_FILE".into(), format!("/{}", rootfs::CA_BUNDLE_PATH)),
         ],
         port: IMAGE_PORT,
