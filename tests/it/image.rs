@@ -273,7 +273,9 @@ fn inside_the_unpacked_root_the_binary_resolves_a_name_and_connects_over_tls() {
     let scratch = Scratch::new();
     let image = unpacked_image(&scratch, Some(&ca_pem));
     let probe = |root: &Path| {
-        std::process::Command::new("chroot")
+        // Absolute: the environment is cleared, so there is no PATH to search.
+        let chroot = ["/usr/sbin/chroot", "/usr/bin/chroot", "/sbin/chroot"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("chroot");
+        std::process::Command::new(chroot)
             .arg(root)
             .arg(&image.entrypoint[0])
             .args(["--probe", &format!("https://{name}:{port}/")])
