@@ -4,6 +4,7 @@ use crate::check::CheckError;
 use crate::config::ConfigError;
 use crate::ops::OpsError;
 use crate::render::RenderError;
+use crate::image::ImageError;
 
 /// What a command that ran to the end found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub enum OrchError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Check(#[from] CheckError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
     #[error("`orch {command}` is not built yet for {what}")]
     NotBuilt { command: &'static str, what: String },
     #[error("{what}: {source}")]
@@ -78,6 +81,7 @@ impl OrchError {
             OrchError::Ops(e) => Some(e.hint()),
             OrchError::Render(e) => Some(e.hint()),
             OrchError::Check(e) => Some(e.hint()),
+            OrchError::Image(e) => e.hint(),
             OrchError::NotBuilt { .. } => Some("run `orch --help` to see what is available".into()),
             OrchError::Usage(_) => Some("run `orch --help`".into()),
             OrchError::Failed { hint, .. } => hint.clone(),

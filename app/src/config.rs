@@ -72,6 +72,10 @@ pub struct Config {
     /// How long a request waits for a database connection before answering 503, in milliseconds.
     #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1_500)]
     pub db_acquire_timeout_ms: u64,
+
+    /// Self-check: GET this HTTPS URL trusting only SSL_CERT_FILE's CAs, print the status, exit.
+    #[arg(long, hide = true, value_name = "URL")]
+    pub probe: Option<String>,
 }
 
 impl Config {

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod imds;
 pub mod logging;
 pub mod pages;
+pub mod probe;
 pub mod server;
 pub mod state;
 

@@ -5,6 +5,22 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = app::Config::parse();
+    if let Some(url) = &config.probe {
+        return match app::probe::run(url).await {
+            Ok(status) => {
+                println!("{status}");
+                if status < 400 {
+                    std::process::ExitCode::SUCCESS
+                } else {
+                    std::process::ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("probe failed: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     app::logging::init(&config.log_level);
     match app::server::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,80 @@
+//! The app's OCI image without a Docker daemon: a static binary ([`binary`]), deterministic layers
+//! ([`layer`]) of a planned root filesystem ([`rootfs`]), an OCI image layout under
+//! `build/<env>/image/` ([`layout`]), unpacking for the local tier ([`unpack`]), and pushing it
+//! ([`push`], with ECR on AWS in [`ecr`]). [`pipeline`] strings these together for the commands.
+pub mod binary;
+pub mod ecr;
+pub mod layer;
+pub mod layout;
+pub mod pipeline;
+pub mod push;
+pub mod rootfs;
+pub mod source;
+pub mod unpack;
+
+pub use layout::Layout;
+pub use pipeline::{build, publish, Built};
+pub use push::PushReport;
+pub use unpack::{unpack, Unpacked};
+
+use std::path::PathBuf;
+
+/// Every way building, unpacking or pushing the image can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("`{command}` failed (exit {code:?}):\n{stderr}")]
+    Compile { command: String, code: Option<i32>, stderr: String },
+    #[error("{path} is not a static executable: {reason}")]
+    NotStatic { path: PathBuf, reason: String },
+    #[error("{what}: {source}")]
+    Io { what: String, #[source] source: std::io::Error },
+    #[error("{what} not found at {path}")]
+    Missing { what: &'static str, path: PathBuf, hint: String },
+    #[error("invalid OCI data: {0}")]
+    Spec(String),
+    #[error("{path} is not a usable OCI image layout: {reason}")]
+    Layout { path: PathBuf, reason: String },
+    #[error("refusing to unpack layer entry `{entry}`: {reason}")]
+    UnsafeEntry { entry: String, reason: String },
+    #[error("refusing to unpack into {path}: it is not empty and was not unpacked by orch")]
+    DestNotEmpty { path: PathBuf },
+    #[error("registry {registry}: {reason}")]
+    Registry { registry: String, reason: String },
+    #[error("ECR: {0}")]
+    Ecr(String),
+    #[error("environment `{env}` has no registry to push to")]
+    NoRegistry { env: String },
+}
+
+impl ImageError {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        ImageError::Io { what: what.into(), source }
+    }
+    pub(crate) fn spec(e: impl std::fmt::Display) -> Self {
+        ImageError::Spec(e.to_string())
+    }
+
+    /// The next thing to try.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            ImageError::Compile { .. } => "fix the build error above, then run `orch build` again".into(),
+            ImageError::NotStatic { .. } => {
+                "build with `RUSTFLAGS='-C target-feature=+crt-static' --target x86_64-unknown-linux-gnu` (what `orch build` does), or unset ORCH_APP_BINARY".into()
+            }
+            ImageError::Missing { hint, .. } => hint.clone(),
+            ImageError::Layout { .. } => "run `orch build` to write the image layout again".into(),
+            ImageError::UnsafeEntry { .. } => "rebuild the image with `orch build`; never unpack layouts from elsewhere".into(),
+            ImageError::DestNotEmpty { .. } => "choose an empty or new directory".into(),
+            ImageError::Registry { .. } => "check that the registry is reachable and the credentials (ORCH_REGISTRY_USERNAME/PASSWORD, or the AWS environment) are right".into(),
+            ImageError::Ecr(_) => "check AWS_REGION / AWS_PROFILE / AWS_ENDPOINT_URL and the credentials (`aws sts get-caller-identity`)".into(),
+            ImageError::NoRegistry { env } => format!("set `image.registry` in stacks/{env}.yaml (e.g. 127.0.0.1:5000), or build without --push"),
+            ImageError::Io { .. } | ImageError::Spec(_) => return None,
+        })
+    }
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}

@@ -1,0 +1,133 @@
+//! Push an image layout with oci-client: blobs the registry already has (probed first) are
+//! skipped, the manifest is put under the source-revision tag, and the result is recorded by
+//! digest in `pushed.json` beside the layout.
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use serde::{Deserialize, Serialize};
+
+use super::layout::Layout;
+use super::ImageError;
+use crate::printer::Printer;
+
+/// Where to push, and how to authenticate (never printed: it may hold a password).
+pub struct Destination {
+    /// Registry host[:port], e.g. `127.0.0.1:5000` or `<account>.dkr.ecr.<region>.amazonaws.com`.
+    pub registry: String,
+    pub repository: String,
+    pub auth: RegistryAuth,
+}
+
+/// What a push did; written to `build/<env>/image/pushed.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushReport {
+    pub registry: String,
+    pub repository: String,
+    pub tag: String,
+    /// The manifest digest: deploys refer to `reference`, never to the tag.
+    pub digest: String,
+    /// `registry/repository@digest`.
+    pub reference: String,
+    /// Blob bytes sent (0 when the registry had every blob).
+    pub bytes_uploaded: u64,
+    pub blobs_uploaded: usize,
+    pub blobs_skipped: usize,
+    /// Whether the manifest had to be put (false when the tag already named this digest).
+    pub manifest_uploaded: bool,
+}
+
+/// Plain HTTP for a registry on this machine, HTTPS for everything else.
+pub fn protocol(registry: &str) -> ClientProtocol {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    if matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.") {
+        ClientProtocol::HttpsExcept(vec![registry.to_owned()])
+    } else {
+        ClientProtocol::Https
+    }
+}
+
+fn registry_error(registry: &str, what: &str, e: OciDistributionError) -> ImageError {
+    ImageError::Registry { registry: registry.to_owned(), reason: format!("{what}: {e}") }
+}
+
+/// Does the repository already hold this blob? A one-byte ranged read through the client's auth;
+/// anything but a clear "yes" counts as "no" (the upload then either works or says why).
+async fn has_blob(client: &Client, reference: &Reference, digest: &str) -> bool {
+    client.pull_blob_stream_partial(reference, &digest, 0, Some(1)).await.is_ok()
+}
+
+/// Push the layout to `dest` under `tag`.
+pub async fn push(layout: &Layout, dest: &Destination, tag: &str, printer: &Printer) -> Result<PushReport, ImageError> {
+    let client = Client::new(ClientConfig { protocol: protocol(&dest.registry), ..Default::default() });
+    let reference = Reference::with_tag(dest.registry.clone(), dest.repository.clone(), tag.to_owned());
+    client
+        .auth(&reference, &dest.auth, RegistryOperation::Push)
+        .await
+        .map_err(|e| registry_error(&dest.registry, "authentication failed", e))?;
+
+    let mut missing = Vec::new();
+    let mut skipped = 0;
+    for blob in layout.blobs() {
+        let digest = blob.digest().to_string();
+        if has_blob(&client, &reference, &digest).await {
+            skipped += 1;
+        } else {
+            missing.push((digest, blob.size()));
+        }
+    }
+    let total: u64 = missing.iter().map(|(_, size)| size).sum();
+    let bar = printer.bytes_bar(format!("pushing {} of {} blobs to {}/{}", missing.len(), missing.len() + skipped, dest.registry, dest.repository), total);
+    for (digest, _) in &missing {
+        let data = std::fs::read(layout.blob_path(digest)).map_err(|e| ImageError::io(format!("reading blob {digest}"), e))?;
+        client.push_blob(&reference, &data, digest).await.map_err(|e| registry_error(&dest.registry, &format!("uploading {digest}"), e))?;
+        bar.inc(data.len() as u64);
+    }
+    bar.finish_and_clear();
+
+    let current = client.fetch_manifest_digest(&reference, &dest.auth).await.ok();
+    let manifest_uploaded = current.as_deref() != Some(layout.digest.as_str());
+    if manifest_uploaded {
+        let media_type = oci_client::manifest::OCI_IMAGE_MEDIA_TYPE.parse().map_err(ImageError::spec)?;
+        client
+            .push_manifest_raw(&reference, layout.manifest_bytes.clone(), media_type)
+            .await
+            .map_err(|e| registry_error(&dest.registry, &format!("putting the manifest as tag {tag}"), e))?;
+        let now = client
+            .fetch_manifest_digest(&reference, &dest.auth)
+            .await
+            .map_err(|e| registry_error(&dest.registry, "reading the pushed manifest back", e))?;
+        if now != layout.digest {
+            return Err(ImageError::Registry {
+                registry: dest.registry.clone(),
+                reason: format!("tag {tag} names {now} after the push, expected {}", layout.digest),
+            });
+        }
+    }
+    Ok(PushReport {
+        registry: dest.registry.clone(),
+        repository: dest.repository.clone(),
+        tag: tag.to_owned(),
+        digest: layout.digest.clone(),
+        reference: format!("{}/{}@{}", dest.registry, dest.repository, layout.digest),
+        bytes_uploaded: total,
+        blobs_uploaded: missing.len(),
+        blobs_skipped: skipped,
+        manifest_uploaded,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_registries_use_plain_http() {
+        for local in ["127.0.0.1:5000", "localhost:5000", "127.0.0.1"] {
+            assert!(matches!(protocol(local), ClientProtocol::HttpsExcept(v) if v == [local]), "{local}");
+        }
+        for remote in ["123456789012.dkr.ecr.eu-west-1.amazonaws.com", "ghcr.io", "10.0.0.1:5000"] {
+            assert!(matches!(protocol(remote), ClientProtocol::Https), "{remote}");
+        }
+    }
+}

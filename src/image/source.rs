@@ -1,0 +1,102 @@
+//! Where the image comes from: the git revision and commit time that label it, and the tag it is
+//! pushed under. The commit time (not the clock) dates the image, so rebuilds are byte-identical.
+use std::path::Path;
+
+use crate::runner::{Cmd, Runner};
+
+/// The source revision of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Full commit hash, or `None` outside a git checkout.
+    pub revision: Option<String>,
+    /// Abbreviated commit hash.
+    pub short: Option<String>,
+    /// Tracked files differ from the commit.
+    pub dirty: bool,
+    /// Commit time, RFC 3339 (`1970-01-01T00:00:00Z` outside git).
+    pub created: String,
+    /// Commit time as seconds since the epoch (the layers' mtime).
+    pub epoch: u64,
+}
+
+impl Source {
+    /// Outside git: no revision, dated at the epoch.
+    pub fn unknown() -> Self {
+        Source { revision: None, short: None, dirty: true, created: "1970-01-01T00:00:00Z".into(), epoch: 0 }
+    }
+
+    /// What `org.opencontainers.image.revision` says.
+    pub fn label(&self) -> String {
+        match (&self.revision, self.dirty) {
+            (Some(rev), false) => rev.clone(),
+            (Some(rev), true) => format!("{rev}-dirty"),
+            (None, _) => "unknown".into(),
+        }
+    }
+
+    /// The tag to push under: the short revision for a clean checkout; with uncommitted changes
+    /// (or no git) the manifest digest is added, so an immutable tag never names two images.
+    pub fn tag(&self, manifest_digest: &str) -> String {
+        let hex: String = manifest_digest.trim_start_matches("sha256:").chars().take(12).collect();
+        match (&self.short, self.dirty) {
+            (Some(short), false) => short.clone(),
+            (Some(short), true) => format!("{short}-dirty-{hex}"),
+            (None, _) => format!("build-{hex}"),
+        }
+    }
+}
+
+/// Ask git about the checkout at `root`; outside git this is [`Source::unknown`].
+pub fn describe(runner: &dyn Runner, root: &Path) -> Source {
+    let git = |args: &[&str]| {
+        let mut all = vec!["-C".to_string(), root.display().to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        runner.run(&Cmd::new("git", all)).ok().filter(|o| o.success()).map(|o| o.stdout)
+    };
+    let Some(log) = git(&["log", "-1", "--format=%H%n%h%n%cI"]) else { return Source::unknown() };
+    let mut lines = log.lines();
+    let (Some(rev), Some(short), Some(created)) = (lines.next(), lines.next(), lines.next()) else {
+        return Source::unknown();
+    };
+    let Ok(time) = chrono::DateTime::parse_from_rfc3339(created.trim()) else { return Source::unknown() };
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_none_or(|s| !s.trim().is_empty());
+    Source {
+        revision: Some(rev.trim().to_owned()),
+        short: Some(short.trim().to_owned()),
+        dirty,
+        created: time.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        epoch: u64::try_from(time.timestamp()).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{Output, Recording};
+
+    fn ok(stdout: &str) -> Output {
+        Output { code: Some(0), stdout: stdout.into(), stderr: String::new() }
+    }
+
+    #[test]
+    fn clean_checkout_is_tagged_with_the_short_revision_and_dated_by_the_commit() {
+        let rec = Recording::new([ok("abcdef0123456789\nabcdef0\n2024-05-01T12:00:00+02:00\n"), ok("")]);
+        let src = describe(&rec, Path::new("/p"));
+        assert_eq!(src.created, "2024-05-01T10:00:00Z");
+        assert_eq!(src.epoch, 1_714_557_600);
+        assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef0");
+        assert_eq!(src.label(), "abcdef0123456789");
+        assert_eq!(rec.calls()[0].display(), "git -C /p log -1 --format=%H%n%h%n%cI");
+    }
+
+    #[test]
+    fn dirty_checkout_and_no_git_get_digest_qualified_tags() {
+        let rec = Recording::new([ok("abcdef0123456789\nabcdef0\n2024-05-01T12:00:00Z\n"), ok(" M src/x.rs\n")]);
+        let src = describe(&rec, Path::new("/p"));
+        assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef0-dirty-0123456789ab");
+        assert_eq!(src.label(), "abcdef0123456789-dirty");
+        let none = describe(&Recording::new([Output { code: Some(128), ..Default::default() }]), Path::new("/p"));
+        assert_eq!(none, Source::unknown());
+        assert_eq!(none.tag("sha256:0123456789abcdef"), "build-0123456789ab");
+    }
+}
