@@ -1,7 +1,7 @@
 //! The three steps other modules own — render the program, build/push the image, verify the live
 //! URL — behind one trait, so the executor is wired once and each seam can be swapped.
-//! [`Wired`] is what `orch up` uses: render is `crate::render`; until `crate::image` and
-//! `crate::verify` are merged it carries stand-ins for them, each marked STUB below.
+//! [`Wired`] is what `orch up` uses: render is `crate::render`, the image is built and pushed by
+//! `crate::image` (or pinned by `ORCH_IMAGE`); verify waits for the health path to answer.
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -57,24 +57,36 @@ impl Steps for Wired {
         Ok(Program { dir, hash: format!("sha256:{}", rendered.program_hash()), config: BTreeMap::new(), secrets: BTreeMap::new() })
     }
 
-    async fn image(&self, _project: &Project, stack: &Stack, _printer: &Printer) -> Result<ImageRef, OrchError> {
-        // STUB until crate::image lands: ORCH_IMAGE names an image already pushed, by digest.
-        let Some(uri) = std::env::var("ORCH_IMAGE").ok().filter(|v| !v.is_empty()) else {
-            return Err(OrchError::NotBuilt { command: "up", what: format!("building the image for `{}` (set ORCH_IMAGE=<registry>/<repo>@sha256:… to deploy a pushed image)", stack.name) });
-        };
-        let Some((_, digest)) = uri.split_once('@').filter(|(_, d)| d.starts_with("sha256:") && d.len() == 71) else {
-            return Err(OrchError::Usage(format!("ORCH_IMAGE must be <registry>/<repository>@sha256:<64 hex>, got {uri}")));
-        };
-        Ok(ImageRef { digest: digest.to_string(), uri })
+    async fn image(&self, project: &Project, stack: &Stack, printer: &Printer) -> Result<ImageRef, OrchError> {
+        // ORCH_IMAGE pins an image already in the registry, by digest: a rollback, or a deploy of
+        // what CI built. Otherwise the image is built here (nothing is pushed yet).
+        if let Some(uri) = std::env::var("ORCH_IMAGE").ok().filter(|v| !v.is_empty()) {
+            let Some((_, digest)) = uri.split_once('@').filter(|(_, d)| d.starts_with("sha256:") && d.len() == 71) else {
+                return Err(OrchError::Usage(format!("ORCH_IMAGE must be <registry>/<repository>@sha256:<64 hex>, got {uri}")));
+            };
+            return Ok(ImageRef { digest: digest.to_string(), uri });
+        }
+        let built = tokio::task::block_in_place(|| crate::image::build(project, stack, &crate::runner::Duct, printer))?;
+        let registry = registry_host(stack).await?;
+        Ok(ImageRef { uri: format!("{registry}/{}@{}", stack.image.repository, built.digest), digest: built.digest })
     }
 
-    async fn push(&self, _project: &Project, _stack: &Stack, _image: &ImageRef, _printer: &Printer) -> Result<u64, OrchError> {
-        // STUB until crate::image lands: an ORCH_IMAGE image is already in the registry.
-        Ok(0)
+    async fn push(&self, project: &Project, stack: &Stack, image: &ImageRef, printer: &Printer) -> Result<u64, OrchError> {
+        if std::env::var("ORCH_IMAGE").is_ok_and(|v| !v.is_empty()) {
+            return Ok(0); // a pinned image is already in the registry
+        }
+        let report = crate::image::publish(project, stack, printer).await?;
+        if report.digest != image.digest {
+            return Err(OrchError::failed(
+                format!("the registry holds {} but {} was built", report.digest, image.digest),
+                "run `orch build --push` and check the registry",
+            ));
+        }
+        Ok(report.bytes_uploaded)
     }
 
     async fn verify(&self, url: &str, stack: &Stack, printer: &Printer) -> Result<bool, OrchError> {
-        // STUB until crate::verify lands: the health path answers 200 within two minutes.
+        // The health gate: the load balancer's health path answers 200 within ORCH_VERIFY_TIMEOUT.
         let target = format!("{}{}", url.trim_end_matches('/'), stack.health_check.path);
         let client = reqwest::Client::builder()
             .danger_accept_invalid_certs(stack.domain.is_none())
@@ -101,6 +113,16 @@ impl Steps for Wired {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+}
+
+/// The registry host images are pushed to: `image.registry`, or the account's ECR endpoint (read-only lookup).
+async fn registry_host(stack: &Stack) -> Result<String, OrchError> {
+    if let Some(registry) = &stack.image.registry {
+        return Ok(registry.clone());
+    }
+    let client = aws_sdk_ecr::Client::new(&crate::aws::sdk_config(&stack.region).await);
+    let (host, _) = crate::image::ecr::login(&client).await?;
+    Ok(host)
 }
 
 fn verify_timeout() -> Duration {

@@ -37,7 +37,19 @@ pub fn command(root: &Path, profile: Profile) -> Cmd {
     if profile == Profile::Release {
         args.push("--release");
     }
-    Cmd::new("cargo", args).env("RUSTFLAGS", "-C target-feature=+crt-static").dir(root)
+    Cmd::new("cargo", args).env("RUSTFLAGS", "-C target-feature=+crt-static").dir(workspace(root))
+}
+
+/// The workspace holding the app's sources: the project's own, or else the checkout orch was built
+/// from (a project folder may hold only stacks, templates and pages).
+fn workspace(root: &Path) -> PathBuf {
+    let has_app = |dir: &Path| dir.join("Cargo.toml").is_file() && dir.join("app").join("Cargo.toml").is_file();
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if has_app(root) || !has_app(checkout) {
+        root.to_path_buf()
+    } else {
+        checkout.to_path_buf()
+    }
 }
 
 /// Compile the app and return the path of the static executable.

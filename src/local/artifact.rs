@@ -1,14 +1,16 @@
-//! What instances run. One decision point: [`resolve`] returns the program and its environment.
-//! Today it builds the `app` crate with cargo (release, or debug when `ORCH_BUILD_PROFILE=dev`, as
-//! tests set) and runs the binary; `ORCH_APP_BIN` names a prebuilt binary instead (the detached
-//! supervisor gets it this way so it never builds). Once `orch build` lands, this unpacks the OCI
-//! image and returns its entrypoint, so what runs locally is the artifact we ship.
+//! What instances run: the entrypoint of the image `orch build` makes, unpacked from its OCI layout
+//! into `.orch/<env>/rootfs/`, so what runs locally is the artifact we ship. [`resolve`] is the one
+//! decision point; `ORCH_APP_BIN` (+ `ORCH_APP_ENV`, JSON pairs) hands an already unpacked
+//! entrypoint to the detached supervisor so it never builds.
 use std::path::{Path, PathBuf};
 
+use crate::config::Stack;
+use crate::image::{self, ImageError};
+use crate::printer::Printer;
 use crate::project::Project;
-use crate::runner::{Cmd, Runner};
+use crate::runner::Runner;
 
-/// The program every instance runs.
+/// The program every instance runs, and the environment the image gives it.
 #[derive(Debug, Clone)]
 pub struct Artifact {
     pub program: PathBuf,
@@ -20,59 +22,55 @@ pub struct Artifact {
 pub enum ArtifactError {
     #[error("ORCH_APP_BIN names {0}, which is not an executable file")]
     NotExecutable(PathBuf),
-    #[error("no app crate to build: neither {0} nor orch's own checkout has app/Cargo.toml")]
-    NoSources(PathBuf),
-    #[error("running cargo: {0}")]
-    Spawn(#[source] std::io::Error),
-    #[error("`{command}` failed:\n{stderr}")]
-    Build { command: String, stderr: String },
-    #[error("cargo built no `app` executable (command: {0})")]
-    NoExecutable(String),
+    #[error("ORCH_APP_ENV is not a JSON list of [name, value] pairs: {0}")]
+    BadEnv(String),
+    #[error("building or unpacking the app image: {0}")]
+    Image(#[from] ImageError),
+    #[error("the image has no entrypoint")]
+    NoEntrypoint,
 }
 
-/// The app program: `ORCH_APP_BIN` if set, else the `app` binary built by cargo.
-pub fn resolve(project: &Project, runner: &dyn Runner) -> Result<Artifact, ArtifactError> {
+/// The variable carrying the artifact's environment to the detached supervisor.
+pub const ENV_VAR: &str = "ORCH_APP_ENV";
+
+/// `ORCH_APP_BIN` if set; else build the image for `stack`, unpack it and return its entrypoint.
+pub fn resolve(project: &Project, stack: &Stack, runner: &dyn Runner, printer: &Printer) -> Result<Artifact, ArtifactError> {
     if let Some(bin) = std::env::var_os("ORCH_APP_BIN").filter(|v| !v.is_empty()) {
-        let bin = PathBuf::from(bin);
-        return if is_executable(&bin) { Ok(Artifact { program: bin, env: vec![] }) } else { Err(ArtifactError::NotExecutable(bin)) };
+        let program = PathBuf::from(bin);
+        if !is_executable(&program) {
+            return Err(ArtifactError::NotExecutable(program));
+        }
+        let env = match std::env::var(ENV_VAR) {
+            Ok(text) if !text.is_empty() => serde_json::from_str(&text).map_err(|e| ArtifactError::BadEnv(e.to_string()))?,
+            _ => vec![],
+        };
+        return Ok(Artifact { program, env });
     }
-    let manifest = manifest(&project.root).ok_or_else(|| ArtifactError::NoSources(project.root.clone()))?;
-    let release = std::env::var("ORCH_BUILD_PROFILE").map(|p| p != "dev").unwrap_or(true);
-    let mut args = vec!["build", "-p", "app", "--bin", "app", "--message-format=json-render-diagnostics", "--manifest-path"];
-    let manifest_str = manifest.to_string_lossy().into_owned();
-    args.push(&manifest_str);
-    if release {
-        args.push("--release");
+    let built = image::build(project, stack, runner, printer)?;
+    let rootfs = project.state_dir(&stack.name).join("rootfs");
+    if rootfs.exists() {
+        std::fs::remove_dir_all(&rootfs).map_err(|e| ImageError::io(format!("clearing {}", rootfs.display()), e))?;
     }
-    let cmd = Cmd::new("cargo", args);
-    let out = runner.run(&cmd).map_err(ArtifactError::Spawn)?;
-    if !out.success() {
-        let tail: Vec<&str> = out.stderr.lines().rev().take(30).collect();
-        let stderr = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
-        return Err(ArtifactError::Build { command: cmd.display(), stderr });
-    }
-    let program = executable_from_messages(&out.stdout).ok_or_else(|| ArtifactError::NoExecutable(cmd.display()))?;
-    Ok(Artifact { program, env: vec![] })
+    let unpacked = image::unpack(&built.layout_dir, &rootfs)?;
+    printer.progress(&format!("instances run image {} unpacked in {}", unpacked.digest, rootfs.display()));
+    let entry = unpacked.entrypoint.first().ok_or(ArtifactError::NoEntrypoint)?;
+    let program = inside(&rootfs, entry);
+    let env = unpacked.env.into_iter().map(|(k, v)| (k, remap(&rootfs, v))).collect();
+    Ok(Artifact { program, env })
 }
 
-/// The workspace manifest holding the app: the project's own, or the checkout orch was built from.
-fn manifest(root: &Path) -> Option<PathBuf> {
-    let own = root.join("app").join("Cargo.toml");
-    if own.is_file() && root.join("Cargo.toml").is_file() {
-        return Some(root.join("Cargo.toml"));
-    }
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
-    checkout.join("app").join("Cargo.toml").is_file().then(|| checkout.join("Cargo.toml"))
+/// A path inside the image, as seen from this machine.
+fn inside(rootfs: &Path, path: &str) -> PathBuf {
+    rootfs.join(path.trim_start_matches('/'))
 }
 
-/// The `app` executable from cargo's JSON messages.
-fn executable_from_messages(stdout: &str) -> Option<PathBuf> {
-    stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "app")
-        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .next_back()
+/// Values naming a file inside the image (e.g. `SSL_CERT_FILE=/etc/ssl/...`) point into the rootfs.
+fn remap(rootfs: &Path, value: String) -> String {
+    if value.starts_with('/') && inside(rootfs, &value).exists() {
+        inside(rootfs, &value).display().to_string()
+    } else {
+        value
+    }
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -83,32 +81,16 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::{Output, Recording};
 
     #[test]
-    fn builds_with_cargo_and_finds_the_executable() {
-        let messages = r#"{"reason":"compiler-artifact","target":{"name":"serde"},"executable":null}
-{"reason":"compiler-artifact","target":{"name":"app"},"executable":"/t/debug/app"}
-{"reason":"build-finished","success":true}"#;
-        let rec = Recording::new([Output { code: Some(0), stdout: messages.into(), stderr: String::new() }]);
-        let project = Project { root: PathBuf::from(env!("CARGO_MANIFEST_DIR")) };
-        if std::env::var_os("ORCH_APP_BIN").is_some() {
-            return;
-        }
-        let art = resolve(&project, &rec).unwrap();
-        assert_eq!(art.program, PathBuf::from("/t/debug/app"));
-        let call = &rec.calls()[0];
-        assert!(call.display().starts_with("cargo build -p app --bin app"), "{}", call.display());
-    }
-
-    #[test]
-    fn a_failed_build_is_reported_with_cargo_output() {
-        let rec = Recording::new([Output { code: Some(101), stdout: String::new(), stderr: "error[E0308]: mismatched types".into() }]);
-        let project = Project { root: PathBuf::from(env!("CARGO_MANIFEST_DIR")) };
-        if std::env::var_os("ORCH_APP_BIN").is_some() {
-            return;
-        }
-        let err = resolve(&project, &rec).unwrap_err().to_string();
-        assert!(err.contains("E0308"), "{err}");
+    fn image_paths_are_remapped_into_the_rootfs_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/ssl/certs")).unwrap();
+        std::fs::write(dir.path().join("etc/ssl/certs/ca.crt"), "x").unwrap();
+        let mapped = remap(dir.path(), "/etc/ssl/certs/ca.crt".into());
+        assert_eq!(PathBuf::from(mapped), dir.path().join("etc/ssl/certs/ca.crt"));
+        assert_eq!(remap(dir.path(), "0.0.0.0".into()), "0.0.0.0");
+        assert_eq!(remap(dir.path(), "/not/there".into()), "/not/there");
+        assert_eq!(inside(dir.path(), "/app"), dir.path().join("app"));
     }
 }

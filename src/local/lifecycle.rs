@@ -51,9 +51,7 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
             if cleaned > 0 {
                 p.progress(&format!("stopped {cleaned} leftover process(es) of a previous run"));
             }
-            let spinner = p.spinner("building the app");
-            let artifact = artifact::resolve(&project, &Duct).map_err(LocalError::from)?;
-            spinner.finish_and_clear();
+            let artifact = artifact::resolve(&project, stack, &Duct, p).map_err(LocalError::from)?;
             let started = Instant::now();
             let mut child = spawn_serve(ctx, &project.root, &paths, &artifact, args.detach)?;
             let spinner = p.spinner("starting instances and the load balancer");
@@ -121,6 +119,7 @@ fn spawn_serve(ctx: &Ctx<'_>, root: &std::path::Path, paths: &Paths, artifact: &
     cmd.args(["local", "serve", "--env", &ctx.env])
         .env("ORCH_ROOT", root)
         .env("ORCH_APP_BIN", &artifact.program)
+        .env(artifact::ENV_VAR, serde_json::to_string(&artifact.env).unwrap_or_default())
         .env(TIER_MARK, &paths.dir)
         .stdin(Stdio::null());
     if detach {
@@ -222,7 +221,7 @@ pub async fn serve(ctx: &Ctx<'_>, stack: &Stack) -> Result<Outcome, OrchError> {
     }
     let zone_list = zones(stack)?;
     let (db_url, _) = database(stack, &paths)?;
-    let artifact = artifact::resolve(&project, &Duct).map_err(LocalError::from)?;
+    let artifact = artifact::resolve(&project, stack, &Duct, ctx.printer).map_err(LocalError::from)?;
     let mut env = artifact.env.clone();
     env.push(("DATABASE_URL".into(), db_url));
     let local = stack.local_settings();
