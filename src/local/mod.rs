@@ -16,6 +16,7 @@ pub mod serve;
 pub mod state;
 pub mod supervisor;
 pub mod tls;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 
