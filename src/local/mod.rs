@@ -17,6 +17,7 @@ pub mod state;
 pub mod supervisor;
 pub mod tls;
 pub mod upstream;
+pub mod workers;
 
 use std::path::{Path, PathBuf};
 

@@ -15,12 +15,13 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use super::accesslog::{AccessLog, Entry};
 use super::pages::Pages;
 use super::pool::{Pool, Target};
 use super::upstream::{self, Returning, UpBody};
+use super::workers::{self, Workers};
 
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -42,26 +43,40 @@ impl Lb {
         Lb { pool, pages, log, https_port, timeout }
     }
 
-    /// Serve HTTPS on `listener` until the task is aborted.
+    /// Serve HTTPS on `listener` until the task is aborted: connections are spread over one
+    /// single-threaded worker per core (see `workers`).
     pub async fn serve_https(self: Arc<Self>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let (lb, tls_acceptor) = (self.clone(), acceptor.clone());
+        let workers = Workers::start(workers::count(), move |stream, peer| lb.clone().serve_tls(stream, peer, tls_acceptor.clone()));
+        let mut workers = match workers {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!("starting the load balancer's workers: {e}");
+                return;
+            }
+        };
         loop {
             let Ok((stream, peer)) = listener.accept().await else { continue };
             let _ = stream.set_nodelay(true);
-            let (lb, acceptor) = (self.clone(), acceptor.clone());
-            tokio::spawn(async move {
-                let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else { return };
-                let service = hyper::service::service_fn(move |req| {
-                    let lb = lb.clone();
-                    async move { Ok::<_, Infallible>(lb.forward(req, peer).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
+            if let Some((stream, peer)) = workers.dispatch(stream, peer) {
+                tokio::spawn(self.clone().serve_tls(stream, peer, acceptor.clone()));
+            }
         }
+    }
+
+    /// One HTTPS client connection: the TLS handshake, then HTTP/1.1 keep-alive requests.
+    async fn serve_tls(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, acceptor: tokio_rustls::TlsAcceptor) {
+        let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else { return };
+        let service = hyper::service::service_fn(move |req| {
+            let lb = self.clone();
+            async move { Ok::<_, Infallible>(lb.forward(req, peer).await) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(tls), service)
+            .await;
     }
 
     /// Serve the HTTP → HTTPS redirect on `listener` until the task is aborted.

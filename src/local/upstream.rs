@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::pool::Target;
+use super::workers;
 
 /// What goes upstream: a buffered body (idempotent requests, replayable) or the client's own stream.
 pub type UpBody = Either<Full<Bytes>, Incoming>;
@@ -27,10 +28,14 @@ type Sender = http1::SendRequest<UpBody>;
 const MAX_IDLE: usize = 512;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The idle connections to one instance.
+/// Separate idle stacks per load-balancer worker thread (indexed modulo this), so a connection is
+/// reused on the thread whose runtime drives it.
+const SLOTS: usize = 8;
+
+/// The idle connections to one instance, one stack per worker.
 #[derive(Default)]
 pub struct Conns {
-    idle: Mutex<Vec<Sender>>,
+    idle: [Mutex<Vec<Sender>>; SLOTS],
 }
 
 impl std::fmt::Debug for Conns {
@@ -41,7 +46,7 @@ impl std::fmt::Debug for Conns {
 
 impl Conns {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sender>> {
-        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.idle[workers::current() % SLOTS].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
     fn pop(&self) -> Option<Sender> {
         self.lock().pop()
@@ -51,10 +56,6 @@ impl Conns {
         if idle.len() < MAX_IDLE {
             idle.push(sender);
         }
-    }
-    /// Idle connections right now (tests).
-    pub fn idle(&self) -> usize {
-        self.lock().len()
     }
 }
 
