@@ -6,6 +6,7 @@
 #
 #   scripts/bench-lb.sh            # 10 s per run, 64 connections, 2 wrk threads
 #   DURATION=20 CONNS=128 PATH_=/healthz scripts/bench-lb.sh
+#   PERF=/tmp/lb.perf scripts/bench-lb.sh   # also `perf record` the LB during its run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -117,6 +118,10 @@ wrk -t1 -c8 -d2s "https://127.0.0.1:$HTTPS$BENCH_PATH" >/dev/null
 wrk -t1 -c8 -d2s "https://127.0.0.1:$HAPORT$BENCH_PATH" >/dev/null
 echo "== load before the runs: $(uptime)" >&2
 echo "== wrk -t$THREADS -c$CONNS -d${DURATION}s https://127.0.0.1:PORT$BENCH_PATH (orch LB, then HAProxy)" >&2
+if [ -n "${PERF:-}" ]; then
+  LBPID=$(python3 -c "import json; print(json.load(open('$STATE'))['pid'])")
+  perf record -F 499 -g -p "$LBPID" -o "$PERF" -- sleep "$((DURATION - 1))" >/dev/null 2>&1 &
+fi
 read -r O_RPS O_P50 O_P99 O_ERR <<<"$(run "https://127.0.0.1:$HTTPS$BENCH_PATH" orch)"
 read -r H_RPS H_P50 H_P99 H_ERR <<<"$(run "https://127.0.0.1:$HAPORT$BENCH_PATH" haproxy)"
 
