@@ -6,6 +6,7 @@
 #
 #   scripts/bench-lb.sh            # 10 s per run, 64 connections, 2 wrk threads
 #   DURATION=20 CONNS=128 PATH_=/healthz scripts/bench-lb.sh
+#   PERF=/tmp/lb.perf scripts/bench-lb.sh   # also `perf record` the LB during its run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -56,12 +57,20 @@ import json
 for i in json.load(open('$STATE'))['instances']:
     print(f\"    server {i['id']} {i['addr']} check inter 1s fall 2 rise 2\")")
 
+# Same work on both sides: HAProxy gets as many threads as orch's tokio runtime has workers (one
+# per core), the same certificate, TLS 1.2+ and ALPN http/1.1, keep-alive to the client and to the
+# instances, and an access log line per request (HTTP log format, to a file, like orch's).
+NTHREADS=$(nproc)
 cat > "$WORK/haproxy.cfg" <<CFG
 global
     maxconn 4096
+    nbthread $NTHREADS
     ssl-default-bind-options ssl-min-ver TLSv1.2
+    log stdout format raw local0
 defaults
     mode http
+    log global
+    option httplog
     timeout connect 1s
     timeout client 30s
     timeout server 30s
@@ -78,7 +87,7 @@ backend app
     option httpchk GET /healthz
 $SERVERS
 CFG
-haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy-access.log" 2>"$WORK/haproxy.log" &
 HAPID=$!
 sleep 2
 kill -0 "$HAPID" 2>/dev/null || { echo "bench-lb: haproxy did not start:" >&2; cat "$WORK/haproxy.log" >&2; exit 2; }
@@ -107,7 +116,12 @@ PY
 echo "== warming up" >&2
 wrk -t1 -c8 -d2s "https://127.0.0.1:$HTTPS$BENCH_PATH" >/dev/null
 wrk -t1 -c8 -d2s "https://127.0.0.1:$HAPORT$BENCH_PATH" >/dev/null
+echo "== load before the runs: $(uptime)" >&2
 echo "== wrk -t$THREADS -c$CONNS -d${DURATION}s https://127.0.0.1:PORT$BENCH_PATH (orch LB, then HAProxy)" >&2
+if [ -n "${PERF:-}" ]; then
+  LBPID=$(python3 -c "import json; print(json.load(open('$STATE'))['pid'])")
+  perf record -F 499 -g -p "$LBPID" -o "$PERF" -- sleep "$((DURATION - 1))" >/dev/null 2>&1 &
+fi
 read -r O_RPS O_P50 O_P99 O_ERR <<<"$(run "https://127.0.0.1:$HTTPS$BENCH_PATH" orch)"
 read -r H_RPS H_P50 H_P99 H_ERR <<<"$(run "https://127.0.0.1:$HAPORT$BENCH_PATH" haproxy)"
 
@@ -116,3 +130,4 @@ printf '%-10s %12s %10s %10s  %s\n' "orch-lb" "$O_RPS" "$O_P50" "$O_P99" "$O_ERR
 printf '%-10s %12s %10s %10s  %s\n' "haproxy" "$H_RPS" "$H_P50" "$H_P99" "$H_ERR"
 python3 -c "print(f'ratio orch/haproxy: req/s {$O_RPS/$H_RPS:.2f}x, p99 {$O_P99/$H_P99:.2f}x (goal: req/s >= 1.00x, p99 <= 1.00x)')"
 echo "time from 'orch up --env local' to healthy (verified): ${UP_SECONDS} s"
+echo "access log lines: orch $(wc -l <"$WORK/.orch/local/access.log"), haproxy $(wc -l <"$WORK/haproxy-access.log"); $NTHREADS worker threads each; load after: $(uptime | sed 's/.*load/load/')"

@@ -1,11 +1,22 @@
 //! The load balancer's access log: one JSON object per request, appended to
-//! `.orch/local/access.log` by a background task so the request path never waits on the disk.
+//! `.orch/local/access.log` by a writer thread so the request path never waits on the disk. The
+//! request path only queues an entry (no formatting, no wake-up); the thread drains the queue every
+//! 20 ms, formats the lines into a buffer and writes them with one system call.
 use serde::Serialize;
+use std::io::Write;
 use std::path::Path;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use std::sync::mpsc::{self, SyncSender, TryRecvError};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// One request, as the request path hands it over (formatting happens in the writer task).
+use super::pool::Target;
+
+/// Entries the queue holds; when the writer lags this far behind, further entries are dropped.
+const QUEUE: usize = 65_536;
+/// How often the writer thread drains the queue.
+const PERIOD: Duration = Duration::from_millis(20);
+
+/// One request, as the request path hands it over (formatting happens in the writer thread).
 #[derive(Debug)]
 pub struct Entry {
     pub at: std::time::SystemTime,
@@ -14,7 +25,7 @@ pub struct Entry {
     pub path: String,
     pub status: u16,
     /// The instance that answered (none when the balancer answered itself).
-    pub instance: Option<String>,
+    pub instance: Option<Arc<Target>>,
     pub retried: bool,
     pub micros: u64,
 }
@@ -40,7 +51,7 @@ impl Entry {
             method: self.method.as_str(),
             path: &self.path,
             status: self.status,
-            instance: self.instance.as_deref(),
+            instance: self.instance.as_deref().map(|t| t.id.as_str()),
             retried: self.retried,
             ms: self.micros as f64 / 1e3,
         }
@@ -50,7 +61,7 @@ impl Entry {
 /// A cheap handle for the request path; entries are dropped (never blocking) if the writer lags.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    tx: Option<mpsc::Sender<Entry>>,
+    tx: Option<SyncSender<Entry>>,
 }
 
 impl AccessLog {
@@ -59,28 +70,35 @@ impl AccessLog {
         AccessLog { tx: None }
     }
 
-    /// Append to `path`, creating it; the writer task ends when every handle is dropped.
+    /// Append to `path`, creating it; the writer thread ends (after writing what is queued) when
+    /// every handle is dropped.
     pub async fn open(path: &Path) -> std::io::Result<Self> {
-        let file = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
-        let (tx, mut rx) = mpsc::channel::<Entry>(16_384);
-        tokio::spawn(async move {
-            let mut out = tokio::io::BufWriter::new(file);
-            while let Some(first) = rx.recv().await {
-                let mut entry = Some(first);
-                while let Some(e) = entry {
-                    if let Ok(mut line) = serde_json::to_vec(&e.line()) {
-                        line.push(b'\n');
-                        if out.write_all(&line).await.is_err() {
-                            return;
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let (tx, rx) = mpsc::sync_channel::<Entry>(QUEUE);
+        std::thread::Builder::new().name("access-log".into()).spawn(move || {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            loop {
+                std::thread::sleep(PERIOD);
+                let done = loop {
+                    match rx.try_recv() {
+                        Ok(e) => {
+                            if serde_json::to_writer(&mut buf, &e.line()).is_ok() {
+                                buf.push(b'\n');
+                            }
                         }
+                        Err(TryRecvError::Empty) => break false,
+                        Err(TryRecvError::Disconnected) => break true,
                     }
-                    entry = rx.try_recv().ok();
+                };
+                if !buf.is_empty() && file.write_all(&buf).is_err() {
+                    return;
                 }
-                if out.flush().await.is_err() {
+                buf.clear();
+                if done {
                     return;
                 }
             }
-        });
+        })?;
         Ok(AccessLog { tx: Some(tx) })
     }
 

@@ -16,6 +16,8 @@ pub mod serve;
 pub mod state;
 pub mod supervisor;
 pub mod tls;
+pub mod upstream;
+pub mod workers;
 
 use std::path::{Path, PathBuf};
 

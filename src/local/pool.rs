@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use super::upstream::Conns;
+
 /// One registered instance.
 #[derive(Debug)]
 pub struct Target {
@@ -21,6 +23,8 @@ pub struct Target {
     ok_streak: AtomicU32,
     fail_streak: AtomicU32,
     removed: AtomicBool,
+    /// Idle keep-alive connections to it (the proxy's upstream pool).
+    pub(crate) conns: Conns,
 }
 
 impl Target {
@@ -36,6 +40,7 @@ impl Target {
             ok_streak: AtomicU32::new(0),
             fail_streak: AtomicU32::new(0),
             removed: AtomicBool::new(false),
+            conns: Conns::default(),
         }
     }
     /// Passing active health checks (what the supervisor judges instances by).

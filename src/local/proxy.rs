@@ -9,17 +9,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Either, Full, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
 
 use super::accesslog::{AccessLog, Entry};
 use super::pages::Pages;
 use super::pool::{Pool, Target};
+use super::upstream::{self, Returning, UpBody};
+use super::workers::{self, Workers};
 
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -29,7 +31,6 @@ const MAX_BUFFERED_BODY: usize = 1 << 20;
 /// The shared state of both listeners.
 pub struct Lb {
     pub pool: Arc<Pool>,
-    client: Client<HttpConnector, Body>,
     pages: Pages,
     log: AccessLog,
     https_port: u16,
@@ -39,37 +40,43 @@ pub struct Lb {
 
 impl Lb {
     pub fn new(pool: Arc<Pool>, pages: Pages, log: AccessLog, https_port: u16, timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(1)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .build(connector);
-        Lb { pool, client, pages, log, https_port, timeout }
+        Lb { pool, pages, log, https_port, timeout }
     }
 
-    /// Serve HTTPS on `listener` until the task is aborted.
+    /// Serve HTTPS on `listener` until the task is aborted: connections are spread over one
+    /// single-threaded worker per core (see `workers`).
     pub async fn serve_https(self: Arc<Self>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let (lb, tls_acceptor) = (self.clone(), acceptor.clone());
+        let workers = Workers::start(workers::count(), move |stream, peer| lb.clone().serve_tls(stream, peer, tls_acceptor.clone()));
+        let mut workers = match workers {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!("starting the load balancer's workers: {e}");
+                return;
+            }
+        };
         loop {
             let Ok((stream, peer)) = listener.accept().await else { continue };
             let _ = stream.set_nodelay(true);
-            let (lb, acceptor) = (self.clone(), acceptor.clone());
-            tokio::spawn(async move {
-                let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else { return };
-                let service = hyper::service::service_fn(move |req| {
-                    let lb = lb.clone();
-                    async move { Ok::<_, Infallible>(lb.forward(req, peer).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
+            if let Some((stream, peer)) = workers.dispatch(stream, peer) {
+                tokio::spawn(self.clone().serve_tls(stream, peer, acceptor.clone()));
+            }
         }
+    }
+
+    /// One HTTPS client connection: the TLS handshake, then HTTP/1.1 keep-alive requests.
+    async fn serve_tls(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, acceptor: tokio_rustls::TlsAcceptor) {
+        let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else { return };
+        let service = hyper::service::service_fn(move |req| {
+            let lb = self.clone();
+            async move { Ok::<_, Infallible>(lb.forward(req, peer).await) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(tls), service)
+            .await;
     }
 
     /// Serve the HTTP → HTTPS redirect on `listener` until the task is aborted.
@@ -97,7 +104,8 @@ impl Lb {
     pub async fn forward(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let (mut parts, body) = req.into_parts();
-        let seen = Seen { method: &parts.method.clone(), path: parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"), peer, started };
+        let (method, uri) = (parts.method.clone(), parts.uri.clone());
+        let seen = Seen { method: &method, path: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"), peer, started };
         forwarded_headers(&mut parts.headers, peer.ip(), self.https_port);
         let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
 
@@ -105,7 +113,7 @@ impl Lb {
             return self.error(&seen, StatusCode::SERVICE_UNAVAILABLE);
         };
         if !idempotent {
-            let resp = self.send(&first, &parts, body.boxed_unsync()).await;
+            let resp = self.send(&first, upstream_request(parts, Either::Right(body))).await;
             return self.finish(&seen, &first, resp, false);
         }
         let bytes = if body.is_end_stream() {
@@ -116,11 +124,11 @@ impl Lb {
                 Err(_) => return self.error(&seen, StatusCode::PAYLOAD_TOO_LARGE),
             }
         };
-        let full = |b: &Bytes| Full::new(b.clone()).map_err(|never| match never {}).boxed_unsync();
-        match self.send(&first, &parts, full(&bytes)).await {
+        let attempt = upstream_request(copy_head(&parts), Either::Left(Full::new(bytes.clone())));
+        match self.send(&first, attempt).await {
             Err(Failure::Connection) => match self.pool.pick(Some(&first.id)) {
                 Some(second) => {
-                    let resp = self.send(&second, &parts, full(&bytes)).await;
+                    let resp = self.send(&second, upstream_request(parts, Either::Left(Full::new(bytes)))).await;
                     self.finish(&seen, &second, resp, true)
                 }
                 None => self.error(&seen, StatusCode::BAD_GATEWAY),
@@ -129,17 +137,10 @@ impl Lb {
         }
     }
 
-    async fn send(&self, target: &Target, parts: &hyper::http::request::Parts, body: Body) -> Result<Response<Incoming>, Failure> {
-        let path = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-        let uri: Uri = format!("http://{}{}", target.addr, path).parse().map_err(|_| Failure::Connection)?;
-        let mut req = Request::builder().method(parts.method.clone()).uri(uri).version(hyper::Version::HTTP_11);
-        if let Some(headers) = req.headers_mut() {
-            *headers = parts.headers.clone();
-        }
-        let req = req.body(body).map_err(|_| Failure::Connection)?;
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+    async fn send(&self, target: &Arc<Target>, req: Request<UpBody>) -> Result<Response<Returning>, Failure> {
+        match tokio::time::timeout(self.timeout, upstream::send(target, req)).await {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(_)) => {
+            Ok(Err(upstream::Broken)) => {
                 if target.mark_suspect() {
                     tracing::info!(instance = %target.id, "connection failed: instance marked suspect");
                 }
@@ -149,12 +150,12 @@ impl Lb {
         }
     }
 
-    fn finish(&self, seen: &Seen<'_>, target: &Target, resp: Result<Response<Incoming>, Failure>, retried: bool) -> Response<Body> {
+    fn finish(&self, seen: &Seen<'_>, target: &Arc<Target>, resp: Result<Response<Returning>, Failure>, retried: bool) -> Response<Body> {
         match resp {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                self.record(seen, parts.status, Some(&target.id), retried);
+                self.record(seen, parts.status, Some(target), retried);
                 Response::from_parts(parts, body.boxed_unsync())
             }
             Err(Failure::Connection) => self.error(seen, StatusCode::BAD_GATEWAY),
@@ -176,7 +177,7 @@ impl Lb {
         resp
     }
 
-    fn record(&self, seen: &Seen<'_>, status: StatusCode, instance: Option<&str>, retried: bool) {
+    fn record(&self, seen: &Seen<'_>, status: StatusCode, instance: Option<&Arc<Target>>, retried: bool) {
         if !self.log.enabled() {
             return;
         }
@@ -186,11 +187,35 @@ impl Lb {
             method: seen.method.clone(),
             path: seen.path.to_string(),
             status: status.as_u16(),
-            instance: instance.map(str::to_owned),
+            instance: instance.cloned(),
             retried,
             micros: seen.started.elapsed().as_micros() as u64,
         });
     }
+}
+
+/// The request to send upstream: the client's head (hop-by-hop headers already out, X-Forwarded-*
+/// in) with the URI in origin form, over HTTP/1.1.
+fn upstream_request(parts: Parts, body: UpBody) -> Request<UpBody> {
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method;
+    *req.uri_mut() = if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+        Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"))
+    } else {
+        parts.uri
+    };
+    *req.headers_mut() = parts.headers;
+    req
+}
+
+/// A copy of the parts of a request head the upstream request needs (kept for the retry).
+fn copy_head(parts: &Parts) -> Parts {
+    let mut copy = Request::new(()).into_parts().0;
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.headers = parts.headers.clone();
+    copy
 }
 
 /// What the access log needs to know about a request.

@@ -1,0 +1,149 @@
+//! Keep-alive HTTP/1 connections from the load balancer to one instance: a stack of idle hyper
+//! `SendRequest` handles per target. A request takes the most recently used idle connection (or
+//! dials a new one: TCP_NODELAY, 1 s connect timeout); the handle goes back on the stack when the
+//! response body has been read to its end, so a connection never carries two requests at once.
+//! This replaces hyper-util's legacy client, which parses a URI, looks up a keyed pool and spawns a
+//! task per request to hand the connection back (see docs/local.md, "Benchmark").
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::pool::Target;
+use super::workers;
+
+/// What goes upstream: a buffered body (idempotent requests, replayable) or the client's own stream.
+pub type UpBody = Either<Full<Bytes>, Incoming>;
+type Sender = http1::SendRequest<UpBody>;
+
+/// Idle connections kept per instance (more are closed when they come back).
+const MAX_IDLE: usize = 512;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Separate idle stacks per load-balancer worker thread (indexed modulo this), so a connection is
+/// reused on the thread whose runtime drives it.
+const SLOTS: usize = 8;
+
+/// The idle connections to one instance, one stack per worker.
+#[derive(Default)]
+pub struct Conns {
+    idle: [Mutex<Vec<Sender>>; SLOTS],
+}
+
+impl std::fmt::Debug for Conns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conns").finish_non_exhaustive()
+    }
+}
+
+impl Conns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sender>> {
+        self.idle[workers::current() % SLOTS].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+    fn pop(&self) -> Option<Sender> {
+        self.lock().pop()
+    }
+    fn push(&self, sender: Sender) {
+        let mut idle = self.lock();
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
+}
+
+/// Connecting failed or the connection broke before a response head arrived.
+#[derive(Debug)]
+pub struct Broken;
+
+/// Send `req` to `target` over an idle connection or a new one. A request that an idle connection
+/// could not even start writing (it was closed meanwhile) moves on to the next one, so a stale
+/// keep-alive connection never counts as an instance failure.
+pub async fn send(target: &Arc<Target>, mut req: Request<UpBody>) -> Result<Response<Returning>, Broken> {
+    while let Some(mut sender) = target.conns.pop() {
+        if sender.is_closed() || (!sender.is_ready() && sender.ready().await.is_err()) {
+            continue;
+        }
+        match sender.try_send_request(req).await {
+            Ok(resp) => return Ok(returning(resp, sender, target)),
+            Err(mut e) => match e.take_message() {
+                Some(unsent) => req = unsent,
+                None => return Err(Broken),
+            },
+        }
+    }
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr)).await {
+        Ok(Ok(stream)) => stream,
+        _ => return Err(Broken),
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|_| Broken)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    match sender.try_send_request(req).await {
+        Ok(resp) => Ok(returning(resp, sender, target)),
+        Err(_) => Err(Broken),
+    }
+}
+
+fn returning(resp: Response<Incoming>, sender: Sender, target: &Arc<Target>) -> Response<Returning> {
+    resp.map(|inner| Returning { inner, back: Some((sender, target.clone())) })
+}
+
+/// A response body that puts its connection back on the idle stack once read to the end (a body
+/// dropped earlier takes its connection with it: hyper closes it).
+pub struct Returning {
+    inner: Incoming,
+    back: Option<(Sender, Arc<Target>)>,
+}
+
+impl Returning {
+    fn give_back(&mut self) {
+        if let Some((sender, target)) = self.back.take() {
+            if !target.is_removed() {
+                target.conns.push(sender);
+            }
+        }
+    }
+}
+
+impl Body for Returning {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.give_back(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.give_back(),
+            Poll::Ready(Some(Err(_))) => this.back = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Returning {
+    fn drop(&mut self) {
+        if self.inner.is_end_stream() {
+            self.give_back();
+        }
+    }
+}
