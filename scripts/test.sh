@@ -12,7 +12,7 @@ start_services
 trap stop_services EXIT
 
 echo "== cargo test (workspace)"
-cargo test --workspace --locked -- --test-threads="${ORCH_TEST_THREADS:-2}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${ORCH_TEST_THREADS:-2}"
 
 if [ -x scripts/check-programs.sh ]; then
   echo "== rendered programs: orch check, cfn-lint, checkov"

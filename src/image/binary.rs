@@ -115,14 +115,20 @@ mod tests {
 
     #[test]
     fn the_cargo_command_links_glibc_statically_for_an_explicit_target() {
-        let release = command(Path::new("/w"), Profile::Release);
+        let project = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(project.path().join("app")).unwrap();
+        std::fs::write(project.path().join("Cargo.toml"), "").unwrap();
+        std::fs::write(project.path().join("app/Cargo.toml"), "").unwrap();
+        let release = command(project.path(), Profile::Release);
         assert_eq!(
             release.display(),
             "cargo build --locked -p app --bin app --target x86_64-unknown-linux-gnu --message-format=json-render-diagnostics --release"
         );
         assert_eq!(release.env, [("RUSTFLAGS".to_string(), "-C target-feature=+crt-static".to_string())]);
-        assert_eq!(release.dir.as_deref(), Some(Path::new("/w")));
-        assert!(!command(Path::new("/w"), Profile::Dev).args.contains(&"--release".to_string()));
+        assert_eq!(release.dir.as_deref(), Some(project.path()));
+        assert!(!command(project.path(), Profile::Dev).args.contains(&"--release".to_string()));
+        // A project folder without the app's sources builds the checkout orch came from.
+        assert_eq!(command(Path::new("/w"), Profile::Dev).dir.as_deref(), Some(Path::new(env!("CARGO_MANIFEST_DIR"))));
     }
 
     #[test]
