@@ -18,6 +18,7 @@ py_need=()
 command -v moto_server >/dev/null || py_need+=('moto[server]')
 command -v cfn-lint >/dev/null || py_need+=(cfn-lint)
 command -v checkov >/dev/null || py_need+=(checkov)
+python3 -c 'import yaml' 2>/dev/null || py_need+=(pyyaml)   # scripts/pulumi2cfn.py
 if [ ${#py_need[@]} -gt 0 ]; then
   echo "installing with pip: ${py_need[*]}"
   python3 -m pip install -q "${py_need[@]}"
