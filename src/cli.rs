@@ -44,7 +44,10 @@ pub enum Command {
     Build(BuildArgs),
     /// Run the acceptance suite against a deployed URL
     Verify(VerifyArgs),
-    /// Tear the environment down (the local database file is kept)
+    /// Tear the environment down, keeping its data and names
+    ///
+    /// Local: the tier stops; the database file is kept. AWS: `pulumi destroy` under the deploy lock and
+    /// the deployment record retired; the state bucket, hosted zone and certificate are kept.
     Down(DownArgs),
     /// Local-target operations: zone drills and the supervisor
     #[command(subcommand)]
@@ -90,6 +93,9 @@ pub struct DownArgs {
     /// Do not ask for confirmation on a protected environment
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Remove a stale deploy lock left by a crashed run (AWS targets; use with care)
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, Args)]

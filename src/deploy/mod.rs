@@ -4,6 +4,7 @@
 pub mod bucket;
 pub mod cert;
 pub mod dns;
+pub mod down;
 pub mod error;
 pub mod execute;
 pub mod lock;
@@ -52,9 +53,21 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
     execute::up(&run, &steps).await
 }
 
-/// `orch down` for an aws stack: not built yet (the issue for `up` comes first).
-pub async fn down(_ctx: &Ctx<'_>, stack: &Stack, _args: &DownArgs) -> Result<Outcome, OrchError> {
-    Err(OrchError::NotBuilt { command: "down", what: format!("the aws target (environment `{}`)", stack.name) })
+/// `orch down` for an aws stack: observe → [`down::plan`] → `--dry-run` prints it, or it runs.
+pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outcome, OrchError> {
+    let project = ctx.project()?;
+    let aws = observe::Aws::new(&stack.region).await;
+    let store = observe::store_for(&backend(stack)?, &aws)?;
+    let observed = down::observe(stack, &aws, &store).await?;
+    let plan = down::plan(stack, &observed);
+    if args.dry_run || plan.nothing {
+        for line in plan.lines() {
+            ctx.printer.data(&line);
+        }
+        return Ok(Outcome::Ok);
+    }
+    confirm(stack, args.yes, "tear down")?;
+    down::execute(&project, stack, &store, Arc::new(crate::runner::Duct), args.force_unlock, ctx.printer).await
 }
 
 /// The URLs of the last recorded deployment (`url`, `httpUrl` outputs), for `orch verify --env ENV`.

@@ -47,6 +47,17 @@ pub async fn save(store: &Store, record: &Record) -> Result<String, DeployError>
     Ok(store.describe(&latest_key(&record.env)))
 }
 
+/// Retire the latest record on teardown: a `-destroyed` copy goes into the history, then the latest is
+/// removed (so the next `orch up` deploys afresh). Returns where the copy went.
+pub async fn retire(store: &Store, record: &Record) -> Result<String, DeployError> {
+    let body = serde_json::to_vec_pretty(record).map_err(|e| DeployError::step("encoding the deployment record", e.to_string()))?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let key = format!("deployments/{}/history/{stamp}-destroyed.json", record.env);
+    store.put(&key, &body).await?;
+    store.delete(&latest_key(&record.env)).await?;
+    Ok(store.describe(&key))
+}
+
 /// The config hash: keys sorted, each `key=value` line hashed.
 pub fn config_hash(plain: &BTreeMap<String, String>, secrets: &BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();

@@ -1,4 +1,4 @@
-//! The pulumi CLI behind the [`Runner`]: stack select/create, config, `up` with its engine event log
+//! The pulumi CLI behind the [`Runner`]: stack select/create, config, `up`/`destroy` with the engine event log
 //! followed live, and `stack output --json`. Exit codes (0–9, 255, per `cmdutil/exit.go`) and
 //! diagnostics become a [`PulumiError`] that names what failed; a failure is never swallowed.
 pub mod events;
@@ -37,8 +37,8 @@ pub enum PulumiError {
     Spawn { command: String, #[source] source: std::io::Error },
     #[error("`{command}` exited {code} ({meaning}){}", details(.errors, .stderr))]
     Command { command: String, code: i32, meaning: &'static str, errors: Vec<String>, stderr: String },
-    #[error("`pulumi up` {}: {}{}", up_verb(.tally, *.code), up_what(.tally), details(&.tally.errors, .stderr))]
-    Up { code: i32, tally: Box<Tally>, stderr: String },
+    #[error("`pulumi {op}` {}: {}{}", up_verb(.tally, *.code), up_what(.tally), details(&.tally.errors, .stderr))]
+    Up { op: &'static str, code: i32, tally: Box<Tally>, stderr: String },
     #[error("cannot read `{command}` output: {message}")]
     Output { command: String, message: String },
     #[error("no passphrase for the stack's secrets: set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE")]
@@ -83,6 +83,7 @@ impl PulumiError {
             PulumiError::Spawn { .. } => "install the pulumi CLI (https://www.pulumi.com/docs/install/) or point ORCH_PULUMI at it".into(),
             PulumiError::NoPassphrase => "export PULUMI_CONFIG_PASSPHRASE (or _FILE) — keep it in your secret store, never in the repo".into(),
             PulumiError::Command { code: 3, .. } | PulumiError::Up { code: 3, .. } => "check the AWS credentials (AWS_PROFILE) and rerun `orch up`".into(),
+            PulumiError::Up { op: "destroy", .. } => "fix the cause above and rerun `orch down`; what was deleted stays deleted".into(),
             PulumiError::Up { tally, code, .. } if tally.cancelled || *code == 8 => {
                 "pulumi kept the state of what completed; rerun `orch up` to finish (use `orch up --force-unlock` only if a crashed run left a lock)".into()
             }
@@ -176,12 +177,30 @@ impl Pulumi {
         serde_json::from_str(&out.stdout).map_err(|e| PulumiError::Output { command: shown, message: e.to_string() })
     }
 
+    /// `pulumi stack select` without creating: false when the backend has no such stack.
+    pub fn select_existing(&self) -> Result<bool, PulumiError> {
+        match self.run(self.cmd(["stack", "select", "--non-interactive", self.stack.as_str()])) {
+            Ok(_) => Ok(true),
+            Err(PulumiError::Command { code, stderr, .. }) if code == 6 || stderr.contains("no stack named") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `pulumi up`, following the engine event log as it is written: one line per resource.
     pub async fn up(&self, printer: &Printer) -> Result<UpResult, PulumiError> {
+        self.update("up", printer).await
+    }
+
+    /// `pulumi destroy`: every resource of the stack deleted, followed like `up`.
+    pub async fn destroy(&self, printer: &Printer) -> Result<UpResult, PulumiError> {
+        self.update("destroy", printer).await
+    }
+
+    async fn update(&self, op: &'static str, printer: &Printer) -> Result<UpResult, PulumiError> {
         let log = self.dir.join(format!(".orch-events-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&log);
         let log_arg = log.display().to_string();
-        let cmd = self.cmd(["up", "--yes", "--non-interactive", "--skip-preview", "--stack", self.stack.as_str(), "--event-log", log_arg.as_str()]);
+        let cmd = self.cmd([op, "--yes", "--non-interactive", "--skip-preview", "--stack", self.stack.as_str(), "--event-log", log_arg.as_str()]);
         let shown = cmd.display();
         let runner = self.runner.clone();
         let task = tokio::task::spawn_blocking(move || runner.run(&cmd));
@@ -200,7 +219,7 @@ impl Pulumi {
         let tally = view.tally;
         let failed = code != 0 || tally.cancelled || tally.result.as_deref().is_some_and(|r| r != "succeeded") || !tally.failed.is_empty();
         if failed {
-            return Err(PulumiError::Up { code, tally: Box::new(tally), stderr: out.stderr });
+            return Err(PulumiError::Up { op, code, tally: Box::new(tally), stderr: out.stderr });
         }
         Ok(UpResult { tally, code })
     }
