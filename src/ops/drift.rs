@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use super::cloud::Clients;
 use super::observe::{self, Group};
-use super::pulumi::{self, Refresh};
+use super::refresh::{self, Refresh};
 use super::record;
 use super::report::{Level, Report, Row};
 use super::{judge, OpsError};
 use crate::config::Stack;
 use crate::project::Project;
+use crate::pulumi::Pulumi;
 use crate::runner::Runner;
 
 pub async fn gather(project: &Project, stack: &Stack, clients: &Clients, runner: Arc<dyn Runner>) -> Result<Report, OpsError> {
@@ -23,9 +24,8 @@ pub async fn gather(project: &Project, stack: &Stack, clients: &Clients, runner:
     }
     let rec = record::load(clients, stack).await?.ok_or_else(|| OpsError::NoRecord(stack.name.clone()))?;
     let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
-    let refresh_cmd = pulumi::refresh_cmd(&stack.name, &build_dir, &backend);
-    let outputs_cmd = pulumi::outputs_cmd(&stack.name, &build_dir, &backend);
-    let engine = tokio::task::spawn_blocking(move || (pulumi::refresh(runner.as_ref(), &refresh_cmd), pulumi::outputs(runner.as_ref(), &outputs_cmd)));
+    let pulumi = Pulumi::new(runner, &build_dir, &backend, &stack.name);
+    let engine = tokio::task::spawn_blocking(move || (refresh::run(&pulumi), pulumi.outputs().map_err(|e| e.to_string())));
 
     let tg_arn = rec.output("targetGroupArn").map(str::to_string);
     let cert = async {
@@ -100,7 +100,11 @@ fn resources_row(refresh: &Refresh) -> Row {
 /// record's, and every instance must run the group's current launch template version.
 pub fn image_row(recorded: Option<&str>, outputs: &Result<BTreeMap<String, Value>, String>, group: Option<&Result<Group, String>>) -> Row {
     let live = match outputs {
-        Err(e) => return Row::error("image", format!("stack outputs unreadable: {e}")),
+        Err(e) => {
+            let mut lines = e.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("");
+            return Row::error("image", format!("stack outputs unreadable: {first}")).lines(lines.map(str::to_string).collect());
+        }
         Ok(o) => o.get("imageDigest").and_then(Value::as_str),
     };
     let stale: Vec<String> = match group {
@@ -175,7 +179,7 @@ mod tests {
 
     #[test]
     fn refresh_rows_name_resources_and_properties() {
-        let d = pulumi::Drifted { urn: "u".into(), kind: "aws-native:ec2:SecurityGroup".into(), name: "albSg".into(), op: "update".into(), properties: vec!["tags".into()] };
+        let d = refresh::Drifted { urn: "u".into(), kind: "aws-native:ec2:SecurityGroup".into(), name: "albSg".into(), op: "update".into(), properties: vec!["tags".into()] };
         let row = resources_row(&Refresh::Drift { resources: vec![d] });
         assert_eq!((row.level, row.lines[0].as_str()), (Level::Bad, "~ aws-native:ec2:SecurityGroup albSg (update): tags"));
         assert_eq!(resources_row(&Refresh::Failed { code: Some(3), message: "login".into() }).level, Level::Error);

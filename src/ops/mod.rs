@@ -6,12 +6,11 @@ mod drift;
 mod judge;
 mod observe;
 mod probe;
-mod pulumi;
 mod record;
+mod refresh;
 mod report;
 mod status;
 
-pub use record::DeploymentRecord;
 pub use report::{Level, Report, Row};
 
 use std::sync::Arc;
@@ -26,8 +25,8 @@ use crate::error::{OrchError, Outcome};
 pub enum OpsError {
     #[error("environment `{0}` has no pulumi backend (`pulumi.backend` in its stack file)")]
     NoBackend(String),
-    #[error("unsupported pulumi backend `{0}` (use s3://bucket or file://path)")]
-    BadBackend(String),
+    #[error("unsupported pulumi backend `{url}` for `{env}` (use s3://bucket or file://path)")]
+    BadBackend { env: String, url: String },
     #[error("cannot read the deployment record: {0}")]
     Record(String),
     #[error("environment `{0}` has no recorded deployment")]
@@ -43,7 +42,7 @@ pub enum OpsError {
 impl OpsError {
     pub fn hint(&self) -> String {
         match self {
-            OpsError::NoBackend(env) | OpsError::BadBackend(env) => format!("set `pulumi.backend` in stacks/{env}.yaml (see docs/configuration.md)"),
+            OpsError::NoBackend(env) | OpsError::BadBackend { env, .. } => format!("set `pulumi.backend` in stacks/{env}.yaml (see docs/configuration.md)"),
             OpsError::Record(_) => "check AWS credentials and region (`aws sts get-caller-identity`), then rerun".into(),
             OpsError::NoRecord(_) => "deploy first: `orch up --env ENV`".into(),
             OpsError::NotRendered(env) => format!("run `orch render --env {env}` first"),

@@ -4,10 +4,11 @@ use chrono::Utc;
 
 use super::cloud::{emulated, Clients};
 use super::observe;
-use super::record::{self, DeploymentRecord};
+use super::record;
 use super::report::{Level, Report, Row};
 use super::{judge, probe, OpsError};
 use crate::config::Stack;
+use crate::deploy::record::Record;
 use crate::project::Project;
 
 /// Gather the status report of `stack`. Errors only when there is nothing to report on.
@@ -60,16 +61,17 @@ pub async fn gather(project: &Project, stack: &Stack, clients: &Clients) -> Resu
     Ok(Report { env: stack.name.clone(), kind: "status", verdict, rows })
 }
 
-fn deployment_row(rec: &DeploymentRecord) -> Row {
+fn deployment_row(rec: &Record) -> Row {
     let mut lines: Vec<String> = rec.outputs.iter().map(|(k, v)| format!("{k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
     lines.sort();
-    let summary = format!(
-        "revision {} image {} at {}",
-        rec.revision.as_deref().unwrap_or("?"),
-        rec.digest().map(judge::short_digest).unwrap_or_else(|| "?".into()),
-        rec.time.as_deref().unwrap_or("?")
-    );
-    Row::ok("deployment", summary).lines(lines).data(rec)
+    let known = |s: &str| if s.is_empty() { "?".to_string() } else { s.to_string() };
+    let summary = format!("revision {} image {} at {}", known(&rec.revision), rec.digest().map(judge::short_digest).unwrap_or_else(|| "?".into()), known(&rec.time));
+    // The config hash covers secrets: it stays in the state store, out of reports.
+    let mut data = serde_json::to_value(rec).unwrap_or_default();
+    if let Some(fields) = data.as_object_mut() {
+        fields.remove("config_hash");
+    }
+    Row::ok("deployment", summary).lines(lines).data(data)
 }
 
 type Observed<T> = Option<Result<T, String>>;
