@@ -1,6 +1,7 @@
 //! Operating a deployed AWS environment: `orch status` (where it stands: exit 0 healthy, 1 degraded)
 //! and `orch drift` (whether reality still matches the code: exit 0 none, 1 drift). Both print a
 //! table or `--json`, and exit 2 when they cannot report at all (no config, no deployment record).
+mod checks;
 mod cloud;
 mod drift;
 mod judge;

@@ -54,28 +54,24 @@ pub struct StepMetadata {
     pub urn: String,
     #[serde(rename = "type")]
     pub type_: String,
-    /// Top-level properties that differ (`null` or absent when none).
+    /// Top-level properties that differ (`null` or absent when none); `diffReasons` in a preview digest.
+    #[serde(alias = "diffReasons")]
     pub diffs: Option<Vec<String>>,
     /// Property path → kind of change, when the provider reports a detailed diff.
     pub detailed_diff: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 impl StepMetadata {
-    /// The properties this step changes: see [`changed_properties`].
+    /// The changed properties, sorted: the detailed diff's paths when there are any (they name the
+    /// element, e.g. `securityGroupIngress[1]`), else the plain list of top-level keys.
     pub fn properties(&self) -> Vec<String> {
-        changed_properties(self.detailed_diff.as_ref(), self.diffs.as_deref())
+        let mut props: Vec<String> = self.detailed_diff.as_ref().map(|d| d.keys().cloned().collect()).unwrap_or_default();
+        if props.is_empty() {
+            props = self.diffs.clone().unwrap_or_default();
+        }
+        props.sort();
+        props
     }
-}
-
-/// The changed properties, sorted: the detailed diff's paths when there are any (they name the
-/// element, e.g. `securityGroupIngress[1]`), else the plain list of top-level keys.
-pub fn changed_properties(detailed: Option<&BTreeMap<String, serde_json::Value>>, keys: Option<&[String]>) -> Vec<String> {
-    let mut props: Vec<String> = detailed.map(|d| d.keys().cloned().collect()).unwrap_or_default();
-    if props.is_empty() {
-        props = keys.map(<[String]>::to_vec).unwrap_or_default();
-    }
-    props.sort();
-    props
 }
 
 /// Ops that leave a resource as it is (a refresh that reads the same, a read, a discard).
@@ -266,8 +262,8 @@ mod tests {
         let m = &e.res_outputs_event.unwrap().metadata;
         assert_eq!((urn_type(&m.urn), short_name(&m.urn)), ("aws-native:ec2:SecurityGroup", "albSg"));
         assert_eq!(m.properties(), ["ingress", "tags"]);
-        let detailed = BTreeMap::from([("ingress[1]".to_string(), serde_json::json!({"kind": "add"}))]);
-        assert_eq!(changed_properties(Some(&detailed), Some(&["ingress".into()])), ["ingress[1]"]);
+        let detailed = StepMetadata { detailed_diff: Some(BTreeMap::from([("ingress[1]".to_string(), serde_json::json!({"kind": "add"}))])), ..m.clone() };
+        assert_eq!(detailed.properties(), ["ingress[1]"]);
         assert!(is_stack("urn:pulumi:dev::orch::pulumi:pulumi:Stack::orch-dev") && !is_stack(&m.urn));
         assert!(is_unchanged("refresh") && !is_unchanged("delete"));
     }

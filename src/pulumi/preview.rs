@@ -4,30 +4,16 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use super::events::changed_properties;
+use super::events::StepMetadata;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PreviewDigest {
-    pub steps: Option<Vec<PreviewStep>>,
+    /// Each `PreviewStep` carries the same step fields as the events' metadata (`diffReasons` is
+    /// read as [`StepMetadata::diffs`]).
+    pub steps: Option<Vec<StepMetadata>>,
     /// op → count.
     pub change_summary: Option<BTreeMap<String, i64>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct PreviewStep {
-    pub op: String,
-    pub urn: String,
-    pub diff_reasons: Option<Vec<String>>,
-    pub detailed_diff: Option<BTreeMap<String, serde_json::Value>>,
-}
-
-impl PreviewStep {
-    /// The properties this step changes (see [`changed_properties`]).
-    pub fn properties(&self) -> Vec<String> {
-        changed_properties(self.detailed_diff.as_ref(), self.diff_reasons.as_deref())
-    }
 }
 
 impl PreviewDigest {
@@ -45,6 +31,7 @@ mod tests {
     #[test]
     fn digest_steps_and_summary_are_read_and_event_lines_are_not_a_digest() {
         let d = PreviewDigest::parse(r#"{"steps":[{"op":"update","urn":"u","diffReasons":["tags"],"detailedDiff":null}],"changeSummary":{"update":1},"duration":1}"#).unwrap();
+        // `diffReasons` is read as the step's `diffs`.
         let steps = d.steps.unwrap();
         assert_eq!((steps[0].op.as_str(), steps[0].properties()), ("update", vec!["tags".to_string()]));
         assert_eq!(d.change_summary.unwrap()["update"], 1);
