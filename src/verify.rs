@@ -67,6 +67,37 @@ pub fn marker_from_page(path: &Path) -> Option<String> {
     (!title.is_empty()).then(|| title.to_string())
 }
 
+/// Options for a deployed AWS environment: our 404 page's marker; the HTTP URL from the stack's
+/// `httpUrl` output; `ORCH_VERIFY_CA` (a PEM file) trusted besides the system roots; without a
+/// domain the load balancer serves orch's self-signed certificate, so any certificate is accepted.
+pub fn options_for_aws(pages: Option<&Path>, has_domain: bool, http_url: Option<String>, requests: u32) -> Result<Options, String> {
+    let ca_pem = match std::env::var_os("ORCH_VERIFY_CA").filter(|v| !v.is_empty()) {
+        Some(path) => Some(std::fs::read(&path).map_err(|e| format!("ORCH_VERIFY_CA: cannot read {}: {e}", Path::new(&path).display()))?),
+        None => None,
+    };
+    Ok(Options {
+        requests,
+        insecure: !has_domain,
+        ca_pem,
+        http_url,
+        not_found_marker: pages.and_then(|p| marker_from_page(&p.join("404.html"))),
+    })
+}
+
+/// Run the suite until it passes or `timeout` has passed, `interval` apart (a fresh deployment's
+/// load balancer needs a while before both zones answer); `attempt` hears of each failed run.
+pub async fn until_passed(base_url: &str, opts: &Options, timeout: Duration, interval: Duration, mut attempt: impl FnMut(&Report)) -> Report {
+    let start = std::time::Instant::now();
+    loop {
+        let report = run_suite(base_url, opts).await;
+        if report.passed() || start.elapsed() + interval > timeout {
+            return report;
+        }
+        attempt(&report);
+        tokio::time::sleep(interval).await;
+    }
+}
+
 /// Is `id` an EC2-style instance id?
 pub fn is_instance_id(id: &str) -> bool {
     id.strip_prefix("i-").is_some_and(|h| h.len() == 17 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))

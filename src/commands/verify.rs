@@ -1,5 +1,6 @@
 //! `orch verify [URL]`: the acceptance suite against a deployed URL (exit 0 pass, 1 fail). Without
-//! a URL it tests the environment's own: for the local target, the running tier (trusting its CA).
+//! a URL it tests the environment's own: for the local target, the running tier (trusting its CA);
+//! for an AWS one, the URLs of its last recorded deployment, with the options `orch up` verifies with.
 use super::Ctx;
 use crate::cli::VerifyArgs;
 use crate::config::Target;
@@ -14,7 +15,11 @@ pub async fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome, OrchError> 
         None => {
             let stack = ctx.stack()?;
             if stack.target != Target::Local {
-                return Err(OrchError::Usage(format!("give the URL of environment `{}`: orch verify https://…", stack.name)));
+                let (url, http_url) = crate::deploy::deployed_urls(&stack).await?;
+                let pages = ctx.project().ok().map(|p| p.pages_dir());
+                opts = verify::options_for_aws(pages.as_deref(), stack.domain.is_some(), http_url, args.requests).map_err(OrchError::Usage)?;
+                opts.insecure |= args.insecure;
+                return report(ctx, &url, &opts, args.json).await;
             }
             let state = crate::local::running_state(&ctx.project()?, &stack).ok_or(crate::local::LocalError::NotRunning)?;
             opts.http_url = Some(state.http_url.clone());
@@ -25,10 +30,14 @@ pub async fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome, OrchError> 
     if !url.starts_with("https://") && !url.starts_with("http://") {
         return Err(OrchError::Usage(format!("`{url}` is not an http:// or https:// URL")));
     }
+    report(ctx, &url, &opts, args.json).await
+}
+
+async fn report(ctx: &Ctx<'_>, url: &str, opts: &Options, json: bool) -> Result<Outcome, OrchError> {
     let spinner = ctx.printer.spinner(format!("verifying {url}"));
-    let report = verify::run_suite(&url, &opts).await;
+    let report = verify::run_suite(url, opts).await;
     spinner.finish_and_clear();
-    if args.json {
+    if json {
         ctx.printer.json(&report)?;
     } else {
         ctx.printer.data(&report.table());

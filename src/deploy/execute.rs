@@ -132,7 +132,8 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     }
 
     let url = outputs.get("url").and_then(|v| v.as_str()).ok_or_else(|| DeployError::step("verify", "the stack has no `url` output"))?.to_string();
-    if !steps.verify(&url, stack, p).await? {
+    let http_url = outputs.get("httpUrl").and_then(|v| v.as_str());
+    if !steps.verify(run.project, stack, &url, http_url, p).await? {
         p.warn(&format!("deployed, but {url} failed verification; the deployment is not recorded, so the next `orch up` deploys and verifies again"));
         return Ok(Outcome::Finding);
     }

@@ -57,6 +57,21 @@ pub async fn down(_ctx: &Ctx<'_>, stack: &Stack, _args: &DownArgs) -> Result<Out
     Err(OrchError::NotBuilt { command: "down", what: format!("the aws target (environment `{}`)", stack.name) })
 }
 
+/// The URLs of the last recorded deployment (`url`, `httpUrl` outputs), for `orch verify --env ENV`.
+pub async fn deployed_urls(stack: &Stack) -> Result<(String, Option<String>), OrchError> {
+    let aws = observe::Aws::new(&stack.region).await;
+    let store = observe::store_for(&backend(stack)?, &aws)?;
+    let last = record::latest(&store, &stack.name).await?;
+    let output = |key: &str| last.as_ref().and_then(|r| r.outputs.get(key)).and_then(|v| v.as_str()).map(str::to_string);
+    match output("url") {
+        Some(url) => Ok((url, output("httpUrl"))),
+        None => Err(OrchError::failed(
+            format!("`{}` has no recorded deployment with a `url` output in {}", stack.name, store.describe(&record::latest_key(&stack.name))),
+            format!("run `orch up --env {}`, or give the URL: orch verify https://…", stack.name),
+        )),
+    }
+}
+
 fn backend(stack: &Stack) -> Result<String, OrchError> {
     stack.pulumi.as_ref().map(|p| p.backend.clone()).ok_or_else(|| {
         OrchError::failed(

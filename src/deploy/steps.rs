@@ -1,11 +1,11 @@
 //! The three steps other modules own — render the program, build/push the image, verify the live
 //! URL — behind one trait, so the executor is wired once and each seam can be swapped.
 //! [`Wired`] is what `orch up` uses: render is `crate::render`, the image is built and pushed by
-//! `crate::image` (or pinned by `ORCH_IMAGE`); verify waits for the health path to answer.
+//! `crate::image` (or pinned by `ORCH_IMAGE`); verify is `crate::verify`'s suite, retried while the tier comes up.
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Stack;
 use crate::error::OrchError;
@@ -38,8 +38,9 @@ pub trait Steps: Sync {
     fn image(&self, project: &Project, stack: &Stack, printer: &Printer) -> impl Future<Output = Result<ImageRef, OrchError>> + Send;
     /// Make sure the image is in the registry; returns the bytes pushed.
     fn push(&self, project: &Project, stack: &Stack, image: &ImageRef, printer: &Printer) -> impl Future<Output = Result<u64, OrchError>> + Send;
-    /// Run the acceptance suite against the live URL; `Ok(false)` is a failed check.
-    fn verify(&self, url: &str, stack: &Stack, printer: &Printer) -> impl Future<Output = Result<bool, OrchError>> + Send;
+    /// Run the acceptance suite against the live URL (`http_url`: where to test the redirect);
+    /// `Ok(false)` is a failed check.
+    fn verify(&self, project: &Project, stack: &Stack, url: &str, http_url: Option<&str>, printer: &Printer) -> impl Future<Output = Result<bool, OrchError>> + Send;
 }
 
 /// The steps `orch up` runs.
@@ -85,35 +86,31 @@ impl Steps for Wired {
         Ok(report.bytes_uploaded)
     }
 
-    async fn verify(&self, url: &str, stack: &Stack, printer: &Printer) -> Result<bool, OrchError> {
-        // The health gate: the load balancer's health path answers 200 within ORCH_VERIFY_TIMEOUT.
-        let target = format!("{}{}", url.trim_end_matches('/'), stack.health_check.path);
-        let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(stack.domain.is_none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| OrchError::failed(format!("building the HTTP client: {e}"), "report this as a bug"))?;
-        let spinner = printer.spinner(format!("verify: waiting for {target}"));
-        let start = Instant::now();
-        loop {
-            let last = match client.get(&target).send().await {
-                Ok(r) if r.status().is_success() => {
-                    spinner.finish_and_clear();
-                    printer.progress(&format!("  verify: {target} answered {}", r.status()));
-                    return Ok(true);
-                }
-                Ok(r) => format!("HTTP {}", r.status()),
-                Err(e) => e.to_string(),
-            };
-            if start.elapsed() > verify_timeout() {
-                spinner.finish_and_clear();
-                printer.warn(&format!("verify: {target} never answered 200 (last: {last})"));
-                return Ok(false);
+    async fn verify(&self, project: &Project, stack: &Stack, url: &str, http_url: Option<&str>, printer: &Printer) -> Result<bool, OrchError> {
+        // The acceptance suite `orch verify` runs, retried until it passes or ORCH_VERIFY_TIMEOUT.
+        let opts = crate::verify::options_for_aws(Some(&project.pages_dir()), stack.domain.is_some(), http_url.map(str::to_string), VERIFY_REQUESTS)
+            .map_err(OrchError::Usage)?;
+        let spinner = printer.spinner(format!("verify: {url}"));
+        let interval = crate::deploy::execute::poll().max(Duration::from_secs(1));
+        let report = crate::verify::until_passed(url, &opts, verify_timeout(), interval, |r| {
+            let failed: Vec<_> = r.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+            spinner.set_message(format!("verify: {url} (waiting: {})", failed.join(", ")));
+        })
+        .await;
+        spinner.finish_and_clear();
+        if report.passed() {
+            printer.progress(&format!("✓ verify: {} instance(s) in {} answered; redirect, TLS and our 404 page checked", report.instances.len(), report.zones.join(", ")));
+        } else {
+            for line in report.table().lines() {
+                printer.warn(&format!("verify: {line}"));
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        Ok(report.passed())
     }
 }
+
+/// Requests the post-deploy suite spreads over the instances (as `orch verify`'s default).
+const VERIFY_REQUESTS: u32 = 24;
 
 /// The registry host images are pushed to: `image.registry`, or the account's ECR endpoint (read-only lookup).
 async fn registry_host(stack: &Stack) -> Result<String, OrchError> {
@@ -126,7 +123,7 @@ async fn registry_host(stack: &Stack) -> Result<String, OrchError> {
 }
 
 fn verify_timeout() -> Duration {
-    let secs = std::env::var("ORCH_VERIFY_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    let secs = std::env::var("ORCH_VERIFY_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
     Duration::from_secs(secs)
 }
 

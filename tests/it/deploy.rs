@@ -1,7 +1,9 @@
-//! `orch up` on the aws target against moto, with the fake pulumi (tests/fake-pulumi/pulumi), a stub
-//! AutoScaling endpoint for instance refreshes and a local HTTP server standing in for the live URL.
-//! Every test uses its own environment name, bucket and domain, so they share one moto.
-use crate::support::{self, Scratch};
+//! `orch up` on the aws target against moto, with the fake pulumi (tests/fake-pulumi/pulumi) and a
+//! stub AutoScaling endpoint for instance refreshes. The live URL the fake pulumi outputs is a real
+//! local tier (two zones behind the TLS load balancer), so `orch up` runs the full `orch verify`
+//! suite after `pulumi up`. Every test uses its own environment name, bucket and domain, so they
+//! share one moto.
+use crate::support::{self, Scratch, Tier};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -53,11 +55,6 @@ fn serve(handler: impl Fn(&str, &str, &str) -> (u16, String) + Send + Sync + 'st
     format!("http://{addr}")
 }
 
-/// A stand-in for the live URL: `/healthz` answers 200.
-fn live_url() -> String {
-    serve(|_, path, _| if path == "/healthz" { (200, "ok".into()) } else { (404, "no".into()) })
-}
-
 /// The AutoScaling query API, as far as instance refreshes go: the refresh reports InProgress
 /// once, then `end_status`. Every request body is kept.
 fn autoscaling_stub(end_status: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
@@ -94,6 +91,8 @@ struct Env {
     domain: Option<String>,
     parent: String,
     pulumi_state: tempfile::TempDir,
+    /// The live tier behind the `url` and `httpUrl` outputs.
+    tier: Tier,
     url: String,
     /// A refresh endpoint that always succeeds; tests override AWS_ENDPOINT_URL_AUTO_SCALING to fail.
     autoscaling: String,
@@ -113,7 +112,10 @@ impl Env {
             text = text.replace("domain:\n  name: dev.orch-demo.net\n  parent_zone: orch-demo.net\n", "");
         }
         scratch.write(&format!("stacks/{name}.yaml"), &text);
-        let env = Env { scratch, moto: moto.into(), name, bucket, domain: domain.then_some(child), parent, pulumi_state: tempfile::tempdir().unwrap(), url: live_url(), autoscaling: autoscaling_stub("Successful").0 };
+        let tier = Tier::scratch();
+        tier.up();
+        let url = tier.https("/");
+        let env = Env { scratch, moto: moto.into(), name, bucket, domain: domain.then_some(child), parent, pulumi_state: tempfile::tempdir().unwrap(), tier, url, autoscaling: autoscaling_stub("Successful").0 };
         if domain {
             env.r53().await.create_hosted_zone().name(&env.parent).caller_reference(format!("parent-{id}")).send().await.unwrap();
         }
@@ -158,6 +160,9 @@ impl Env {
             ("FAKE_PULUMI_STATE", self.pulumi_state.path().display().to_string()),
             ("FAKE_PULUMI_LOG", self.log().display().to_string()),
             ("FAKE_PULUMI_URL", self.url.clone()),
+            ("FAKE_PULUMI_HTTP_URL", format!("http://127.0.0.1:{}/", self.tier.http)),
+            // With a domain the suite checks the certificate chain: trust the tier's CA.
+            ("ORCH_VERIFY_CA", self.tier.ca().display().to_string()),
             ("PULUMI_CONFIG_PASSPHRASE", "test-passphrase".into()),
             ("ORCH_IMAGE", format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/orch-app@{digest}")),
             ("ORCH_POLL_SECONDS", "0".into()),
@@ -252,6 +257,7 @@ async fn up_runs_every_step_to_a_record_then_the_rerun_is_a_no_op_and_dry_run_ch
 
     let run = env.up(DIGEST_A, &[], &[]).success();
     assert_eq!(String::from_utf8_lossy(&run.get_output().stdout).trim().lines().last(), Some(env.url.as_str()));
+    assert!(stderr(&run).contains("✓ verify: ") && stderr(&run).contains("redirect, TLS and our 404 page checked"), "{}", stderr(&run));
 
     // State bucket: encrypted, closed to the public; no lock left behind; a record with the digest.
     let s3 = env.s3().await;
@@ -456,9 +462,23 @@ async fn without_a_domain_a_self_signed_certificate_is_imported_once_and_reused(
 async fn a_failed_verification_is_a_finding_and_is_not_recorded() {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
-    let out = env.up(DIGEST_A, &[("FAKE_PULUMI_URL", "http://127.0.0.1:9")], &[]).code(1);
-    assert!(stderr(&out).contains("failed verification"), "{}", stderr(&out));
+    // The tier answers HTTPS, but nothing listens where the program says HTTP is: the redirect fails.
+    let out = env.up(DIGEST_A, &[("FAKE_PULUMI_HTTP_URL", "http://127.0.0.1:9/")], &[]).code(1);
+    let text = stderr(&out);
+    assert!(text.contains("failed verification"), "{text}");
+    let row = |name: &str| text.lines().find(|l| l.contains(name)).unwrap_or_default().to_string();
+    assert!(row("http redirects to https").contains("FAIL"), "{text}");
+    assert!(row("requests reach ≥2 zones").contains("pass") && row("unknown path gets our 404 page").contains("pass"), "the whole suite ran: {text}");
     assert_eq!(env.object(&format!("deployments/{}/latest.json", env.name)).await, None);
+
+    // Nothing is recorded, so `orch verify --env` has no URL to test yet; after a good run it has.
+    let out = env.scratch.orch().envs(env.envs(DIGEST_A)).args(["verify", "--env", &env.name]).assert().code(2);
+    assert!(stderr(&out).contains("has no recorded deployment"), "{}", stderr(&out));
+    env.up(DIGEST_A, &[], &[]).success();
+    let out = env.scratch.orch().envs(env.envs(DIGEST_A)).args(["verify", "--env", &env.name, "--json"]).assert().success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["zones"].as_array().unwrap().len(), 2, "{report}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use orch::image::{ecr, unpack, ImageError, PushReport};
 use orch::runner::Duct;
 use predicates::prelude::*;
 
-use crate::support::{repo, service, Scratch};
+use crate::support::{free_port, repo, service, Scratch};
 
 /// The app, built once per test run exactly as `orch build` builds it (debug profile).
 fn static_app() -> PathBuf {
@@ -171,9 +171,6 @@ impl Drop for Child {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// `GET path` over plain HTTP/1.1: the status code, if anything answered.
 fn http_status(port: u16, path: &str) -> Option<u16> {

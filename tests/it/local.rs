@@ -5,63 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::Scratch;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
-}
-
-/// A running tier; dropping it runs `orch down`.
-struct Tier {
-    scratch: Scratch,
-    http: u16,
-    https: u16,
-}
+use crate::support::{port_open, Tier};
 
 impl Tier {
-    /// A scratch project whose local stack uses free ports (not started).
-    fn scratch() -> Tier {
-        let scratch = Scratch::new();
-        let (http, https, base) = (free_port(), free_port(), free_port());
-        let stack = scratch
-            .read("stacks/local.yaml")
-            .replace("http_port: 8080", &format!("http_port: {http}"))
-            .replace("https_port: 8443", &format!("https_port: {https}"))
-            .replace("port: 18080", &format!("port: {base}"));
-        scratch.write("stacks/local.yaml", &stack);
-        Tier { scratch, http, https }
-    }
-
-    fn orch(&self) -> assert_cmd::Command {
-        let mut cmd = self.scratch.orch();
-        cmd.env("ORCH_BUILD_PROFILE", "dev").timeout(Duration::from_secs(600));
-        cmd
-    }
-
-    /// `orch up --env local --detach`; returns its stdout.
-    fn up(&self) -> String {
-        let out = self.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "up failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        stdout
-    }
-
     fn status(&self) -> (i32, serde_json::Value) {
         let out = self.orch().args(["status", "--env", "local", "--json"]).output().unwrap();
         let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
         (out.status.code().unwrap_or(-1), json)
     }
 
-    fn https(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.https)
-    }
-
     fn client(&self) -> reqwest::Client {
-        let ca = std::fs::read(self.scratch.path().join(".orch/local/tls/ca.pem")).unwrap();
+        let ca = std::fs::read(self.ca()).unwrap();
         reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
             .redirect(reqwest::redirect::Policy::none())
@@ -75,11 +29,6 @@ impl Tier {
     }
 }
 
-impl Drop for Tier {
-    fn drop(&mut self) {
-        let _ = self.orch().args(["down", "--env", "local"]).output();
-    }
-}
 
 async fn identity(client: &reqwest::Client, url: &str) -> Result<(String, String), String> {
     let resp = client.get(url).header("accept", "application/json").send().await.map_err(|e| format!("{e:?}"))?;

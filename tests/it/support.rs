@@ -2,6 +2,7 @@
 //! that scripts/test.sh starts (skipped locally when absent, required under CI).
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -73,5 +74,64 @@ pub fn service(var: &str) -> Option<String> {
             eprintln!("skipping: {var} not set (scripts/test.sh starts the service)");
             None
         }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// A running tier; dropping it runs `orch down`.
+pub struct Tier {
+    pub scratch: Scratch,
+    pub http: u16,
+    pub https: u16,
+}
+
+impl Tier {
+    /// A scratch project whose local stack uses free ports (not started).
+    pub fn scratch() -> Tier {
+        let scratch = Scratch::new();
+        let (http, https, base) = (free_port(), free_port(), free_port());
+        let stack = scratch
+            .read("stacks/local.yaml")
+            .replace("http_port: 8080", &format!("http_port: {http}"))
+            .replace("https_port: 8443", &format!("https_port: {https}"))
+            .replace("port: 18080", &format!("port: {base}"));
+        scratch.write("stacks/local.yaml", &stack);
+        Tier { scratch, http, https }
+    }
+
+    pub fn orch(&self) -> assert_cmd::Command {
+        let mut cmd = self.scratch.orch();
+        cmd.env("ORCH_BUILD_PROFILE", "dev").timeout(Duration::from_secs(600));
+        cmd
+    }
+
+    /// `orch up --env local --detach`; returns its stdout.
+    pub fn up(&self) -> String {
+        let out = self.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "up failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    }
+
+    pub fn https(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.https)
+    }
+
+    /// The tier's CA certificate (PEM file).
+    pub fn ca(&self) -> PathBuf {
+        self.scratch.path().join(".orch/local/tls/ca.pem")
+    }
+}
+
+impl Drop for Tier {
+    fn drop(&mut self) {
+        let _ = self.orch().args(["down", "--env", "local"]).output();
     }
 }
