@@ -145,6 +145,7 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
         program_hash: program.hash.clone(),
         config_hash,
         outputs,
+        certificate_arn: Some(cert_arn.clone()),
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         orch_version: env!("CARGO_PKG_VERSION").into(),
     };

@@ -42,13 +42,7 @@ impl Aws {
 
 /// The state store for a backend URL: the bucket itself, or `<path>/.orch` beside a file backend.
 pub fn store_for(backend: &str, aws: &Aws) -> Result<Store, DeployError> {
-    if let Some(bucket) = bucket::bucket_of(backend) {
-        return Ok(Store::S3 { client: aws.s3.clone(), bucket: bucket.to_string() });
-    }
-    if let Some(path) = backend.strip_prefix("file://") {
-        return Ok(Store::Dir(std::path::PathBuf::from(path).join(".orch")));
-    }
-    Err(DeployError::Refused(format!("pulumi backend `{backend}` is neither s3://bucket nor file://path")))
+    Store::for_backend(backend, &aws.s3)
 }
 
 /// The program's config plus the deploy-time values orch wires in.

@@ -1,6 +1,7 @@
 //! The deployment record: what was deployed (env, source revision, image digest, rendered-program
 //! hash, config hash, outputs, time), kept as JSON in the state store at `deployments/<env>/latest.json`
-//! plus one file per deployment under `deployments/<env>/history/`.
+//! plus one file per deployment under `deployments/<env>/history/`. `orch up` writes it; `orch status`
+//! and `orch drift` read it through [`latest`] too.
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -19,8 +20,26 @@ pub struct Record {
     pub config_hash: String,
     #[serde(default)]
     pub outputs: BTreeMap<String, serde_json::Value>,
+    /// The certificate ARN the run wired into the stack (absent in records of older orch versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_arn: Option<String>,
     pub time: String,
     pub orch_version: String,
+}
+
+impl Record {
+    /// A non-empty string output.
+    pub fn output(&self, key: &str) -> Option<&str> {
+        self.outputs.get(key).and_then(serde_json::Value::as_str).filter(|s| !s.is_empty())
+    }
+    /// The image digest: the record's own field, else the `imageDigest` output.
+    pub fn digest(&self) -> Option<&str> {
+        Some(self.image_digest.as_str()).filter(|d| !d.is_empty()).or_else(|| self.output("imageDigest"))
+    }
+    /// The certificate ARN wired into the stack: the record's field, else a `certificateArn` output.
+    pub fn certificate(&self) -> Option<&str> {
+        self.certificate_arn.as_deref().filter(|a| !a.is_empty()).or_else(|| self.output("certificateArn"))
+    }
 }
 
 pub fn latest_key(env: &str) -> String {
@@ -121,6 +140,7 @@ mod tests {
             program_hash: "sha256:p".into(),
             config_hash: "sha256:c".into(),
             outputs: BTreeMap::new(),
+            certificate_arn: Some("arn:aws:acm:eu-west-1:1:certificate/c".into()),
             time: "2026-01-01T00:00:00Z".into(),
             orch_version: "0".into(),
         }
@@ -157,5 +177,16 @@ mod tests {
         save(&store, &rec()).await.unwrap();
         assert_eq!(latest(&store, "dev").await.unwrap(), Some(rec()));
         assert_eq!(std::fs::read_dir(dir.path().join("deployments/dev/history")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn records_without_a_certificate_arn_still_read_and_fall_back_to_outputs() {
+        let mut old = serde_json::to_value(rec()).unwrap();
+        old.as_object_mut().unwrap().remove("certificate_arn");
+        old["outputs"] = serde_json::json!({"certificateArn": "arn:out", "imageDigest": "sha256:o", "url": ""});
+        let r: Record = serde_json::from_value(old).unwrap();
+        assert_eq!((r.certificate_arn.as_deref(), r.certificate()), (None, Some("arn:out")));
+        assert_eq!((r.digest(), r.output("url"), r.output("nope")), (Some("sha256:1"), None, None));
+        assert_eq!(rec().certificate(), Some("arn:aws:acm:eu-west-1:1:certificate/c"));
     }
 }

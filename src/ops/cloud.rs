@@ -1,8 +1,7 @@
-//! The AWS clients status and drift use, built once from one SDK config with short timeouts, so a
-//! dead endpoint degrades one row quickly. Honors `AWS_ENDPOINT_URL` (and the per-service
-//! `AWS_ENDPOINT_URL_<SERVICE>` variables) through aws-config, which is how tests point at moto.
+//! The AWS clients status and drift use, built once from the shared SDK config
+//! ([`crate::aws::sdk_config_with`]) with short timeouts, so a dead endpoint degrades one row
+//! quickly. Endpoints (`AWS_ENDPOINT_URL*`, how tests point at moto) and credentials come from there.
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
 use std::time::Duration;
 
 /// One client per service we read from.
@@ -27,11 +26,7 @@ impl Clients {
             .operation_attempt_timeout(Duration::from_secs(10))
             .operation_timeout(Duration::from_secs(30))
             .build();
-        let conf = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .timeout_config(timeouts)
-            .load()
-            .await;
+        let conf = crate::aws::sdk_config_with(region, Some(timeouts)).await;
         // Emulators answer on one host name; virtual-hosted bucket names would not resolve.
         let s3 = aws_sdk_s3::config::Builder::from(&conf).force_path_style(emulated()).build();
         Clients {

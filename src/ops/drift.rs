@@ -1,19 +1,19 @@
 //! `orch drift` for an environment: Pulumi's view (a preview-only refresh: what changed outside
 //! Pulumi) plus what only orch knows — the NS delegation in the parent zone, the certificate wired
 //! into the listener and its expiry, and the image running against the one recorded.
-use chrono::Utc;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::cloud::Clients;
 use super::observe::{self, Group};
-use super::pulumi::{self, Refresh};
+use super::refresh::{self, Refresh};
 use super::record;
 use super::report::{Level, Report, Row};
-use super::{judge, OpsError};
+use super::{checks, judge, OpsError};
 use crate::config::Stack;
 use crate::project::Project;
+use crate::pulumi::Pulumi;
 use crate::runner::Runner;
 
 pub async fn gather(project: &Project, stack: &Stack, clients: &Clients, runner: Arc<dyn Runner>) -> Result<Report, OpsError> {
@@ -23,40 +23,11 @@ pub async fn gather(project: &Project, stack: &Stack, clients: &Clients, runner:
     }
     let rec = record::load(clients, stack).await?.ok_or_else(|| OpsError::NoRecord(stack.name.clone()))?;
     let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
-    let refresh_cmd = pulumi::refresh_cmd(&stack.name, &build_dir, &backend);
-    let outputs_cmd = pulumi::outputs_cmd(&stack.name, &build_dir, &backend);
-    let engine = tokio::task::spawn_blocking(move || (pulumi::refresh(runner.as_ref(), &refresh_cmd), pulumi::outputs(runner.as_ref(), &outputs_cmd)));
+    let pulumi = Pulumi::new(runner, &build_dir, &backend, &stack.name);
+    let engine = tokio::task::spawn_blocking(move || (refresh::run(&pulumi), pulumi.outputs().map_err(|e| e.to_string())));
 
-    let tg_arn = rec.output("targetGroupArn").map(str::to_string);
-    let cert = async {
-        let configured = rec.certificate().map(str::to_string).or_else(|| record::configured_certificate(&build_dir, &stack.name));
-        let serving = match &tg_arn {
-            Some(a) => observe::listener_certificates(clients, a).await,
-            None => Err("no targetGroupArn output recorded".into()),
-        };
-        let wiring = match &serving {
-            Ok(arns) => judge::wiring(configured.as_deref(), arns),
-            Err(e) => Row::error("cert-wiring", e.clone()),
-        };
-        let arn = serving.as_ref().ok().and_then(|a| a.first().cloned()).or(configured);
-        let expiry = match arn {
-            None => Row::skipped("certificate", "no certificate ARN known"),
-            Some(arn) => match observe::certificate(clients, &arn).await {
-                Ok(c) => judge::certificate(&c, Utc::now()),
-                Err(e) => Row::error("certificate", e),
-            },
-        };
-        vec![wiring, expiry]
-    };
-    let delegation = async {
-        match &stack.domain {
-            None => Row::skipped("delegation", "no domain"),
-            Some(d) => match observe::delegation(clients, &d.name, &d.parent_zone).await {
-                Ok(found) => judge::delegation(&found),
-                Err(e) => Row::error("delegation", e),
-            },
-        }
-    };
+    let cert = checks::certificate(clients, &rec, &build_dir, &stack.name);
+    let delegation = checks::delegation(clients, stack, "no domain");
     let group = async {
         match rec.output("asgName") {
             Some(name) => Some(observe::group(clients, name).await),
@@ -67,7 +38,8 @@ pub async fn gather(project: &Project, stack: &Stack, clients: &Clients, runner:
     let (refresh, outputs) = engine.map_err(|e| OpsError::Internal(format!("the pulumi task failed: {e}")))?;
 
     let mut rows = vec![resources_row(&refresh), delegation];
-    rows.extend(cert);
+    let (expiry, wiring) = cert;
+    rows.extend([wiring, expiry]);
     rows.push(image_row(rec.digest(), &outputs, group.as_ref()));
     let verdict = match Report::worst(&rows) {
         Level::Error => "error",
@@ -100,7 +72,11 @@ fn resources_row(refresh: &Refresh) -> Row {
 /// record's, and every instance must run the group's current launch template version.
 pub fn image_row(recorded: Option<&str>, outputs: &Result<BTreeMap<String, Value>, String>, group: Option<&Result<Group, String>>) -> Row {
     let live = match outputs {
-        Err(e) => return Row::error("image", format!("stack outputs unreadable: {e}")),
+        Err(e) => {
+            let mut lines = e.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("");
+            return Row::error("image", format!("stack outputs unreadable: {first}")).lines(lines.map(str::to_string).collect());
+        }
         Ok(o) => o.get("imageDigest").and_then(Value::as_str),
     };
     let stale: Vec<String> = match group {
@@ -175,7 +151,7 @@ mod tests {
 
     #[test]
     fn refresh_rows_name_resources_and_properties() {
-        let d = pulumi::Drifted { urn: "u".into(), kind: "aws-native:ec2:SecurityGroup".into(), name: "albSg".into(), op: "update".into(), properties: vec!["tags".into()] };
+        let d = refresh::Drifted { urn: "u".into(), kind: "aws-native:ec2:SecurityGroup".into(), name: "albSg".into(), op: "update".into(), properties: vec!["tags".into()] };
         let row = resources_row(&Refresh::Drift { resources: vec![d] });
         assert_eq!((row.level, row.lines[0].as_str()), (Level::Bad, "~ aws-native:ec2:SecurityGroup albSg (update): tags"));
         assert_eq!(resources_row(&Refresh::Failed { code: Some(3), message: "login".into() }).level, Level::Error);

@@ -1,17 +1,17 @@
 //! Operating a deployed AWS environment: `orch status` (where it stands: exit 0 healthy, 1 degraded)
 //! and `orch drift` (whether reality still matches the code: exit 0 none, 1 drift). Both print a
 //! table or `--json`, and exit 2 when they cannot report at all (no config, no deployment record).
+mod checks;
 mod cloud;
 mod drift;
 mod judge;
 mod observe;
 mod probe;
-mod pulumi;
 mod record;
+mod refresh;
 mod report;
 mod status;
 
-pub use record::DeploymentRecord;
 pub use report::{Level, Report, Row};
 
 use std::sync::Arc;
@@ -26,8 +26,8 @@ use crate::error::{OrchError, Outcome};
 pub enum OpsError {
     #[error("environment `{0}` has no pulumi backend (`pulumi.backend` in its stack file)")]
     NoBackend(String),
-    #[error("unsupported pulumi backend `{0}` (use s3://bucket or file://path)")]
-    BadBackend(String),
+    #[error("unsupported pulumi backend `{url}` for `{env}` (use s3://bucket or file://path)")]
+    BadBackend { env: String, url: String },
     #[error("cannot read the deployment record: {0}")]
     Record(String),
     #[error("environment `{0}` has no recorded deployment")]
@@ -43,7 +43,7 @@ pub enum OpsError {
 impl OpsError {
     pub fn hint(&self) -> String {
         match self {
-            OpsError::NoBackend(env) | OpsError::BadBackend(env) => format!("set `pulumi.backend` in stacks/{env}.yaml (see docs/configuration.md)"),
+            OpsError::NoBackend(env) | OpsError::BadBackend { env, .. } => format!("set `pulumi.backend` in stacks/{env}.yaml (see docs/configuration.md)"),
             OpsError::Record(_) => "check AWS credentials and region (`aws sts get-caller-identity`), then rerun".into(),
             OpsError::NoRecord(_) => "deploy first: `orch up --env ENV`".into(),
             OpsError::NotRendered(env) => format!("run `orch render --env {env}` first"),

@@ -1,114 +1,29 @@
-//! What `orch up` left behind: the deployment record in the state backend
-//! (`deployments/<env>/latest.json`) and the latest built image digest under `build/<env>/image/`.
-//! The record is read leniently (unknown fields ignored, camelCase or snake_case keys) so that
-//! status keeps working across orch versions.
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::BTreeMap;
+//! What `orch up` and `orch build` left behind, as status and drift read it: the deployment record
+//! (through the deploy's own [`Store`] and [`record::latest`], so both agree on where it is and
+//! what it holds), the latest built image digest under `build/<env>/image/`, and the certificate
+//! ARN in the rendered stack config (for records older than the record's own `certificate_arn`).
 use std::path::Path;
 
 use super::cloud::Clients;
 use super::OpsError;
 use crate::config::Stack;
-
-/// One recorded deployment.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct DeploymentRecord {
-    pub env: String,
-    pub revision: Option<String>,
-    #[serde(alias = "imageDigest")]
-    pub image_digest: Option<String>,
-    #[serde(alias = "programHash")]
-    pub program_hash: Option<String>,
-    /// The stack outputs at the end of the deployment (`url`, `asgName`, `targetGroupArn`, ...).
-    pub outputs: BTreeMap<String, Value>,
-    #[serde(alias = "certificateArn")]
-    pub certificate_arn: Option<String>,
-    #[serde(alias = "recordedAt", alias = "at")]
-    pub time: Option<String>,
-}
-
-impl DeploymentRecord {
-    /// A string output, if present and a string.
-    pub fn output(&self, key: &str) -> Option<&str> {
-        self.outputs.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
-    }
-    /// The image digest: the record's own field, else the `imageDigest` output.
-    pub fn digest(&self) -> Option<&str> {
-        self.image_digest.as_deref().or_else(|| self.output("imageDigest"))
-    }
-    /// The certificate ARN wired into the stack: the record's field, else a `certificateArn` output.
-    pub fn certificate(&self) -> Option<&str> {
-        self.certificate_arn.as_deref().or_else(|| self.output("certificateArn"))
-    }
-}
-
-/// Where the state backend keeps things.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
-    S3 { bucket: String, prefix: String },
-    File(std::path::PathBuf),
-}
-
-impl Backend {
-    /// Parse `s3://bucket[/prefix]` or `file://path` from the stack's `pulumi.backend`.
-    pub fn of(stack: &Stack) -> Result<Backend, OpsError> {
-        let url = stack.pulumi.as_ref().map(|p| p.backend.as_str()).ok_or_else(|| OpsError::NoBackend(stack.name.clone()))?;
-        if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            let prefix = prefix.split('?').next().unwrap_or("").trim_matches('/').to_string();
-            return Ok(Backend::S3 { bucket: bucket.to_string(), prefix });
-        }
-        if let Some(path) = url.strip_prefix("file://") {
-            return Ok(Backend::File(path.into()));
-        }
-        Err(OpsError::BadBackend(url.to_string()))
-    }
-
-    fn key(prefix: &str, env: &str) -> String {
-        let key = format!("deployments/{env}/latest.json");
-        if prefix.is_empty() { key } else { format!("{prefix}/{key}") }
-    }
-}
+use crate::deploy::record::{self, Record};
+use crate::deploy::store::Store;
+use crate::image::{layout, PushReport};
 
 /// Read the last deployment record; `Ok(None)` when there is none yet.
-pub async fn load(clients: &Clients, stack: &Stack) -> Result<Option<DeploymentRecord>, OpsError> {
-    let bytes = match Backend::of(stack)? {
-        Backend::File(dir) => {
-            // Beside Pulumi's own state, in `.orch/` (where `orch up` writes it).
-            let path = dir.join(".orch").join(Backend::key("", &stack.name));
-            match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(OpsError::Record(format!("{}: {e}", path.display()))),
-            }
-        }
-        Backend::S3 { bucket, prefix } => {
-            let key = Backend::key(&prefix, &stack.name);
-            match clients.s3.get_object().bucket(&bucket).key(&key).send().await {
-                Ok(out) => out.body.collect().await.map_err(|e| OpsError::Record(format!("s3://{bucket}/{key}: {e}")))?.into_bytes().to_vec(),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(None),
-                Err(e) => return Err(OpsError::Record(format!("s3://{bucket}/{key}: {}", super::cloud::describe(&e)))),
-            }
-        }
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| OpsError::Record(format!("the deployment record is not valid JSON: {e}")))
+pub async fn load(clients: &Clients, stack: &Stack) -> Result<Option<Record>, OpsError> {
+    let backend = stack.pulumi.as_ref().map(|p| p.backend.as_str()).ok_or_else(|| OpsError::NoBackend(stack.name.clone()))?;
+    let store = Store::for_backend(backend, &clients.s3).map_err(|_| OpsError::BadBackend { env: stack.name.clone(), url: backend.to_string() })?;
+    record::latest(&store, &stack.name).await.map_err(|e| OpsError::Record(e.to_string()))
 }
 
-/// The digest of the latest image `orch build` produced for this env: `pushed.json`'s `digest`
-/// if present, else the first manifest of the OCI layout's `index.json`.
+/// The digest of the latest image `orch build` produced for this env: the one `pushed.json` names
+/// if there is one, else the OCI layout's.
 pub fn latest_built(build_dir: &Path) -> Option<String> {
     let image = build_dir.join("image");
-    let read = |name: &str| -> Option<Value> { serde_json::from_slice(&std::fs::read(image.join(name)).ok()?).ok() };
-    if let Some(pushed) = read("pushed.json") {
-        if let Some(d) = pushed.get("digest").and_then(Value::as_str) {
-            return Some(d.to_string());
-        }
-    }
-    let index = read("index.json")?;
-    index.get("manifests")?.as_array()?.first()?.get("digest")?.as_str().map(str::to_string)
+    let pushed = std::fs::read(image.join("pushed.json")).ok().and_then(|b| serde_json::from_slice::<PushReport>(&b).ok());
+    pushed.map(|p| p.digest).or_else(|| layout::read_layout(&image).ok().map(|l| l.digest))
 }
 
 /// The certificate ARN in the rendered stack config (`build/<env>/Pulumi.<env>.yaml`): the value
@@ -127,27 +42,60 @@ pub fn configured_certificate(build_dir: &Path, env: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::{layer, rootfs::Entry, source::Source};
 
     #[test]
-    fn record_reads_both_key_styles_and_ignores_unknown_fields() {
-        let r: DeploymentRecord = serde_json::from_str(
-            r#"{"env":"dev","imageDigest":"sha256:a","outputs":{"url":"https://x","asgName":"g"},"extra":1}"#,
-        )
-        .unwrap();
-        assert_eq!((r.digest(), r.output("url"), r.output("nope")), (Some("sha256:a"), Some("https://x"), None));
-        let r: DeploymentRecord = serde_json::from_str(r#"{"outputs":{"imageDigest":"sha256:b"}}"#).unwrap();
-        assert_eq!(r.digest(), Some("sha256:b"));
-    }
-
-    #[test]
-    fn latest_built_prefers_pushed_json_then_the_oci_index() {
+    fn latest_built_prefers_pushed_json_then_the_oci_layout() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(latest_built(dir.path()), None);
-        std::fs::create_dir_all(dir.path().join("image")).unwrap();
-        std::fs::write(dir.path().join("image/index.json"), r#"{"manifests":[{"digest":"sha256:idx"}]}"#).unwrap();
-        assert_eq!(latest_built(dir.path()).as_deref(), Some("sha256:idx"));
-        std::fs::write(dir.path().join("image/pushed.json"), r#"{"digest":"sha256:pushed"}"#).unwrap();
+        let layers = vec![layer::build(&[Entry::file("app", 0o755, "bin")], 0).unwrap()];
+        let img = layout::assemble(layers, &crate::image::pipeline::run_config(), &Source::unknown()).unwrap();
+        layout::write_layout(&dir.path().join("image"), &img, "t").unwrap();
+        assert_eq!(latest_built(dir.path()), Some(img.digest.clone()));
+        let pushed = PushReport {
+            registry: "r".into(),
+            repository: "app".into(),
+            tag: "t".into(),
+            digest: "sha256:pushed".into(),
+            reference: "r/app@sha256:pushed".into(),
+            bytes_uploaded: 0,
+            blobs_uploaded: 0,
+            blobs_skipped: 2,
+            manifest_uploaded: false,
+        };
+        std::fs::write(dir.path().join("image/pushed.json"), serde_json::to_vec(&pushed).unwrap()).unwrap();
         assert_eq!(latest_built(dir.path()).as_deref(), Some("sha256:pushed"));
+    }
+
+    fn stack(backend: &str) -> Stack {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/stacks/dev.yaml")).unwrap();
+        crate::config::load_str(&text.replace("s3://orch-state-dev", backend), "dev", Path::new("stacks/dev.yaml")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_record_is_read_where_orch_up_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let clients = Clients::new("eu-west-1").await;
+        let dev = stack(&format!("file://{}", dir.path().display()));
+        assert!(load(&clients, &dev).await.unwrap().is_none());
+        let rec = Record {
+            env: "dev".into(),
+            revision: "abc".into(),
+            image_uri: "r/app@sha256:1".into(),
+            image_digest: "sha256:1".into(),
+            program_hash: "sha256:p".into(),
+            config_hash: "sha256:c".into(),
+            outputs: Default::default(),
+            certificate_arn: None,
+            time: "2026-01-01T00:00:00Z".into(),
+            orch_version: "0".into(),
+        };
+        record::save(&Store::Dir(dir.path().join(".orch")), &rec).await.unwrap();
+        assert_eq!(load(&clients, &dev).await.unwrap(), Some(rec));
+        let mut other = dev.clone();
+        other.pulumi.as_mut().unwrap().backend = "gs://elsewhere".into();
+        let bad = load(&clients, &other).await.unwrap_err();
+        assert!(matches!(&bad, OpsError::BadBackend { env, .. } if env == "dev"), "{bad}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pulumi's engine events (`--event-log`: one JSON `apitype.EngineEvent` per line, see
 //! `sdk/go/common/apitype/events.go`), parsed into what orch shows and decides on: one line per
-//! resource, diagnostics, failed or partial operations, cancellation and the summary.
+//! resource, diagnostics, failed or partial operations, cancellation and the summary; plus the
+//! step vocabulary (URN parts, changed properties) that `--json` previews share with the events.
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -53,6 +54,29 @@ pub struct StepMetadata {
     pub urn: String,
     #[serde(rename = "type")]
     pub type_: String,
+    /// Top-level properties that differ (`null` or absent when none); `diffReasons` in a preview digest.
+    #[serde(alias = "diffReasons")]
+    pub diffs: Option<Vec<String>>,
+    /// Property path → kind of change, when the provider reports a detailed diff.
+    pub detailed_diff: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+impl StepMetadata {
+    /// The changed properties, sorted: the detailed diff's paths when there are any (they name the
+    /// element, e.g. `securityGroupIngress[1]`), else the plain list of top-level keys.
+    pub fn properties(&self) -> Vec<String> {
+        let mut props: Vec<String> = self.detailed_diff.as_ref().map(|d| d.keys().cloned().collect()).unwrap_or_default();
+        if props.is_empty() {
+            props = self.diffs.clone().unwrap_or_default();
+        }
+        props.sort();
+        props
+    }
+}
+
+/// Ops that leave a resource as it is (a refresh that reads the same, a read, a discard).
+pub fn is_unchanged(op: &str) -> bool {
+    matches!(op, "same" | "refresh" | "read" | "read-discard" | "discard")
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -73,6 +97,18 @@ pub struct ErrorEvent {
 /// The resource's name: the last `::` part of its URN.
 pub fn short_name(urn: &str) -> &str {
     urn.rsplit("::").next().unwrap_or(urn)
+}
+
+/// The resource's type from its URN (`urn:pulumi:stack::project::[parent$]type::name`), without
+/// the parent types; empty when the URN has no type part.
+pub fn urn_type(urn: &str) -> &str {
+    let t = urn.split("::").nth(2).unwrap_or("");
+    t.rsplit('$').next().unwrap_or(t)
+}
+
+/// Whether the URN is the stack's own root resource (`pulumi:pulumi:Stack`).
+pub fn is_stack(urn: &str) -> bool {
+    urn_type(urn) == "pulumi:pulumi:Stack"
 }
 
 /// What the stream said, gathered for the summary and for errors.
@@ -218,5 +254,17 @@ mod tests {
         assert_eq!(t.errors, ["db: quota exceeded"]);
         assert_eq!((t.failed.as_slice(), t.partial.as_slice()), (&["db".to_string()][..], &["asg".to_string()][..]));
         assert!(t.cancelled);
+    }
+
+    #[test]
+    fn step_metadata_names_type_and_changed_properties() {
+        let e = parse_line(r#"{"resOutputsEvent":{"metadata":{"op":"update","urn":"urn:pulumi:dev::orch::aws:x$aws-native:ec2:SecurityGroup::albSg","diffs":["tags","ingress"],"detailedDiff":null}}}"#).unwrap();
+        let m = &e.res_outputs_event.unwrap().metadata;
+        assert_eq!((urn_type(&m.urn), short_name(&m.urn)), ("aws-native:ec2:SecurityGroup", "albSg"));
+        assert_eq!(m.properties(), ["ingress", "tags"]);
+        let detailed = StepMetadata { detailed_diff: Some(BTreeMap::from([("ingress[1]".to_string(), serde_json::json!({"kind": "add"}))])), ..m.clone() };
+        assert_eq!(detailed.properties(), ["ingress[1]"]);
+        assert!(is_stack("urn:pulumi:dev::orch::pulumi:pulumi:Stack::orch-dev") && !is_stack(&m.urn));
+        assert!(is_unchanged("refresh") && !is_unchanged("delete"));
     }
 }

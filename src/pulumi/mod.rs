@@ -1,7 +1,10 @@
 //! The pulumi CLI behind the [`Runner`]: stack select/create, config, `up`/`destroy` with the engine event log
-//! followed live, and `stack output --json`. Exit codes (0–9, 255, per `cmdutil/exit.go`) and
-//! diagnostics become a [`PulumiError`] that names what failed; a failure is never swallowed.
+//! followed live, `stack output --json`, and any other command against the stack's backend for
+//! callers that read the exit code themselves (drift's refresh). Exit codes (0–9, 255, per
+//! `cmdutil/exit.go`) and diagnostics become a [`PulumiError`] that names what failed; a failure is
+//! never swallowed.
 pub mod events;
+pub mod preview;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -12,6 +15,10 @@ use std::time::Duration;
 use crate::printer::Printer;
 use crate::runner::{Cmd, Output, Runner};
 use events::{Show, Tally};
+
+/// Exit code of `--expect-no-changes` when there were changes (`ExitNoChanges`, pulumi ≥ 3.227.0;
+/// older CLIs exit 1 and say "no changes were expected").
+pub const EXIT_NO_CHANGES: i32 = 7;
 
 /// What pulumi's exit code means (pulumi's documented taxonomy).
 pub fn exit_meaning(code: i32) -> &'static str {
@@ -121,7 +128,7 @@ impl Pulumi {
 
     /// A command in the program folder, against our backend (PULUMI_BACKEND_URL: the user's own
     /// `pulumi login` is left untouched), never prompting.
-    fn cmd<'a>(&self, args: impl IntoIterator<Item = &'a str>) -> Cmd {
+    pub fn cmd<'a>(&self, args: impl IntoIterator<Item = &'a str>) -> Cmd {
         Cmd::new(self.program.clone(), args)
             .dir(&self.dir)
             .env("PULUMI_BACKEND_URL", &self.backend)
@@ -129,8 +136,13 @@ impl Pulumi {
             .env("PULUMI_DIY_BACKEND_NO_LEGACY_WARNING", "true")
     }
 
+    /// Run `cmd` and hand back its output whatever the exit code; only failing to start is an error.
+    pub fn run_any(&self, cmd: &Cmd) -> Result<Output, PulumiError> {
+        self.runner.run(cmd).map_err(|source| PulumiError::Spawn { command: cmd.display(), source })
+    }
+
     fn run(&self, cmd: Cmd) -> Result<Output, PulumiError> {
-        let out = self.runner.run(&cmd).map_err(|source| PulumiError::Spawn { command: cmd.display(), source })?;
+        let out = self.run_any(&cmd)?;
         if out.success() {
             return Ok(out);
         }

@@ -211,13 +211,22 @@ impl World {
             .await
             .unwrap();
 
-        // The deployment record orch up leaves in the state bucket.
-        let record = json!({
-            "env": "dev", "revision": "abc1234", "imageDigest": DIGEST, "programHash": "sha256:22",
-            "certificateArn": cert_arn, "time": "2026-01-02T03:04:05Z",
-            "outputs": { "url": seed.url, "asgName": format!("asg-{u}"), "targetGroupArn": tg,
-                         "albDnsName": format!("lb-{u}.eu-west-1.elb.amazonaws.com"), "imageDigest": DIGEST }
-        });
+        // The deployment record orch up leaves in the state bucket (its own type, so the format agrees).
+        let outputs = json!({ "url": seed.url, "asgName": format!("asg-{u}"), "targetGroupArn": tg,
+                              "albDnsName": format!("lb-{u}.eu-west-1.elb.amazonaws.com"), "imageDigest": DIGEST });
+        let record = serde_json::to_value(orch::deploy::record::Record {
+            env: "dev".into(),
+            revision: "abc1234".into(),
+            image_uri: format!("registry.example/orch-app@{DIGEST}"),
+            image_digest: DIGEST.into(),
+            program_hash: "sha256:22".into(),
+            config_hash: "sha256:33".into(),
+            outputs: serde_json::from_value(outputs).unwrap(),
+            certificate_arn: Some(cert_arn.clone()),
+            time: "2026-01-02T03:04:05Z".into(),
+            orch_version: "0.0.0".into(),
+        })
+        .unwrap();
         let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build());
         s3.create_bucket()
             .bucket(format!("orch-state-{u}"))
@@ -313,6 +322,11 @@ async fn status_exits_1_when_a_zone_has_no_healthy_instance() {
         assert_eq!(level(&report, check), "ok", "{check}: {report:#}");
     }
     assert!(row(&report, "probe")["summary"].as_str().unwrap().contains("answered 200"));
+    // The record as orch up wrote it, minus the config hash (it covers secrets).
+    let deployment = &row(&report, "deployment")["data"];
+    assert_eq!((deployment["image_digest"].as_str(), deployment["revision"].as_str()), (Some(DIGEST), Some("abc1234")));
+    assert!(deployment["certificate_arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:acm:")), "{deployment:#}");
+    assert!(deployment.get("config_hash").is_none(), "{deployment:#}");
 
     // The human table says the same.
     let out = w.orch("clean").args(["status", "--env", "dev"]).output().unwrap();
@@ -339,8 +353,11 @@ async fn status_a_failing_api_call_degrades_its_row_and_the_others_still_print()
     let Some(moto) = service("ORCH_TEST_MOTO") else { return };
     let w = World::new(moto, Seed::default()).await;
     // ACM answers nowhere (a closed port); Auto Scaling is asked for a group that does not exist.
+    // The record is one an older orch wrote: no `certificate_arn`, the ARN only as a stack output.
     let mut record = w.record.clone();
     record["outputs"]["asgName"] = json!(format!("gone-{}", w.u));
+    record["outputs"]["certificateArn"] = record["certificate_arn"].take();
+    record.as_object_mut().unwrap().remove("certificate_arn");
     w.put_record(&record).await;
     let mut cmd = w.orch("clean");
     cmd.env("AWS_ENDPOINT_URL_ACM", "http://127.0.0.1:9");

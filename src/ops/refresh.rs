@@ -1,17 +1,15 @@
-//! The two pulumi calls drift needs, run through the [`Runner`]: `refresh --preview-only
-//! --expect-no-changes --json` (what changed outside Pulumi) and `stack output --json`.
-//! Reading the refresh: current CLIs exit 7 (`ExitNoChanges`, pkg/cmd/pulumi/cmd/exit_codes.go)
-//! when changes were found (since 3.227.0); older ones exit 1 with "no changes were expected", so the JSON (a
-//! preview digest, or engine events one per line) is read as well and decides on its own.
+//! Drift's view from Pulumi: `refresh --preview-only --expect-no-changes --json` run through
+//! [`crate::pulumi::Pulumi`] (so the backend, executable and [`crate::runner::Runner`] are deploy's),
+//! and its reading. Current CLIs exit [`EXIT_NO_CHANGES`] when changes were found; older ones exit 1
+//! with "no changes were expected", so the JSON (a preview digest, or engine events one per line,
+//! both parsed by `crate::pulumi`) is read as well and decides on its own.
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use crate::runner::{Cmd, Output, Runner};
-
-/// Exit code of `--expect-no-changes` when there were changes (pulumi ≥ 3.227.0).
-pub const EXIT_NO_CHANGES: i32 = 7;
+use crate::pulumi::events::{self, is_stack, is_unchanged, short_name, urn_type};
+use crate::pulumi::preview::PreviewDigest;
+use crate::pulumi::{Pulumi, EXIT_NO_CHANGES};
+use crate::runner::Output;
 
 /// One resource that differs from its recorded state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,40 +31,17 @@ pub enum Refresh {
     Failed { code: Option<i32>, message: String },
 }
 
-/// The pulumi executable: `ORCH_PULUMI`, else `pulumi` on the PATH.
-pub fn program() -> String {
-    std::env::var("ORCH_PULUMI").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "pulumi".into())
-}
-
-fn base(args: &[&str], env: &str, dir: &Path, backend: &str) -> Cmd {
-    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    all.extend(["--stack".into(), env.into(), "--non-interactive".into()]);
-    Cmd::new(program(), all).dir(dir).env("PULUMI_BACKEND_URL", backend).env("PULUMI_SKIP_UPDATE_CHECKS", "true")
-}
-
-pub fn refresh_cmd(env: &str, dir: &Path, backend: &str) -> Cmd {
-    base(&["refresh", "--preview-only", "--expect-no-changes", "--json"], env, dir, backend)
-}
-
-pub fn outputs_cmd(env: &str, dir: &Path, backend: &str) -> Cmd {
-    base(&["stack", "output", "--json"], env, dir, backend)
+/// The refresh's arguments: preview-only (the state is never written), failing on changes.
+pub fn args(stack: &str) -> [&str; 7] {
+    ["refresh", "--preview-only", "--expect-no-changes", "--json", "--stack", stack, "--non-interactive"]
 }
 
 /// Run the refresh and read it.
-pub fn refresh(runner: &dyn Runner, cmd: &Cmd) -> Refresh {
-    match runner.run(cmd) {
+pub fn run(pulumi: &Pulumi) -> Refresh {
+    match pulumi.run_any(&pulumi.cmd(args(&pulumi.stack))) {
         Ok(out) => interpret(&out),
-        Err(e) => Refresh::Failed { code: None, message: format!("cannot run `{}`: {e}", cmd.program) },
+        Err(e) => Refresh::Failed { code: None, message: e.to_string() },
     }
-}
-
-/// The stack outputs, or why not.
-pub fn outputs(runner: &dyn Runner, cmd: &Cmd) -> Result<BTreeMap<String, Value>, String> {
-    let out = runner.run(cmd).map_err(|e| format!("cannot run `{}`: {e}", cmd.program))?;
-    if !out.success() {
-        return Err(format!("`{}` exited {:?}: {}", cmd.display(), out.code, last_line(&out.stderr)));
-    }
-    serde_json::from_str(&out.stdout).map_err(|e| format!("`{}` printed no JSON object: {e}", cmd.display()))
 }
 
 /// Judge a finished refresh from its exit code, its JSON and its diagnostics.
@@ -90,16 +65,13 @@ fn last_line(text: &str) -> &str {
 
 /// `(resources seen, drifted ones)` from a preview digest or from a stream of engine events.
 fn parse(stdout: &str) -> Option<(usize, Vec<Drifted>)> {
-    let text = stdout.trim();
-    if let Ok(doc) = serde_json::from_str::<Value>(text) {
-        if doc.get("steps").is_some() || doc.get("changeSummary").is_some() {
-            let steps = doc.get("steps").and_then(Value::as_array).cloned().unwrap_or_default();
-            let drifted: Vec<Drifted> = steps.iter().filter_map(|s| drifted(s, "diffReasons")).collect();
-            let total = steps.iter().filter(|s| !is_stack(s)).count();
-            return Some((total, with_summary(drifted, doc.get("changeSummary"))));
-        }
+    if let Some(digest) = PreviewDigest::parse(stdout) {
+        let steps = digest.steps.unwrap_or_default();
+        let found: Vec<Drifted> = steps.iter().filter_map(|s| drifted(&s.op, &s.urn, s.properties())).collect();
+        let total = steps.iter().filter(|s| !is_stack(&s.urn)).count();
+        return Some((total, with_summary(found, digest.change_summary.as_ref())));
     }
-    let events: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let events: Vec<events::EngineEvent> = stdout.lines().filter_map(events::parse_line).collect();
     if events.is_empty() {
         return None;
     }
@@ -109,63 +81,43 @@ fn parse(stdout: &str) -> Option<(usize, Vec<Drifted>)> {
     for e in &events {
         // The pre-event names the step; for a refresh the outputs event carries the final verdict
         // (`update` with a detailed diff, or `delete`), so it replaces what the pre-event said.
-        if let Some(m) = e.pointer("/resourcePreEvent/metadata") {
-            total += usize::from(!is_stack(m));
-            if let Some(d) = drifted(m, "diffs") {
+        if let Some(m) = e.resource_pre_event.as_ref().map(|p| &p.metadata) {
+            total += usize::from(!is_stack(&m.urn));
+            if let Some(d) = drifted(&m.op, &m.urn, m.properties()) {
                 found.insert(d.urn.clone(), d);
             }
         }
-        if let Some(m) = e.pointer("/resOutputsEvent/metadata") {
-            match drifted(m, "diffs") {
+        if let Some(m) = e.res_outputs_event.as_ref().map(|o| &o.metadata) {
+            match drifted(&m.op, &m.urn, m.properties()) {
                 Some(d) => found.insert(d.urn.clone(), d),
-                None => m.get("urn").and_then(Value::as_str).and_then(|u| found.remove(u)),
+                None => found.remove(&m.urn),
             };
         }
-        if let Some(s) = e.pointer("/summaryEvent/resourceChanges") {
-            summary = Some(s.clone());
+        if let Some(s) = &e.summary_event {
+            summary = Some(s.resource_changes.clone());
         }
     }
     Some((total, with_summary(found.into_values().collect(), summary.as_ref())))
 }
 
 /// When the steps show nothing but the summary counts changes, report an anonymous drift.
-fn with_summary(drifted: Vec<Drifted>, summary: Option<&Value>) -> Vec<Drifted> {
+fn with_summary(drifted: Vec<Drifted>, summary: Option<&BTreeMap<String, i64>>) -> Vec<Drifted> {
     if !drifted.is_empty() {
         return drifted;
     }
-    let changed: u64 = summary
-        .and_then(Value::as_object)
-        .map(|m| m.iter().filter(|(op, _)| !unchanged(op)).filter_map(|(_, n)| n.as_u64()).sum())
-        .unwrap_or(0);
+    let changed: i64 = summary.map(|m| m.iter().filter(|(op, n)| !is_unchanged(op) && **n > 0).map(|(_, n)| n).sum()).unwrap_or(0);
     if changed == 0 {
         return drifted;
     }
     vec![Drifted { urn: String::new(), kind: String::new(), name: format!("{changed} resource(s)"), op: "update".into(), properties: vec![] }]
 }
 
-fn unchanged(op: &str) -> bool {
-    matches!(op, "same" | "refresh" | "read" | "read-discard" | "discard")
-}
-
-fn is_stack(step: &Value) -> bool {
-    step.get("urn").and_then(Value::as_str).is_some_and(|u| u.contains("::pulumi:pulumi:Stack::"))
-}
-
-fn drifted(step: &Value, diffs_key: &str) -> Option<Drifted> {
-    let op = step.get("op").and_then(Value::as_str)?;
-    if unchanged(op) || is_stack(step) {
+/// The step as a drifted resource, unless it changes nothing (or is the stack itself).
+fn drifted(op: &str, urn: &str, properties: Vec<String>) -> Option<Drifted> {
+    if op.is_empty() || is_unchanged(op) || is_stack(urn) {
         return None;
     }
-    let urn = step.get("urn").and_then(Value::as_str).unwrap_or("").to_string();
-    let mut properties: Vec<String> = step.get("detailedDiff").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
-    if properties.is_empty() {
-        properties = step.get(diffs_key).and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
-    }
-    properties.sort();
-    let parts: Vec<&str> = urn.split("::").collect();
-    let kind = parts.get(2).map(|t| t.rsplit('$').next().unwrap_or(t)).unwrap_or("").to_string();
-    let name = parts.get(3).unwrap_or(&"").to_string();
-    Some(Drifted { urn, kind, name, op: op.to_string(), properties })
+    Some(Drifted { urn: urn.to_string(), kind: urn_type(urn).to_string(), name: short_name(urn).to_string(), op: op.to_string(), properties })
 }
 
 #[cfg(test)]
@@ -247,9 +199,14 @@ mod tests {
     }
 
     #[test]
-    fn commands_name_the_stack_and_backend_without_login() {
-        let cmd = refresh_cmd("dev", Path::new("/p/build/dev"), "s3://b");
-        assert!(cmd.display().ends_with("refresh --preview-only --expect-no-changes --json --stack dev --non-interactive"), "{}", cmd.display());
-        assert!(cmd.env.contains(&("PULUMI_BACKEND_URL".into(), "s3://b".into())));
+    fn the_refresh_runs_through_the_runner_against_the_stack_backend_without_login() {
+        let runner = std::sync::Arc::new(crate::runner::Recording::new([out(7, &digest("update"), "")]));
+        let pulumi = Pulumi::new(runner.clone(), std::path::Path::new("/p/build/dev"), "s3://b", "dev");
+        assert!(matches!(run(&pulumi), Refresh::Drift { .. }));
+        let calls = runner.calls();
+        assert_eq!(calls.len(), 1);
+        assert!(calls[0].display().ends_with("refresh --preview-only --expect-no-changes --json --stack dev --non-interactive"), "{}", calls[0].display());
+        assert!(calls[0].env.contains(&("PULUMI_BACKEND_URL".into(), "s3://b".into())));
+        assert_eq!(calls[0].dir.as_deref(), Some(std::path::Path::new("/p/build/dev")));
     }
 }
