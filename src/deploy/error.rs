@@ -15,8 +15,14 @@ pub enum DeployError {
     Refused(String),
     #[error("{what}: {message}")]
     Step { what: String, message: String },
+    #[error("public DNS does not delegate {name} to its hosted zone: it lists {} instead of {}", list(.found), .want.join(", "))]
+    NotDelegated { name: String, want: Vec<String>, found: Vec<String> },
     #[error("{what}: {source}")]
     Io { what: String, #[source] source: std::io::Error },
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() { "no name servers".into() } else { names.join(", ") }
 }
 
 impl DeployError {
@@ -39,6 +45,9 @@ impl DeployError {
             DeployError::Locked { env, .. } => format!("wait for that run to finish; if it crashed, run `orch up --env {env} --force-unlock`"),
             DeployError::Pulumi(e) => e.hint(),
             DeployError::Timeout { .. } => "rerun `orch up`: finished steps are skipped and the wait resumes".into(),
+            DeployError::NotDelegated { name, .. } => {
+                format!("set the name servers above for {name} at your registrar, wait until `dig +short NS {name}` lists them, then rerun `orch up` (ORCH_OFFLINE=1 skips this check)")
+            }
             DeployError::Refused(_) => "read the message above; nothing was changed by this step".into(),
             DeployError::Step { .. } | DeployError::Io { .. } => "fix the cause above and rerun `orch up`; every step is idempotent".into(),
         }

@@ -8,7 +8,7 @@ use super::observe::{deploy_config, emulated, Aws};
 use super::record::{self, Record};
 use super::steps::Steps;
 use super::store::Store;
-use super::{bucket, cert, dns, lock, refresh};
+use super::{bucket, cert, delegation, dns, lock, refresh};
 use crate::config::Stack;
 use crate::error::{OrchError, Outcome};
 use crate::printer::Printer;
@@ -75,11 +75,7 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
                 for n in &ns {
                     p.data(n);
                 }
-                if emulated() || std::env::var_os("ORCH_OFFLINE").is_some() {
-                    p.progress("  delegation check by DNS skipped (offline or emulated AWS)");
-                } else {
-                    p.progress(&format!("  check the delegation with: dig +short NS {}", domain.name));
-                }
+                check_delegation(&domain.name, &ns, p).await?;
             }
         }
         zone_id = Some(id);
@@ -153,6 +149,25 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     p.progress(&format!("✓ deployment recorded at {at}"));
     p.data(&url);
     Ok(Outcome::Ok)
+}
+
+/// A delegation made at a registrar, checked by a DNS query. Skipped with ORCH_OFFLINE, under an
+/// emulator (public DNS cannot see its zones) unless ORCH_DNS_SERVER names a resolver, and when no
+/// resolver answers; a wrong or missing delegation stops the run before the certificate waits on it.
+async fn check_delegation(name: &str, ns: &[String], p: &Printer) -> Result<(), DeployError> {
+    let server = delegation::server_from_env().map_err(DeployError::Refused)?;
+    if std::env::var_os("ORCH_OFFLINE").is_some_and(|v| !v.is_empty()) || (emulated() && server.is_none()) {
+        p.progress("  delegation check by DNS skipped (offline or emulated AWS)");
+        return Ok(());
+    }
+    match delegation::check(name, ns, server).await {
+        delegation::Delegation::Matches => p.progress(&format!("✓ public DNS delegates {name} to the zone's name servers")),
+        delegation::Delegation::Differs { found } => {
+            return Err(DeployError::NotDelegated { name: name.into(), want: ns.to_vec(), found });
+        }
+        delegation::Delegation::Unknown(why) => p.progress(&format!("  delegation check by DNS skipped: no answer ({why}); check with `dig +short NS {name}`")),
+    }
+    Ok(())
 }
 
 /// The source revision: `git rev-parse HEAD`, `-dirty` when the tree has changes, or `unknown`.

@@ -3,6 +3,7 @@
 //! refresh, verify, record. See docs/deploy.md.
 pub mod bucket;
 pub mod cert;
+pub mod delegation;
 pub mod dns;
 pub mod down;
 pub mod error;

@@ -122,7 +122,7 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             Some(p) if p.delegation.is_some() && p.delegation == ns => step("NS delegation", Action::Exists, format!("{} in {} ({})", domain.name, domain.parent_zone, p.id)),
             Some(p) if p.delegation.is_some() => step("NS delegation", Action::Change, format!("UPSERT {} NS in {} ({})", domain.name, domain.parent_zone, p.id)),
             Some(p) => step("NS delegation", Action::Create, format!("UPSERT {} NS in {} ({})", domain.name, domain.parent_zone, p.id)),
-            None => step("NS delegation", Action::Run, format!("{} is not in this account: print the name servers for the registrar", domain.parent_zone)),
+            None => step("NS delegation", Action::Run, format!("{} is not in this account: print the name servers for the registrar and check the delegation by DNS", domain.parent_zone)),
         }
         match &o.cert {
             Some(CertState::Issued { arn }) => step("certificate", Action::Exists, format!("{} ISSUED ({arn})", domain.name)),

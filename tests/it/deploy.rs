@@ -76,6 +76,30 @@ fn autoscaling_stub(end_status: &'static str) -> (String, Arc<Mutex<Vec<String>>
     (url, seen)
 }
 
+/// A DNS server on 127.0.0.1 (UDP) answering NS queries with whatever `answers` holds at the time.
+fn dns_server(answers: Arc<Mutex<Vec<String>>>) -> String {
+    use hickory_resolver::proto::op::{Message, MessageType};
+    use hickory_resolver::proto::rr::{rdata::NS, Name, RData, Record};
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+            let mut reply = query.clone();
+            reply.metadata.message_type = MessageType::Response;
+            reply.additionals.clear();
+            if let Some(q) = query.queries.first() {
+                for ns in answers.lock().unwrap().iter() {
+                    reply.add_answer(Record::from_rdata(q.name().clone(), 300, RData::NS(NS(Name::from_ascii(format!("{ns}.")).unwrap()))));
+                }
+            }
+            let _ = socket.send_to(&reply.to_vec().unwrap(), peer);
+        }
+    });
+    addr
+}
+
 fn unique() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
@@ -101,6 +125,15 @@ struct Env {
 impl Env {
     /// `dev` copied under a unique name; `domain`: with a domain (parent zone created in moto) or not.
     async fn new(moto: &str, domain: bool) -> Env {
+        Env::build(moto, domain, domain).await
+    }
+
+    /// With a domain whose parent zone is at a registrar, not in this account.
+    async fn with_registrar(moto: &str) -> Env {
+        Env::build(moto, true, false).await
+    }
+
+    async fn build(moto: &str, domain: bool, parent_here: bool) -> Env {
         let id = unique();
         let (name, bucket, parent) = (format!("t{id}"), format!("orch-state-t{id}"), format!("orch-t{id}.net"));
         let child = format!("dev.{parent}");
@@ -116,7 +149,7 @@ impl Env {
         tier.up();
         let url = tier.https("/");
         let env = Env { scratch, moto: moto.into(), name, bucket, domain: domain.then_some(child), parent, pulumi_state: tempfile::tempdir().unwrap(), tier, url, autoscaling: autoscaling_stub("Successful").0 };
-        if domain {
+        if parent_here {
             env.r53().await.create_hosted_zone().name(&env.parent).caller_reference(format!("parent-{id}")).send().await.unwrap();
         }
         env
@@ -269,6 +302,7 @@ async fn up_runs_every_step_to_a_record_then_the_rerun_is_a_no_op_and_dry_run_ch
     assert_eq!(record["image_digest"], DIGEST_A);
     assert_eq!(record["outputs"]["url"], env.url.as_str());
     assert!(record["program_hash"].as_str().unwrap().starts_with("sha256:"));
+    assert!(record["certificate_arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:acm:")), "{record}");
 
     // DNS: one zone, delegated from the parent with the same name servers; cert ISSUED and wired.
     let zones = env.zones_named(&domain).await;
@@ -524,6 +558,41 @@ async fn down_destroys_the_stack_retires_the_record_keeps_the_zone_and_the_next_
     assert_eq!(env.calls().iter().filter(|c| c[0] == "up").count(), ups + 1);
     assert!(env.object(&latest).await.is_some());
     assert_eq!(env.zones_named(&domain).await.len(), 1, "the kept zone is reused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registrar_delegation_is_checked_by_a_dns_query_before_the_certificate() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = Env::with_registrar(&moto).await;
+    let domain = env.domain.clone().unwrap();
+    let answers = Arc::new(Mutex::new(vec!["ns1.old-registrar.example".to_string()]));
+    let dns = dns_server(answers.clone());
+
+    // Public DNS still names the old name servers: the run stops, printing the ones to set.
+    let out = env.up(DIGEST_A, &[("ORCH_DNS_SERVER", dns.as_str())], &[]).code(2);
+    let text = stderr(&out);
+    assert!(text.contains(&format!("public DNS does not delegate {domain}")) && text.contains("ns1.old-registrar.example"), "{text}");
+    assert!(text.contains("at your registrar"), "{text}");
+    let zones = env.zones_named(&domain).await;
+    assert_eq!(zones.len(), 1);
+    let zone = env.r53().await.get_hosted_zone().id(&zones[0]).send().await.unwrap();
+    let ns: Vec<String> = zone.delegation_set().unwrap().name_servers().iter().map(|n| n.trim_end_matches('.').to_string()).collect();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(ns.iter().all(|n| stdout.contains(n.as_str())), "the name servers to set are printed: {stdout}");
+    assert_eq!(env.certs_for(&domain).await, 0, "no certificate is requested before the delegation holds");
+    assert_eq!(env.object(&format!("locks/{}.json", env.name)).await, None);
+
+    // The registrar now delegates to the zone: the run goes through.
+    *answers.lock().unwrap() = ns.iter().map(|n| n.to_uppercase()).collect();
+    let out = env.up(DIGEST_A, &[("ORCH_DNS_SERVER", dns.as_str())], &[]).success();
+    assert!(stderr(&out).contains(&format!("✓ public DNS delegates {domain}")), "{}", stderr(&out));
+    assert_eq!(env.zones_named(&domain).await.len(), 1, "the zone is reused");
+
+    // No resolver answers (offline): the check is skipped with a note, never a mismatch.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let out = env.up(DIGEST_B, &[("ORCH_DNS_SERVER", addr.as_str())], &[]).success();
+    assert!(stderr(&out).contains("delegation check by DNS skipped: no answer"), "{}", stderr(&out));
 }
 
 #[test]
