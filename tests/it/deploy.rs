@@ -595,6 +595,43 @@ async fn a_registrar_delegation_is_checked_by_a_dns_query_before_the_certificate
     assert!(stderr(&out).contains("delegation check by DNS skipped: no answer"), "{}", stderr(&out));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn up_builds_the_image_pushes_it_to_a_real_registry_and_deploys_it_by_digest() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let Some(registry) = support::service("ORCH_TEST_REGISTRY") else { return };
+    let env = Env::new(&moto, false).await;
+    let repository = format!("orch-deploy-{}", env.name);
+    let stack = env.scratch.read(&format!("stacks/{}.yaml", env.name));
+    env.scratch.write(&format!("stacks/{}.yaml", env.name), &stack.replace("  repository: orch-app", &format!("  repository: {repository}\n  registry: {registry}")));
+    let app = crate::image::static_app();
+    let up = |args: &[&str]| {
+        let mut cmd = env.scratch.orch();
+        cmd.envs(env.envs(DIGEST_A)).env_remove("ORCH_IMAGE").env("ORCH_APP_BINARY", &app).args(["up", "--env", &env.name]).args(args);
+        cmd.assert()
+    };
+
+    let first = up(&[]).success();
+    let text = stderr(&first);
+    let pushed: u64 = text.lines().find_map(|l| l.strip_prefix("✓ image in the registry (")).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).expect(&text);
+    assert!(pushed > 0, "{text}");
+    let record: serde_json::Value = serde_json::from_str(&env.object(&format!("deployments/{}/latest.json", env.name)).await.unwrap()).unwrap();
+    let digest = record["image_digest"].as_str().unwrap().to_string();
+    assert_eq!(record["image_uri"], format!("{registry}/{repository}@{digest}"));
+    // pulumi was given exactly that reference, and the registry serves it.
+    assert!(format!("{:?}", env.calls()).contains(&format!("imageUri={registry}/{repository}@{digest}")));
+    let out = std::process::Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{registry}/{repository}@{digest}")]).output().expect("skopeo");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Nothing changed: the rebuilt image has the same digest, so the no-op path is taken.
+    let ups = env.calls().iter().filter(|c| c[0] == "up").count();
+    let again = up(&[]).success();
+    assert!(stderr(&again).contains("no changes since the last deployment"), "{}", stderr(&again));
+    assert_eq!(env.calls().iter().filter(|c| c[0] == "up").count(), ups);
+    // --force deploys again; the registry already has every blob.
+    let forced = up(&["--force"]).success();
+    assert!(stderr(&forced).contains("✓ image in the registry (0 bytes pushed)"), "{}", stderr(&forced));
+}
+
 #[test]
 fn a_protected_environment_needs_yes_without_a_terminal() {
     let scratch = Scratch::new();

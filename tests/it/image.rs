@@ -13,7 +13,7 @@ use predicates::prelude::*;
 use crate::support::{free_port, repo, service, Scratch};
 
 /// The app, built once per test run exactly as `orch build` builds it (debug profile).
-fn static_app() -> PathBuf {
+pub fn static_app() -> PathBuf {
     static APP: OnceLock<PathBuf> = OnceLock::new();
     APP.get_or_init(|| match binary::build(&Duct, &repo(), Profile::Dev) {
         Ok(path) => path,
