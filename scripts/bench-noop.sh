@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Measures `orch up` on the no-op path against moto with the fake pulumi: one real deployment, then
 # N reruns that must take the no-op path. Prints the wall time of each rerun and the pulumi/push
-# figures. Starts its own moto on 127.0.0.1 (stopped on exit) unless ORCH_TEST_MOTO is set.
+# figures. Starts its own moto on 127.0.0.1 (stopped on exit) unless ORCH_TEST_MOTO is set, and a
+# local tier as the "live URL" the post-deploy verify suite runs against (stopped on exit).
+# REGISTRY=host:port (e.g. a docker-registry): build the image and push it there instead of pinning
+# ORCH_IMAGE, so each rerun includes the image build (cargo no-op + layer assembly) it does for real.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -10,7 +13,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 cargo build --quiet --bin orch
 ORCH=$CARGO_TARGET_DIR/debug/orch
 WORK=$(mktemp -d /tmp/orch-bench.XXXXXX)
-cleanup() { [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2>/dev/null; [ -n "${WEB_PID:-}" ] && kill "$WEB_PID" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() {
+  [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2>/dev/null
+  [ -d "$WORK/project" ] && ORCH_ROOT=$WORK/project "$ORCH" down --env local >/dev/null 2>&1
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 if [ -z "${ORCH_TEST_MOTO:-}" ]; then
@@ -20,23 +27,27 @@ if [ -z "${ORCH_TEST_MOTO:-}" ]; then
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
   ORCH_TEST_MOTO=http://127.0.0.1:$PORT
 fi
-# The "live URL": a static server answering /healthz.
-mkdir -p "$WORK/www" && echo ok >"$WORK/www/healthz"
-WEB_PORT=${BENCH_WEB_PORT:-55598}
-(cd "$WORK/www" && exec python3 -m http.server "$WEB_PORT" --bind 127.0.0.1) >/dev/null 2>&1 &
-WEB_PID=$!
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$WEB_PORT") 2>/dev/null && break; sleep 0.1; done
-
 ID=bench$RANDOM
 mkdir -p "$WORK/project/stacks" "$WORK/project/app"
 cp -r pulumi "$WORK/project/" && cp -r app/pages "$WORK/project/app/"
+# The live URL: a local tier (two zones behind the TLS load balancer) on its own ports.
+HTTP_PORT=${BENCH_HTTP_PORT:-55596} HTTPS_PORT=${BENCH_HTTPS_PORT:-55597} BASE_PORT=${BENCH_BASE_PORT:-55580}
+sed -e "s/http_port: 8080/http_port: $HTTP_PORT/" -e "s/https_port: 8443/https_port: $HTTPS_PORT/" -e "s/port: 18080/port: $BASE_PORT/" \
+  stacks/local.yaml >"$WORK/project/stacks/local.yaml"
+ORCH_ROOT=$WORK/project ORCH_BUILD_PROFILE=dev "$ORCH" up --env local --detach >/dev/null 2>"$WORK/tier.err" || { cat "$WORK/tier.err"; exit 1; }
 sed -e "s#s3://orch-state-dev#s3://orch-state-$ID#" -e "s#dev.orch-demo.net#dev.$ID.net#" -e "s#parent_zone: orch-demo.net#parent_zone: $ID.net#" \
   stacks/dev.yaml >"$WORK/project/stacks/$ID.yaml"
 export ORCH_ROOT=$WORK/project NO_COLOR=1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1 AWS_ENDPOINT_URL=$ORCH_TEST_MOTO
 export ORCH_PULUMI=$ROOT/tests/fake-pulumi/pulumi FAKE_PULUMI_STATE=$WORK/pulumi FAKE_PULUMI_LOG=$WORK/pulumi.log
-export FAKE_PULUMI_URL=http://127.0.0.1:$WEB_PORT PULUMI_CONFIG_PASSPHRASE=bench
-export ORCH_IMAGE=123456789012.dkr.ecr.eu-west-1.amazonaws.com/orch-app@sha256:$(printf 'c%.0s' $(seq 1 64))
+export FAKE_PULUMI_URL=https://127.0.0.1:$HTTPS_PORT/ FAKE_PULUMI_HTTP_URL=http://127.0.0.1:$HTTP_PORT/ PULUMI_CONFIG_PASSPHRASE=bench
+export ORCH_VERIFY_CA=$WORK/project/.orch/local/tls/ca.pem
+if [ -n "${REGISTRY:-}" ]; then
+  sed -i "s#  repository: orch-app#  repository: orch-bench-$ID\n  registry: $REGISTRY#" "$WORK/project/stacks/$ID.yaml"
+  export ORCH_BUILD_PROFILE=dev
+else
+  export ORCH_IMAGE=123456789012.dkr.ecr.eu-west-1.amazonaws.com/orch-app@sha256:$(printf 'c%.0s' $(seq 1 64))
+fi
 
 start=$(date +%s.%N)
 "$ORCH" up --env "$ID" >/dev/null 2>"$WORK/first.err" || { cat "$WORK/first.err"; exit 1; }
