@@ -21,15 +21,10 @@ pub struct LockInfo {
 impl LockInfo {
     /// A fresh identity for this process.
     pub fn mine(command: &str) -> Self {
-        let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown-host".into());
-        let user = std::env::var("USER")
-            .ok()
-            .or_else(|| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name))
-            .unwrap_or_else(|| "unknown".into());
         LockInfo {
             holder: format!("{:016x}", rand::random::<u64>()),
-            user,
-            host,
+            user: crate::host::user(),
+            host: crate::host::name(),
             pid: std::process::id(),
             since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             command: command.into(),
@@ -38,11 +33,7 @@ impl LockInfo {
 
     /// True when the holder is a process on this host that no longer exists.
     pub fn is_stale_here(&self, this_host: &str) -> bool {
-        if self.host != this_host || self.pid == 0 {
-            return false;
-        }
-        let Ok(pid) = i32::try_from(self.pid) else { return false };
-        matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+        crate::host::process_gone(&self.host, self.pid, this_host)
     }
 }
 

@@ -4,6 +4,7 @@
 //! `cmdutil/exit.go`) and diagnostics become a [`PulumiError`] that names what failed; a failure is
 //! never swallowed.
 pub mod events;
+pub mod lock;
 pub mod preview;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,8 @@ pub enum PulumiError {
     Command { command: String, code: i32, meaning: &'static str, errors: Vec<String>, stderr: String },
     #[error("`pulumi {op}` {}: {}{}", up_verb(.tally, *.code), up_what(.tally), details(&.tally.errors, .stderr))]
     Up { op: &'static str, code: i32, tally: Box<Tally>, stderr: String },
+    #[error("pulumi's state of stack `{stack}` is locked by {holders}: another update is running, or crashed on another host")]
+    Locked { stack: String, holders: String },
     #[error("cannot read `{command}` output: {message}")]
     Output { command: String, message: String },
     #[error("no passphrase for the stack's secrets: set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE")]
@@ -90,6 +93,9 @@ impl PulumiError {
             PulumiError::Spawn { .. } => "install the pulumi CLI (https://www.pulumi.com/docs/install/) or point ORCH_PULUMI at it".into(),
             PulumiError::NoPassphrase => "export PULUMI_CONFIG_PASSPHRASE (or _FILE) — keep it in your secret store, never in the repo".into(),
             PulumiError::Command { code: 3, .. } | PulumiError::Up { code: 3, .. } => "check the AWS credentials (AWS_PROFILE) and rerun `orch up`".into(),
+            PulumiError::Locked { stack, .. } => {
+                format!("wait for it to finish; if that process is gone, run `pulumi cancel --yes --stack {stack}` in build/{stack} with PULUMI_BACKEND_URL set to the stack's backend, then rerun")
+            }
             PulumiError::Up { op: "destroy", .. } => "fix the cause above and rerun `orch down`; what was deleted stays deleted".into(),
             PulumiError::Up { tally, code, .. } if tally.cancelled || *code == 8 => {
                 "pulumi kept the state of what completed; rerun `orch up` to finish (use `orch up --force-unlock` only if a crashed run left a lock)".into()
@@ -208,7 +214,35 @@ impl Pulumi {
         self.update("destroy", printer).await
     }
 
+    /// `pulumi cancel`: remove the stack's lock (DIY backends: the lock files).
+    pub fn cancel(&self) -> Result<(), PulumiError> {
+        self.run(self.cmd(["cancel", "--yes", "--non-interactive", "--stack", self.stack.as_str()])).map(drop)
+    }
+
+    /// An update; when pulumi's own stack lock was left by a process gone from this host (a run
+    /// killed mid-update), `pulumi cancel` removes it and the update runs once more.
     async fn update(&self, op: &'static str, printer: &Printer) -> Result<UpResult, PulumiError> {
+        let err = match self.update_once(op, printer).await {
+            Err(PulumiError::Up { stderr, code, tally, op }) => match lock::locks_in(&stderr) {
+                Some(locks) if lock::all_stale(&locks) => {
+                    let holders: Vec<String> = locks.iter().map(lock::StateLock::describe).collect();
+                    printer.warn(&format!("pulumi's lock on `{}` is held by {}, gone from this host: `pulumi cancel`, then `pulumi {op}` again", self.stack, holders.join(", ")));
+                    self.cancel()?;
+                    return self.update_once(op, printer).await;
+                }
+                Some(locks) => {
+                    let holders: Vec<String> = locks.iter().map(lock::StateLock::describe).collect();
+                    let holders = if holders.is_empty() { "a holder pulumi did not name".into() } else { holders.join(", ") };
+                    PulumiError::Locked { stack: self.stack.clone(), holders }
+                }
+                None => PulumiError::Up { stderr, code, tally, op },
+            },
+            other => return other,
+        };
+        Err(err)
+    }
+
+    async fn update_once(&self, op: &'static str, printer: &Printer) -> Result<UpResult, PulumiError> {
         let log = self.dir.join(format!(".orch-events-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&log);
         let log_arg = log.display().to_string();

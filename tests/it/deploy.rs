@@ -632,6 +632,55 @@ async fn up_builds_the_image_pushes_it_to_a_real_registry_and_deploys_it_by_dige
     assert!(stderr(&forced).contains("✓ image in the registry (0 bytes pushed)"), "{}", stderr(&forced));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_never_a_live_one() {
+    use std::os::unix::process::CommandExt;
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = Env::new(&moto, false).await;
+    let locks = env.pulumi_state.path().join(&env.bucket).join("locks/organization/orch").join(&env.name);
+    let held = || std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0);
+
+    // The whole process group dies (a CI runner cancelled, a laptop lid closed): orch and pulumi.
+    let mut victim = std::process::Command::new(assert_cmd::cargo::cargo_bin("orch"))
+        .env("ORCH_ROOT", env.scratch.path())
+        .envs(env.envs(DIGEST_A))
+        .env("FAKE_PULUMI_SLEEP", "30")
+        .args(["up", "--env", &env.name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while held() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "pulumi never took its lock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(victim.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    victim.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(held(), 1, "pulumi's lock is left behind");
+
+    // The rerun breaks orch's stale lock, then pulumi's (its process is gone), and converges.
+    let rerun = env.up(DIGEST_A, &[], &[]).success();
+    let text = stderr(&rerun);
+    assert!(text.contains("breaking a stale lock") && text.contains("gone from this host: `pulumi cancel`"), "{text}");
+    assert!(env.calls().iter().any(|c| c[0] == "cancel" && c.contains(&"--yes".to_string())));
+    assert_eq!(held(), 0);
+    assert!(env.object(&format!("deployments/{}/latest.json", env.name)).await.is_some());
+
+    // A holder that is alive (this test process) is never cancelled: exit 2 naming it.
+    std::fs::create_dir_all(&locks).unwrap();
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let lock = serde_json::json!({ "pid": std::process::id(), "username": "ci", "hostname": host, "timestamp": "2026-11-25T12:00:00Z" });
+    std::fs::write(locks.join("live.json"), lock.to_string()).unwrap();
+    let refused = env.up(DIGEST_A, &[], &["--force"]).code(2);
+    let text = stderr(&refused);
+    assert!(text.contains(&format!("is locked by ci@{host} (pid {})", std::process::id())) && text.contains("pulumi cancel --yes --stack"), "{text}");
+    assert_eq!(held(), 1, "a live holder's lock is kept");
+    assert_eq!(env.object(&format!("locks/{}.json", env.name)).await, None, "orch's own lock is released");
+}
+
 #[test]
 fn a_protected_environment_needs_yes_without_a_terminal() {
     let scratch = Scratch::new();
