@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// mimalloc: the request path allocates and frees many small buffers across threads, where glibc's
+/// allocator showed up in profiles (scripts/bench-app.sh measures the difference).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = app::Config::parse();
