@@ -1,0 +1,274 @@
+//! The test environment for `orch up` on the aws target: a scratch project with its own env name,
+//! bucket and domain on the shared moto, a live local tier behind the fake pulumi's url outputs,
+//! and small servers on 127.0.0.1 (an AutoScaling stub, a DNS server).
+use crate::support::{self, Scratch, Tier};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub(super) const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+pub(super) const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 answering every request with `handler(method, path, body)`.
+/// Its thread ends with the test process.
+pub(super) fn serve(handler: impl Fn(&str, &str, &str) -> (u16, String) + Send + Sync + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler = Arc::new(handler);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let handler = handler.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let mut parts = line.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+                let mut len = 0;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                let (status, text) = handler(&method, &path, &String::from_utf8_lossy(&body));
+                let mut out = stream;
+                let _ = write!(out, "HTTP/1.1 {status} X\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}", text.len());
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// The AutoScaling query API, as far as instance refreshes go: the refresh reports InProgress
+/// once, then `end_status`. Every request body is kept.
+pub(super) fn autoscaling_stub(end_status: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(vec![]));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let kept = seen.clone();
+    let url = serve(move |_, _, body| {
+        kept.lock().unwrap().push(body.to_string());
+        let ns = "xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"";
+        if body.contains("Action=StartInstanceRefresh") {
+            return (200, format!("<StartInstanceRefreshResponse {ns}><StartInstanceRefreshResult><InstanceRefreshId>ir-1</InstanceRefreshId></StartInstanceRefreshResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></StartInstanceRefreshResponse>"));
+        }
+        if body.contains("Action=DescribeInstanceRefreshes") {
+            let (status, pct) = if polls.fetch_add(1, Ordering::SeqCst) == 0 { ("InProgress", 50) } else { (end_status, 100) };
+            return (200, format!("<DescribeInstanceRefreshesResponse {ns}><DescribeInstanceRefreshesResult><InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><AutoScalingGroupName>g</AutoScalingGroupName><Status>{status}</Status><StatusReason>stub</StatusReason><PercentageComplete>{pct}</PercentageComplete></member></InstanceRefreshes></DescribeInstanceRefreshesResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeInstanceRefreshesResponse>"));
+        }
+        (400, "<ErrorResponse><Error><Code>InvalidAction</Code><Message>stub</Message></Error></ErrorResponse>".into())
+    });
+    (url, seen)
+}
+
+/// A DNS server on 127.0.0.1 (UDP) answering NS queries with whatever `answers` holds at the time.
+pub(super) fn dns_server(answers: Arc<Mutex<Vec<String>>>) -> String {
+    use hickory_resolver::proto::op::{Message, MessageType};
+    use hickory_resolver::proto::rr::{rdata::NS, Name, RData, Record};
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+            let mut reply = query.clone();
+            reply.metadata.message_type = MessageType::Response;
+            reply.additionals.clear();
+            if let Some(q) = query.queries.first() {
+                for ns in answers.lock().unwrap().iter() {
+                    reply.add_answer(Record::from_rdata(q.name().clone(), 300, RData::NS(NS(Name::from_ascii(format!("{ns}.")).unwrap()))));
+                }
+            }
+            let _ = socket.send_to(&reply.to_vec().unwrap(), peer);
+        }
+    });
+    addr
+}
+
+pub(super) fn unique() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{}{:x}{}", std::process::id() % 10000, nanos % 0xfffff, N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// One environment of its own in a scratch project.
+pub(super) struct Env {
+    pub(super) scratch: Scratch,
+    pub(super) moto: String,
+    pub(super) name: String,
+    pub(super) bucket: String,
+    pub(super) domain: Option<String>,
+    pub(super) parent: String,
+    pub(super) pulumi_state: tempfile::TempDir,
+    /// The live tier behind the `url` and `httpUrl` outputs.
+    pub(super) tier: Tier,
+    pub(super) url: String,
+    /// A refresh endpoint that always succeeds; tests override AWS_ENDPOINT_URL_AUTO_SCALING to fail.
+    pub(super) autoscaling: String,
+}
+
+impl Env {
+    /// `dev` copied under a unique name; `domain`: with a domain (parent zone created in moto) or not.
+    pub(super) async fn new(moto: &str, domain: bool) -> Env {
+        Env::build(moto, domain, domain).await
+    }
+
+    /// With a domain whose parent zone is at a registrar, not in this account.
+    pub(super) async fn with_registrar(moto: &str) -> Env {
+        Env::build(moto, true, false).await
+    }
+
+    pub(super) async fn build(moto: &str, domain: bool, parent_here: bool) -> Env {
+        let id = unique();
+        let (name, bucket, parent) = (format!("t{id}"), format!("orch-state-t{id}"), format!("orch-t{id}.net"));
+        let child = format!("dev.{parent}");
+        let scratch = Scratch::new();
+        let mut text = support::repo().join("stacks/dev.yaml").pipe(std::fs::read_to_string).unwrap().replace("s3://orch-state-dev", &format!("s3://{bucket}"));
+        if domain {
+            text = text.replace("name: dev.orch-demo.net", &format!("name: {child}")).replace("parent_zone: orch-demo.net", &format!("parent_zone: {parent}"));
+        } else {
+            text = text.replace("domain:\n  name: dev.orch-demo.net\n  parent_zone: orch-demo.net\n", "");
+        }
+        scratch.write(&format!("stacks/{name}.yaml"), &text);
+        let tier = Tier::scratch();
+        tier.up();
+        let url = tier.https("/");
+        let env = Env { scratch, moto: moto.into(), name, bucket, domain: domain.then_some(child), parent, pulumi_state: tempfile::tempdir().unwrap(), tier, url, autoscaling: autoscaling_stub("Successful").0 };
+        if parent_here {
+            env.r53().await.create_hosted_zone().name(&env.parent).caller_reference(format!("parent-{id}")).send().await.unwrap();
+        }
+        env
+    }
+
+    pub(super) async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .endpoint_url(&self.moto)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await
+    }
+    pub(super) async fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.sdk().await).force_path_style(true).build())
+    }
+    pub(super) async fn r53(&self) -> aws_sdk_route53::Client {
+        aws_sdk_route53::Client::new(&self.sdk().await)
+    }
+    pub(super) async fn acm(&self) -> aws_sdk_acm::Client {
+        aws_sdk_acm::Client::new(&self.sdk().await)
+    }
+
+    pub(super) fn log(&self) -> std::path::PathBuf {
+        self.pulumi_state.path().join("calls.log")
+    }
+    /// The pulumi invocations so far, as argument lists.
+    pub(super) fn calls(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.log()).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// The environment every run gets (image by digest, fake pulumi, moto).
+    pub(super) fn envs(&self, digest: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "eu-west-1".into()),
+            ("AWS_ENDPOINT_URL", self.moto.clone()),
+            ("AWS_ENDPOINT_URL_AUTO_SCALING", self.autoscaling.clone()),
+            ("ORCH_PULUMI", support::repo().join("tests/fake-pulumi/pulumi").display().to_string()),
+            ("FAKE_PULUMI_STATE", self.pulumi_state.path().display().to_string()),
+            ("FAKE_PULUMI_LOG", self.log().display().to_string()),
+            ("FAKE_PULUMI_URL", self.url.clone()),
+            ("FAKE_PULUMI_HTTP_URL", format!("http://127.0.0.1:{}/", self.tier.http)),
+            // With a domain the suite checks the certificate chain: trust the tier's CA.
+            ("ORCH_VERIFY_CA", self.tier.ca().display().to_string()),
+            ("PULUMI_CONFIG_PASSPHRASE", "test-passphrase".into()),
+            ("ORCH_IMAGE", format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/orch-app@{digest}")),
+            ("ORCH_POLL_SECONDS", "0".into()),
+            ("ORCH_VERIFY_TIMEOUT", "2".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    pub(super) fn up(&self, digest: &str, extra: &[(&str, &str)], args: &[&str]) -> assert_cmd::assert::Assert {
+        let mut cmd = self.scratch.orch();
+        cmd.envs(self.envs(digest)).envs(extra.iter().copied()).args(["up", "--env", &self.name]).args(args);
+        cmd.assert()
+    }
+
+    /// Everything a run of this env could create, listed from moto: its bucket and objects, the zones
+    /// under its parent domain with their records, its certificates (other tests share the moto).
+    pub(super) async fn moto_state(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let s3 = self.s3().await;
+        for b in s3.list_buckets().send().await.unwrap().buckets().iter().filter(|b| b.name() == Some(&self.bucket)) {
+            out.insert(format!("bucket {}", b.name().unwrap_or("")));
+            if b.name() == Some(&self.bucket) {
+                for o in s3.list_objects_v2().bucket(&self.bucket).send().await.unwrap().contents() {
+                    out.insert(format!("object {}", o.key().unwrap_or("")));
+                }
+            }
+        }
+        let r53 = self.r53().await;
+        for z in r53.list_hosted_zones_by_name().dns_name(&self.parent).max_items(20).send().await.unwrap().hosted_zones().iter().filter(|z| z.name().trim_end_matches('.').ends_with(&self.parent)) {
+            out.insert(format!("zone {} {}", z.name(), z.id()));
+            for r in r53.list_resource_record_sets().hosted_zone_id(z.id()).send().await.unwrap().resource_record_sets() {
+                let values: Vec<_> = r.resource_records().iter().map(|v| v.value()).collect();
+                out.insert(format!("record {} {} {} {values:?}", z.id(), r.name(), r.r#type().as_str()));
+            }
+        }
+        for c in self.certs().await.iter().filter(|c| c.domain_name().is_some_and(|d| d.ends_with(&self.parent))) {
+            out.insert(format!("cert {} {:?}", c.certificate_arn().unwrap_or(""), c.status()));
+        }
+        out
+    }
+
+    pub(super) async fn object(&self, key: &str) -> Option<String> {
+        let got = self.s3().await.get_object().bucket(&self.bucket).key(key).send().await.ok()?;
+        Some(String::from_utf8(got.body.collect().await.unwrap().into_bytes().to_vec()).unwrap())
+    }
+
+    pub(super) async fn zones_named(&self, name: &str) -> Vec<String> {
+        let out = self.r53().await.list_hosted_zones_by_name().dns_name(name).send().await.unwrap();
+        out.hosted_zones().iter().filter(|z| z.name().trim_end_matches('.') == name).map(|z| z.id().to_string()).collect()
+    }
+
+    pub(super) async fn certs(&self) -> Vec<aws_sdk_acm::types::CertificateSummary> {
+        let pages = self.acm().await.list_certificates().into_paginator().items().send().collect::<Vec<_>>().await;
+        pages.into_iter().map(Result::unwrap).collect()
+    }
+
+    pub(super) async fn certs_for(&self, name: &str) -> usize {
+        self.certs().await.iter().filter(|c| c.domain_name() == Some(name)).count()
+    }
+
+    /// (name, type) of every record set in the zone; a duplicate would show up twice.
+    pub(super) async fn record_sets(&self, zone_id: &str) -> Vec<(String, String)> {
+        let out = self.r53().await.list_resource_record_sets().hosted_zone_id(zone_id).send().await.unwrap();
+        out.resource_record_sets().iter().map(|r| (r.name().to_string(), r.r#type().as_str().to_string())).collect()
+    }
+}
+
+pub(super) trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
+
+pub(super) fn stderr(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).into_owned()
+}

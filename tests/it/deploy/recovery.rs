@@ -1,0 +1,134 @@
+//! Crashes and contention: a concurrent `orch up`, orch killed mid-run, orch and pulumi killed
+//! together (pulumi's own stack lock left behind).
+use super::env::*;
+use crate::support;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_concurrent_up_is_refused_naming_the_holder_and_force_unlock_breaks_a_foreign_lock() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = Env::new(&moto, false).await;
+    let bin = assert_cmd::cargo::cargo_bin("orch");
+    let mut first = std::process::Command::new(&bin)
+        .env("ORCH_ROOT", env.scratch.path())
+        .envs(env.envs(DIGEST_A))
+        .env("FAKE_PULUMI_SLEEP", "3")
+        .args(["up", "--env", &env.name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock_key = format!("locks/{}.json", env.name);
+    let start = Instant::now();
+    let lock = loop {
+        if let Some(body) = env.object(&lock_key).await {
+            break body;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the first run never took the lock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let second = env.up(DIGEST_A, &[], &[]).code(2);
+    let text = stderr(&second);
+    let holder: serde_json::Value = serde_json::from_str(&lock).unwrap();
+    assert!(text.contains("is locked by") && text.contains(holder["holder"].as_str().unwrap()) && text.contains(holder["host"].as_str().unwrap()), "{text}");
+    assert!(text.contains(&format!("pid {}", first.id())) && text.contains("--force-unlock"), "{text}");
+    assert!(first.wait().unwrap().success());
+    assert_eq!(env.object(&lock_key).await, None);
+
+    // A lock from another host is never broken silently; --force-unlock breaks it with a warning.
+    let foreign = r#"{"holder":"feedface","user":"ci","host":"build-7","pid":1,"since":"2026-01-01T00:00:00Z","command":"orch up"}"#;
+    env.s3().await.put_object().bucket(&env.bucket).key(&lock_key).body(foreign.as_bytes().to_vec().into()).send().await.unwrap();
+    let refused = env.up(DIGEST_B, &[], &[]).code(2);
+    assert!(stderr(&refused).contains("feedface") && stderr(&refused).contains("build-7"));
+    let forced = env.up(DIGEST_B, &[], &["--force-unlock"]).success();
+    assert!(stderr(&forced).contains("warning: --force-unlock: removing the lock held by feedface"), "{}", stderr(&forced));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_orch_mid_run_then_rerunning_converges_without_duplicates() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = Env::new(&moto, true).await;
+    let domain = env.domain.clone().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("orch");
+    let mut victim = std::process::Command::new(&bin)
+        .env("ORCH_ROOT", env.scratch.path())
+        .envs(env.envs(DIGEST_A))
+        .env("FAKE_PULUMI_SLEEP", "2")
+        .args(["up", "--env", &env.name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !env.calls().iter().any(|c| c[0] == "up") {
+        assert!(start.elapsed() < Duration::from_secs(60), "pulumi up never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    assert!(env.object(&format!("locks/{}.json", env.name)).await.is_some(), "the killed run leaves its lock");
+    tokio::time::sleep(Duration::from_millis(2500)).await; // let the orphaned fake pulumi finish
+
+    let rerun = env.up(DIGEST_A, &[], &[]).success();
+    assert!(stderr(&rerun).contains("breaking a stale lock"), "{}", stderr(&rerun));
+    let zones = env.zones_named(&domain).await;
+    assert_eq!(zones.len(), 1, "one hosted zone");
+    assert_eq!(env.certs_for(&domain).await, 1, "one certificate");
+    let sets = env.record_sets(&zones[0]).await;
+    let unique: BTreeSet<_> = sets.iter().collect();
+    assert_eq!(unique.len(), sets.len(), "duplicate record sets: {sets:?}");
+    assert!(env.object(&format!("deployments/{}/latest.json", env.name)).await.is_some());
+    env.up(DIGEST_A, &[], &[]).success();
+    assert_eq!(env.zones_named(&domain).await.len(), 1);
+    assert_eq!(env.certs_for(&domain).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_never_a_live_one() {
+    use std::os::unix::process::CommandExt;
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = Env::new(&moto, false).await;
+    let locks = env.pulumi_state.path().join(&env.bucket).join("locks/organization/orch").join(&env.name);
+    let held = || std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0);
+
+    // The whole process group dies (a CI runner cancelled, a laptop lid closed): orch and pulumi.
+    let mut victim = std::process::Command::new(assert_cmd::cargo::cargo_bin("orch"))
+        .env("ORCH_ROOT", env.scratch.path())
+        .envs(env.envs(DIGEST_A))
+        .env("FAKE_PULUMI_SLEEP", "30")
+        .args(["up", "--env", &env.name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while held() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "pulumi never took its lock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(victim.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    victim.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(held(), 1, "pulumi's lock is left behind");
+
+    // The rerun breaks orch's stale lock, then pulumi's (its process is gone), and converges.
+    let rerun = env.up(DIGEST_A, &[], &[]).success();
+    let text = stderr(&rerun);
+    assert!(text.contains("breaking a stale lock") && text.contains("gone from this host: `pulumi cancel`"), "{text}");
+    assert!(env.calls().iter().any(|c| c[0] == "cancel" && c.contains(&"--yes".to_string())));
+    assert_eq!(held(), 0);
+    assert!(env.object(&format!("deployments/{}/latest.json", env.name)).await.is_some());
+
+    // A holder that is alive (this test process) is never cancelled: exit 2 naming it.
+    std::fs::create_dir_all(&locks).unwrap();
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let lock = serde_json::json!({ "pid": std::process::id(), "username": "ci", "hostname": host, "timestamp": "2026-11-25T12:00:00Z" });
+    std::fs::write(locks.join("live.json"), lock.to_string()).unwrap();
+    let refused = env.up(DIGEST_A, &[], &["--force"]).code(2);
+    let text = stderr(&refused);
+    assert!(text.contains(&format!("is locked by ci@{host} (pid {})", std::process::id())) && text.contains("pulumi cancel --yes --stack"), "{text}");
+    assert_eq!(held(), 1, "a live holder's lock is kept");
+    assert_eq!(env.object(&format!("locks/{}.json", env.name)).await, None, "orch's own lock is released");
+}
