@@ -203,6 +203,19 @@ impl Env {
         .collect()
     }
 
+    /// `orch up` as a background process, with the fake pulumi sleeping `sleep` seconds mid-update
+    /// (for crash and contention tests); output discarded.
+    pub(super) fn background_up(&self, sleep: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("orch"));
+        cmd.env("ORCH_ROOT", self.scratch.path())
+            .envs(self.envs(DIGEST_A))
+            .env("FAKE_PULUMI_SLEEP", sleep)
+            .args(["up", "--env", &self.name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    }
+
     pub(super) fn up(&self, digest: &str, extra: &[(&str, &str)], args: &[&str]) -> assert_cmd::assert::Assert {
         let mut cmd = self.scratch.orch();
         cmd.envs(self.envs(digest)).envs(extra.iter().copied()).args(["up", "--env", &self.name]).args(args);

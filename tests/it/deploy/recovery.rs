@@ -9,16 +9,7 @@ use std::time::{Duration, Instant};
 async fn a_concurrent_up_is_refused_naming_the_holder_and_force_unlock_breaks_a_foreign_lock() {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
-    let bin = assert_cmd::cargo::cargo_bin("orch");
-    let mut first = std::process::Command::new(&bin)
-        .env("ORCH_ROOT", env.scratch.path())
-        .envs(env.envs(DIGEST_A))
-        .env("FAKE_PULUMI_SLEEP", "3")
-        .args(["up", "--env", &env.name])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = env.background_up("3").spawn().unwrap();
     let lock_key = format!("locks/{}.json", env.name);
     let start = Instant::now();
     let lock = loop {
@@ -50,16 +41,7 @@ async fn killing_orch_mid_run_then_rerunning_converges_without_duplicates() {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, true).await;
     let domain = env.domain.clone().unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("orch");
-    let mut victim = std::process::Command::new(&bin)
-        .env("ORCH_ROOT", env.scratch.path())
-        .envs(env.envs(DIGEST_A))
-        .env("FAKE_PULUMI_SLEEP", "2")
-        .args(["up", "--env", &env.name])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut victim = env.background_up("2").spawn().unwrap();
     let start = Instant::now();
     while !env.calls().iter().any(|c| c[0] == "up") {
         assert!(start.elapsed() < Duration::from_secs(60), "pulumi up never started");
@@ -93,16 +75,7 @@ async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_
     let held = || std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0);
 
     // The whole process group dies (a CI runner cancelled, a laptop lid closed): orch and pulumi.
-    let mut victim = std::process::Command::new(assert_cmd::cargo::cargo_bin("orch"))
-        .env("ORCH_ROOT", env.scratch.path())
-        .envs(env.envs(DIGEST_A))
-        .env("FAKE_PULUMI_SLEEP", "30")
-        .args(["up", "--env", &env.name])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut victim = env.background_up("30").process_group(0).spawn().unwrap();
     let start = Instant::now();
     while held() == 0 {
         assert!(start.elapsed() < Duration::from_secs(60), "pulumi never took its lock");
