@@ -63,16 +63,41 @@ pub async fn save(store: &Store, record: &Record) -> Result<String, DeployError>
     let history = format!("deployments/{}/history/{stamp}-{short}.json", record.env);
     store.put(&history, &body).await?;
     store.put(&latest_key(&record.env), &body).await?;
+    store.delete(&down_key(&record.env)).await?;
     Ok(store.describe(&latest_key(&record.env)))
 }
 
-/// Retire the latest record on teardown: a `-destroyed` copy goes into the history, then the latest is
-/// removed (so the next `orch up` deploys afresh). Returns where the copy went.
+/// Where `orch down` leaves word that the environment is down, until the next deployment.
+pub fn down_key(env: &str) -> String {
+    format!("deployments/{env}/down.json")
+}
+
+/// An environment torn down by `orch down`: since when, and what was deployed before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Down {
+    pub since: String,
+    pub last: Record,
+}
+
+/// The down marker, if the environment was torn down and not deployed since.
+pub async fn down_since(store: &Store, env: &str) -> Result<Option<Down>, DeployError> {
+    match store.get(&down_key(env)).await? {
+        None => Ok(None),
+        Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+    }
+}
+
+/// Retire the latest record on teardown: a `-destroyed` copy goes into the history, a down marker
+/// (for `orch status`) is written, then the latest is removed (so the next `orch up` deploys afresh).
+/// Returns where the copy went.
 pub async fn retire(store: &Store, record: &Record) -> Result<String, DeployError> {
     let body = serde_json::to_vec_pretty(record).map_err(|e| DeployError::step("encoding the deployment record", e.to_string()))?;
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let key = format!("deployments/{}/history/{stamp}-destroyed.json", record.env);
+    let now = chrono::Utc::now();
+    let key = format!("deployments/{}/history/{}-destroyed.json", record.env, now.format("%Y%m%dT%H%M%SZ"));
     store.put(&key, &body).await?;
+    let down = Down { since: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), last: record.clone() };
+    let marker = serde_json::to_vec_pretty(&down).map_err(|e| DeployError::step("encoding the down marker", e.to_string()))?;
+    store.put(&down_key(&record.env), &marker).await?;
     store.delete(&latest_key(&record.env)).await?;
     Ok(store.describe(&key))
 }

@@ -11,11 +11,19 @@ use crate::deploy::record::{self, Record};
 use crate::deploy::store::Store;
 use crate::image::{layout, PushReport};
 
+fn store(clients: &Clients, stack: &Stack) -> Result<Store, OpsError> {
+    let backend = stack.pulumi.as_ref().map(|p| p.backend.as_str()).ok_or_else(|| OpsError::NoBackend(stack.name.clone()))?;
+    Store::for_backend(backend, &clients.s3).map_err(|_| OpsError::BadBackend { env: stack.name.clone(), url: backend.to_string() })
+}
+
 /// Read the last deployment record; `Ok(None)` when there is none yet.
 pub async fn load(clients: &Clients, stack: &Stack) -> Result<Option<Record>, OpsError> {
-    let backend = stack.pulumi.as_ref().map(|p| p.backend.as_str()).ok_or_else(|| OpsError::NoBackend(stack.name.clone()))?;
-    let store = Store::for_backend(backend, &clients.s3).map_err(|_| OpsError::BadBackend { env: stack.name.clone(), url: backend.to_string() })?;
-    record::latest(&store, &stack.name).await.map_err(|e| OpsError::Record(e.to_string()))
+    record::latest(&store(clients, stack)?, &stack.name).await.map_err(|e| OpsError::Record(e.to_string()))
+}
+
+/// The marker `orch down` left, when the environment is down and not deployed since.
+pub async fn down(clients: &Clients, stack: &Stack) -> Result<Option<record::Down>, OpsError> {
+    record::down_since(&store(clients, stack)?, &stack.name).await.map_err(|e| OpsError::Record(e.to_string()))
 }
 
 /// The digest of the latest image `orch build` produced for this env: the one `pushed.json` names

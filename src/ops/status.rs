@@ -11,7 +11,12 @@ use crate::project::Project;
 
 /// Gather the status report of `stack`. Errors only when there is nothing to report on.
 pub async fn gather(project: &Project, stack: &Stack, clients: &Clients) -> Result<Report, OpsError> {
-    let rec = record::load(clients, stack).await?.ok_or_else(|| OpsError::NoRecord(stack.name.clone()))?;
+    let Some(rec) = record::load(clients, stack).await? else {
+        return match record::down(clients, stack).await? {
+            Some(down) => Ok(torn_down(stack, &down)),
+            None => Err(OpsError::NoRecord(stack.name.clone())),
+        };
+    };
     let build_dir = project.build_dir(&stack.name);
 
     let asg_name = rec.output("asgName").map(str::to_string);
@@ -43,6 +48,14 @@ pub async fn gather(project: &Project, stack: &Stack, clients: &Clients) -> Resu
     rows.push(live);
     let verdict = if Report::worst(&rows) >= Level::Bad { "degraded" } else { "healthy" };
     Ok(Report { env: stack.name.clone(), kind: "status", verdict, rows })
+}
+
+/// A torn-down environment: one row saying since when, and what ran before (exit 1: not serving).
+fn torn_down(stack: &Stack, down: &crate::deploy::record::Down) -> Report {
+    let last = &down.last;
+    let summary = format!("down since {} (`orch down`); last deployed: image {} at {}", down.since, judge::short_digest(&last.image_digest), last.time);
+    let row = Row::bad("deployment", summary).lines(vec![format!("bring it back: orch up --env {}", stack.name)]).data(serde_json::json!({ "since": down.since, "image_digest": last.image_digest, "revision": last.revision }));
+    Report { env: stack.name.clone(), kind: "status", verdict: "down", rows: vec![row] }
 }
 
 fn deployment_row(rec: &Record) -> Row {

@@ -38,6 +38,12 @@ async fn down_destroys_the_stack_retires_the_record_keeps_the_zone_and_the_next_
     assert_eq!(env.zones_named(&domain).await.len(), 1, "the zone is kept");
     assert_eq!(env.certs_for(&domain).await, 1, "the certificate is kept");
 
+    // status says the environment is down, since when, and what ran before (exit 1: not serving).
+    let status = env.scratch.orch().envs(env.envs(DIGEST_A)).args(["status", "--env", &env.name, "--json"]).assert().code(1);
+    let report: serde_json::Value = serde_json::from_slice(&status.get_output().stdout).unwrap();
+    assert_eq!(report["verdict"], "down", "{report}");
+    assert_eq!(report["rows"][0]["data"]["image_digest"], DIGEST_A, "{report}");
+
     // The same digest again is not a no-op: the stack is gone, so up deploys and records anew.
     let ups = env.calls().iter().filter(|c| c[0] == "up").count();
     let again = env.up(DIGEST_A, &[], &[]).success();
@@ -45,4 +51,5 @@ async fn down_destroys_the_stack_retires_the_record_keeps_the_zone_and_the_next_
     assert_eq!(env.calls().iter().filter(|c| c[0] == "up").count(), ups + 1);
     assert!(env.object(&latest).await.is_some());
     assert_eq!(env.zones_named(&domain).await.len(), 1, "the kept zone is reused");
+    assert_eq!(env.object(&format!("deployments/{}/down.json", env.name)).await, None, "a deployment clears the down marker");
 }
