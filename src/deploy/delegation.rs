@@ -13,7 +13,8 @@ use hickory_resolver::TokioResolver;
 use super::dns::norm;
 
 /// What public DNS says about the delegation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Delegation {
     /// The name servers answered are the hosted zone's.
     Matches,
@@ -23,8 +24,16 @@ pub enum Delegation {
     Unknown(String),
 }
 
+/// Whether to ask DNS, and whom: skipped with `ORCH_OFFLINE`, and under an emulator (public DNS
+/// cannot see its zones) unless `ORCH_DNS_SERVER` names a resolver; a malformed one is an error.
+pub fn mode() -> Result<Option<Option<SocketAddr>>, String> {
+    let server = server_from_env()?;
+    let offline = std::env::var_os("ORCH_OFFLINE").is_some_and(|v| !v.is_empty());
+    Ok((!offline && (server.is_some() || !super::observe::emulated())).then_some(server))
+}
+
 /// The resolver from `ORCH_DNS_SERVER`, if set and valid.
-pub fn server_from_env() -> Result<Option<SocketAddr>, String> {
+fn server_from_env() -> Result<Option<SocketAddr>, String> {
     let Some(value) = std::env::var("ORCH_DNS_SERVER").ok().filter(|v| !v.is_empty()) else { return Ok(None) };
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(Some(addr));

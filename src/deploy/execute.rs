@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::DeployError;
-use super::observe::{deploy_config, emulated, Aws};
+use super::observe::{deploy_config, Aws};
 use super::record::{self, Record};
 use super::steps::Steps;
 use super::store::Store;
@@ -155,11 +155,10 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
 /// emulator (public DNS cannot see its zones) unless ORCH_DNS_SERVER names a resolver, and when no
 /// resolver answers; a wrong or missing delegation stops the run before the certificate waits on it.
 async fn check_delegation(name: &str, ns: &[String], p: &Printer) -> Result<(), DeployError> {
-    let server = delegation::server_from_env().map_err(DeployError::Refused)?;
-    if std::env::var_os("ORCH_OFFLINE").is_some_and(|v| !v.is_empty()) || (emulated() && server.is_none()) {
+    let Some(server) = delegation::mode().map_err(DeployError::Refused)? else {
         p.progress("  delegation check by DNS skipped (offline or emulated AWS)");
         return Ok(());
-    }
+    };
     match delegation::check(name, ns, server).await {
         delegation::Delegation::Matches => p.progress(&format!("✓ public DNS delegates {name} to the zone's name servers")),
         delegation::Delegation::Differs { found } => {

@@ -6,7 +6,7 @@ use super::error::DeployError;
 use super::plan::Observed;
 use super::steps::{ImageRef, Program, Steps};
 use super::store::Store;
-use super::{bucket, cert, dns, lock, record};
+use super::{bucket, cert, delegation, dns, lock, record};
 use crate::config::Stack;
 use crate::error::OrchError;
 use crate::printer::Printer;
@@ -78,6 +78,11 @@ pub async fn observe<S: Steps>(project: &Project, stack: &Stack, aws: &Aws, stor
         }
         o.zone = Some(zone);
         o.parent = dns::observe_parent(&aws.r53, &domain.parent_zone, &domain.name).await?;
+        if let (None, dns::ZoneState::One { name_servers, .. }) = (&o.parent, o.zone.as_ref().unwrap_or(&dns::ZoneState::Missing)) {
+            if let Some(server) = delegation::mode().map_err(DeployError::Refused)? {
+                o.registrar = Some(delegation::check(&domain.name, name_servers, server).await);
+            }
+        }
     }
     o.cert = Some(cert::observe(&aws.acm, &stack.name, stack.domain.as_ref().map(|d| d.name.as_str())).await?);
     let program = steps.render(project, stack)?;

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::bucket::BucketState;
 use super::cert::{CertState, RENEW_DAYS};
+use super::delegation::Delegation;
 use super::dns::{ParentZone, ZoneState};
 use super::lock::LockInfo;
 use super::record::{change_reason, Record};
@@ -22,6 +23,8 @@ pub struct Observed {
     pub zone: Option<ZoneState>,
     /// The parent zone when it is in this account.
     pub parent: Option<ParentZone>,
+    /// Parent elsewhere: what public DNS says of the delegation (None: not asked).
+    pub registrar: Option<Delegation>,
     pub cert: Option<CertState>,
     pub last: Option<Record>,
     #[serde(skip)]
@@ -122,7 +125,15 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             Some(p) if p.delegation.is_some() && p.delegation == ns => step("NS delegation", Action::Exists, format!("{} in {} ({})", domain.name, domain.parent_zone, p.id)),
             Some(p) if p.delegation.is_some() => step("NS delegation", Action::Change, format!("UPSERT {} NS in {} ({})", domain.name, domain.parent_zone, p.id)),
             Some(p) => step("NS delegation", Action::Create, format!("UPSERT {} NS in {} ({})", domain.name, domain.parent_zone, p.id)),
-            None => step("NS delegation", Action::Run, format!("{} is not in this account: print the name servers for the registrar and check the delegation by DNS", domain.parent_zone)),
+            None => match &o.registrar {
+                Some(Delegation::Matches) => step("NS delegation", Action::Exists, format!("at the registrar of {}: public DNS lists the zone's name servers", domain.parent_zone)),
+                Some(Delegation::Differs { found }) => step(
+                    "NS delegation",
+                    Action::Refuse,
+                    format!("public DNS lists {} for {}: set the zone's name servers at the registrar of {}", if found.is_empty() { "no name servers".into() } else { found.join(", ") }, domain.name, domain.parent_zone),
+                ),
+                _ => step("NS delegation", Action::Run, format!("{} is not in this account: print the name servers for the registrar and check the delegation by DNS", domain.parent_zone)),
+            },
         }
         match &o.cert {
             Some(CertState::Issued { arn }) => step("certificate", Action::Exists, format!("{} ISSUED ({arn})", domain.name)),

@@ -191,12 +191,18 @@ async fn a_registrar_delegation_is_checked_by_a_dns_query_before_the_certificate
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(ns.iter().all(|n| stdout.contains(n.as_str())), "the name servers to set are printed: {stdout}");
     assert_eq!(env.certs_for(&domain).await, 0, "no certificate is requested before the delegation holds");
+    let dns_env = [("ORCH_DNS_SERVER", dns.as_str())];
+    let plan = env.up(DIGEST_A, &dns_env, &["--dry-run"]).success();
+    let text = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
+    assert!(text.contains("[REFUSE] NS delegation") && text.contains("public DNS lists ns1.old-registrar.example"), "{text}");
     assert_eq!(env.object(&format!("locks/{}.json", env.name)).await, None);
 
     // The registrar now delegates to the zone: the run goes through.
     *answers.lock().unwrap() = ns.iter().map(|n| n.to_uppercase()).collect();
     let out = env.up(DIGEST_A, &[("ORCH_DNS_SERVER", dns.as_str())], &[]).success();
     assert!(stderr(&out).contains(&format!("✓ public DNS delegates {domain}")), "{}", stderr(&out));
+    let plan = env.up(DIGEST_A, &dns_env, &["--dry-run"]).success();
+    assert!(String::from_utf8_lossy(&plan.get_output().stdout).contains("[exists] NS delegation      at the registrar"), "{}", String::from_utf8_lossy(&plan.get_output().stdout));
     assert_eq!(env.zones_named(&domain).await.len(), 1, "the zone is reused");
 
     // No resolver answers (offline): the check is skipped with a note, never a mismatch.
