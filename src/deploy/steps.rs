@@ -99,7 +99,7 @@ impl Steps for Wired {
         .await;
         spinner.finish_and_clear();
         if report.passed() {
-            printer.progress(&format!("✓ verify: {} instance(s) in {} answered; redirect, TLS and our 404 page checked", report.instances.len(), report.zones.join(", ")));
+            printer.progress(&format!("✓ verify: {} instance(s) in {} answered; redirect, HTTPS and our 404 page checked", report.instances.len(), report.zones.join(", ")));
         } else {
             for line in report.table().lines() {
                 printer.warn(&format!("verify: {line}"));

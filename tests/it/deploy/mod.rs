@@ -25,7 +25,7 @@ async fn up_runs_every_step_to_a_record_then_the_rerun_is_a_no_op_and_dry_run_ch
 
     let run = env.up(DIGEST_A, &[], &[]).success();
     assert_eq!(String::from_utf8_lossy(&run.get_output().stdout).trim().lines().last(), Some(env.url.as_str()));
-    assert!(stderr(&run).contains("✓ verify: ") && stderr(&run).contains("redirect, TLS and our 404 page checked"), "{}", stderr(&run));
+    assert!(stderr(&run).contains("✓ verify: ") && stderr(&run).contains("redirect, HTTPS and our 404 page checked"), "{}", stderr(&run));
 
     // State bucket: encrypted, closed to the public; no lock left behind; a record with the digest.
     let s3 = env.s3().await;
