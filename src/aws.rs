@@ -1,6 +1,6 @@
 //! One place that builds the AWS SDK configuration from the standard environment
 //! (`AWS_PROFILE`, credentials, `AWS_ENDPOINT_URL` for moto/localstack) for a given region, with
-//! the SDK's default timeouts or the caller's own.
+//! the SDK's default timeouts or the caller's own; and the S3 client, path-style under an emulator.
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
@@ -20,4 +20,16 @@ pub async fn sdk_config_with(region: &str, timeouts: Option<TimeoutConfig>) -> S
     }
     .load()
     .await
+}
+
+/// True when AWS calls go to an emulator (any `AWS_ENDPOINT_URL*` set): it answers on one host name,
+/// public DNS cannot see its zones, and the names it returns are fake.
+pub fn emulated() -> bool {
+    std::env::vars_os().any(|(k, v)| !v.is_empty() && k.to_str().is_some_and(|k| k.starts_with("AWS_ENDPOINT_URL")))
+}
+
+/// The S3 client for `sdk`: path-style addressing under an emulator, where virtual-hosted bucket
+/// names would not resolve.
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(emulated()).build())
 }

@@ -29,7 +29,7 @@ pub enum Delegation {
 pub fn mode() -> Result<Option<Option<SocketAddr>>, String> {
     let server = server_from_env()?;
     let offline = std::env::var_os("ORCH_OFFLINE").is_some_and(|v| !v.is_empty());
-    Ok((!offline && (server.is_some() || !super::observe::emulated())).then_some(server))
+    Ok((!offline && (server.is_some() || !crate::aws::emulated())).then_some(server))
 }
 
 /// The resolver from `ORCH_DNS_SERVER`, if set and valid.

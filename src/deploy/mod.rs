@@ -29,6 +29,7 @@ pub use error::DeployError;
 pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let backend = backend(stack)?;
+    preflight(&project, stack)?;
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend, &aws)?;
     let steps = steps::Wired;
@@ -84,6 +85,15 @@ pub async fn deployed_urls(stack: &Stack) -> Result<(String, Option<String>), Or
             format!("run `orch up --env {}`, or give the URL: orch verify https://…", stack.name),
         )),
     }
+}
+
+/// The settings read late in a run (the resolver for the delegation check, the CA the verify suite
+/// trusts), checked before anything changes: a bad one is a usage error (exit 2), not a failure
+/// after `pulumi up`.
+fn preflight(project: &crate::project::Project, stack: &Stack) -> Result<(), OrchError> {
+    delegation::mode().map_err(OrchError::Usage)?;
+    crate::verify::options_for_aws(Some(&project.pages_dir()), stack.domain.is_some(), None, 0).map_err(OrchError::Usage)?;
+    Ok(())
 }
 
 fn backend(stack: &Stack) -> Result<String, OrchError> {

@@ -21,18 +21,11 @@ pub struct Aws {
     pub asg: aws_sdk_autoscaling::Client,
 }
 
-/// True when AWS calls go to an emulator (AWS_ENDPOINT_URL): public DNS cannot see its zones.
-pub fn emulated() -> bool {
-    std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty()) || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty())
-}
-
 impl Aws {
     pub async fn new(region: &str) -> Self {
         let sdk = crate::aws::sdk_config(region).await;
-        // An emulator answers on one host: S3 needs path-style addressing there.
-        let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(emulated()).build();
         Aws {
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            s3: crate::aws::s3_client(&sdk),
             r53: aws_sdk_route53::Client::new(&sdk),
             acm: aws_sdk_acm::Client::new(&sdk),
             asg: aws_sdk_autoscaling::Client::new(&sdk),

@@ -14,11 +14,6 @@ pub struct Clients {
     pub route53: aws_sdk_route53::Client,
 }
 
-/// Whether we talk to an emulated cloud (an endpoint override is set): the URLs it reports are fake.
-pub fn emulated() -> bool {
-    std::env::vars_os().any(|(k, _)| k.to_str().is_some_and(|k| k.starts_with("AWS_ENDPOINT_URL")))
-}
-
 impl Clients {
     pub async fn new(region: &str) -> Clients {
         let timeouts = TimeoutConfig::builder()
@@ -27,10 +22,8 @@ impl Clients {
             .operation_timeout(Duration::from_secs(30))
             .build();
         let conf = crate::aws::sdk_config_with(region, Some(timeouts)).await;
-        // Emulators answer on one host name; virtual-hosted bucket names would not resolve.
-        let s3 = aws_sdk_s3::config::Builder::from(&conf).force_path_style(emulated()).build();
         Clients {
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            s3: crate::aws::s3_client(&conf),
             asg: aws_sdk_autoscaling::Client::new(&conf),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
             acm: aws_sdk_acm::Client::new(&conf),

@@ -1,6 +1,7 @@
 //! `orch status` for an AWS environment: read the deployment record, then observe the group,
 //! targets, certificate, delegation and URL concurrently; each failure degrades only its own row.
-use super::cloud::{emulated, Clients};
+use super::cloud::Clients;
+use crate::aws::emulated;
 use super::observe;
 use super::record;
 use super::report::{Level, Report, Row};

@@ -249,6 +249,19 @@ async fn up_builds_the_image_pushes_it_to_a_real_registry_and_deploys_it_by_dige
     assert!(stderr(&forced).contains("✓ image in the registry (0 bytes pushed)"), "{}", stderr(&forced));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_late_settings_are_refused_before_anything_changes() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = Env::new(&moto, false).await;
+    let before = env.moto_state().await;
+    let out = env.up(DIGEST_A, &[("ORCH_VERIFY_CA", "/nonexistent/ca.pem")], &[]).code(2);
+    assert!(stderr(&out).contains("ORCH_VERIFY_CA: cannot read /nonexistent/ca.pem"), "{}", stderr(&out));
+    let out = env.up(DIGEST_A, &[("ORCH_DNS_SERVER", "not-an-ip")], &[]).code(2);
+    assert!(stderr(&out).contains("ORCH_DNS_SERVER must be ip or ip:port, got `not-an-ip`"), "{}", stderr(&out));
+    assert_eq!(env.moto_state().await, before, "nothing was created");
+    assert!(env.calls().is_empty(), "pulumi never ran");
+}
+
 #[test]
 fn a_protected_environment_needs_yes_without_a_terminal() {
     let scratch = Scratch::new();
