@@ -8,6 +8,7 @@ command -v skopeo >/dev/null || need_apt+=(skopeo)
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v haproxy >/dev/null || need_apt+=(haproxy)
 command -v node >/dev/null || need_apt+=(nodejs npm)
+command -v cc >/dev/null || need_apt+=(build-essential)   # C parts: bundled SQLite, mimalloc
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing with apt: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
