@@ -13,7 +13,8 @@ pub async fn sdk_config(region: &str) -> SdkConfig {
 /// reports, so a dead endpoint fails one check quickly). Endpoints and credentials come from the
 /// environment exactly as in [`sdk_config`].
 pub async fn sdk_config_with(region: &str, timeouts: Option<TimeoutConfig>) -> SdkConfig {
-    let loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
+    let loader =
+        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
     match timeouts {
         Some(t) => loader.timeout_config(t),
         None => loader,
@@ -25,11 +26,15 @@ pub async fn sdk_config_with(region: &str, timeouts: Option<TimeoutConfig>) -> S
 /// True when AWS calls go to an emulator (any `AWS_ENDPOINT_URL*` set): it answers on one host name,
 /// public DNS cannot see its zones, and the names it returns are fake.
 pub fn emulated() -> bool {
-    std::env::vars_os().any(|(k, v)| !v.is_empty() && k.to_str().is_some_and(|k| k.starts_with("AWS_ENDPOINT_URL")))
+    std::env::vars_os().any(|(k, v)| {
+        !v.is_empty() && k.to_str().is_some_and(|k| k.starts_with("AWS_ENDPOINT_URL"))
+    })
 }
 
 /// The S3 client for `sdk`: path-style addressing under an emulator, where virtual-hosted bucket
 /// names would not resolve.
 pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(emulated()).build())
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk).force_path_style(emulated()).build(),
+    )
 }

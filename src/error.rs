@@ -2,9 +2,9 @@
 //! and the exit-code contract (0 ok, 1 finding, 2 usage/config error or orch failure).
 use crate::check::CheckError;
 use crate::config::ConfigError;
+use crate::image::ImageError;
 use crate::ops::OpsError;
 use crate::render::RenderError;
-use crate::image::ImageError;
 
 /// What a command that ran to the end found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,11 @@ pub enum OrchError {
     #[error("`orch {command}` is not built yet for {what}")]
     NotBuilt { command: &'static str, what: String },
     #[error("{what}: {source}")]
-    Io { what: String, #[source] source: std::io::Error },
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]

@@ -3,14 +3,19 @@
 
 /// The host name, or `unknown-host`.
 pub fn name() -> String {
-    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown-host".into())
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown-host".into())
 }
 
 /// The user running orch: `$USER`, else the passwd entry, else `unknown`.
 pub fn user() -> String {
     std::env::var("USER")
         .ok()
-        .or_else(|| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name))
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name)
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -32,7 +37,9 @@ pub fn process_gone(host: &str, pid: u32, this_host: &str) -> bool {
 /// `/proc/<pid>/stat` says state `Z`; the state follows the `)` that closes the command name.
 fn zombie(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()).is_some_and(|state| state == "Z")
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .is_some_and(|state| state == "Z")
 }
 
 #[cfg(test)]
@@ -52,7 +59,10 @@ mod tests {
         // A child that exited but is not reaped yet is a zombie: gone too.
         let mut zombie = std::process::Command::new("true").spawn().unwrap();
         let start = std::time::Instant::now();
-        while !std::fs::read_to_string(format!("/proc/{}/stat", zombie.id())).unwrap_or_default().contains(") Z") {
+        while !std::fs::read_to_string(format!("/proc/{}/stat", zombie.id()))
+            .unwrap_or_default()
+            .contains(") Z")
+        {
             assert!(start.elapsed() < std::time::Duration::from_secs(10), "the child never exited");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }

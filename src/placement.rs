@@ -59,13 +59,15 @@ pub enum Action {
 /// already in service, so the number in service never drops below `desired` because of it.
 pub fn plan(desired: u32, zones: &[ZoneState], instances: &[Observed]) -> Vec<Action> {
     let mut actions = Vec::new();
-    let available: Vec<&str> = zones.iter().filter(|z| z.available).map(|z| z.name.as_str()).collect();
+    let available: Vec<&str> =
+        zones.iter().filter(|z| z.available).map(|z| z.name.as_str()).collect();
 
     // 1. Lost instances: in a zone that is down or unknown, or failing checks after the grace period.
     let mut live: Vec<&Observed> = Vec::new();
     for inst in instances {
         if !available.contains(&inst.zone.as_str()) {
-            actions.push(Action::Terminate { id: inst.id.clone(), reason: Reason::ZoneUnavailable });
+            actions
+                .push(Action::Terminate { id: inst.id.clone(), reason: Reason::ZoneUnavailable });
         } else if !inst.healthy && !inst.in_grace {
             actions.push(Action::Terminate { id: inst.id.clone(), reason: Reason::Unhealthy });
         } else {
@@ -125,12 +127,20 @@ pub fn plan(desired: u32, zones: &[ZoneState], instances: &[Observed]) -> Vec<Ac
 
 /// `desired` spread over `zones`: everyone gets the base share, the remainder goes to the zones
 /// that currently hold the most instances (ties: zone order).
-fn shares<'a>(desired: u32, zones: &[&'a str], count: &BTreeMap<&'a str, u32>) -> BTreeMap<&'a str, u32> {
+fn shares<'a>(
+    desired: u32,
+    zones: &[&'a str],
+    count: &BTreeMap<&'a str, u32>,
+) -> BTreeMap<&'a str, u32> {
     let n = zones.len() as u32;
     let (base, extra) = (desired / n, desired % n);
     let mut order: Vec<(usize, &str)> = zones.iter().copied().enumerate().collect();
     order.sort_by_key(|(i, z)| (std::cmp::Reverse(count.get(z).copied().unwrap_or(0)), *i));
-    order.iter().enumerate().map(|(rank, (_, z))| (*z, base + u32::from((rank as u32) < extra))).collect()
+    order
+        .iter()
+        .enumerate()
+        .map(|(rank, (_, z))| (*z, base + u32::from((rank as u32) < extra)))
+        .collect()
 }
 
 /// Per zone: instances, how many are healthy, and whether the zone has at least one healthy one.
@@ -153,7 +163,11 @@ pub fn zone_health(zones: &[String], instances: &[Observed]) -> Vec<ZoneHealth> 
         .iter()
         .map(|zone| {
             let here = instances.iter().filter(|i| &i.zone == zone);
-            ZoneHealth { zone: zone.clone(), instances: here.clone().count() as u32, healthy: here.filter(|i| i.healthy).count() as u32 }
+            ZoneHealth {
+                zone: zone.clone(),
+                instances: here.clone().count() as u32,
+                healthy: here.filter(|i| i.healthy).count() as u32,
+            }
         })
         .collect()
 }
@@ -182,12 +196,23 @@ mod tests {
         Observed { id: id.into(), zone: zone.into(), healthy: false, in_grace: true }
     }
     fn launches(actions: &[Action]) -> Vec<&str> {
-        actions.iter().filter_map(|a| if let Action::Launch { zone } = a { Some(zone.as_str()) } else { None }).collect()
+        actions
+            .iter()
+            .filter_map(
+                |a| if let Action::Launch { zone } = a { Some(zone.as_str()) } else { None },
+            )
+            .collect()
     }
     fn terminates(actions: &[Action]) -> Vec<(&str, Reason)> {
         actions
             .iter()
-            .filter_map(|a| if let Action::Terminate { id, reason } = a { Some((id.as_str(), *reason)) } else { None })
+            .filter_map(|a| {
+                if let Action::Terminate { id, reason } = a {
+                    Some((id.as_str(), *reason))
+                } else {
+                    None
+                }
+            })
             .collect()
     }
 
@@ -239,7 +264,10 @@ mod tests {
         let down = [ZoneState::down("a"), ZoneState::up("b")];
         let group = [inst("1", "a"), inst("2", "a"), inst("3", "b"), inst("4", "b")];
         let actions = plan(4, &down, &group);
-        assert_eq!(terminates(&actions), [("1", Reason::ZoneUnavailable), ("2", Reason::ZoneUnavailable)]);
+        assert_eq!(
+            terminates(&actions),
+            [("1", Reason::ZoneUnavailable), ("2", Reason::ZoneUnavailable)]
+        );
         assert_eq!(launches(&actions), ["b", "b"]);
     }
 
@@ -248,25 +276,52 @@ mod tests {
         let group = [inst("1", "b"), inst("2", "b"), inst("3", "b"), inst("4", "b")];
         let actions = plan(4, &zones(), &group);
         assert_eq!(launches(&actions), ["a", "a"]);
-        assert!(terminates(&actions).is_empty(), "never terminate before the replacements serve: {actions:?}");
+        assert!(
+            terminates(&actions).is_empty(),
+            "never terminate before the replacements serve: {actions:?}"
+        );
         // Replacements pending: still nothing to terminate, nothing more to launch.
-        let group2 = [pending("5", "a"), pending("6", "a"), inst("1", "b"), inst("2", "b"), inst("3", "b"), inst("4", "b")];
+        let group2 = [
+            pending("5", "a"),
+            pending("6", "a"),
+            inst("1", "b"),
+            inst("2", "b"),
+            inst("3", "b"),
+            inst("4", "b"),
+        ];
         assert!(plan(4, &zones(), &group2).is_empty());
     }
 
     #[test]
     fn zone_back_terminates_surplus_once_replacements_serve() {
-        let group = [inst("5", "a"), inst("6", "a"), inst("1", "b"), inst("2", "b"), inst("3", "b"), inst("4", "b")];
+        let group = [
+            inst("5", "a"),
+            inst("6", "a"),
+            inst("1", "b"),
+            inst("2", "b"),
+            inst("3", "b"),
+            inst("4", "b"),
+        ];
         let actions = plan(4, &zones(), &group);
         assert!(launches(&actions).is_empty());
         let t = terminates(&actions);
         assert_eq!(t.len(), 2);
-        assert!(t.iter().all(|(id, r)| ["1", "2", "3", "4"].contains(id) && *r == Reason::Rebalance), "{t:?}");
+        assert!(
+            t.iter().all(|(id, r)| ["1", "2", "3", "4"].contains(id) && *r == Reason::Rebalance),
+            "{t:?}"
+        );
     }
 
     #[test]
     fn never_below_desired_when_only_one_replacement_serves() {
-        let group = [inst("5", "a"), pending("6", "a"), inst("1", "b"), inst("2", "b"), inst("3", "b"), inst("4", "b")];
+        let group = [
+            inst("5", "a"),
+            pending("6", "a"),
+            inst("1", "b"),
+            inst("2", "b"),
+            inst("3", "b"),
+            inst("4", "b"),
+        ];
         let t = terminates(&plan(4, &zones(), &group)).len();
         assert_eq!(t, 1, "5 in service, desired 4: exactly one may go");
     }
@@ -278,20 +333,31 @@ mod tests {
             for mask in 0..(1u32 << 7) {
                 let group: Vec<Observed> = (0..7)
                     .filter(|i| mask & (1 << i) != 0)
-                    .map(|i| Observed { id: i.to_string(), zone: if i % 3 == 0 { "a" } else { "b" }.into(), healthy: i % 4 != 1, in_grace: i % 4 == 1 })
+                    .map(|i| Observed {
+                        id: i.to_string(),
+                        zone: if i % 3 == 0 { "a" } else { "b" }.into(),
+                        healthy: i % 4 != 1,
+                        in_grace: i % 4 == 1,
+                    })
                     .collect();
                 let before = group.iter().filter(|i| i.healthy).count() as u32;
                 let actions = plan(desired, &zones(), &group);
                 let gone: Vec<&str> = terminates(&actions).iter().map(|(id, _)| *id).collect();
-                let after = group.iter().filter(|i| i.healthy && !gone.contains(&i.id.as_str())).count() as u32;
-                assert!(after >= before.min(desired), "desired {desired} group {group:?} actions {actions:?}");
+                let after =
+                    group.iter().filter(|i| i.healthy && !gone.contains(&i.id.as_str())).count()
+                        as u32;
+                assert!(
+                    after >= before.min(desired),
+                    "desired {desired} group {group:?} actions {actions:?}"
+                );
             }
         }
     }
 
     #[test]
     fn surplus_above_desired_is_trimmed() {
-        let group = [inst("1", "a"), inst("2", "a"), inst("3", "a"), inst("4", "b"), inst("5", "b")];
+        let group =
+            [inst("1", "a"), inst("2", "a"), inst("3", "a"), inst("4", "b"), inst("5", "b")];
         let actions = plan(4, &zones(), &group);
         let t = terminates(&actions);
         assert_eq!(t.len(), 1);
@@ -302,7 +368,10 @@ mod tests {
     fn all_zones_down_terminates_and_launches_nothing() {
         let down = [ZoneState::down("a"), ZoneState::down("b")];
         let actions = plan(4, &down, &[inst("1", "a")]);
-        assert_eq!(actions, vec![Action::Terminate { id: "1".into(), reason: Reason::ZoneUnavailable }]);
+        assert_eq!(
+            actions,
+            vec![Action::Terminate { id: "1".into(), reason: Reason::ZoneUnavailable }]
+        );
     }
 
     #[test]
@@ -311,7 +380,10 @@ mod tests {
         let mut sick = inst("2", "b");
         sick.healthy = false;
         let h = zone_health(&names, &[inst("1", "a"), sick]);
-        assert_eq!(h.iter().map(|z| (z.zone.as_str(), z.instances, z.healthy)).collect::<Vec<_>>(), [("a", 1, 1), ("b", 1, 0)]);
+        assert_eq!(
+            h.iter().map(|z| (z.zone.as_str(), z.instances, z.healthy)).collect::<Vec<_>>(),
+            [("a", 1, 1), ("b", 1, 0)]
+        );
         assert!(!h[1].has_healthy());
         assert!(!is_balanced(2, &names, &[inst("1", "a"), inst("3", "a")]));
     }

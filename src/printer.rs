@@ -52,8 +52,9 @@ impl Printer {
 
     /// A JSON document on stdout.
     pub fn json<T: serde::Serialize>(&self, value: &T) -> Result<(), OrchError> {
-        let text = serde_json::to_string_pretty(value)
-            .map_err(|e| OrchError::failed(format!("cannot encode JSON output: {e}"), "report this as a bug"))?;
+        let text = serde_json::to_string_pretty(value).map_err(|e| {
+            OrchError::failed(format!("cannot encode JSON output: {e}"), "report this as a bug")
+        })?;
         self.data(&text);
         Ok(())
     }
@@ -82,7 +83,10 @@ impl Printer {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::new_spinner().with_message(message);
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     }

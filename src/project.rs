@@ -15,7 +15,8 @@ impl Project {
         if let Some(root) = explicit {
             return Ok(Project { root: root.to_path_buf() });
         }
-        let cwd = std::env::current_dir().map_err(|e| OrchError::io("reading the working directory", e))?;
+        let cwd = std::env::current_dir()
+            .map_err(|e| OrchError::io("reading the working directory", e))?;
         let found = cwd.ancestors().find(|dir| dir.join("stacks").is_dir());
         match found {
             Some(root) => Ok(Project { root: root.to_path_buf() }),

@@ -16,8 +16,17 @@ pub struct Cmd {
 }
 
 impl Cmd {
-    pub fn new(program: impl Into<String>, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        Cmd { program: program.into(), args: args.into_iter().map(Into::into).collect(), env: vec![], dir: None, stdin: None }
+    pub fn new(
+        program: impl Into<String>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Cmd {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            env: vec![],
+            dir: None,
+            stdin: None,
+        }
     }
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
@@ -33,7 +42,10 @@ impl Cmd {
     }
     /// The command line for messages: program and arguments, never environment values.
     pub fn display(&self) -> String {
-        std::iter::once(self.program.as_str()).chain(self.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -63,7 +75,8 @@ pub struct Duct;
 
 impl Runner for Duct {
     fn run(&self, cmd: &Cmd) -> std::io::Result<Output> {
-        let mut expr = duct::cmd(&cmd.program, &cmd.args).stdout_capture().stderr_capture().unchecked();
+        let mut expr =
+            duct::cmd(&cmd.program, &cmd.args).stdout_capture().stderr_capture().unchecked();
         for (k, v) in &cmd.env {
             expr = expr.env(k, v);
         }
@@ -118,7 +131,10 @@ mod tests {
     #[test]
     fn duct_captures_output_and_exit_code() {
         let out = Duct.run(&Cmd::new("sh", ["-c", "echo hi; echo err >&2; exit 3"])).unwrap();
-        assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (Some(3), "hi\n", "err\n"));
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(3), "hi\n", "err\n")
+        );
     }
 
     #[test]
@@ -126,6 +142,9 @@ mod tests {
         let rec = Recording::new([Output { code: Some(7), ..Default::default() }]);
         assert_eq!(rec.run(&Cmd::new("pulumi", ["up"])).unwrap().code, Some(7));
         assert!(rec.run(&Cmd::new("pulumi", ["whoami"])).unwrap().success());
-        assert_eq!(rec.calls().iter().map(Cmd::display).collect::<Vec<_>>(), ["pulumi up", "pulumi whoami"]);
+        assert_eq!(
+            rec.calls().iter().map(Cmd::display).collect::<Vec<_>>(),
+            ["pulumi up", "pulumi whoami"]
+        );
     }
 }

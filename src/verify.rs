@@ -51,9 +51,18 @@ impl Report {
         let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
         let mut out = format!("{:<width$}  result  detail\n", "check");
         for c in &self.checks {
-            out.push_str(&format!("{:<width$}  {:<6}  {}\n", c.name, if c.passed { "pass" } else { "FAIL" }, c.detail));
+            out.push_str(&format!(
+                "{:<width$}  {:<6}  {}\n",
+                c.name,
+                if c.passed { "pass" } else { "FAIL" },
+                c.detail
+            ));
         }
-        out.push_str(&format!("{}: {}", self.url, if self.passed { "all checks passed" } else { "some checks FAILED" }));
+        out.push_str(&format!(
+            "{}: {}",
+            self.url,
+            if self.passed { "all checks passed" } else { "some checks FAILED" }
+        ));
         out
     }
 }
@@ -70,9 +79,16 @@ pub fn marker_from_page(path: &Path) -> Option<String> {
 /// Options for a deployed AWS environment: our 404 page's marker; the HTTP URL from the stack's
 /// `httpUrl` output; `ORCH_VERIFY_CA` (a PEM file) trusted besides the system roots; without a
 /// domain the load balancer serves orch's self-signed certificate, so any certificate is accepted.
-pub fn options_for_aws(pages: Option<&Path>, has_domain: bool, http_url: Option<String>, requests: u32) -> Result<Options, String> {
+pub fn options_for_aws(
+    pages: Option<&Path>,
+    has_domain: bool,
+    http_url: Option<String>,
+    requests: u32,
+) -> Result<Options, String> {
     let ca_pem = match std::env::var_os("ORCH_VERIFY_CA").filter(|v| !v.is_empty()) {
-        Some(path) => Some(std::fs::read(&path).map_err(|e| format!("ORCH_VERIFY_CA: cannot read {}: {e}", Path::new(&path).display()))?),
+        Some(path) => Some(std::fs::read(&path).map_err(|e| {
+            format!("ORCH_VERIFY_CA: cannot read {}: {e}", Path::new(&path).display())
+        })?),
         None => None,
     };
     Ok(Options {
@@ -86,7 +102,13 @@ pub fn options_for_aws(pages: Option<&Path>, has_domain: bool, http_url: Option<
 
 /// Run the suite until it passes or `timeout` has passed, `interval` apart (a fresh deployment's
 /// load balancer needs a while before both zones answer); `attempt` hears of each failed run.
-pub async fn until_passed(base_url: &str, opts: &Options, timeout: Duration, interval: Duration, mut attempt: impl FnMut(&Report)) -> Report {
+pub async fn until_passed(
+    base_url: &str,
+    opts: &Options,
+    timeout: Duration,
+    interval: Duration,
+    mut attempt: impl FnMut(&Report),
+) -> Report {
     let start = std::time::Instant::now();
     loop {
         let report = run_suite(base_url, opts).await;
@@ -100,7 +122,9 @@ pub async fn until_passed(base_url: &str, opts: &Options, timeout: Duration, int
 
 /// Is `id` an EC2-style instance id?
 pub fn is_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-").is_some_and(|h| h.len() == 17 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+    id.strip_prefix("i-").is_some_and(|h| {
+        h.len() == 17 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
 }
 
 fn client(opts: &Options) -> Result<reqwest::Client, String> {
@@ -114,7 +138,8 @@ fn client(opts: &Options) -> Result<reqwest::Client, String> {
         b = b.danger_accept_invalid_certs(true);
     }
     if let Some(pem) = &opts.ca_pem {
-        let cert = reqwest::Certificate::from_pem(pem).map_err(|e| format!("the CA certificate is not PEM: {e}"))?;
+        let cert = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| format!("the CA certificate is not PEM: {e}"))?;
         b = b.add_root_certificate(cert);
     }
     b.build().map_err(|e| format!("building the HTTP client: {e}"))
@@ -133,7 +158,9 @@ fn http_for(https: &str) -> Option<String> {
 /// Run every check against `base_url` (an https:// URL; given http://, the redirect is followed to find it).
 pub async fn run_suite(base_url: &str, opts: &Options) -> Report {
     let mut checks = Vec::new();
-    let mut check = |name: &str, passed: bool, detail: String| checks.push(Check { name: name.into(), passed, detail });
+    let mut check = |name: &str, passed: bool, detail: String| {
+        checks.push(Check { name: name.into(), passed, detail })
+    };
     let client = match client(opts) {
         Ok(c) => c,
         Err(e) => {
@@ -154,17 +181,32 @@ pub async fn run_suite(base_url: &str, opts: &Options) -> Report {
     match &http_base {
         Some(http) => match client.get(join(http, probe)).send().await {
             Ok(resp) => {
-                let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let location = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 let parsed = reqwest::Url::parse(&location).ok();
-                let kept = parsed.as_ref().is_some_and(|u| u.scheme() == "https" && u.path() == "/verify/redirect" && u.query() == Some("orch=1&x=a%20b"));
+                let kept = parsed.as_ref().is_some_and(|u| {
+                    u.scheme() == "https"
+                        && u.path() == "/verify/redirect"
+                        && u.query() == Some("orch=1&x=a%20b")
+                });
                 if https_base.is_empty() {
                     if let Some(u) = &parsed {
                         https_base = format!("{}://{}/", u.scheme(), u.authority());
                     }
                 }
-                check("http redirects to https", resp.status() == 301 && kept, format!("{} → {location}", resp.status().as_u16()));
+                check(
+                    "http redirects to https",
+                    resp.status() == 301 && kept,
+                    format!("{} → {location}", resp.status().as_u16()),
+                );
             }
-            Err(e) => check("http redirects to https", false, format!("GET {http}: {}", error_chain(&e))),
+            Err(e) => {
+                check("http redirects to https", false, format!("GET {http}: {}", error_chain(&e)))
+            }
         },
         None => check("http redirects to https", false, "no HTTP URL to test".into()),
     }
@@ -177,7 +219,11 @@ pub async fn run_suite(base_url: &str, opts: &Options) -> Report {
     match get_identity(&client, &https_base).await {
         Ok(who) => {
             let ok = is_instance_id(&who.instance_id) && !who.zone.is_empty() && who.db_ok;
-            check("https serves instance, zone and db", ok, format!("{} in {}; {}", who.instance_id, who.zone, who.db));
+            check(
+                "https serves instance, zone and db",
+                ok,
+                format!("{} in {}; {}", who.instance_id, who.zone, who.db),
+            );
             ids.insert(who.instance_id);
             zones.insert(who.zone);
         }
@@ -200,20 +246,32 @@ pub async fn run_suite(base_url: &str, opts: &Options) -> Report {
         ids.len() >= 2 && failures == 0,
         format!("{} instance(s) over {} request(s), {failures} failed", ids.len(), opts.requests),
     );
-    check("requests reach ≥2 zones", zones.len() >= 2, zones.iter().cloned().collect::<Vec<_>>().join(", "));
+    check(
+        "requests reach ≥2 zones",
+        zones.len() >= 2,
+        zones.iter().cloned().collect::<Vec<_>>().join(", "),
+    );
 
     // 4. Unknown path → our HTML 404 page.
     let path = format!("/no-such-page-{}", rand::random::<u32>());
     match client.get(join(&https_base, &path)).header("accept", "text/html").send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
-            let html = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/html"));
+            let html = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.starts_with("text/html"));
             let body = resp.text().await.unwrap_or_default();
             let ours = match &opts.not_found_marker {
                 Some(marker) => body.contains(marker.as_str()),
                 None => body.contains("404"),
             };
-            check("unknown path gets our 404 page", status == 404 && html && ours, format!("{status}, html: {html}, our page: {ours}"));
+            check(
+                "unknown path gets our 404 page",
+                status == 404 && html && ours,
+                format!("{status}, html: {html}, our page: {ours}"),
+            );
         }
         Err(e) => check("unknown path gets our 404 page", false, error_chain(&e)),
     }
@@ -222,7 +280,13 @@ pub async fn run_suite(base_url: &str, opts: &Options) -> Report {
 
 fn finish(url: &str, checks: Vec<Check>, ids: BTreeSet<String>, zones: BTreeSet<String>) -> Report {
     let passed = !checks.is_empty() && checks.iter().all(|c| c.passed);
-    Report { url: url.to_string(), passed, checks, instances: ids.into_iter().collect(), zones: zones.into_iter().collect() }
+    Report {
+        url: url.to_string(),
+        passed,
+        checks,
+        instances: ids.into_iter().collect(),
+        zones: zones.into_iter().collect(),
+    }
 }
 
 struct Identity {
@@ -233,16 +297,26 @@ struct Identity {
 }
 
 async fn get_identity(client: &reqwest::Client, base: &str) -> Result<Identity, String> {
-    let resp = client.get(base).header("accept", "application/json").send().await.map_err(|e| format!("GET {base}: {}", error_chain(&e)))?;
+    let resp = client
+        .get(base)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("GET {base}: {}", error_chain(&e)))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("GET {base}: {status}"));
     }
-    let v: serde_json::Value = resp.json().await.map_err(|e| format!("GET {base}: not JSON: {e}"))?;
+    let v: serde_json::Value =
+        resp.json().await.map_err(|e| format!("GET {base}: not JSON: {e}"))?;
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
     let message = s("message");
     let db_ok = !message.is_empty() && v.get("db").is_some_and(|d| !d.is_null());
-    let db = format!("message {message:?}, hits {}, db {}", v.get("hits").unwrap_or(&serde_json::Value::Null), v.get("db").unwrap_or(&serde_json::Value::Null));
+    let db = format!(
+        "message {message:?}, hits {}, db {}",
+        v.get("hits").unwrap_or(&serde_json::Value::Null),
+        v.get("db").unwrap_or(&serde_json::Value::Null)
+    );
     Ok(Identity { instance_id: s("instance_id"), zone: s("availability_zone"), db, db_ok })
 }
 
@@ -265,7 +339,8 @@ mod tests {
     fn marker_is_the_page_title() {
         let dir = tempfile::tempdir().unwrap();
         let page = dir.path().join("404.html");
-        std::fs::write(&page, "<html><head><title> Not found · orch </title></head></html>").unwrap();
+        std::fs::write(&page, "<html><head><title> Not found · orch </title></head></html>")
+            .unwrap();
         assert_eq!(marker_from_page(&page).as_deref(), Some("Not found · orch"));
         assert_eq!(marker_from_page(&dir.path().join("none.html")), None);
     }
@@ -279,7 +354,15 @@ mod tests {
 
     #[test]
     fn table_lists_each_check() {
-        let r = finish("https://x/", vec![Check { name: "a".into(), passed: true, detail: "ok".into() }, Check { name: "b".into(), passed: false, detail: "no".into() }], BTreeSet::new(), BTreeSet::new());
+        let r = finish(
+            "https://x/",
+            vec![
+                Check { name: "a".into(), passed: true, detail: "ok".into() },
+                Check { name: "b".into(), passed: false, detail: "no".into() },
+            ],
+            BTreeSet::new(),
+            BTreeSet::new(),
+        );
         assert!(!r.passed());
         assert!(r.table().contains("FAIL"));
     }

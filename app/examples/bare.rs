@@ -20,10 +20,7 @@ async fn hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8090);
+    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8090);
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("bare hyper hello listening on {}", listener.local_addr()?);
     loop {

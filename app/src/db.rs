@@ -16,7 +16,9 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -29,11 +31,7 @@ pub struct DbOptions {
 impl DbOptions {
     /// Defaults suitable for tests and local runs.
     pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            max_connections: 8,
-            acquire_timeout: Duration::from_millis(1_500),
-        }
+        Self { url: url.into(), max_connections: 8, acquire_timeout: Duration::from_millis(1_500) }
     }
 }
 
@@ -79,9 +77,9 @@ fn migrator() -> Migrator {
 pub fn is_connection_error(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
+        }
         _ => false,
     }
 }
@@ -127,7 +125,11 @@ impl Db {
             Ok(Db::Sqlite(pool))
         } else {
             Err(sqlx::Error::Configuration(
-                format!("unsupported DATABASE_URL scheme (want sqlite: or postgres:): {}", redact(url)).into(),
+                format!(
+                    "unsupported DATABASE_URL scheme (want sqlite: or postgres:): {}",
+                    redact(url)
+                )
+                .into(),
             ))
         }
     }
@@ -177,7 +179,10 @@ impl Db {
                 retry_conn!(sqlx::query_scalar(PG_ADD_HITS).bind(instance_id).bind(n).fetch_one(p))
             }
             Db::Sqlite(p) => {
-                retry_conn!(sqlx::query_scalar(SQLITE_ADD_HITS).bind(instance_id).bind(n).fetch_one(p))
+                retry_conn!(sqlx::query_scalar(SQLITE_ADD_HITS)
+                    .bind(instance_id)
+                    .bind(n)
+                    .fetch_one(p))
             }
         }
     }

@@ -30,7 +30,8 @@ use crate::error::{rerender, wants_json, ErrorInfo};
 use crate::state::AppState;
 
 /// The Content-Security-Policy sent with every response.
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'";
+pub const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'";
 /// HSTS value sent on HTTPS requests.
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 

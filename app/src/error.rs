@@ -98,8 +98,7 @@ pub fn render(status: StatusCode, detail: Option<&str>, json: bool) -> Response 
         )
             .into_response()
     };
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 

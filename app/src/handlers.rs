@@ -28,7 +28,10 @@ pub struct IndexBody<'a> {
 }
 
 /// `GET /`.
-pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn index(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     if !state.is_db_ready() {
         return Err(AppError::Unavailable("database not ready yet"));
     }
@@ -47,8 +50,7 @@ pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Result<
     } else {
         Html(render_index(&body, id.source.to_string().as_str())).into_response()
     };
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
@@ -98,7 +100,10 @@ pub async fn healthz() -> &'static str {
 }
 
 /// `GET /readyz`: schema applied and the database answers.
-pub async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn readyz(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     if !state.is_db_ready() {
         return Err(AppError::Unavailable("database not ready yet"));
     }

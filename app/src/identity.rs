@@ -85,11 +85,9 @@ pub async fn resolve(opts: &IdentityOptions) -> Identity {
         Ok::<_, crate::imds::ImdsError>((id, az))
     };
     let ident = match tokio::time::timeout(opts.deadline, lookup).await {
-        Ok(Ok((instance_id, availability_zone))) => Identity {
-            instance_id,
-            availability_zone,
-            source: Source::Imds,
-        },
+        Ok(Ok((instance_id, availability_zone))) => {
+            Identity { instance_id, availability_zone, source: Source::Imds }
+        }
         outcome => {
             let reason = match outcome {
                 Ok(Err(e)) => e.to_string(),
@@ -97,7 +95,10 @@ pub async fn resolve(opts: &IdentityOptions) -> Identity {
             };
             tracing::warn!(endpoint = %opts.imds_endpoint, %reason, "IMDS unavailable, using local identity");
             Identity {
-                instance_id: opts.instance_id.clone().unwrap_or_else(|| fallback_instance_id(&hostname())),
+                instance_id: opts
+                    .instance_id
+                    .clone()
+                    .unwrap_or_else(|| fallback_instance_id(&hostname())),
                 availability_zone: opts.availability_zone.clone().unwrap_or_else(|| "local".into()),
                 source: Source::Fallback,
             }

@@ -88,10 +88,7 @@ impl ImdsClient {
         }
         let value = resp.text().await?.trim().to_string();
         let renew_at = requested_at + self.ttl.mul_f64(0.8);
-        *guard = Some(CachedToken {
-            value: value.clone(),
-            renew_at,
-        });
+        *guard = Some(CachedToken { value: value.clone(), renew_at });
         Ok(value)
     }
 
@@ -118,10 +115,7 @@ impl ImdsClient {
                 continue;
             }
             if !status.is_success() {
-                return Err(ImdsError::Status {
-                    status: status.as_u16(),
-                    path,
-                });
+                return Err(ImdsError::Status { status: status.as_u16(), path });
             }
             return Ok(resp.text().await?.trim().to_string());
         }

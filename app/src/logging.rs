@@ -152,12 +152,10 @@ pub fn init(level: &str) {
         .try_init()
         .is_ok();
     if installed {
-        let _ = std::thread::Builder::new()
-            .name("log-flush".into())
-            .spawn(|| loop {
-                std::thread::sleep(Duration::from_millis(100));
-                flush();
-            });
+        let _ = std::thread::Builder::new().name("log-flush".into()).spawn(|| loop {
+            std::thread::sleep(Duration::from_millis(100));
+            flush();
+        });
     }
 }
 

@@ -50,11 +50,7 @@ pub fn page(status: u16) -> Option<&'static str> {
 /// The page for `status`, falling back to the generic 500 page for 5xx codes
 /// and the 404 page for other 4xx codes we have no dedicated page for.
 pub fn page_or_generic(status: u16) -> &'static str {
-    page(status).unwrap_or(if status >= 500 {
-        INTERNAL_SERVER_ERROR
-    } else {
-        NOT_FOUND
-    })
+    page(status).unwrap_or(if status >= 500 { INTERNAL_SERVER_ERROR } else { NOT_FOUND })
 }
 
 /// All pages as `(file name, contents)`, e.g. for the load balancer to serve.

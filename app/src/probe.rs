@@ -12,8 +12,10 @@ pub fn ca_bundle_path() -> String {
 pub async fn run(url: &str) -> Result<u16, String> {
     let path = ca_bundle_path();
     let pem = std::fs::read(&path).map_err(|e| format!("reading {path}: {e}"))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("parsing {path}: {e}"))?;
-    let mut builder = reqwest::Client::builder().tls_built_in_root_certs(false).timeout(Duration::from_secs(10));
+    let certs =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("parsing {path}: {e}"))?;
+    let mut builder =
+        reqwest::Client::builder().tls_built_in_root_certs(false).timeout(Duration::from_secs(10));
     for cert in certs {
         builder = builder.add_root_certificate(cert);
     }

@@ -37,10 +37,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_read_timeout)
-        .keep_alive(true);
+    builder.timer(TokioTimer::new()).header_read_timeout(opts.header_read_timeout).keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -67,7 +64,10 @@ pub async fn serve(
         }
     }
     drop(listener);
-    tracing::info!(grace_ms = opts.shutdown_grace.as_millis() as u64, "shutting down: draining in-flight requests");
+    tracing::info!(
+        grace_ms = opts.shutdown_grace.as_millis() as u64,
+        "shutting down: draining in-flight requests"
+    );
     match tokio::time::timeout(opts.shutdown_grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections drained"),
         Err(_) => tracing::warn!("grace period elapsed; closing remaining connections"),

@@ -131,10 +131,7 @@ impl AppState {
 
     /// Persist pending hits now; returns the stored total.
     pub async fn flush_hits(&self) -> Result<u64, sqlx::Error> {
-        self.inner
-            .hits
-            .flush(&self.inner.db, &self.inner.identity.instance_id)
-            .await
+        self.inner.hits.flush(&self.inner.db, &self.inner.identity.instance_id).await
     }
 
     /// Wait until [`prepare_db`](Self::prepare_db) succeeded, up to `timeout`.
@@ -152,7 +149,10 @@ impl AppState {
             loop {
                 match st.prepare_db().await {
                     Ok(()) => {
-                        tracing::info!(db = st.db().kind().as_str(), "database ready (migrations applied)");
+                        tracing::info!(
+                            db = st.db().kind().as_str(),
+                            "database ready (migrations applied)"
+                        );
                         return;
                     }
                     Err(e) => {

@@ -15,7 +15,8 @@ async fn sqlite_concurrent_migrations_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(&dir);
     // Four "instances" racing on one fresh file, each on its own task.
-    let dbs: Vec<Db> = (0..4).map(|_| Db::connect_lazy(&DbOptions::new(url.clone())).unwrap()).collect();
+    let dbs: Vec<Db> =
+        (0..4).map(|_| Db::connect_lazy(&DbOptions::new(url.clone())).unwrap()).collect();
     let tasks: Vec<_> = dbs
         .iter()
         .cloned()
@@ -84,10 +85,11 @@ async fn pg_concurrent_migrations_all_succeed() {
     for t in tasks {
         results.push(t.await.unwrap());
     }
-    let applied: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}._sqlx_migrations"))
-        .fetch_one(&admin)
-        .await
-        .unwrap();
+    let applied: i64 =
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}._sqlx_migrations"))
+            .fetch_one(&admin)
+            .await
+            .unwrap();
     let hit_rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}.hits"))
         .fetch_one(&admin)
         .await
@@ -152,7 +154,10 @@ async fn pg_down_at_start_then_migrates_in_background() {
     assert!(!state.wait_ready(Duration::from_millis(500)).await);
 
     proxy.restore();
-    assert!(state.wait_ready(Duration::from_secs(10)).await, "background migration never succeeded");
+    assert!(
+        state.wait_ready(Duration::from_secs(10)).await,
+        "background migration never succeeded"
+    );
     assert_eq!(send(&app, get("/")).await.0, StatusCode::OK);
     bg.abort();
 }

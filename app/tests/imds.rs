@@ -62,11 +62,19 @@ fn authorized(s: &Imds, h: &HeaderMap) -> bool {
 }
 
 async fn instance_id(State(s): State<Arc<Imds>>, h: HeaderMap) -> (StatusCode, &'static str) {
-    if authorized(&s, &h) { (StatusCode::OK, "i-0abcdef1234567890") } else { (StatusCode::UNAUTHORIZED, "") }
+    if authorized(&s, &h) {
+        (StatusCode::OK, "i-0abcdef1234567890")
+    } else {
+        (StatusCode::UNAUTHORIZED, "")
+    }
 }
 
 async fn zone(State(s): State<Arc<Imds>>, h: HeaderMap) -> (StatusCode, &'static str) {
-    if authorized(&s, &h) { (StatusCode::OK, "eu-west-1b") } else { (StatusCode::UNAUTHORIZED, "") }
+    if authorized(&s, &h) {
+        (StatusCode::OK, "eu-west-1b")
+    } else {
+        (StatusCode::UNAUTHORIZED, "")
+    }
 }
 
 async fn start_imds() -> (String, Arc<Imds>) {
@@ -97,7 +105,12 @@ async fn test_server_requires_token() {
     let http = reqwest::Client::new();
     let r = http.get(format!("{base}/latest/meta-data/instance-id")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = http.get(format!("{base}/latest/meta-data/instance-id")).header(TOKEN_HEADER, "forged").send().await.unwrap();
+    let r = http
+        .get(format!("{base}/latest/meta-data/instance-id"))
+        .header(TOKEN_HEADER, "forged")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = http.put(format!("{base}/latest/api/token")).send().await.unwrap();
     assert_eq!(r.status(), 400, "TTL header is mandatory");

@@ -156,10 +156,7 @@ async fn oversized_body_is_413_page() {
     let dir = tempfile::tempdir().unwrap();
     let app = app::router(sqlite_state(&dir).await);
     let big = vec![b'x'; 65 * 1024];
-    let req = Request::post("/")
-        .header("content-length", big.len())
-        .body(Body::from(big))
-        .unwrap();
+    let req = Request::post("/").header("content-length", big.len()).body(Body::from(big)).unwrap();
     let (status, _, body) = send(&app, req).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(body.contains(r#"data-status="413""#));
@@ -168,11 +165,14 @@ async fn oversized_body_is_413_page() {
 #[tokio::test]
 async fn panic_is_caught_as_500_page() {
     let dir = tempfile::tempdir().unwrap();
-    let routes = Router::new().route("/boom", route_get(|| async {
-        panic!("kaboom");
-        #[allow(unreachable_code)]
-        ""
-    }));
+    let routes = Router::new().route(
+        "/boom",
+        route_get(|| async {
+            panic!("kaboom");
+            #[allow(unreachable_code)]
+            ""
+        }),
+    );
     let app = app::harden(routes, sqlite_state(&dir).await);
     let (status, h, body) = send(&app, get("/boom")).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -187,7 +187,8 @@ async fn panic_is_caught_as_500_page() {
 #[tokio::test]
 async fn slow_request_times_out_with_504_page() {
     let dir = tempfile::tempdir().unwrap();
-    let http = HttpSettings { request_timeout: Duration::from_millis(100), ..HttpSettings::default() };
+    let http =
+        HttpSettings { request_timeout: Duration::from_millis(100), ..HttpSettings::default() };
     let state = sqlite_state_unprepared(&dir, http);
     let routes = Router::new().route(
         "/slow",
@@ -230,13 +231,17 @@ async fn database_down_at_start_gives_503_not_a_crash() {
 async fn message_changes_show_up_within_the_freshness_bound() {
     for ttl_ms in [0u64, 150] {
         let dir = tempfile::tempdir().unwrap();
-        let http = HttpSettings { message_ttl: Duration::from_millis(ttl_ms), ..HttpSettings::default() };
+        let http =
+            HttpSettings { message_ttl: Duration::from_millis(ttl_ms), ..HttpSettings::default() };
         let state = sqlite_state_unprepared(&dir, http);
         state.prepare_db().await.unwrap();
         let app = app::router(state.clone());
         assert!(send(&app, get("/")).await.2.contains("Hello from the database!"));
         let app::Db::Sqlite(pool) = state.db() else { unreachable!() };
-        sqlx::query("UPDATE messages SET body = 'changed <b>' WHERE id = 1").execute(pool).await.unwrap();
+        sqlx::query("UPDATE messages SET body = 'changed <b>' WHERE id = 1")
+            .execute(pool)
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(ttl_ms + 10)).await;
         let (_, _, body) = send(&app, get("/")).await;
         assert!(body.contains("changed &lt;b&gt;"), "ttl {ttl_ms}: {body}");

@@ -67,7 +67,14 @@ mod tests {
     fn finds_references_and_skips_escapes() {
         let refs = references("a ${vpc.vpcId} $${literal} ${db.endpoint.address}:${x[0].y}");
         let texts: Vec<_> = refs.iter().map(|r| (r.root.as_str(), r.path.join("."))).collect();
-        assert_eq!(texts, vec![("vpc", "vpcId".to_string()), ("db", "endpoint.address".to_string()), ("x", "y".to_string())]);
+        assert_eq!(
+            texts,
+            vec![
+                ("vpc", "vpcId".to_string()),
+                ("db", "endpoint.address".to_string()),
+                ("x", "y".to_string())
+            ]
+        );
         assert_eq!(whole("${alb.dnsName}").map(|r| r.path), Some(vec!["dnsName".to_string()]));
         assert!(whole("https://${alb.dnsName}").is_none());
     }

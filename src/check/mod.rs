@@ -16,8 +16,16 @@ use crate::project::Project;
 use crate::render::{self, RenderError};
 
 /// The structural error kinds (policy findings carry the rule's name instead).
-pub const ERROR_KINDS: &[&str] =
-    &["invalid-yaml", "unknown-type", "unknown-property", "missing-required", "wrong-type", "unknown-output", "dangling-reference", "cycle"];
+pub const ERROR_KINDS: &[&str] = &[
+    "invalid-yaml",
+    "unknown-type",
+    "unknown-property",
+    "missing-required",
+    "wrong-type",
+    "unknown-output",
+    "dangling-reference",
+    "cycle",
+];
 
 /// One thing wrong with the program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,7 +44,12 @@ impl Finding {
         Finding { category: "schema", rule: rule.into(), path: path.into(), message }
     }
     pub fn policy(rule: &str, path: &str, message: impl Into<String>) -> Self {
-        Finding { category: "policy", rule: rule.into(), path: path.into(), message: message.into() }
+        Finding {
+            category: "policy",
+            rule: rule.into(),
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -73,11 +86,19 @@ pub fn check(project: &Project, stack: &Stack) -> Result<Report, CheckError> {
 /// Check a program's text (as rendered for `stack`): structure first, then policy.
 pub fn check_program(program: &str, stack: &Stack) -> Report {
     let schema = Schema::get();
-    let mut report = Report { env: stack.name.clone(), provider_version: schema.version.clone(), resources: 0, findings: vec![] };
+    let mut report = Report {
+        env: stack.name.clone(),
+        provider_version: schema.version.clone(),
+        resources: 0,
+        findings: vec![],
+    };
     let doc: serde_yaml::Mapping = match serde_yaml::from_str(program) {
         Ok(doc) => doc,
         Err(e) => {
-            let at = e.location().map(|l| format!("line {}", l.line())).unwrap_or_else(|| "Pulumi.yaml".into());
+            let at = e
+                .location()
+                .map(|l| format!("line {}", l.line()))
+                .unwrap_or_else(|| "Pulumi.yaml".into());
             report.findings.push(Finding::error("invalid-yaml", &at, e.to_string()));
             return report;
         }

@@ -71,16 +71,31 @@ fn parse(text: &str) -> Schema {
     let mut resources = BTreeMap::new();
     if let Some(map) = doc["resources"].as_object() {
         for (token, r) in map {
-            resources.insert(token.clone(), Resource { inputs: props(&r["inputs"]), outputs: props(&r["outputs"]) });
+            resources.insert(
+                token.clone(),
+                Resource { inputs: props(&r["inputs"]), outputs: props(&r["outputs"]) },
+            );
         }
     }
-    let defs = doc["defs"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), ty(v))).collect()).unwrap_or_default();
+    let defs = doc["defs"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), ty(v))).collect())
+        .unwrap_or_default();
     Schema { version, resources, defs }
 }
 
 fn props(v: &Value) -> BTreeMap<String, Prop> {
     v.as_object()
-        .map(|m| m.iter().map(|(k, p)| (k.clone(), Prop { ty: ty(p), required: p["required"].as_bool().unwrap_or(false) })).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, p)| {
+                    (
+                        k.clone(),
+                        Prop { ty: ty(p), required: p["required"].as_bool().unwrap_or(false) },
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -92,11 +107,17 @@ fn ty(v: &Value) -> Ty {
         return Ty::OneOf(parts.iter().map(ty).collect());
     }
     match v["type"].as_str().unwrap_or("any") {
-        "string" => Ty::String(v["enum"].as_array().map(|e| e.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())),
+        "string" => Ty::String(
+            v["enum"]
+                .as_array()
+                .map(|e| e.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()),
+        ),
         "number" | "integer" => Ty::Number,
         "boolean" => Ty::Boolean,
         "array" => Ty::Array(Box::new(ty(&v["items"]))),
-        "object" if v.get("additionalProperties").is_some() => Ty::Map(Box::new(ty(&v["additionalProperties"]))),
+        "object" if v.get("additionalProperties").is_some() => {
+            Ty::Map(Box::new(ty(&v["additionalProperties"])))
+        }
         "object" => Ty::Object(props(&v["properties"])),
         _ => Ty::Any,
     }

@@ -8,12 +8,28 @@ use super::expr::{self, Reference};
 use super::schema::{Prop, Schema, Ty};
 use super::Finding;
 
-const TOP_KEYS: &[&str] = &["name", "runtime", "description", "config", "variables", "resources", "outputs", "packages"];
+const TOP_KEYS: &[&str] =
+    &["name", "runtime", "description", "config", "variables", "resources", "outputs", "packages"];
 const RESOURCE_KEYS: &[&str] = &["type", "properties", "options", "get", "defaultProvider"];
 const OPTION_KEYS: &[&str] = &[
-    "additionalSecretOutputs", "aliases", "customTimeouts", "deleteBeforeReplace", "dependsOn", "ignoreChanges", "import",
-    "parent", "protect", "provider", "providers", "version", "pluginDownloadURL", "replaceOnChanges", "retainOnDelete",
-    "deletedWith", "hideDiffs", "replaceWith",
+    "additionalSecretOutputs",
+    "aliases",
+    "customTimeouts",
+    "deleteBeforeReplace",
+    "dependsOn",
+    "ignoreChanges",
+    "import",
+    "parent",
+    "protect",
+    "provider",
+    "providers",
+    "version",
+    "pluginDownloadURL",
+    "replaceOnChanges",
+    "retainOnDelete",
+    "deletedWith",
+    "hideDiffs",
+    "replaceWith",
 ];
 /// Outputs every resource has.
 const BUILTIN_OUTPUTS: &[&str] = &["id", "urn"];
@@ -37,9 +53,21 @@ pub struct Checker<'a> {
 impl<'a> Checker<'a> {
     pub fn new(schema: &'a Schema, doc: &Mapping) -> Self {
         let names = |key: &str| -> Vec<(String, Value)> {
-            doc.get(key).and_then(Value::as_mapping).map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.clone()))).collect()).unwrap_or_default()
+            doc.get(key)
+                .and_then(Value::as_mapping)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.clone())))
+                        .collect()
+                })
+                .unwrap_or_default()
         };
-        let resources = names("resources").into_iter().map(|(n, v)| (n, v.get("type").and_then(Value::as_str).unwrap_or_default().to_string())).collect();
+        let resources = names("resources")
+            .into_iter()
+            .map(|(n, v)| {
+                (n, v.get("type").and_then(Value::as_str).unwrap_or_default().to_string())
+            })
+            .collect();
         let config = names("config")
             .into_iter()
             .map(|(n, v)| {
@@ -64,17 +92,25 @@ impl<'a> Checker<'a> {
     pub fn run(&mut self, doc: &Mapping) {
         for key in doc.keys().filter_map(Value::as_str) {
             if !TOP_KEYS.contains(&key) {
-                self.add("unknown-property", key, format!("`{key}` is not a Pulumi YAML program section"));
+                self.add(
+                    "unknown-property",
+                    key,
+                    format!("`{key}` is not a Pulumi YAML program section"),
+                );
             }
         }
         let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let resources = doc.get("resources").and_then(Value::as_mapping).cloned().unwrap_or_default();
+        let resources =
+            doc.get("resources").and_then(Value::as_mapping).cloned().unwrap_or_default();
         for (name, body) in &resources {
             let Some(name) = name.as_str() else { continue };
             let path = format!("resources.{name}");
             let mut refs = vec![];
             self.resource(name, body, &path, &mut refs);
-            edges.insert(name.to_string(), refs.into_iter().filter(|r| self.resources.contains_key(r) && r != name).collect());
+            edges.insert(
+                name.to_string(),
+                refs.into_iter().filter(|r| self.resources.contains_key(r) && r != name).collect(),
+            );
         }
         for section in ["variables", "outputs"] {
             if let Some(map) = doc.get(section).and_then(Value::as_mapping) {
@@ -89,11 +125,19 @@ impl<'a> Checker<'a> {
 
     fn resource(&mut self, name: &str, body: &Value, path: &str, refs: &mut Vec<String>) {
         let Some(body) = body.as_mapping() else {
-            return self.add("wrong-type", path, "a resource must be a mapping with `type` and `properties`".into());
+            return self.add(
+                "wrong-type",
+                path,
+                "a resource must be a mapping with `type` and `properties`".into(),
+            );
         };
         for key in body.keys().filter_map(Value::as_str) {
             if !RESOURCE_KEYS.contains(&key) {
-                self.add("unknown-property", &format!("{path}.{key}"), format!("`{key}` is not a resource field"));
+                self.add(
+                    "unknown-property",
+                    &format!("{path}.{key}"),
+                    format!("`{key}` is not a resource field"),
+                );
             }
         }
         let token = self.resources.get(name).cloned().unwrap_or_default();
@@ -101,7 +145,11 @@ impl<'a> Checker<'a> {
         let ppath = format!("{path}.properties");
         match self.schema.resources.get(&token) {
             None if token.starts_with("pulumi:providers:") => {}
-            None => self.add("unknown-type", &format!("{path}.type"), format!("unknown resource type `{token}` (not in schema/aws-native.json)")),
+            None => self.add(
+                "unknown-type",
+                &format!("{path}.type"),
+                format!("unknown resource type `{token}` (not in schema/aws-native.json)"),
+            ),
             Some(resource) => self.object(&props, &resource.inputs, &ppath),
         }
         self.references(&props, &ppath, refs);
@@ -110,7 +158,11 @@ impl<'a> Checker<'a> {
             if let Some(map) = options.as_mapping() {
                 for key in map.keys().filter_map(Value::as_str) {
                     if !OPTION_KEYS.contains(&key) {
-                        self.add("unknown-property", &format!("{opath}.{key}"), format!("`{key}` is not a resource option"));
+                        self.add(
+                            "unknown-property",
+                            &format!("{opath}.{key}"),
+                            format!("`{key}` is not a resource option"),
+                        );
                     }
                 }
             }
@@ -129,14 +181,22 @@ impl<'a> Checker<'a> {
             match props.get(key) {
                 Some(prop) => self.value(v, &prop.ty, &kpath),
                 None => {
-                    let hint = props.keys().find(|p| p.eq_ignore_ascii_case(key)).map(|p| format!("; did you mean `{p}`?")).unwrap_or_default();
+                    let hint = props
+                        .keys()
+                        .find(|p| p.eq_ignore_ascii_case(key))
+                        .map(|p| format!("; did you mean `{p}`?"))
+                        .unwrap_or_default();
                     self.add("unknown-property", &kpath, format!("unknown property `{key}`{hint}"));
                 }
             }
         }
         for (name, prop) in props {
             if prop.required && !map.contains_key(name.as_str()) {
-                self.add("missing-required", &format!("{path}.{name}"), format!("required property `{name}` is missing"));
+                self.add(
+                    "missing-required",
+                    &format!("{path}.{name}"),
+                    format!("required property `{name}` is missing"),
+                );
             }
         }
     }
@@ -145,7 +205,11 @@ impl<'a> Checker<'a> {
         let ty = self.schema.resolve(ty).clone();
         if let Some(actual) = self.expression_type(value) {
             if !compatible(self.schema, &actual, &ty) {
-                self.add("wrong-type", path, format!("expected {}, got {}", ty.describe(), actual.describe()));
+                self.add(
+                    "wrong-type",
+                    path,
+                    format!("expected {}, got {}", ty.describe(), actual.describe()),
+                );
             }
             return;
         }
@@ -154,7 +218,11 @@ impl<'a> Checker<'a> {
             (Ty::String(allowed), Value::String(s)) => {
                 if let Some(allowed) = allowed.as_ref().filter(|_| !s.contains("${")) {
                     if !allowed.contains(s) {
-                        self.add("wrong-type", path, format!("`{s}` is not one of {}", allowed.join(", ")));
+                        self.add(
+                            "wrong-type",
+                            path,
+                            format!("`{s}` is not one of {}", allowed.join(", ")),
+                        );
                     }
                 }
             }
@@ -183,8 +251,14 @@ impl<'a> Checker<'a> {
                     self.add("wrong-type", path, format!("expected {}", ty.describe()));
                 }
             }
-            (_, Value::Null) => self.add("wrong-type", path, format!("expected {}, got null", ty.describe())),
-            _ => self.add("wrong-type", path, format!("expected {}, got {}", ty.describe(), literal_type(value))),
+            (_, Value::Null) => {
+                self.add("wrong-type", path, format!("expected {}, got null", ty.describe()))
+            }
+            _ => self.add(
+                "wrong-type",
+                path,
+                format!("expected {}, got {}", ty.describe(), literal_type(value)),
+            ),
         }
     }
 
@@ -195,7 +269,9 @@ impl<'a> Checker<'a> {
         }
         let (name, _) = expr::function(value)?;
         Some(match name.as_str() {
-            "tobase64" | "frombase64" | "join" | "tojson" | "readfile" | "stringasset" => Ty::String(None),
+            "tobase64" | "frombase64" | "join" | "tojson" | "readfile" | "stringasset" => {
+                Ty::String(None)
+            }
             "split" => Ty::Array(Box::new(Ty::String(None))),
             _ => Ty::Any,
         })
@@ -240,7 +316,10 @@ impl<'a> Checker<'a> {
                     refs.push(r.root);
                 }
             }
-            Value::Sequence(seq) => seq.iter().enumerate().for_each(|(i, v)| self.references(v, &format!("{path}[{i}]"), refs)),
+            Value::Sequence(seq) => seq
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| self.references(v, &format!("{path}[{i}]"), refs)),
             Value::Mapping(map) => {
                 for (k, v) in map {
                     self.references(v, &format!("{path}.{}", k.as_str().unwrap_or_default()), refs);
@@ -252,7 +331,14 @@ impl<'a> Checker<'a> {
 
     fn reference(&mut self, r: &Reference, path: &str) {
         match self.target(&r.root) {
-            None => self.add("dangling-reference", path, format!("`${{{}}}` refers to `{}`, which is not a resource, config key or variable", r.text, r.root)),
+            None => self.add(
+                "dangling-reference",
+                path,
+                format!(
+                    "`${{{}}}` refers to `{}`, which is not a resource, config key or variable",
+                    r.text, r.root
+                ),
+            ),
             Some(Target::Resource(token)) => {
                 let Some(resource) = self.schema.resources.get(token) else { return };
                 let Some(first) = r.path.first() else { return };
@@ -260,7 +346,11 @@ impl<'a> Checker<'a> {
                     return;
                 }
                 if self.reference_type(r).is_none() {
-                    let known = if resource.outputs.contains_key(first) { format!("`{}` has no `{}`", first, r.path[1..].join(".")) } else { format!("`{token}` has no output `{first}`") };
+                    let known = if resource.outputs.contains_key(first) {
+                        format!("`{}` has no `{}`", first, r.path[1..].join("."))
+                    } else {
+                        format!("`{token}` has no output `{first}`")
+                    };
                     self.add("unknown-output", path, format!("`${{{}}}`: {known}", r.text));
                 }
             }
@@ -278,7 +368,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn visit<'e>(&mut self, node: &'e str, edges: &'e BTreeMap<String, BTreeSet<String>>, state: &mut BTreeMap<&'e str, u8>, stack: &mut Vec<&'e str>, reported: &mut BTreeSet<Vec<String>>) {
+    fn visit<'e>(
+        &mut self,
+        node: &'e str,
+        edges: &'e BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<&'e str, u8>,
+        stack: &mut Vec<&'e str>,
+        reported: &mut BTreeSet<Vec<String>>,
+    ) {
         match state.get(node) {
             Some(2) => return,
             Some(1) => {
@@ -288,7 +385,11 @@ impl<'a> Checker<'a> {
                 key.sort();
                 if reported.insert(key) {
                     cycle.push(node.to_string());
-                    self.add("cycle", &format!("resources.{}", cycle[0]), format!("dependency cycle: {}", cycle.join(" -> ")));
+                    self.add(
+                        "cycle",
+                        &format!("resources.{}", cycle[0]),
+                        format!("dependency cycle: {}", cycle.join(" -> ")),
+                    );
                 }
                 return;
             }

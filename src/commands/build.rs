@@ -23,7 +23,11 @@ pub async fn run(ctx: &Ctx<'_>, args: BuildArgs) -> Result<Outcome, OrchError> {
         let report = image::publish(&project, &stack, ctx.printer).await?;
         ctx.printer.progress(&format!(
             "pushed {}:{} — {} bytes in {} blobs uploaded, {} blobs already there",
-            report.repository, report.tag, report.bytes_uploaded, report.blobs_uploaded, report.blobs_skipped
+            report.repository,
+            report.tag,
+            report.bytes_uploaded,
+            report.blobs_uploaded,
+            report.blobs_skipped
         ));
         ctx.printer.data(&report.reference);
     }

@@ -16,7 +16,10 @@ pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> 
         }
     }
     let summary = match report.findings.len() {
-        0 => format!("{}: {} resources, aws-native {}: clean", report.env, report.resources, report.provider_version),
+        0 => format!(
+            "{}: {} resources, aws-native {}: clean",
+            report.env, report.resources, report.provider_version
+        ),
         n => format!("{}: {n} finding(s) in {} resources", report.env, report.resources),
     };
     ctx.printer.progress(&summary);

@@ -1,8 +1,8 @@
 //! `orch down`: tear an environment down (the local database file is kept).
 use super::Ctx;
-use crate::error::{OrchError, Outcome};
 use crate::cli::DownArgs;
 use crate::config::Target;
+use crate::error::{OrchError, Outcome};
 
 pub async fn run(ctx: &Ctx<'_>, args: DownArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;

@@ -8,7 +8,11 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
     let rendered = render::render(&project, &stack)?;
     let dir = render::write(&project, &stack, &rendered)?;
-    ctx.printer.progress(&format!("rendered {} (program {})", dir.display(), &rendered.program_hash()[..12]));
+    ctx.printer.progress(&format!(
+        "rendered {} (program {})",
+        dir.display(),
+        &rendered.program_hash()[..12]
+    ));
     ctx.printer.data(&dir.join("Pulumi.yaml").display().to_string());
     Ok(Outcome::Ok)
 }

@@ -1,8 +1,8 @@
 //! `orch status`: where an environment stands (exit 0 healthy, 1 degraded, 2 error).
 use super::Ctx;
-use crate::error::{OrchError, Outcome};
 use crate::cli::ReportArgs;
 use crate::config::Target;
+use crate::error::{OrchError, Outcome};
 
 pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;

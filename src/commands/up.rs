@@ -1,8 +1,8 @@
 //! `orch up`: bring an environment up or converge it; local target or AWS by the stack's `target`.
 use super::Ctx;
-use crate::error::{OrchError, Outcome};
 use crate::cli::UpArgs;
 use crate::config::Target;
+use crate::error::{OrchError, Outcome};
 
 pub async fn run(ctx: &Ctx<'_>, args: UpArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;

@@ -8,8 +8,14 @@ use crate::error::{OrchError, Outcome};
 use crate::verify::{self, Options};
 
 pub async fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome, OrchError> {
-    let marker = ctx.project().ok().and_then(|p| verify::marker_from_page(&p.pages_dir().join("404.html")));
-    let mut opts = Options { requests: args.requests, insecure: args.insecure, not_found_marker: marker, ..Options::default() };
+    let marker =
+        ctx.project().ok().and_then(|p| verify::marker_from_page(&p.pages_dir().join("404.html")));
+    let mut opts = Options {
+        requests: args.requests,
+        insecure: args.insecure,
+        not_found_marker: marker,
+        ..Options::default()
+    };
     let url = match args.url {
         Some(url) => url,
         None => {
@@ -17,11 +23,18 @@ pub async fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome, OrchError> 
             if stack.target != Target::Local {
                 let (url, http_url) = crate::deploy::deployed_urls(&stack).await?;
                 let pages = ctx.project().ok().map(|p| p.pages_dir());
-                opts = verify::options_for_aws(pages.as_deref(), stack.domain.is_some(), http_url, args.requests).map_err(OrchError::Usage)?;
+                opts = verify::options_for_aws(
+                    pages.as_deref(),
+                    stack.domain.is_some(),
+                    http_url,
+                    args.requests,
+                )
+                .map_err(OrchError::Usage)?;
                 opts.insecure |= args.insecure;
                 return report(ctx, &url, &opts, args.json).await;
             }
-            let state = crate::local::running_state(&ctx.project()?, &stack).ok_or(crate::local::LocalError::NotRunning)?;
+            let state = crate::local::running_state(&ctx.project()?, &stack)
+                .ok_or(crate::local::LocalError::NotRunning)?;
             opts.http_url = Some(state.http_url.clone());
             opts.ca_pem = std::fs::read(&state.ca).ok();
             state.https_url
@@ -33,7 +46,12 @@ pub async fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome, OrchError> 
     report(ctx, &url, &opts, args.json).await
 }
 
-async fn report(ctx: &Ctx<'_>, url: &str, opts: &Options, json: bool) -> Result<Outcome, OrchError> {
+async fn report(
+    ctx: &Ctx<'_>,
+    url: &str,
+    opts: &Options,
+    json: bool,
+) -> Result<Outcome, OrchError> {
     let spinner = ctx.printer.spinner(format!("verifying {url}"));
     let report = verify::run_suite(url, opts).await;
     spinner.finish_and_clear();

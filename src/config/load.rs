@@ -19,7 +19,11 @@ pub enum ConfigError {
     #[error("unknown environment `{env}`: {} does not exist (environments: {})", path.display(), list(envs))]
     UnknownEnv { env: String, path: PathBuf, envs: Vec<String> },
     #[error("cannot read {}: {source}", path.display())]
-    Unreadable { path: PathBuf, #[source] source: std::io::Error },
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{}{}: {message}", path.display(), at(*line, *column))]
     Parse { path: PathBuf, line: Option<usize>, column: Option<usize>, message: String },
     #[error("{} has {} problem(s):\n{}", path.display(), problems.len(), ProblemList(problems))]
@@ -30,12 +34,19 @@ impl ConfigError {
     pub fn hint(&self) -> String {
         match self {
             ConfigError::UnknownEnv { envs, .. } => match envs.first() {
-                Some(first) => format!("pass one of the existing environments, e.g. `--env {first}`"),
+                Some(first) => {
+                    format!("pass one of the existing environments, e.g. `--env {first}`")
+                }
                 None => "create a stack file under stacks/, e.g. stacks/local.yaml".into(),
             },
-            ConfigError::Unreadable { path, .. } => format!("check that {} exists and is readable", path.display()),
+            ConfigError::Unreadable { path, .. } => {
+                format!("check that {} exists and is readable", path.display())
+            }
             ConfigError::Parse { path, .. } | ConfigError::Invalid { path, .. } => {
-                format!("fix {} and run `orch check` again; docs/configuration.md lists every key", path.display())
+                format!(
+                    "fix {} and run `orch check` again; docs/configuration.md lists every key",
+                    path.display()
+                )
             }
         }
     }
@@ -77,11 +88,13 @@ impl fmt::Display for ProblemList<'_> {
 /// Load and validate `stacks/<env>.yaml` of `project`.
 pub fn load(project: &Project, env: &str) -> Result<Stack, ConfigError> {
     let path = project.stack_file(env);
-    let valid_name = !env.is_empty() && env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let valid_name =
+        !env.is_empty() && env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid_name || !path.exists() {
         return Err(ConfigError::UnknownEnv { env: env.to_owned(), path, envs: project.envs() });
     }
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| ConfigError::Unreadable { path: path.clone(), source })?;
     load_str(&text, env, &path)
 }
 

@@ -32,7 +32,9 @@ pub fn locate(text: &str, key: &str) -> Option<usize> {
                 break;
             }
             let matched = match segment {
-                Segment::Key(name) => !same_line && trimmed.strip_prefix(name).is_some_and(|r| r.starts_with(':')),
+                Segment::Key(name) => {
+                    !same_line && trimmed.strip_prefix(name).is_some_and(|r| r.starts_with(':'))
+                }
                 Segment::Item(n) if same_line => flow_has_item(trimmed, n),
                 Segment::Item(n) if trimmed.starts_with('-') => {
                     item += 1;

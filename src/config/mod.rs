@@ -171,7 +171,11 @@ pub struct LocalSettings {
 
 impl Default for LocalSettings {
     fn default() -> Self {
-        LocalSettings { http_port: default_http_port(), https_port: default_https_port(), loopback: default_loopbacks() }
+        LocalSettings {
+            http_port: default_http_port(),
+            https_port: default_https_port(),
+            loopback: default_loopbacks(),
+        }
     }
 }
 

@@ -30,18 +30,34 @@ impl Problems {
 
 fn capacity(s: &Stack, out: &mut Problems) {
     let i = &s.instances;
-    out.check(i.min <= i.desired, "instances.min", format!("min ({}) must be ≤ desired ({})", i.min, i.desired));
-    out.check(i.desired <= i.max, "instances.desired", format!("desired ({}) must be ≤ max ({})", i.desired, i.max));
+    out.check(
+        i.min <= i.desired,
+        "instances.min",
+        format!("min ({}) must be ≤ desired ({})", i.min, i.desired),
+    );
+    out.check(
+        i.desired <= i.max,
+        "instances.desired",
+        format!("desired ({}) must be ≤ max ({})", i.desired, i.max),
+    );
     out.check(i.max <= 20, "instances.max", format!("max ({}) is above the limit of 20", i.max));
     if s.target == Target::Aws {
-        out.check(i.min >= 2, "instances.min", format!("min ({}) must be ≥ 2 on aws: one instance per zone at least", i.min));
+        out.check(
+            i.min >= 2,
+            "instances.min",
+            format!("min ({}) must be ≥ 2 on aws: one instance per zone at least", i.min),
+        );
         out.check(
             i.instance_type.split_once('.').is_some_and(|(f, sz)| !f.is_empty() && !sz.is_empty()),
             "instances.type",
             format!("`{}` is not an EC2 instance type like t3.micro", i.instance_type),
         );
     }
-    out.check(i.port >= 1024, "instances.port", format!("port {} must be ≥ 1024 (the app runs as non-root)", i.port));
+    out.check(
+        i.port >= 1024,
+        "instances.port",
+        format!("port {} must be ≥ 1024 (the app runs as non-root)", i.port),
+    );
 }
 
 fn zones(s: &Stack, out: &mut Problems) {
@@ -56,8 +72,16 @@ fn zones(s: &Stack, out: &mut Problems) {
         match s.target {
             Target::Aws => {
                 let suffix = zone.strip_prefix(s.region.as_str());
-                let ok = suffix.is_some_and(|x| x.len() == 1 && x.chars().all(|c| c.is_ascii_lowercase()));
-                out.check(ok, &key, format!("`{zone}` is not a zone of region `{}` (expected e.g. {}a)", s.region, s.region));
+                let ok = suffix
+                    .is_some_and(|x| x.len() == 1 && x.chars().all(|c| c.is_ascii_lowercase()));
+                out.check(
+                    ok,
+                    &key,
+                    format!(
+                        "`{zone}` is not a zone of region `{}` (expected e.g. {}a)",
+                        s.region, s.region
+                    ),
+                );
             }
             Target::Local => out.check(
                 zone.starts_with("local-") && zone.len() > 6,
@@ -67,24 +91,46 @@ fn zones(s: &Stack, out: &mut Problems) {
         }
     }
     match s.target {
-        Target::Aws => out.check(is_region(&s.region), "region", format!("`{}` is not an AWS region like eu-west-1", s.region)),
-        Target::Local => out.check(s.region == "local", "region", "the local target's region must be `local`"),
+        Target::Aws => out.check(
+            is_region(&s.region),
+            "region",
+            format!("`{}` is not an AWS region like eu-west-1", s.region),
+        ),
+        Target::Local => {
+            out.check(s.region == "local", "region", "the local target's region must be `local`")
+        }
     }
     if s.target == Target::Local {
         let local = s.local_settings();
-        out.check(local.loopback.len() == s.zones.len(), "local.loopback", "give one loopback range per zone");
+        out.check(
+            local.loopback.len() == s.zones.len(),
+            "local.loopback",
+            "give one loopback range per zone",
+        );
         for (n, range) in local.loopback.iter().enumerate() {
-            let ok = range.strip_suffix(".0/24").is_some_and(|p| p.starts_with("127.") && p.split('.').count() == 3);
-            out.check(ok, &format!("local.loopback[{n}]"), format!("`{range}` is not a 127.x.y.0/24 range"));
+            let ok = range
+                .strip_suffix(".0/24")
+                .is_some_and(|p| p.starts_with("127.") && p.split('.').count() == 3);
+            out.check(
+                ok,
+                &format!("local.loopback[{n}]"),
+                format!("`{range}` is not a 127.x.y.0/24 range"),
+            );
         }
-        out.check(local.http_port != local.https_port, "local.https_port", "http and https ports must differ");
+        out.check(
+            local.http_port != local.https_port,
+            "local.https_port",
+            "http and https ports must differ",
+        );
     }
 }
 
 fn is_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
         && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
@@ -98,21 +144,45 @@ fn names(s: &Stack, out: &mut Problems) {
     let repo_ok = (2..=256).contains(&repo.len())
         && repo.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_./".contains(c))
         && repo.starts_with(|c: char| c.is_ascii_alphanumeric());
-    out.check(repo_ok, "image.repository", format!("`{repo}` is not a valid repository name (lowercase, digits, - _ . /)"));
+    out.check(
+        repo_ok,
+        "image.repository",
+        format!("`{repo}` is not a valid repository name (lowercase, digits, - _ . /)"),
+    );
     for (k, v) in &s.tags {
-        out.check(!k.is_empty() && k.len() <= 128 && !k.starts_with("aws:"), &format!("tags.{k}"), "tag keys are 1–128 characters and may not start with aws:");
+        out.check(
+            !k.is_empty() && k.len() <= 128 && !k.starts_with("aws:"),
+            &format!("tags.{k}"),
+            "tag keys are 1–128 characters and may not start with aws:",
+        );
         out.check(v.len() <= 256, &format!("tags.{k}"), "tag values are at most 256 characters");
     }
     let db = &s.database;
     if s.target == Target::Aws {
-        out.check(db.engine == Engine::Postgres, "database.engine", "aws environments use postgres (RDS)");
-        let class_ok = db.instance_class.as_deref().is_some_and(|c| c.starts_with("db.") && c.matches('.').count() == 2);
-        out.check(class_ok, "database.instance_class", "an RDS instance class like db.t3.micro is required on aws");
-        out.check(db.storage_gb.is_some_and(|g| (20..=65536).contains(&g)), "database.storage_gb", "storage_gb between 20 and 65536 is required on aws");
+        out.check(
+            db.engine == Engine::Postgres,
+            "database.engine",
+            "aws environments use postgres (RDS)",
+        );
+        let class_ok = db
+            .instance_class
+            .as_deref()
+            .is_some_and(|c| c.starts_with("db.") && c.matches('.').count() == 2);
+        out.check(
+            class_ok,
+            "database.instance_class",
+            "an RDS instance class like db.t3.micro is required on aws",
+        );
+        out.check(
+            db.storage_gb.is_some_and(|g| (20..=65536).contains(&g)),
+            "database.storage_gb",
+            "storage_gb between 20 and 65536 is required on aws",
+        );
         out.check(db.backup_days <= 35, "database.backup_days", "backup_days must be 0–35");
     }
     if let Some(var) = &db.url_env {
-        let ok = !var.is_empty() && var.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        let ok = !var.is_empty()
+            && var.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         out.check(ok, "database.url_env", format!("`{var}` is not an environment variable name"));
     }
 }
@@ -120,9 +190,20 @@ fn names(s: &Stack, out: &mut Problems) {
 fn domain(s: &Stack, out: &mut Problems) {
     let Some(d) = &s.domain else { return };
     out.check(is_dns_name(&d.name), "domain.name", format!("`{}` is not a valid DNS name", d.name));
-    out.check(is_dns_name(&d.parent_zone), "domain.parent_zone", format!("`{}` is not a valid DNS name", d.parent_zone));
-    let inside = d.name.trim_end_matches('.').ends_with(&format!(".{}", d.parent_zone.trim_end_matches('.')));
-    out.check(inside, "domain.name", format!("`{}` is not inside the parent zone `{}`", d.name, d.parent_zone));
+    out.check(
+        is_dns_name(&d.parent_zone),
+        "domain.parent_zone",
+        format!("`{}` is not a valid DNS name", d.parent_zone),
+    );
+    let inside = d
+        .name
+        .trim_end_matches('.')
+        .ends_with(&format!(".{}", d.parent_zone.trim_end_matches('.')));
+    out.check(
+        inside,
+        "domain.name",
+        format!("`{}` is not inside the parent zone `{}`", d.name, d.parent_zone),
+    );
 }
 
 /// RFC 1123 host name: labels of 1–63 letters, digits and inner hyphens; at most 253 characters; two labels at least.
@@ -141,25 +222,60 @@ pub fn is_dns_name(name: &str) -> bool {
 
 fn health(s: &Stack, out: &mut Problems) {
     let h = &s.health_check;
-    out.check(h.path.starts_with('/') && !h.path.contains(char::is_whitespace), "health_check.path", format!("`{}` must be an absolute path", h.path));
+    out.check(
+        h.path.starts_with('/') && !h.path.contains(char::is_whitespace),
+        "health_check.path",
+        format!("`{}` must be an absolute path", h.path),
+    );
     let (lo, hi) = if s.target == Target::Aws { (5, 300) } else { (1, 300) };
-    out.check((lo..=hi).contains(&h.interval_seconds), "health_check.interval_seconds", format!("interval {} s is outside {lo}–{hi} s", h.interval_seconds));
-    out.check((2..=10).contains(&h.healthy_threshold), "health_check.healthy_threshold", "healthy_threshold must be 2–10");
-    out.check((2..=10).contains(&h.unhealthy_threshold), "health_check.unhealthy_threshold", "unhealthy_threshold must be 2–10");
+    out.check(
+        (lo..=hi).contains(&h.interval_seconds),
+        "health_check.interval_seconds",
+        format!("interval {} s is outside {lo}–{hi} s", h.interval_seconds),
+    );
+    out.check(
+        (2..=10).contains(&h.healthy_threshold),
+        "health_check.healthy_threshold",
+        "healthy_threshold must be 2–10",
+    );
+    out.check(
+        (2..=10).contains(&h.unhealthy_threshold),
+        "health_check.unhealthy_threshold",
+        "unhealthy_threshold must be 2–10",
+    );
     let tmax = if s.target == Target::Aws { 120 } else { 60 };
-    out.check((1..=tmax).contains(&h.timeout_seconds), "health_check.timeout_seconds", format!("timeout_seconds must be 1–{tmax}"));
+    out.check(
+        (1..=tmax).contains(&h.timeout_seconds),
+        "health_check.timeout_seconds",
+        format!("timeout_seconds must be 1–{tmax}"),
+    );
     if s.target == Target::Aws {
-        out.check(h.timeout_seconds >= 2 && h.timeout_seconds < h.interval_seconds, "health_check.timeout_seconds", "on aws the timeout must be 2 s or more and shorter than the interval");
+        out.check(
+            h.timeout_seconds >= 2 && h.timeout_seconds < h.interval_seconds,
+            "health_check.timeout_seconds",
+            "on aws the timeout must be 2 s or more and shorter than the interval",
+        );
     }
-    out.check(h.grace_period_seconds <= 7200, "health_check.grace_period_seconds", "grace_period_seconds must be 0–7200");
+    out.check(
+        h.grace_period_seconds <= 7200,
+        "health_check.grace_period_seconds",
+        "grace_period_seconds must be 0–7200",
+    );
 }
 
 fn backend(s: &Stack, out: &mut Problems) {
     match (&s.pulumi, s.target) {
-        (None, Target::Aws) => out.add("pulumi", "aws environments need `pulumi.backend` (s3://bucket or file://path)"),
+        (None, Target::Aws) => {
+            out.add("pulumi", "aws environments need `pulumi.backend` (s3://bucket or file://path)")
+        }
         (Some(p), _) => {
-            let ok = p.backend.strip_prefix("s3://").is_some_and(is_bucket) || p.backend.starts_with("file://");
-            out.check(ok, "pulumi.backend", format!("`{}` is neither s3://<valid bucket> nor file://path", p.backend));
+            let ok = p.backend.strip_prefix("s3://").is_some_and(is_bucket)
+                || p.backend.starts_with("file://");
+            out.check(
+                ok,
+                "pulumi.backend",
+                format!("`{}` is neither s3://<valid bucket> nor file://path", p.backend),
+            );
         }
         (None, Target::Local) => {}
     }

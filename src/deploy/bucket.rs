@@ -1,9 +1,9 @@
 //! The Pulumi state bucket: exists, versioned, encrypted (SSE AES256) and closed to the public.
 //! [`observe`] only reads; [`ensure`] fixes what is missing and leaves the rest alone.
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-    VersioningConfiguration,
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
 };
 
 use super::error::DeployError;
@@ -36,13 +36,18 @@ impl BucketState {
 
 /// `s3://bucket[/prefix]` → `bucket`.
 pub fn bucket_of(backend: &str) -> Option<&str> {
-    backend.strip_prefix("s3://").map(|rest| rest.split(['/', '?']).next().unwrap_or(rest)).filter(|b| !b.is_empty())
+    backend
+        .strip_prefix("s3://")
+        .map(|rest| rest.split(['/', '?']).next().unwrap_or(rest))
+        .filter(|b| !b.is_empty())
 }
 
 pub async fn observe(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<BucketState, DeployError> {
     match s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => {}
-        Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(404)) => return Ok(BucketState::default()),
+        Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(404)) => {
+            return Ok(BucketState::default())
+        }
         Err(e) => return Err(DeployError::aws(format!("looking up bucket {bucket}"))(e)),
     }
     let versioning = match s3.get_bucket_versioning().bucket(bucket).send().await {
@@ -55,33 +60,47 @@ pub async fn observe(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<BucketStat
             .is_some_and(|b| String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")),
         Err(e) => return Err(DeployError::aws("reading bucket versioning")(e)),
     };
-    let encryption = s3.get_bucket_encryption().bucket(bucket).send().await.ok().and_then(|o| o.server_side_encryption_configuration).is_some_and(|c| {
-        c.rules().iter().any(|r| r.apply_server_side_encryption_by_default().is_some())
-    });
-    let pab = s3.get_public_access_block().bucket(bucket).send().await.ok().and_then(|o| o.public_access_block_configuration);
+    let encryption = s3
+        .get_bucket_encryption()
+        .bucket(bucket)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.server_side_encryption_configuration)
+        .is_some_and(|c| {
+            c.rules().iter().any(|r| r.apply_server_side_encryption_by_default().is_some())
+        });
+    let pab = s3
+        .get_public_access_block()
+        .bucket(bucket)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.public_access_block_configuration);
     let blocked = pab.is_some_and(|c| {
         c.block_public_acls() == Some(true)
             && c.block_public_policy() == Some(true)
             && c.ignore_public_acls() == Some(true)
             && c.restrict_public_buckets() == Some(true)
     });
-    Ok(BucketState {
-        exists: true,
-        versioning,
-        encryption,
-        public_access_blocked: blocked,
-    })
+    Ok(BucketState { exists: true, versioning, encryption, public_access_blocked: blocked })
 }
 
 /// Make the bucket match [`BucketState`]'s ideal; returns what was changed, in words.
-pub async fn ensure(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> Result<Vec<String>, DeployError> {
+pub async fn ensure(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    region: &str,
+) -> Result<Vec<String>, DeployError> {
     let state = observe(s3, bucket).await?;
     let mut changed = vec![];
     if !state.exists {
         let mut req = s3.create_bucket().bucket(bucket);
         if region != "us-east-1" {
             req = req.create_bucket_configuration(
-                CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region)).build(),
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region))
+                    .build(),
             );
         }
         match req.send().await {
@@ -93,7 +112,9 @@ pub async fn ensure(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> Resu
     if !state.versioning {
         s3.put_bucket_versioning()
             .bucket(bucket)
-            .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+            .versioning_configuration(
+                VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
+            )
             .send()
             .await
             .map_err(DeployError::aws("enabling bucket versioning"))?;
@@ -102,11 +123,22 @@ pub async fn ensure(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> Resu
     if !state.encryption {
         let rule = ServerSideEncryptionRule::builder()
             .apply_server_side_encryption_by_default(
-                ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256).build().map_err(|e| DeployError::step("encryption rule", e.to_string()))?,
+                ServerSideEncryptionByDefault::builder()
+                    .sse_algorithm(ServerSideEncryption::Aes256)
+                    .build()
+                    .map_err(|e| DeployError::step("encryption rule", e.to_string()))?,
             )
             .build();
-        let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(|e| DeployError::step("encryption rule", e.to_string()))?;
-        s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(config).send().await.map_err(DeployError::aws("enabling bucket encryption"))?;
+        let config = ServerSideEncryptionConfiguration::builder()
+            .rules(rule)
+            .build()
+            .map_err(|e| DeployError::step("encryption rule", e.to_string()))?;
+        s3.put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(config)
+            .send()
+            .await
+            .map_err(DeployError::aws("enabling bucket encryption"))?;
         changed.push("encryption".into());
     }
     if !state.public_access_blocked {
@@ -116,7 +148,12 @@ pub async fn ensure(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> Resu
             .ignore_public_acls(true)
             .restrict_public_buckets(true)
             .build();
-        s3.put_public_access_block().bucket(bucket).public_access_block_configuration(block).send().await.map_err(DeployError::aws("blocking public access"))?;
+        s3.put_public_access_block()
+            .bucket(bucket)
+            .public_access_block_configuration(block)
+            .send()
+            .await
+            .map_err(DeployError::aws("blocking public access"))?;
         changed.push("public access block".into());
     }
     Ok(changed)

@@ -19,17 +19,26 @@ const TAG: &str = "orch-env";
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum CertState {
     Missing,
-    Issued { arn: String },
-    Pending { arn: String },
+    Issued {
+        arn: String,
+    },
+    Pending {
+        arn: String,
+    },
     /// An imported (self-signed) certificate and how many days it has left.
-    Imported { arn: String, days_left: i64 },
+    Imported {
+        arn: String,
+        days_left: i64,
+    },
 }
 
 impl CertState {
     pub fn arn(&self) -> Option<&str> {
         match self {
             CertState::Missing => None,
-            CertState::Issued { arn } | CertState::Pending { arn } | CertState::Imported { arn, .. } => Some(arn),
+            CertState::Issued { arn }
+            | CertState::Pending { arn }
+            | CertState::Imported { arn, .. } => Some(arn),
         }
     }
 }
@@ -39,7 +48,9 @@ pub fn self_signed_names(region: &str) -> Vec<String> {
     vec![format!("*.{region}.elb.amazonaws.com")]
 }
 
-async fn list(acm: &aws_sdk_acm::Client) -> Result<Vec<aws_sdk_acm::types::CertificateSummary>, DeployError> {
+async fn list(
+    acm: &aws_sdk_acm::Client,
+) -> Result<Vec<aws_sdk_acm::types::CertificateSummary>, DeployError> {
     let mut out = vec![];
     let mut token = None;
     loop {
@@ -60,21 +71,43 @@ async fn list(acm: &aws_sdk_acm::Client) -> Result<Vec<aws_sdk_acm::types::Certi
 }
 
 /// The certificate orch would use for `domain` (or the env's self-signed one), read-only.
-pub async fn observe(acm: &aws_sdk_acm::Client, env: &str, domain: Option<&str>) -> Result<CertState, DeployError> {
+pub async fn observe(
+    acm: &aws_sdk_acm::Client,
+    env: &str,
+    domain: Option<&str>,
+) -> Result<CertState, DeployError> {
     let all = list(acm).await?;
     if let Some(name) = domain {
-        let mine: Vec<_> = all.iter().filter(|c| c.domain_name() == Some(name) && c.r#type() != Some(&CertificateType::Imported)).collect();
+        let mine: Vec<_> = all
+            .iter()
+            .filter(|c| {
+                c.domain_name() == Some(name) && c.r#type() != Some(&CertificateType::Imported)
+            })
+            .collect();
         if let Some(c) = mine.iter().find(|c| c.status() == Some(&CertificateStatus::Issued)) {
             return Ok(CertState::Issued { arn: c.certificate_arn().unwrap_or_default().into() });
         }
-        return Ok(mine.first().map_or(CertState::Missing, |c| CertState::Pending { arn: c.certificate_arn().unwrap_or_default().into() }));
+        return Ok(mine.first().map_or(CertState::Missing, |c| CertState::Pending {
+            arn: c.certificate_arn().unwrap_or_default().into(),
+        }));
     }
     for c in all.iter().filter(|c| c.r#type() == Some(&CertificateType::Imported)) {
         let Some(arn) = c.certificate_arn() else { continue };
-        let tags = acm.list_tags_for_certificate().certificate_arn(arn).send().await.map_err(DeployError::aws("reading certificate tags"))?;
+        let tags = acm
+            .list_tags_for_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .map_err(DeployError::aws("reading certificate tags"))?;
         if tags.tags().iter().any(|t| t.key() == TAG && t.value() == Some(env)) {
-            let d = acm.describe_certificate().certificate_arn(arn).send().await.map_err(DeployError::aws("describing a certificate"))?;
-            let not_after = d.certificate().and_then(|c| c.not_after()).map(|t| t.secs()).unwrap_or(0);
+            let d = acm
+                .describe_certificate()
+                .certificate_arn(arn)
+                .send()
+                .await
+                .map_err(DeployError::aws("describing a certificate"))?;
+            let not_after =
+                d.certificate().and_then(|c| c.not_after()).map(|t| t.secs()).unwrap_or(0);
             let days_left = (not_after - chrono::Utc::now().timestamp()) / 86_400;
             return Ok(CertState::Imported { arn: arn.into(), days_left });
         }
@@ -96,13 +129,23 @@ pub async fn ensure_acm(
         CertState::Issued { arn } => return Ok(arn),
         CertState::Pending { arn } => arn,
         _ => {
-            let token: String = format!("orch{env}{name}").chars().filter(char::is_ascii_alphanumeric).take(32).collect();
+            let token: String = format!("orch{env}{name}")
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(32)
+                .collect();
             let out = acm
                 .request_certificate()
                 .domain_name(name)
                 .validation_method(ValidationMethod::Dns)
                 .idempotency_token(token)
-                .tags(Tag::builder().key(TAG).value(env).build().map_err(|e| DeployError::step("certificate tag", e.to_string()))?)
+                .tags(
+                    Tag::builder()
+                        .key(TAG)
+                        .value(env)
+                        .build()
+                        .map_err(|e| DeployError::step("certificate tag", e.to_string()))?,
+                )
                 .send()
                 .await
                 .map_err(DeployError::aws(format!("requesting a certificate for {name}")))?;
@@ -113,7 +156,12 @@ pub async fn ensure_acm(
     let start = Instant::now();
     let mut upserted = false;
     loop {
-        let d = acm.describe_certificate().certificate_arn(&arn).send().await.map_err(DeployError::aws("describing the certificate"))?;
+        let d = acm
+            .describe_certificate()
+            .certificate_arn(&arn)
+            .send()
+            .await
+            .map_err(DeployError::aws("describing the certificate"))?;
         let cert = d.certificate();
         match cert.and_then(|c| c.status()) {
             Some(CertificateStatus::Issued) => {
@@ -123,36 +171,81 @@ pub async fn ensure_acm(
             Some(CertificateStatus::PendingValidation) | None => {}
             Some(other) => {
                 spinner.finish_and_clear();
-                return Err(DeployError::step(format!("certificate {arn}"), format!("status {}: {:?}", other.as_str(), cert.and_then(|c| c.failure_reason()))));
+                return Err(DeployError::step(
+                    format!("certificate {arn}"),
+                    format!(
+                        "status {}: {:?}",
+                        other.as_str(),
+                        cert.and_then(|c| c.failure_reason())
+                    ),
+                ));
             }
         }
         if !upserted {
-            let records: Vec<_> = cert.map(|c| c.domain_validation_options()).unwrap_or_default().iter().filter_map(|o| o.resource_record()).cloned().collect();
+            let records: Vec<_> = cert
+                .map(|c| c.domain_validation_options())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|o| o.resource_record())
+                .cloned()
+                .collect();
             for r in &records {
-                super::dns::upsert(r53, zone_id, r.name(), RrType::Cname, 300, &[r.value().to_string()], Duration::from_secs(180)).await?;
+                super::dns::upsert(
+                    r53,
+                    zone_id,
+                    r.name(),
+                    RrType::Cname,
+                    300,
+                    &[r.value().to_string()],
+                    Duration::from_secs(180),
+                )
+                .await?;
             }
             upserted = !records.is_empty();
             if upserted {
-                spinner.set_message(format!("certificate for {name}: validation records in place, waiting for ACM"));
+                spinner.set_message(format!(
+                    "certificate for {name}: validation records in place, waiting for ACM"
+                ));
             }
         }
         if start.elapsed() > timeout {
             spinner.finish_and_clear();
-            return Err(DeployError::Timeout { what: format!("ACM to issue the certificate for {name} ({arn})"), seconds: timeout.as_secs() });
+            return Err(DeployError::Timeout {
+                what: format!("ACM to issue the certificate for {name} ({arn})"),
+                seconds: timeout.as_secs(),
+            });
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
 /// Import (or re-import under `existing`) a fresh self-signed certificate; returns its ARN.
-pub async fn import_self_signed(acm: &aws_sdk_acm::Client, env: &str, region: &str, existing: Option<&str>) -> Result<String, DeployError> {
-    let (cert, key) = self_signed(region).map_err(|e| DeployError::step("generating the self-signed certificate", e.to_string()))?;
-    let mut req = acm.import_certificate().certificate(Blob::new(cert.into_bytes())).private_key(Blob::new(key.into_bytes()));
+pub async fn import_self_signed(
+    acm: &aws_sdk_acm::Client,
+    env: &str,
+    region: &str,
+    existing: Option<&str>,
+) -> Result<String, DeployError> {
+    let (cert, key) = self_signed(region)
+        .map_err(|e| DeployError::step("generating the self-signed certificate", e.to_string()))?;
+    let mut req = acm
+        .import_certificate()
+        .certificate(Blob::new(cert.into_bytes()))
+        .private_key(Blob::new(key.into_bytes()));
     match existing {
         Some(arn) => req = req.certificate_arn(arn),
-        None => req = req.tags(Tag::builder().key(TAG).value(env).build().map_err(|e| DeployError::step("certificate tag", e.to_string()))?),
+        None => {
+            req = req.tags(
+                Tag::builder()
+                    .key(TAG)
+                    .value(env)
+                    .build()
+                    .map_err(|e| DeployError::step("certificate tag", e.to_string()))?,
+            )
+        }
     }
-    let out = req.send().await.map_err(DeployError::aws("importing the self-signed certificate"))?;
+    let out =
+        req.send().await.map_err(DeployError::aws("importing the self-signed certificate"))?;
     Ok(out.certificate_arn().unwrap_or_default().to_string())
 }
 
@@ -160,9 +253,14 @@ pub async fn import_self_signed(acm: &aws_sdk_acm::Client, env: &str, region: &s
 pub fn self_signed(region: &str) -> Result<(String, String), rcgen::Error> {
     use chrono::Datelike;
     let mut params = rcgen::CertificateParams::new(self_signed_names(region))?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, format!("*.{region}.elb.amazonaws.com"));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("*.{region}.elb.amazonaws.com"));
     params.distinguished_name.push(rcgen::DnType::OrganizationName, "orch self-signed");
-    let (from, to) = (chrono::Utc::now() - chrono::Duration::days(1), chrono::Utc::now() + chrono::Duration::days(SELF_SIGNED_DAYS));
+    let (from, to) = (
+        chrono::Utc::now() - chrono::Duration::days(1),
+        chrono::Utc::now() + chrono::Duration::days(SELF_SIGNED_DAYS),
+    );
     params.not_before = rcgen::date_time_ymd(from.year(), from.month() as u8, from.day() as u8);
     params.not_after = rcgen::date_time_ymd(to.year(), to.month() as u8, to.day() as u8);
     let key = rcgen::KeyPair::generate()?;

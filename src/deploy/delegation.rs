@@ -34,11 +34,16 @@ pub fn mode() -> Result<Option<Option<SocketAddr>>, String> {
 
 /// The resolver from `ORCH_DNS_SERVER`, if set and valid.
 fn server_from_env() -> Result<Option<SocketAddr>, String> {
-    let Some(value) = std::env::var("ORCH_DNS_SERVER").ok().filter(|v| !v.is_empty()) else { return Ok(None) };
+    let Some(value) = std::env::var("ORCH_DNS_SERVER").ok().filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(Some(addr));
     }
-    value.parse::<IpAddr>().map(|ip| Some(SocketAddr::new(ip, 53))).map_err(|_| format!("ORCH_DNS_SERVER must be ip or ip:port, got `{value}`"))
+    value
+        .parse::<IpAddr>()
+        .map(|ip| Some(SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("ORCH_DNS_SERVER must be ip or ip:port, got `{value}`"))
 }
 
 fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, String> {
@@ -52,9 +57,13 @@ fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, String> {
                 })
                 .collect();
             let server = NameServerConfig::new(addr.ip(), true, connections);
-            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(vec![server]), TokioRuntimeProvider::default())
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![server]),
+                TokioRuntimeProvider::default(),
+            )
         }
-        None => TokioResolver::builder_tokio().map_err(|e| format!("reading the system's resolver configuration: {e}"))?,
+        None => TokioResolver::builder_tokio()
+            .map_err(|e| format!("reading the system's resolver configuration: {e}"))?,
     };
     let opts = builder.options_mut();
     opts.timeout = Duration::from_secs(3);
@@ -73,7 +82,17 @@ pub async fn check(name: &str, expected: &[String], server: Option<SocketAddr>) 
     want.sort();
     want.dedup();
     let found = match resolver.ns_lookup(format!("{}.", norm(name))).await {
-        Ok(lookup) => lookup.answers().iter().filter_map(|r| if let RData::NS(ns) = &r.data { Some(norm(&ns.0.to_string())) } else { None }).collect(),
+        Ok(lookup) => lookup
+            .answers()
+            .iter()
+            .filter_map(|r| {
+                if let RData::NS(ns) = &r.data {
+                    Some(norm(&ns.0.to_string()))
+                } else {
+                    None
+                }
+            })
+            .collect(),
         Err(e) if e.is_no_records_found() || e.is_nx_domain() => vec![],
         Err(e) => return Delegation::Unknown(e.to_string()),
     };
@@ -95,7 +114,12 @@ mod tests {
     async fn a_resolver_that_never_answers_is_unknown_not_a_mismatch() {
         // A UDP socket that reads nothing: the query times out.
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let got = check("dev.example.com", &["ns-1.example.net".into()], Some(silent.local_addr().unwrap())).await;
+        let got = check(
+            "dev.example.com",
+            &["ns-1.example.net".into()],
+            Some(silent.local_addr().unwrap()),
+        )
+        .await;
         assert!(matches!(got, Delegation::Unknown(_)), "{got:?}");
     }
 }

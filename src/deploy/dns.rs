@@ -1,6 +1,8 @@
 //! Route 53: the environment's hosted zone (never two for one name), the NS delegation in a parent
 //! zone of the same account (UPSERT, wait for INSYNC, read back), and UPSERTs of single records.
-use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType};
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
+};
 use std::time::{Duration, Instant};
 
 use super::error::DeployError;
@@ -34,7 +36,13 @@ fn sorted(names: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<String> {
 
 /// The ids of the public zones named exactly `name`.
 async fn zone_ids(r53: &aws_sdk_route53::Client, name: &str) -> Result<Vec<String>, DeployError> {
-    let out = r53.list_hosted_zones_by_name().dns_name(name).max_items(100).send().await.map_err(DeployError::aws(format!("listing hosted zones for {name}")))?;
+    let out = r53
+        .list_hosted_zones_by_name()
+        .dns_name(name)
+        .max_items(100)
+        .send()
+        .await
+        .map_err(DeployError::aws(format!("listing hosted zones for {name}")))?;
     Ok(out
         .hosted_zones()
         .iter()
@@ -43,12 +51,20 @@ async fn zone_ids(r53: &aws_sdk_route53::Client, name: &str) -> Result<Vec<Strin
         .collect())
 }
 
-pub async fn observe_zone(r53: &aws_sdk_route53::Client, name: &str) -> Result<ZoneState, DeployError> {
+pub async fn observe_zone(
+    r53: &aws_sdk_route53::Client,
+    name: &str,
+) -> Result<ZoneState, DeployError> {
     let ids = zone_ids(r53, name).await?;
     match ids.as_slice() {
         [] => Ok(ZoneState::Missing),
         [id] => {
-            let zone = r53.get_hosted_zone().id(id).send().await.map_err(DeployError::aws(format!("reading hosted zone {id}")))?;
+            let zone = r53
+                .get_hosted_zone()
+                .id(id)
+                .send()
+                .await
+                .map_err(DeployError::aws(format!("reading hosted zone {id}")))?;
             let ns = zone.delegation_set().map(|d| sorted(d.name_servers())).unwrap_or_default();
             Ok(ZoneState::One { id: id.clone(), name_servers: ns })
         }
@@ -56,7 +72,11 @@ pub async fn observe_zone(r53: &aws_sdk_route53::Client, name: &str) -> Result<Z
     }
 }
 
-pub async fn observe_parent(r53: &aws_sdk_route53::Client, parent: &str, child: &str) -> Result<Option<ParentZone>, DeployError> {
+pub async fn observe_parent(
+    r53: &aws_sdk_route53::Client,
+    parent: &str,
+    child: &str,
+) -> Result<Option<ParentZone>, DeployError> {
     match observe_zone(r53, parent).await? {
         ZoneState::Missing => Ok(None),
         ZoneState::Many(ids) => Err(two_zones(parent, &ids)),
@@ -76,7 +96,12 @@ fn two_zones(name: &str, ids: &[String]) -> DeployError {
 }
 
 /// The values of the `rtype` record named `name` in the zone, if there is one.
-pub async fn record_values(r53: &aws_sdk_route53::Client, zone_id: &str, name: &str, rtype: RrType) -> Result<Option<Vec<String>>, DeployError> {
+pub async fn record_values(
+    r53: &aws_sdk_route53::Client,
+    zone_id: &str,
+    name: &str,
+    rtype: RrType,
+) -> Result<Option<Vec<String>>, DeployError> {
     let out = r53
         .list_resource_record_sets()
         .hosted_zone_id(zone_id)
@@ -94,7 +119,11 @@ pub async fn record_values(r53: &aws_sdk_route53::Client, zone_id: &str, name: &
 }
 
 /// Ensure exactly one public zone named `name`; returns its id and name servers, and whether it was created.
-pub async fn ensure_zone(r53: &aws_sdk_route53::Client, env: &str, name: &str) -> Result<(String, Vec<String>, bool), DeployError> {
+pub async fn ensure_zone(
+    r53: &aws_sdk_route53::Client,
+    env: &str,
+    name: &str,
+) -> Result<(String, Vec<String>, bool), DeployError> {
     match observe_zone(r53, name).await? {
         ZoneState::One { id, name_servers } => return Ok((id, name_servers, false)),
         ZoneState::Many(ids) => return Err(two_zones(name, &ids)),
@@ -103,7 +132,9 @@ pub async fn ensure_zone(r53: &aws_sdk_route53::Client, env: &str, name: &str) -
     let reference = format!("orch-{env}-{}", norm(name));
     let mut created = r53.create_hosted_zone().name(name).caller_reference(&reference).send().await;
     if let Err(e) = &created {
-        if e.as_service_error().is_some_and(|s| s.is_hosted_zone_already_exists()) && zone_ids(r53, name).await?.is_empty() {
+        if e.as_service_error().is_some_and(|s| s.is_hosted_zone_already_exists())
+            && zone_ids(r53, name).await?.is_empty()
+        {
             // The deterministic reference was used by a zone since deleted: take a fresh one.
             let fresh = format!("{reference}-{}", chrono::Utc::now().timestamp());
             created = r53.create_hosted_zone().name(name).caller_reference(fresh).send().await;
@@ -118,18 +149,53 @@ pub async fn ensure_zone(r53: &aws_sdk_route53::Client, env: &str, name: &str) -
     match observe_zone(r53, name).await? {
         ZoneState::One { id, name_servers } => Ok((id, name_servers, true)),
         ZoneState::Many(ids) => Err(two_zones(name, &ids)),
-        ZoneState::Missing => Err(DeployError::step(format!("creating hosted zone {name}"), "the zone does not show up after creation")),
+        ZoneState::Missing => Err(DeployError::step(
+            format!("creating hosted zone {name}"),
+            "the zone does not show up after creation",
+        )),
     }
 }
 
 /// UPSERT one record set and wait until Route 53 reports the change INSYNC.
-pub async fn upsert(r53: &aws_sdk_route53::Client, zone_id: &str, name: &str, rtype: RrType, ttl: i64, values: &[String], timeout: Duration) -> Result<(), DeployError> {
+pub async fn upsert(
+    r53: &aws_sdk_route53::Client,
+    zone_id: &str,
+    name: &str,
+    rtype: RrType,
+    ttl: i64,
+    values: &[String],
+    timeout: Duration,
+) -> Result<(), DeployError> {
     let what = format!("{} record {name}", rtype.as_str());
-    let records = values.iter().map(|v| ResourceRecord::builder().value(v).build()).collect::<Result<Vec<_>, _>>().map_err(|e| DeployError::step(&what, e.to_string()))?;
-    let set = ResourceRecordSet::builder().name(name).r#type(rtype).ttl(ttl).set_resource_records(Some(records)).build().map_err(|e| DeployError::step(&what, e.to_string()))?;
-    let change = Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().map_err(|e| DeployError::step(&what, e.to_string()))?;
-    let batch = ChangeBatch::builder().changes(change).comment("orch up").build().map_err(|e| DeployError::step(&what, e.to_string()))?;
-    let out = r53.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch).send().await.map_err(DeployError::aws(format!("upserting the {what}")))?;
+    let records = values
+        .iter()
+        .map(|v| ResourceRecord::builder().value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| DeployError::step(&what, e.to_string()))?;
+    let set = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(rtype)
+        .ttl(ttl)
+        .set_resource_records(Some(records))
+        .build()
+        .map_err(|e| DeployError::step(&what, e.to_string()))?;
+    let change = Change::builder()
+        .action(ChangeAction::Upsert)
+        .resource_record_set(set)
+        .build()
+        .map_err(|e| DeployError::step(&what, e.to_string()))?;
+    let batch = ChangeBatch::builder()
+        .changes(change)
+        .comment("orch up")
+        .build()
+        .map_err(|e| DeployError::step(&what, e.to_string()))?;
+    let out = r53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(DeployError::aws(format!("upserting the {what}")))?;
     let mut status = out.change_info().map(|c| (c.id().to_string(), c.status().clone()));
     let start = Instant::now();
     while let Some((id, s)) = &status {
@@ -137,22 +203,38 @@ pub async fn upsert(r53: &aws_sdk_route53::Client, zone_id: &str, name: &str, rt
             break;
         }
         if start.elapsed() > timeout {
-            return Err(DeployError::Timeout { what: format!("Route 53 to apply the {what}"), seconds: timeout.as_secs() });
+            return Err(DeployError::Timeout {
+                what: format!("Route 53 to apply the {what}"),
+                seconds: timeout.as_secs(),
+            });
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let got = r53.get_change().id(id).send().await.map_err(DeployError::aws("following a Route 53 change"))?;
+        let got = r53
+            .get_change()
+            .id(id)
+            .send()
+            .await
+            .map_err(DeployError::aws("following a Route 53 change"))?;
         status = got.change_info().map(|c| (c.id().to_string(), c.status().clone()));
     }
     Ok(())
 }
 
 /// Delegate `child` from the parent zone to `name_servers`, then read the record back and compare.
-pub async fn delegate(r53: &aws_sdk_route53::Client, parent_id: &str, child: &str, name_servers: &[String]) -> Result<(), DeployError> {
+pub async fn delegate(
+    r53: &aws_sdk_route53::Client,
+    parent_id: &str,
+    child: &str,
+    name_servers: &[String],
+) -> Result<(), DeployError> {
     let values: Vec<String> = name_servers.iter().map(|n| format!("{}.", norm(n))).collect();
     upsert(r53, parent_id, child, RrType::Ns, 300, &values, Duration::from_secs(180)).await?;
     let now = record_values(r53, parent_id, child, RrType::Ns).await?;
     if now.as_deref() != Some(&sorted(name_servers)[..]) {
-        return Err(DeployError::step(format!("delegating {child}"), format!("the parent zone holds {now:?} after the UPSERT, expected {name_servers:?}")));
+        return Err(DeployError::step(
+            format!("delegating {child}"),
+            format!("the parent zone holds {now:?} after the UPSERT, expected {name_servers:?}"),
+        ));
     }
     Ok(())
 }

@@ -38,7 +38,11 @@ pub struct DownPlan {
 
 impl DownPlan {
     pub fn lines(&self) -> Vec<String> {
-        let mut out = vec![format!("teardown plan for `{}`{}:", self.env, if self.nothing { " (nothing deployed)" } else { "" })];
+        let mut out = vec![format!(
+            "teardown plan for `{}`{}:",
+            self.env,
+            if self.nothing { " (nothing deployed)" } else { "" }
+        )];
         out.extend(self.steps.iter().map(|(action, detail)| format!("  [{action:<7}] {detail}")));
         out
     }
@@ -48,16 +52,33 @@ impl DownPlan {
 pub fn plan(stack: &Stack, o: &Observed) -> DownPlan {
     let env = stack.name.clone();
     if !o.store_exists {
-        return DownPlan { env, nothing: true, steps: vec![("skip".into(), "no state bucket: nothing was deployed".into())] };
+        return DownPlan {
+            env,
+            nothing: true,
+            steps: vec![("skip".into(), "no state bucket: nothing was deployed".into())],
+        };
     }
     let mut steps = vec![];
     match &o.lock {
-        Some(l) => steps.push(("REFUSE".into(), format!("deploy lock held by {} ({}@{}, pid {}, since {})", l.holder, l.user, l.host, l.pid, l.since))),
+        Some(l) => steps.push((
+            "REFUSE".into(),
+            format!(
+                "deploy lock held by {} ({}@{}, pid {}, since {})",
+                l.holder, l.user, l.host, l.pid, l.since
+            ),
+        )),
         None => steps.push(("run".into(), "take the deploy lock".into())),
     }
     steps.push(("destroy".into(), format!("pulumi destroy: every resource of stack `{env}` (load balancer, instances, database, network)")));
     match &o.last {
-        Some(r) => steps.push(("retire".into(), format!("deployment record of {} (image {}) → history", r.time, record::short(&r.image_digest)))),
+        Some(r) => steps.push((
+            "retire".into(),
+            format!(
+                "deployment record of {} (image {}) → history",
+                r.time,
+                record::short(&r.image_digest)
+            ),
+        )),
         None => steps.push(("skip".into(), "no deployment record".into())),
     }
     let mut kept = vec!["state bucket", "certificate", "images"];
@@ -68,17 +89,32 @@ pub fn plan(stack: &Stack, o: &Observed) -> DownPlan {
     DownPlan { env, nothing: false, steps }
 }
 
-pub async fn observe(stack: &Stack, aws: &observe::Aws, store: &Store) -> Result<Observed, DeployError> {
+pub async fn observe(
+    stack: &Stack,
+    aws: &observe::Aws,
+    store: &Store,
+) -> Result<Observed, DeployError> {
     if let Store::S3 { bucket, .. } = store {
         if !bucket::observe(&aws.s3, bucket).await?.exists {
             return Ok(Observed::default());
         }
     }
-    Ok(Observed { store_exists: true, lock: lock::observe(store, &stack.name).await?, last: record::latest(store, &stack.name).await? })
+    Ok(Observed {
+        store_exists: true,
+        lock: lock::observe(store, &stack.name).await?,
+        last: record::latest(store, &stack.name).await?,
+    })
 }
 
 /// Run the teardown: lock, destroy, retire the record, unlock.
-pub async fn execute(project: &Project, stack: &Stack, store: &Store, runner: Arc<dyn Runner>, force_unlock: bool, p: &Printer) -> Result<Outcome, OrchError> {
+pub async fn execute(
+    project: &Project,
+    stack: &Stack,
+    store: &Store,
+    runner: Arc<dyn Runner>,
+    force_unlock: bool,
+    p: &Printer,
+) -> Result<Outcome, OrchError> {
     let env = stack.name.as_str();
     let lock = lock::acquire(store, env, "orch down", force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", store.describe(&lock::key(env))));
@@ -89,7 +125,13 @@ pub async fn execute(project: &Project, stack: &Stack, store: &Store, runner: Ar
     Ok(outcome)
 }
 
-async fn destroy(project: &Project, stack: &Stack, store: &Store, runner: Arc<dyn Runner>, p: &Printer) -> Result<Outcome, OrchError> {
+async fn destroy(
+    project: &Project,
+    stack: &Stack,
+    store: &Store,
+    runner: Arc<dyn Runner>,
+    p: &Printer,
+) -> Result<Outcome, OrchError> {
     let env = stack.name.as_str();
     // The program folder names the project pulumi's stacks belong to.
     let dir = crate::render::write(project, stack, &crate::render::render(project, stack)?)?;
@@ -117,7 +159,8 @@ mod tests {
 
     fn stack() -> Stack {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/dev.yaml");
-        crate::config::load_str(&std::fs::read_to_string(&path).unwrap(), "dev", &path).expect("stacks/dev.yaml loads")
+        crate::config::load_str(&std::fs::read_to_string(&path).unwrap(), "dev", &path)
+            .expect("stacks/dev.yaml loads")
     }
 
     #[test]
@@ -133,7 +176,11 @@ mod tests {
         o.lock = Some(LockInfo::mine("orch up"));
         let text = plan(&stack(), &o).lines().join("\n");
         assert!(text.contains("[REFUSE ] deploy lock held by"), "{text}");
-        assert!(text.contains("[destroy] pulumi destroy") && text.contains("hosted zone and NS delegation"), "{text}");
+        assert!(
+            text.contains("[destroy] pulumi destroy")
+                && text.contains("hosted zone and NS delegation"),
+            "{text}"
+        );
         assert!(text.contains("[skip   ] no deployment record"), "{text}");
     }
 }

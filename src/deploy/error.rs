@@ -18,18 +18,31 @@ pub enum DeployError {
     #[error("public DNS does not delegate {name} to its hosted zone: it lists {} instead of {}", list(.found), .want.join(", "))]
     NotDelegated { name: String, want: Vec<String>, found: Vec<String> },
     #[error("{what}: {source}")]
-    Io { what: String, #[source] source: std::io::Error },
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn list(names: &[String]) -> String {
-    if names.is_empty() { "no name servers".into() } else { names.join(", ") }
+    if names.is_empty() {
+        "no name servers".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 impl DeployError {
     /// An AWS SDK failure, with the full error chain in the message.
-    pub fn aws<E: std::error::Error + 'static>(what: impl Into<String>) -> impl FnOnce(E) -> DeployError {
+    pub fn aws<E: std::error::Error + 'static>(
+        what: impl Into<String>,
+    ) -> impl FnOnce(E) -> DeployError {
         let what = what.into();
-        move |e| DeployError::Aws { what, message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string() }
+        move |e| DeployError::Aws {
+            what,
+            message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        }
     }
     pub fn step(what: impl Into<String>, message: impl Into<String>) -> Self {
         DeployError::Step { what: what.into(), message: message.into() }

@@ -30,7 +30,9 @@ pub struct Run<'a> {
 
 /// Seconds between status polls (ACM, instance refresh); `ORCH_POLL_SECONDS`, default 15.
 pub fn poll() -> Duration {
-    Duration::from_secs(std::env::var("ORCH_POLL_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(15))
+    Duration::from_secs(
+        std::env::var("ORCH_POLL_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(15),
+    )
 }
 
 /// `orch up`: the state bucket, then everything else under the lock.
@@ -38,7 +40,11 @@ pub async fn up<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     let p = run.printer;
     if let Store::S3 { bucket, .. } = run.store {
         let changed = bucket::ensure(&run.aws.s3, bucket, &run.stack.region).await?;
-        p.progress(&if changed.is_empty() { format!("✓ state bucket {bucket}") } else { format!("✓ state bucket {bucket}: {}", changed.join(", ")) });
+        p.progress(&if changed.is_empty() {
+            format!("✓ state bucket {bucket}")
+        } else {
+            format!("✓ state bucket {bucket}: {}", changed.join(", "))
+        });
     }
     let lock = lock::acquire(run.store, &run.stack.name, "orch up", run.force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", run.store.describe(&lock::key(&run.stack.name))));
@@ -56,19 +62,32 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     let (p, stack, aws) = (run.printer, run.stack, run.aws);
     let env = stack.name.as_str();
     let program = steps.render(run.project, stack)?;
-    p.progress(&format!("✓ program rendered into {} ({})", program.dir.display(), record::short(&program.hash)));
+    p.progress(&format!(
+        "✓ program rendered into {} ({})",
+        program.dir.display(),
+        record::short(&program.hash)
+    ));
     let image = steps.image(run.project, stack, p).await?;
     p.progress(&format!("✓ image {}", image.uri));
 
     let mut zone_id = None;
     if let Some(domain) = &stack.domain {
         let (id, ns, created) = dns::ensure_zone(&aws.r53, env, &domain.name).await?;
-        p.progress(&format!("✓ hosted zone {} ({id}){}", domain.name, if created { " created" } else { "" }));
+        p.progress(&format!(
+            "✓ hosted zone {} ({id}){}",
+            domain.name,
+            if created { " created" } else { "" }
+        ));
         match dns::observe_parent(&aws.r53, &domain.parent_zone, &domain.name).await? {
-            Some(parent) if parent.delegation.as_deref() == Some(&ns[..]) => p.progress(&format!("✓ NS delegation in {}", domain.parent_zone)),
+            Some(parent) if parent.delegation.as_deref() == Some(&ns[..]) => {
+                p.progress(&format!("✓ NS delegation in {}", domain.parent_zone))
+            }
             Some(parent) => {
                 dns::delegate(&aws.r53, &parent.id, &domain.name, &ns).await?;
-                p.progress(&format!("✓ NS delegation UPSERTed in {} and INSYNC", domain.parent_zone));
+                p.progress(&format!(
+                    "✓ NS delegation UPSERTed in {} and INSYNC",
+                    domain.parent_zone
+                ));
             }
             None => {
                 p.warn(&format!("{} is not a hosted zone in this account: set these name servers for {} at your registrar:", domain.parent_zone, domain.name));
@@ -83,13 +102,26 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
 
     let cert_arn = match &stack.domain {
         Some(domain) => {
-            let timeout = Duration::from_secs(std::env::var("ORCH_ACM_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(1800));
-            cert::ensure_acm(&aws.acm, &aws.r53, env, &domain.name, zone_id.as_deref().unwrap_or_default(), timeout, p).await?
+            let timeout = Duration::from_secs(
+                std::env::var("ORCH_ACM_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(1800),
+            );
+            cert::ensure_acm(
+                &aws.acm,
+                &aws.r53,
+                env,
+                &domain.name,
+                zone_id.as_deref().unwrap_or_default(),
+                timeout,
+                p,
+            )
+            .await?
         }
         None => match cert::observe(&aws.acm, env, None).await? {
             cert::CertState::Imported { arn, days_left } if days_left >= cert::RENEW_DAYS => arn,
             cert::CertState::Imported { arn, days_left } => {
-                p.progress(&format!("  self-signed certificate has {days_left} days left: re-importing"));
+                p.progress(&format!(
+                    "  self-signed certificate has {days_left} days left: re-importing"
+                ));
                 cert::import_self_signed(&aws.acm, env, &stack.region, Some(&arn)).await?
             }
             _ => cert::import_self_signed(&aws.acm, env, &stack.region, None).await?,
@@ -103,12 +135,17 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     match record::change_reason(last.as_ref(), &image.digest, &program.hash, &config_hash) {
         None if !run.force => {
             p.progress("✓ no changes since the last deployment: pulumi skipped (use --force to deploy anyway)");
-            if let Some(url) = last.as_ref().and_then(|l| l.outputs.get("url")).and_then(|u| u.as_str()) {
+            if let Some(url) =
+                last.as_ref().and_then(|l| l.outputs.get("url")).and_then(|u| u.as_str())
+            {
                 p.data(url);
             }
             return Ok(Outcome::Ok);
         }
-        reason => p.progress(&format!("  deploying: {}", if run.force { "--force".into() } else { reason.unwrap_or_default() })),
+        reason => p.progress(&format!(
+            "  deploying: {}",
+            if run.force { "--force".into() } else { reason.unwrap_or_default() }
+        )),
     }
 
     let pushed = steps.push(run.project, stack, &image, p).await?;
@@ -123,11 +160,17 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     let outputs = pulumi.outputs().map_err(DeployError::from)?;
 
     if record::launch_template_changed(last.as_ref(), &outputs, &image.digest, &program.hash) {
-        let group = outputs.get("asgName").and_then(|v| v.as_str()).ok_or_else(|| DeployError::step("instance refresh", "the stack has no `asgName` output"))?;
+        let group = outputs.get("asgName").and_then(|v| v.as_str()).ok_or_else(|| {
+            DeployError::step("instance refresh", "the stack has no `asgName` output")
+        })?;
         refresh::run(&aws.asg, group, poll(), Duration::from_secs(3600), p).await?;
     }
 
-    let url = outputs.get("url").and_then(|v| v.as_str()).ok_or_else(|| DeployError::step("verify", "the stack has no `url` output"))?.to_string();
+    let url = outputs
+        .get("url")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| DeployError::step("verify", "the stack has no `url` output"))?
+        .to_string();
     let http_url = outputs.get("httpUrl").and_then(|v| v.as_str());
     if !steps.verify(run.project, stack, &url, http_url, p).await? {
         p.warn(&format!("deployed, but {url} failed verification; the deployment is not recorded, so the next `orch up` deploys and verifies again"));
@@ -171,8 +214,14 @@ async fn check_delegation(name: &str, ns: &[String], p: &Printer) -> Result<(), 
 
 /// The source revision: `git rev-parse HEAD`, `-dirty` when the tree has changes, or `unknown`.
 pub fn revision(runner: &dyn Runner, project: &Project) -> String {
-    let head = runner.run(&Cmd::new("git", ["rev-parse", "HEAD"]).dir(&project.root)).ok().filter(|o| o.success());
+    let head = runner
+        .run(&Cmd::new("git", ["rev-parse", "HEAD"]).dir(&project.root))
+        .ok()
+        .filter(|o| o.success());
     let Some(head) = head else { return "unknown".into() };
-    let dirty = runner.run(&Cmd::new("git", ["status", "--porcelain"]).dir(&project.root)).ok().is_some_and(|o| o.success() && !o.stdout.trim().is_empty());
+    let dirty = runner
+        .run(&Cmd::new("git", ["status", "--porcelain"]).dir(&project.root))
+        .ok()
+        .is_some_and(|o| o.success() && !o.stdout.trim().is_empty());
     format!("{}{}", head.stdout.trim(), if dirty { "-dirty" } else { "" })
 }

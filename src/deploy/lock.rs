@@ -55,9 +55,16 @@ pub struct Lock {
 }
 
 /// Take the lock on `env`, breaking a stale one (dead pid on this host) or any one with `force`.
-pub async fn acquire(store: &Store, env: &str, command: &str, force: bool, printer: &Printer) -> Result<Lock, DeployError> {
+pub async fn acquire(
+    store: &Store,
+    env: &str,
+    command: &str,
+    force: bool,
+    printer: &Printer,
+) -> Result<Lock, DeployError> {
     let mine = LockInfo::mine(command);
-    let body = serde_json::to_vec_pretty(&mine).map_err(|e| DeployError::step("encoding the lock", e.to_string()))?;
+    let body = serde_json::to_vec_pretty(&mine)
+        .map_err(|e| DeployError::step("encoding the lock", e.to_string()))?;
     for attempt in 0..2 {
         if store.put_if_absent(&key(env), &body).await? {
             // Read back: a backend that ignored the condition would show another holder here.
@@ -86,7 +93,10 @@ pub async fn acquire(store: &Store, env: &str, command: &str, force: bool, print
         }
         store.delete(&key(env)).await?;
     }
-    Err(DeployError::Refused(format!("could not take the lock {} after breaking it; another run took it first", store.describe(&key(env)))))
+    Err(DeployError::Refused(format!(
+        "could not take the lock {} after breaking it; another run took it first",
+        store.describe(&key(env))
+    )))
 }
 
 fn locked(env: &str, o: LockInfo) -> DeployError {
@@ -97,7 +107,9 @@ impl Lock {
     /// Remove the lock if it is still ours.
     pub async fn release(self) -> Result<(), DeployError> {
         match observe(&self.store, &self.env).await? {
-            Some(current) if current.holder == self.info.holder => self.store.delete(&key(&self.env)).await,
+            Some(current) if current.holder == self.info.holder => {
+                self.store.delete(&key(&self.env)).await
+            }
             _ => Ok(()),
         }
     }
@@ -135,7 +147,10 @@ mod tests {
         let mut remote = LockInfo::mine("up");
         remote.host = "elsewhere".into();
         store.put(&key("dev"), &serde_json::to_vec(&remote).unwrap()).await.unwrap();
-        assert!(matches!(acquire(&store, "dev", "up", false, &p).await, Err(DeployError::Locked { .. })));
+        assert!(matches!(
+            acquire(&store, "dev", "up", false, &p).await,
+            Err(DeployError::Locked { .. })
+        ));
         acquire(&store, "dev", "up", true, &p).await.unwrap().release().await.unwrap();
     }
 }

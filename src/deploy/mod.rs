@@ -69,7 +69,15 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outco
         return Ok(Outcome::Ok);
     }
     confirm(stack, args.yes, "tear down")?;
-    down::execute(&project, stack, &store, Arc::new(crate::runner::Duct), args.force_unlock, ctx.printer).await
+    down::execute(
+        &project,
+        stack,
+        &store,
+        Arc::new(crate::runner::Duct),
+        args.force_unlock,
+        ctx.printer,
+    )
+    .await
 }
 
 /// The URLs of the last recorded deployment (`url`, `httpUrl` outputs), for `orch verify --env ENV`.
@@ -77,11 +85,17 @@ pub async fn deployed_urls(stack: &Stack) -> Result<(String, Option<String>), Or
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend(stack)?, &aws)?;
     let last = record::latest(&store, &stack.name).await?;
-    let output = |key: &str| last.as_ref().and_then(|r| r.outputs.get(key)).and_then(|v| v.as_str()).map(str::to_string);
+    let output = |key: &str| {
+        last.as_ref().and_then(|r| r.outputs.get(key)).and_then(|v| v.as_str()).map(str::to_string)
+    };
     match output("url") {
         Some(url) => Ok((url, output("httpUrl"))),
         None => Err(OrchError::failed(
-            format!("`{}` has no recorded deployment with a `url` output in {}", stack.name, store.describe(&record::latest_key(&stack.name))),
+            format!(
+                "`{}` has no recorded deployment with a `url` output in {}",
+                stack.name,
+                store.describe(&record::latest_key(&stack.name))
+            ),
             format!("run `orch up --env {}`, or give the URL: orch verify https://…", stack.name),
         )),
     }
@@ -92,7 +106,8 @@ pub async fn deployed_urls(stack: &Stack) -> Result<(String, Option<String>), Or
 /// after `pulumi up`.
 fn preflight(project: &crate::project::Project, stack: &Stack) -> Result<(), OrchError> {
     delegation::mode().map_err(OrchError::Usage)?;
-    crate::verify::options_for_aws(Some(&project.pages_dir()), stack.domain.is_some(), None, 0).map_err(OrchError::Usage)?;
+    crate::verify::options_for_aws(Some(&project.pages_dir()), stack.domain.is_some(), None, 0)
+        .map_err(OrchError::Usage)?;
     Ok(())
 }
 
@@ -119,10 +134,16 @@ fn confirm(stack: &Stack, yes: bool, verb: &str) -> Result<(), OrchError> {
     eprint!("`{}` is protected. Type its name to {verb} it: ", stack.name);
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).map_err(|e| OrchError::io("reading the confirmation", e))?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| OrchError::io("reading the confirmation", e))?;
     if answer.trim() == stack.name {
         Ok(())
     } else {
-        Err(OrchError::failed("not confirmed; nothing was changed", format!("type `{}` at the prompt, or pass --yes", stack.name)))
+        Err(OrchError::failed(
+            "not confirmed; nothing was changed",
+            format!("type `{}` at the prompt, or pass --yes", stack.name),
+        ))
     }
 }

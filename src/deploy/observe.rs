@@ -39,7 +39,12 @@ pub fn store_for(backend: &str, aws: &Aws) -> Result<Store, DeployError> {
 }
 
 /// The program's config plus the deploy-time values orch wires in.
-pub fn deploy_config(program: &Program, image: &ImageRef, certificate_arn: &str, zone_id: Option<&str>) -> BTreeMap<String, String> {
+pub fn deploy_config(
+    program: &Program,
+    image: &ImageRef,
+    certificate_arn: &str,
+    zone_id: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut config = program.config.clone();
     config.insert("imageUri".into(), image.uri.clone());
     config.insert("certificateArn".into(), certificate_arn.into());
@@ -49,7 +54,14 @@ pub fn deploy_config(program: &Program, image: &ImageRef, certificate_arn: &str,
     config
 }
 
-pub async fn observe<S: Steps>(project: &Project, stack: &Stack, aws: &Aws, store: &Store, steps: &S, printer: &Printer) -> Result<Observed, OrchError> {
+pub async fn observe<S: Steps>(
+    project: &Project,
+    stack: &Stack,
+    aws: &Aws,
+    store: &Store,
+    steps: &S,
+    printer: &Printer,
+) -> Result<Observed, OrchError> {
     let mut o = Observed::default();
     let mut store_readable = true;
     if let Store::S3 { bucket, .. } = store {
@@ -71,13 +83,18 @@ pub async fn observe<S: Steps>(project: &Project, stack: &Stack, aws: &Aws, stor
         }
         o.zone = Some(zone);
         o.parent = dns::observe_parent(&aws.r53, &domain.parent_zone, &domain.name).await?;
-        if let (None, dns::ZoneState::One { name_servers, .. }) = (&o.parent, o.zone.as_ref().unwrap_or(&dns::ZoneState::Missing)) {
+        if let (None, dns::ZoneState::One { name_servers, .. }) =
+            (&o.parent, o.zone.as_ref().unwrap_or(&dns::ZoneState::Missing))
+        {
             if let Some(server) = delegation::mode().map_err(DeployError::Refused)? {
                 o.registrar = Some(delegation::check(&domain.name, name_servers, server).await);
             }
         }
     }
-    o.cert = Some(cert::observe(&aws.acm, &stack.name, stack.domain.as_ref().map(|d| d.name.as_str())).await?);
+    o.cert = Some(
+        cert::observe(&aws.acm, &stack.name, stack.domain.as_ref().map(|d| d.name.as_str()))
+            .await?,
+    );
     let program = steps.render(project, stack)?;
     o.program_hash = Some(program.hash.clone());
     match steps.image(project, stack, printer).await {
@@ -86,7 +103,9 @@ pub async fn observe<S: Steps>(project: &Project, stack: &Stack, aws: &Aws, stor
     }
     let arn = match &o.cert {
         Some(cert::CertState::Issued { arn }) => Some(arn.clone()),
-        Some(cert::CertState::Imported { arn, days_left }) if *days_left >= cert::RENEW_DAYS => Some(arn.clone()),
+        Some(cert::CertState::Imported { arn, days_left }) if *days_left >= cert::RENEW_DAYS => {
+            Some(arn.clone())
+        }
         _ => None,
     };
     if let (Some(image), Some(arn)) = (&o.image, arn) {

@@ -80,8 +80,16 @@ pub struct Plan {
 
 impl Plan {
     pub fn lines(&self) -> Vec<String> {
-        let mut out = vec![format!("plan for `{}`{}:", self.env, if self.noop { " (no-op: matches the last deployment)" } else { "" })];
-        out.extend(self.steps.iter().map(|s| format!("  [{:<6}] {:<18} {}", s.action.label(), s.name, s.detail)));
+        let mut out = vec![format!(
+            "plan for `{}`{}:",
+            self.env,
+            if self.noop { " (no-op: matches the last deployment)" } else { "" }
+        )];
+        out.extend(
+            self.steps
+                .iter()
+                .map(|s| format!("  [{:<6}] {:<18} {}", s.action.label(), s.name, s.detail)),
+        );
         out
     }
 }
@@ -94,27 +102,65 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
 
     match &o.bucket {
         None => step("state store", Action::Exists, format!("{backend} (no bucket to manage)")),
-        Some(b) if !b.exists => step("state bucket", Action::Create, format!("{backend} with versioning, encryption, public access block")),
-        Some(b) if b.missing().is_empty() => step("state bucket", Action::Exists, format!("{backend}: versioning, encryption, public access block")),
-        Some(b) => step("state bucket", Action::Change, format!("{backend}: add {}", b.missing().join(", "))),
+        Some(b) if !b.exists => step(
+            "state bucket",
+            Action::Create,
+            format!("{backend} with versioning, encryption, public access block"),
+        ),
+        Some(b) if b.missing().is_empty() => step(
+            "state bucket",
+            Action::Exists,
+            format!("{backend}: versioning, encryption, public access block"),
+        ),
+        Some(b) => step(
+            "state bucket",
+            Action::Change,
+            format!("{backend}: add {}", b.missing().join(", ")),
+        ),
     }
     match &o.lock {
         None => step("deploy lock", Action::Create, format!("locks/{}.json", stack.name)),
         Some(l) if force_unlock || o.lock_stale => step(
             "deploy lock",
             Action::Change,
-            format!("break the lock of {}@{} (pid {}, since {}){}", l.user, l.host, l.pid, l.since, if o.lock_stale { ": that process is gone" } else { " (--force-unlock)" }),
+            format!(
+                "break the lock of {}@{} (pid {}, since {}){}",
+                l.user,
+                l.host,
+                l.pid,
+                l.since,
+                if o.lock_stale { ": that process is gone" } else { " (--force-unlock)" }
+            ),
         ),
-        Some(l) => step("deploy lock", Action::Refuse, format!("held by {} ({}@{}, pid {}) since {}", l.holder, l.user, l.host, l.pid, l.since)),
+        Some(l) => step(
+            "deploy lock",
+            Action::Refuse,
+            format!(
+                "held by {} ({}@{}, pid {}) since {}",
+                l.holder, l.user, l.host, l.pid, l.since
+            ),
+        ),
     }
     match (&o.image, &o.image_problem) {
         (Some(i), _) => step("image", Action::Run, format!("deploy {}", i.uri)),
-        (None, p) => step("image", Action::Run, format!("build and push ({})", p.as_deref().unwrap_or("digest known after the build"))),
+        (None, p) => step(
+            "image",
+            Action::Run,
+            format!("build and push ({})", p.as_deref().unwrap_or("digest known after the build")),
+        ),
     }
     if let Some(domain) = &stack.domain {
         match &o.zone {
-            Some(ZoneState::One { id, name_servers }) => step("hosted zone", Action::Exists, format!("{} ({id}; {})", domain.name, name_servers.join(" "))),
-            Some(ZoneState::Many(ids)) => step("hosted zone", Action::Refuse, format!("{} zones named {}: {}", ids.len(), domain.name, ids.join(", "))),
+            Some(ZoneState::One { id, name_servers }) => step(
+                "hosted zone",
+                Action::Exists,
+                format!("{} ({id}; {})", domain.name, name_servers.join(" ")),
+            ),
+            Some(ZoneState::Many(ids)) => step(
+                "hosted zone",
+                Action::Refuse,
+                format!("{} zones named {}: {}", ids.len(), domain.name, ids.join(", ")),
+            ),
             _ => step("hosted zone", Action::Create, domain.name.clone()),
         }
         let ns = match &o.zone {
@@ -136,15 +182,43 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             },
         }
         match &o.cert {
-            Some(CertState::Issued { arn }) => step("certificate", Action::Exists, format!("{} ISSUED ({arn})", domain.name)),
-            Some(CertState::Pending { arn }) => step("certificate", Action::Change, format!("{} pending validation: UPSERT validation records, wait ({arn})", domain.name)),
-            _ => step("certificate", Action::Create, format!("request {} (DNS validation), UPSERT validation records, wait", domain.name)),
+            Some(CertState::Issued { arn }) => {
+                step("certificate", Action::Exists, format!("{} ISSUED ({arn})", domain.name))
+            }
+            Some(CertState::Pending { arn }) => step(
+                "certificate",
+                Action::Change,
+                format!(
+                    "{} pending validation: UPSERT validation records, wait ({arn})",
+                    domain.name
+                ),
+            ),
+            _ => step(
+                "certificate",
+                Action::Create,
+                format!(
+                    "request {} (DNS validation), UPSERT validation records, wait",
+                    domain.name
+                ),
+            ),
         }
     } else {
         match &o.cert {
-            Some(CertState::Imported { arn, days_left }) if *days_left >= RENEW_DAYS => step("certificate", Action::Exists, format!("self-signed, {days_left} days left ({arn})")),
-            Some(CertState::Imported { arn, days_left }) => step("certificate", Action::Change, format!("re-import a fresh self-signed certificate ({days_left} days left; {arn})")),
-            _ => step("certificate", Action::Create, "generate a self-signed certificate and import it into ACM".into()),
+            Some(CertState::Imported { arn, days_left }) if *days_left >= RENEW_DAYS => step(
+                "certificate",
+                Action::Exists,
+                format!("self-signed, {days_left} days left ({arn})"),
+            ),
+            Some(CertState::Imported { arn, days_left }) => step(
+                "certificate",
+                Action::Change,
+                format!("re-import a fresh self-signed certificate ({days_left} days left; {arn})"),
+            ),
+            _ => step(
+                "certificate",
+                Action::Create,
+                "generate a self-signed certificate and import it into ACM".into(),
+            ),
         }
     }
     let reason = match (&o.image, &o.program_hash, &o.config_hash) {
@@ -154,14 +228,26 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
     };
     let noop = reason.is_none() && !force;
     if noop {
-        step("pulumi up", Action::Skip, "image, program and config match the last deployment (--force to deploy anyway)".into());
+        step(
+            "pulumi up",
+            Action::Skip,
+            "image, program and config match the last deployment (--force to deploy anyway)".into(),
+        );
     } else {
         let why = if force { "--force".to_string() } else { reason.unwrap_or_default() };
-        step("pulumi stack", Action::Run, format!("select or create stack {}, set the deploy-time config", stack.name));
+        step(
+            "pulumi stack",
+            Action::Run,
+            format!("select or create stack {}, set the deploy-time config", stack.name),
+        );
         step("pulumi up", Action::Run, why);
         step("instance refresh", Action::Run, "if the launch template changed: MinHealthyPercentage 100, skip matching, auto-rollback".into());
         step("verify", Action::Run, "the acceptance suite against the stack's url output".into());
-        step("record", Action::Create, format!("deployments/{}/latest.json (+ history)", stack.name));
+        step(
+            "record",
+            Action::Create,
+            format!("deployments/{}/latest.json (+ history)", stack.name),
+        );
     }
     Plan { env: stack.name.clone(), steps, noop }
 }

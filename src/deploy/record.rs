@@ -34,11 +34,16 @@ impl Record {
     }
     /// The image digest: the record's own field, else the `imageDigest` output.
     pub fn digest(&self) -> Option<&str> {
-        Some(self.image_digest.as_str()).filter(|d| !d.is_empty()).or_else(|| self.output("imageDigest"))
+        Some(self.image_digest.as_str())
+            .filter(|d| !d.is_empty())
+            .or_else(|| self.output("imageDigest"))
     }
     /// The certificate ARN wired into the stack: the record's field, else a `certificateArn` output.
     pub fn certificate(&self) -> Option<&str> {
-        self.certificate_arn.as_deref().filter(|a| !a.is_empty()).or_else(|| self.output("certificateArn"))
+        self.certificate_arn
+            .as_deref()
+            .filter(|a| !a.is_empty())
+            .or_else(|| self.output("certificateArn"))
     }
 }
 
@@ -49,17 +54,22 @@ pub fn latest_key(env: &str) -> String {
 pub async fn latest(store: &Store, env: &str) -> Result<Option<Record>, DeployError> {
     match store.get(&latest_key(env)).await? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| DeployError::step(format!("reading {}", store.describe(&latest_key(env))), e.to_string())),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            DeployError::step(
+                format!("reading {}", store.describe(&latest_key(env))),
+                e.to_string(),
+            )
+        }),
     }
 }
 
 /// Write the record as the latest and into the history.
 pub async fn save(store: &Store, record: &Record) -> Result<String, DeployError> {
-    let body = serde_json::to_vec_pretty(record).map_err(|e| DeployError::step("encoding the deployment record", e.to_string()))?;
+    let body = serde_json::to_vec_pretty(record)
+        .map_err(|e| DeployError::step("encoding the deployment record", e.to_string()))?;
     let stamp = record.time.replace([':', '-'], "");
-    let short = record.image_digest.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+    let short =
+        record.image_digest.trim_start_matches("sha256:").chars().take(12).collect::<String>();
     let history = format!("deployments/{}/history/{stamp}-{short}.json", record.env);
     store.put(&history, &body).await?;
     store.put(&latest_key(&record.env), &body).await?;
@@ -91,12 +101,21 @@ pub async fn down_since(store: &Store, env: &str) -> Result<Option<Down>, Deploy
 /// (for `orch status`) is written, then the latest is removed (so the next `orch up` deploys afresh).
 /// Returns where the copy went.
 pub async fn retire(store: &Store, record: &Record) -> Result<String, DeployError> {
-    let body = serde_json::to_vec_pretty(record).map_err(|e| DeployError::step("encoding the deployment record", e.to_string()))?;
+    let body = serde_json::to_vec_pretty(record)
+        .map_err(|e| DeployError::step("encoding the deployment record", e.to_string()))?;
     let now = chrono::Utc::now();
-    let key = format!("deployments/{}/history/{}-destroyed.json", record.env, now.format("%Y%m%dT%H%M%SZ"));
+    let key = format!(
+        "deployments/{}/history/{}-destroyed.json",
+        record.env,
+        now.format("%Y%m%dT%H%M%SZ")
+    );
     store.put(&key, &body).await?;
-    let down = Down { since: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), last: record.clone() };
-    let marker = serde_json::to_vec_pretty(&down).map_err(|e| DeployError::step("encoding the down marker", e.to_string()))?;
+    let down = Down {
+        since: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        last: record.clone(),
+    };
+    let marker = serde_json::to_vec_pretty(&down)
+        .map_err(|e| DeployError::step("encoding the down marker", e.to_string()))?;
     store.put(&down_key(&record.env), &marker).await?;
     store.delete(&latest_key(&record.env)).await?;
     Ok(store.describe(&key))
@@ -115,7 +134,12 @@ pub fn config_hash(plain: &BTreeMap<String, String>, secrets: &BTreeMap<String, 
 }
 
 /// Why a deployment is needed, or `None` when the last record already matches (the no-op path).
-pub fn change_reason(last: Option<&Record>, image_digest: &str, program_hash: &str, config_hash: &str) -> Option<String> {
+pub fn change_reason(
+    last: Option<&Record>,
+    image_digest: &str,
+    program_hash: &str,
+    config_hash: &str,
+) -> Option<String> {
     let Some(last) = last else { return Some("no deployment recorded yet".into()) };
     let mut why = vec![];
     if last.image_digest != image_digest {
@@ -137,7 +161,12 @@ pub fn short(hash: &str) -> String {
 
 /// The launch template changed since `last`: by its version output when the program has one,
 /// else by image or program change.
-pub fn launch_template_changed(last: Option<&Record>, outputs: &BTreeMap<String, serde_json::Value>, image_digest: &str, program_hash: &str) -> bool {
+pub fn launch_template_changed(
+    last: Option<&Record>,
+    outputs: &BTreeMap<String, serde_json::Value>,
+    image_digest: &str,
+    program_hash: &str,
+) -> bool {
     let Some(last) = last else { return false };
     for key in ["launchTemplateVersion", "launchTemplateId"] {
         if let (Some(a), Some(b)) = (last.outputs.get(key), outputs.get(key)) {
@@ -146,7 +175,9 @@ pub fn launch_template_changed(last: Option<&Record>, outputs: &BTreeMap<String,
             }
         }
     }
-    if outputs.contains_key("launchTemplateVersion") && last.outputs.contains_key("launchTemplateVersion") {
+    if outputs.contains_key("launchTemplateVersion")
+        && last.outputs.contains_key("launchTemplateVersion")
+    {
         return false;
     }
     last.image_digest != image_digest || last.program_hash != program_hash
@@ -175,9 +206,15 @@ mod tests {
     fn no_op_only_when_image_program_and_config_all_match() {
         let r = rec();
         assert_eq!(change_reason(Some(&r), "sha256:1", "sha256:p", "sha256:c"), None);
-        assert!(change_reason(Some(&r), "sha256:2", "sha256:p", "sha256:c").unwrap().contains("image"));
-        assert!(change_reason(Some(&r), "sha256:1", "sha256:q", "sha256:c").unwrap().contains("program"));
-        assert!(change_reason(Some(&r), "sha256:1", "sha256:p", "sha256:d").unwrap().contains("config"));
+        assert!(change_reason(Some(&r), "sha256:2", "sha256:p", "sha256:c")
+            .unwrap()
+            .contains("image"));
+        assert!(change_reason(Some(&r), "sha256:1", "sha256:q", "sha256:c")
+            .unwrap()
+            .contains("program"));
+        assert!(change_reason(Some(&r), "sha256:1", "sha256:p", "sha256:d")
+            .unwrap()
+            .contains("config"));
         assert!(change_reason(None, "sha256:1", "sha256:p", "sha256:c").is_some());
     }
 
@@ -185,12 +222,18 @@ mod tests {
     fn launch_template_change_prefers_the_version_output() {
         let mut r = rec();
         let mut out = BTreeMap::new();
-        assert!(!launch_template_changed(None, &out, "sha256:2", "x"), "first deployment: the group is new");
+        assert!(
+            !launch_template_changed(None, &out, "sha256:2", "x"),
+            "first deployment: the group is new"
+        );
         assert!(launch_template_changed(Some(&r), &out, "sha256:2", "sha256:p"));
         assert!(!launch_template_changed(Some(&r), &out, "sha256:1", "sha256:p"));
         r.outputs.insert("launchTemplateVersion".into(), "3".into());
         out.insert("launchTemplateVersion".into(), "3".into());
-        assert!(!launch_template_changed(Some(&r), &out, "sha256:2", "sha256:q"), "same version: no refresh");
+        assert!(
+            !launch_template_changed(Some(&r), &out, "sha256:2", "sha256:q"),
+            "same version: no refresh"
+        );
         out.insert("launchTemplateVersion".into(), "4".into());
         assert!(launch_template_changed(Some(&r), &out, "sha256:1", "sha256:p"));
     }
@@ -201,14 +244,18 @@ mod tests {
         let store = Store::Dir(dir.path().to_path_buf());
         save(&store, &rec()).await.unwrap();
         assert_eq!(latest(&store, "dev").await.unwrap(), Some(rec()));
-        assert_eq!(std::fs::read_dir(dir.path().join("deployments/dev/history")).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("deployments/dev/history")).unwrap().count(),
+            1
+        );
     }
 
     #[test]
     fn records_without_a_certificate_arn_still_read_and_fall_back_to_outputs() {
         let mut old = serde_json::to_value(rec()).unwrap();
         old.as_object_mut().unwrap().remove("certificate_arn");
-        old["outputs"] = serde_json::json!({"certificateArn": "arn:out", "imageDigest": "sha256:o", "url": ""});
+        old["outputs"] =
+            serde_json::json!({"certificateArn": "arn:out", "imageDigest": "sha256:o", "url": ""});
         let r: Record = serde_json::from_value(old).unwrap();
         assert_eq!((r.certificate_arn.as_deref(), r.certificate()), (None, Some("arn:out")));
         assert_eq!((r.digest(), r.output("url"), r.output("nope")), (Some("sha256:1"), None, None));

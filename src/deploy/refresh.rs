@@ -7,17 +7,47 @@ use super::error::DeployError;
 use crate::printer::Printer;
 
 /// Start a refresh (or join the one already running) and wait for it to end; Ok only on success.
-pub async fn run(asg: &aws_sdk_autoscaling::Client, group: &str, poll: Duration, timeout: Duration, printer: &Printer) -> Result<String, DeployError> {
-    let prefs = RefreshPreferences::builder().min_healthy_percentage(100).skip_matching(true).auto_rollback(true).build();
-    let id = match asg.start_instance_refresh().auto_scaling_group_name(group).preferences(prefs).send().await {
+pub async fn run(
+    asg: &aws_sdk_autoscaling::Client,
+    group: &str,
+    poll: Duration,
+    timeout: Duration,
+    printer: &Printer,
+) -> Result<String, DeployError> {
+    let prefs = RefreshPreferences::builder()
+        .min_healthy_percentage(100)
+        .skip_matching(true)
+        .auto_rollback(true)
+        .build();
+    let id = match asg
+        .start_instance_refresh()
+        .auto_scaling_group_name(group)
+        .preferences(prefs)
+        .send()
+        .await
+    {
         Ok(out) => out.instance_refresh_id().unwrap_or_default().to_string(),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_instance_refresh_in_progress_fault()) => {
-            let now = asg.describe_instance_refreshes().auto_scaling_group_name(group).send().await.map_err(DeployError::aws("reading instance refreshes"))?;
-            let running = now.instance_refreshes().iter().find(|r| matches!(r.status(), Some(InstanceRefreshStatus::InProgress | InstanceRefreshStatus::Pending)));
+        Err(e)
+            if e.as_service_error().is_some_and(|s| s.is_instance_refresh_in_progress_fault()) =>
+        {
+            let now = asg
+                .describe_instance_refreshes()
+                .auto_scaling_group_name(group)
+                .send()
+                .await
+                .map_err(DeployError::aws("reading instance refreshes"))?;
+            let running = now.instance_refreshes().iter().find(|r| {
+                matches!(
+                    r.status(),
+                    Some(InstanceRefreshStatus::InProgress | InstanceRefreshStatus::Pending)
+                )
+            });
             printer.progress("  an instance refresh is already running; following it");
             running.and_then(|r| r.instance_refresh_id()).unwrap_or_default().to_string()
         }
-        Err(e) => return Err(DeployError::aws(format!("starting an instance refresh of {group}"))(e)),
+        Err(e) => {
+            return Err(DeployError::aws(format!("starting an instance refresh of {group}"))(e))
+        }
     };
     let bar = printer.spinner(format!("instance refresh {id} of {group}"));
     let start = Instant::now();
@@ -31,28 +61,46 @@ pub async fn run(asg: &aws_sdk_autoscaling::Client, group: &str, poll: Duration,
             .map_err(DeployError::aws("following the instance refresh"))?;
         let Some(r) = out.instance_refreshes().first() else {
             bar.finish_and_clear();
-            return Err(DeployError::step("instance refresh", format!("refresh {id} of {group} is not listed")));
+            return Err(DeployError::step(
+                "instance refresh",
+                format!("refresh {id} of {group} is not listed"),
+            ));
         };
         let status = r.status().cloned().unwrap_or(InstanceRefreshStatus::Pending);
-        bar.set_message(format!("instance refresh of {group}: {} {}%", status.as_str(), r.percentage_complete().unwrap_or(0)));
+        bar.set_message(format!(
+            "instance refresh of {group}: {} {}%",
+            status.as_str(),
+            r.percentage_complete().unwrap_or(0)
+        ));
         match status {
             InstanceRefreshStatus::Successful => {
                 bar.finish_and_clear();
                 printer.progress(&format!("  instance refresh {id}: successful"));
                 return Ok(id);
             }
-            InstanceRefreshStatus::Pending | InstanceRefreshStatus::InProgress | InstanceRefreshStatus::Cancelling | InstanceRefreshStatus::RollbackInProgress | InstanceRefreshStatus::Baking => {}
+            InstanceRefreshStatus::Pending
+            | InstanceRefreshStatus::InProgress
+            | InstanceRefreshStatus::Cancelling
+            | InstanceRefreshStatus::RollbackInProgress
+            | InstanceRefreshStatus::Baking => {}
             other => {
                 bar.finish_and_clear();
                 return Err(DeployError::step(
                     format!("instance refresh {id} of {group}"),
-                    format!("ended {}: {}", other.as_str(), r.status_reason().unwrap_or("no reason given")),
+                    format!(
+                        "ended {}: {}",
+                        other.as_str(),
+                        r.status_reason().unwrap_or("no reason given")
+                    ),
                 ));
             }
         }
         if start.elapsed() > timeout {
             bar.finish_and_clear();
-            return Err(DeployError::Timeout { what: format!("instance refresh {id} of {group}"), seconds: timeout.as_secs() });
+            return Err(DeployError::Timeout {
+                what: format!("instance refresh {id} of {group}"),
+                seconds: timeout.as_secs(),
+            });
         }
         tokio::time::sleep(poll).await;
     }

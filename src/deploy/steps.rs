@@ -35,12 +35,30 @@ pub trait Steps: Sync {
     /// Render the program into build/<env>/.
     fn render(&self, project: &Project, stack: &Stack) -> Result<Program, OrchError>;
     /// The image to deploy, by digest, built locally if needed; nothing is pushed.
-    fn image(&self, project: &Project, stack: &Stack, printer: &Printer) -> impl Future<Output = Result<ImageRef, OrchError>> + Send;
+    fn image(
+        &self,
+        project: &Project,
+        stack: &Stack,
+        printer: &Printer,
+    ) -> impl Future<Output = Result<ImageRef, OrchError>> + Send;
     /// Make sure the image is in the registry; returns the bytes pushed.
-    fn push(&self, project: &Project, stack: &Stack, image: &ImageRef, printer: &Printer) -> impl Future<Output = Result<u64, OrchError>> + Send;
+    fn push(
+        &self,
+        project: &Project,
+        stack: &Stack,
+        image: &ImageRef,
+        printer: &Printer,
+    ) -> impl Future<Output = Result<u64, OrchError>> + Send;
     /// Run the acceptance suite against the live URL (`http_url`: where to test the redirect);
     /// `Ok(false)` is a failed check.
-    fn verify(&self, project: &Project, stack: &Stack, url: &str, http_url: Option<&str>, printer: &Printer) -> impl Future<Output = Result<bool, OrchError>> + Send;
+    fn verify(
+        &self,
+        project: &Project,
+        stack: &Stack,
+        url: &str,
+        http_url: Option<&str>,
+        printer: &Printer,
+    ) -> impl Future<Output = Result<bool, OrchError>> + Send;
 }
 
 /// The steps `orch up` runs.
@@ -55,24 +73,49 @@ impl Steps for Wired {
         let dir = crate::render::write(project, stack, &rendered)?;
         restore_keys(&stack_file, kept)?;
         // The rendered config is the stack's config file itself; orch adds only deploy-time keys.
-        Ok(Program { dir, hash: format!("sha256:{}", rendered.program_hash()), config: BTreeMap::new(), secrets: BTreeMap::new() })
+        Ok(Program {
+            dir,
+            hash: format!("sha256:{}", rendered.program_hash()),
+            config: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        })
     }
 
-    async fn image(&self, project: &Project, stack: &Stack, printer: &Printer) -> Result<ImageRef, OrchError> {
+    async fn image(
+        &self,
+        project: &Project,
+        stack: &Stack,
+        printer: &Printer,
+    ) -> Result<ImageRef, OrchError> {
         // ORCH_IMAGE pins an image already in the registry, by digest: a rollback, or a deploy of
         // what CI built. Otherwise the image is built here (nothing is pushed yet).
         if let Some(uri) = std::env::var("ORCH_IMAGE").ok().filter(|v| !v.is_empty()) {
-            let Some((_, digest)) = uri.split_once('@').filter(|(_, d)| d.starts_with("sha256:") && d.len() == 71) else {
-                return Err(OrchError::Usage(format!("ORCH_IMAGE must be <registry>/<repository>@sha256:<64 hex>, got {uri}")));
+            let Some((_, digest)) =
+                uri.split_once('@').filter(|(_, d)| d.starts_with("sha256:") && d.len() == 71)
+            else {
+                return Err(OrchError::Usage(format!(
+                    "ORCH_IMAGE must be <registry>/<repository>@sha256:<64 hex>, got {uri}"
+                )));
             };
             return Ok(ImageRef { digest: digest.to_string(), uri });
         }
-        let built = tokio::task::block_in_place(|| crate::image::build(project, stack, &crate::runner::Duct, printer))?;
+        let built = tokio::task::block_in_place(|| {
+            crate::image::build(project, stack, &crate::runner::Duct, printer)
+        })?;
         let registry = registry_host(stack).await?;
-        Ok(ImageRef { uri: format!("{registry}/{}@{}", stack.image.repository, built.digest), digest: built.digest })
+        Ok(ImageRef {
+            uri: format!("{registry}/{}@{}", stack.image.repository, built.digest),
+            digest: built.digest,
+        })
     }
 
-    async fn push(&self, project: &Project, stack: &Stack, image: &ImageRef, printer: &Printer) -> Result<u64, OrchError> {
+    async fn push(
+        &self,
+        project: &Project,
+        stack: &Stack,
+        image: &ImageRef,
+        printer: &Printer,
+    ) -> Result<u64, OrchError> {
         if std::env::var("ORCH_IMAGE").is_ok_and(|v| !v.is_empty()) {
             return Ok(0); // a pinned image is already in the registry
         }
@@ -86,20 +129,37 @@ impl Steps for Wired {
         Ok(report.bytes_uploaded)
     }
 
-    async fn verify(&self, project: &Project, stack: &Stack, url: &str, http_url: Option<&str>, printer: &Printer) -> Result<bool, OrchError> {
+    async fn verify(
+        &self,
+        project: &Project,
+        stack: &Stack,
+        url: &str,
+        http_url: Option<&str>,
+        printer: &Printer,
+    ) -> Result<bool, OrchError> {
         // The acceptance suite `orch verify` runs, retried until it passes or ORCH_VERIFY_TIMEOUT.
-        let opts = crate::verify::options_for_aws(Some(&project.pages_dir()), stack.domain.is_some(), http_url.map(str::to_string), VERIFY_REQUESTS)
-            .map_err(OrchError::Usage)?;
+        let opts = crate::verify::options_for_aws(
+            Some(&project.pages_dir()),
+            stack.domain.is_some(),
+            http_url.map(str::to_string),
+            VERIFY_REQUESTS,
+        )
+        .map_err(OrchError::Usage)?;
         let spinner = printer.spinner(format!("verify: {url}"));
         let interval = crate::deploy::execute::poll().max(Duration::from_secs(1));
         let report = crate::verify::until_passed(url, &opts, verify_timeout(), interval, |r| {
-            let failed: Vec<_> = r.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
+            let failed: Vec<_> =
+                r.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
             spinner.set_message(format!("verify: {url} (waiting: {})", failed.join(", ")));
         })
         .await;
         spinner.finish_and_clear();
         if report.passed() {
-            printer.progress(&format!("✓ verify: {} instance(s) in {} answered; redirect, HTTPS and our 404 page checked", report.instances.len(), report.zones.join(", ")));
+            printer.progress(&format!(
+                "✓ verify: {} instance(s) in {} answered; redirect, HTTPS and our 404 page checked",
+                report.instances.len(),
+                report.zones.join(", ")
+            ));
         } else {
             for line in report.table().lines() {
                 printer.warn(&format!("verify: {line}"));
@@ -123,7 +183,8 @@ async fn registry_host(stack: &Stack) -> Result<String, OrchError> {
 }
 
 fn verify_timeout() -> Duration {
-    let secs = std::env::var("ORCH_VERIFY_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
+    let secs =
+        std::env::var("ORCH_VERIFY_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
     Duration::from_secs(secs)
 }
 
@@ -132,19 +193,30 @@ fn verify_timeout() -> Duration {
 const KEPT_TOP: [&str; 3] = ["encryptionsalt", "secretsprovider", "encryptedkey"];
 
 fn kept_keys(path: &std::path::Path) -> Vec<(String, serde_yaml::Value)> {
-    let Some(doc) = std::fs::read_to_string(path).ok().and_then(|t| serde_yaml::from_str::<serde_yaml::Mapping>(&t).ok()) else { return vec![] };
+    let Some(doc) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_yaml::from_str::<serde_yaml::Mapping>(&t).ok())
+    else {
+        return vec![];
+    };
     KEPT_TOP.iter().filter_map(|k| doc.get(*k).map(|v| (k.to_string(), v.clone()))).collect()
 }
 
-fn restore_keys(path: &std::path::Path, kept: Vec<(String, serde_yaml::Value)>) -> Result<(), OrchError> {
+fn restore_keys(
+    path: &std::path::Path,
+    kept: Vec<(String, serde_yaml::Value)>,
+) -> Result<(), OrchError> {
     if kept.is_empty() {
         return Ok(());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| OrchError::io(format!("reading {}", path.display()), e))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| OrchError::io(format!("reading {}", path.display()), e))?;
     let mut doc: serde_yaml::Mapping = serde_yaml::from_str(&text).unwrap_or_default();
     for (k, v) in kept {
         doc.insert(k.into(), v);
     }
-    let body = serde_yaml::to_string(&doc).map_err(|e| OrchError::failed(format!("writing {}: {e}", path.display()), "report this as a bug"))?;
+    let body = serde_yaml::to_string(&doc).map_err(|e| {
+        OrchError::failed(format!("writing {}: {e}", path.display()), "report this as a bug")
+    })?;
     std::fs::write(path, body).map_err(|e| OrchError::io(format!("writing {}", path.display()), e))
 }

@@ -22,17 +22,33 @@ impl Store {
         if let Some(path) = backend.strip_prefix("file://") {
             return Ok(Store::Dir(PathBuf::from(path).join(".orch")));
         }
-        Err(DeployError::Refused(format!("pulumi backend `{backend}` is neither s3://bucket nor file://path")))
+        Err(DeployError::Refused(format!(
+            "pulumi backend `{backend}` is neither s3://bucket nor file://path"
+        )))
     }
 
     /// Write `body` under `key` only if nothing is there yet; `Ok(false)` when something is.
     pub async fn put_if_absent(&self, key: &str, body: &[u8]) -> Result<bool, DeployError> {
         match self {
             Store::S3 { client, bucket } => {
-                let res = client.put_object().bucket(bucket).key(key).if_none_match("*").body(ByteStream::from(body.to_vec())).send().await;
+                let res = client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .if_none_match("*")
+                    .body(ByteStream::from(body.to_vec()))
+                    .send()
+                    .await;
                 match res {
                     Ok(_) => Ok(true),
-                    Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(412) | Some(409)) => Ok(false),
+                    Err(e)
+                        if matches!(
+                            e.raw_response().map(|r| r.status().as_u16()),
+                            Some(412) | Some(409)
+                        ) =>
+                    {
+                        Ok(false)
+                    }
                     Err(e) => Err(DeployError::aws(format!("writing s3://{bucket}/{key}"))(e)),
                 }
             }
@@ -41,7 +57,8 @@ impl Store {
                 create_parent(&path)?;
                 match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                     Ok(mut f) => {
-                        std::io::Write::write_all(&mut f, body).map_err(DeployError::io(format!("writing {}", path.display())))?;
+                        std::io::Write::write_all(&mut f, body)
+                            .map_err(DeployError::io(format!("writing {}", path.display())))?;
                         Ok(true)
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
@@ -54,14 +71,22 @@ impl Store {
     pub async fn put(&self, key: &str, body: &[u8]) -> Result<(), DeployError> {
         match self {
             Store::S3 { client, bucket } => {
-                client.put_object().bucket(bucket).key(key).content_type("application/json").body(ByteStream::from(body.to_vec())).send().await
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .content_type("application/json")
+                    .body(ByteStream::from(body.to_vec()))
+                    .send()
+                    .await
                     .map_err(DeployError::aws(format!("writing s3://{bucket}/{key}")))?;
                 Ok(())
             }
             Store::Dir(dir) => {
                 let path = dir.join(key);
                 create_parent(&path)?;
-                std::fs::write(&path, body).map_err(DeployError::io(format!("writing {}", path.display())))
+                std::fs::write(&path, body)
+                    .map_err(DeployError::io(format!("writing {}", path.display())))
             }
         }
     }
@@ -69,15 +94,23 @@ impl Store {
     /// The object under `key`, or `None` when there is none.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, DeployError> {
         match self {
-            Store::S3 { client, bucket } => match client.get_object().bucket(bucket).key(key).send().await {
-                Ok(out) => {
-                    let bytes = out.body.collect().await.map_err(|e| DeployError::step(format!("reading s3://{bucket}/{key}"), e.to_string()))?;
-                    Ok(Some(bytes.into_bytes().to_vec()))
+            Store::S3 { client, bucket } => {
+                match client.get_object().bucket(bucket).key(key).send().await {
+                    Ok(out) => {
+                        let bytes = out.body.collect().await.map_err(|e| {
+                            DeployError::step(format!("reading s3://{bucket}/{key}"), e.to_string())
+                        })?;
+                        Ok(Some(bytes.into_bytes().to_vec()))
+                    }
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+                    Err(e)
+                        if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(404)) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(DeployError::aws(format!("reading s3://{bucket}/{key}"))(e)),
                 }
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-                Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(404)) => Ok(None),
-                Err(e) => Err(DeployError::aws(format!("reading s3://{bucket}/{key}"))(e)),
-            },
+            }
             Store::Dir(dir) => match std::fs::read(dir.join(key)) {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -89,7 +122,13 @@ impl Store {
     pub async fn delete(&self, key: &str) -> Result<(), DeployError> {
         match self {
             Store::S3 { client, bucket } => {
-                client.delete_object().bucket(bucket).key(key).send().await.map_err(DeployError::aws(format!("deleting s3://{bucket}/{key}")))?;
+                client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(DeployError::aws(format!("deleting s3://{bucket}/{key}")))?;
                 Ok(())
             }
             Store::Dir(dir) => match std::fs::remove_file(dir.join(key)) {
@@ -111,7 +150,8 @@ impl Store {
 
 fn create_parent(path: &std::path::Path) -> Result<(), DeployError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(DeployError::io(format!("creating {}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(DeployError::io(format!("creating {}", parent.display())))?;
     }
     Ok(())
 }

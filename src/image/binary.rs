@@ -33,7 +33,17 @@ impl Profile {
 
 /// The cargo command that builds the static app binary in the workspace at `root`.
 pub fn command(root: &Path, profile: Profile) -> Cmd {
-    let mut args = vec!["build", "--locked", "-p", "app", "--bin", "app", "--target", TARGET, "--message-format=json-render-diagnostics"];
+    let mut args = vec![
+        "build",
+        "--locked",
+        "-p",
+        "app",
+        "--bin",
+        "app",
+        "--target",
+        TARGET,
+        "--message-format=json-render-diagnostics",
+    ];
     if profile == Profile::Release {
         args.push("--release");
     }
@@ -43,7 +53,9 @@ pub fn command(root: &Path, profile: Profile) -> Cmd {
 /// The workspace holding the app's sources: the project's own, or else the checkout orch was built
 /// from (a project folder may hold only stacks, templates and pages).
 fn workspace(root: &Path) -> PathBuf {
-    let has_app = |dir: &Path| dir.join("Cargo.toml").is_file() && dir.join("app").join("Cargo.toml").is_file();
+    let has_app = |dir: &Path| {
+        dir.join("Cargo.toml").is_file() && dir.join("app").join("Cargo.toml").is_file()
+    };
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
     if has_app(root) || !has_app(checkout) {
         root.to_path_buf()
@@ -55,7 +67,8 @@ fn workspace(root: &Path) -> PathBuf {
 /// Compile the app and return the path of the static executable.
 pub fn build(runner: &dyn Runner, root: &Path, profile: Profile) -> Result<PathBuf, ImageError> {
     let cmd = command(root, profile);
-    let out = runner.run(&cmd).map_err(|e| ImageError::io(format!("running `{}`", cmd.display()), e))?;
+    let out =
+        runner.run(&cmd).map_err(|e| ImageError::io(format!("running `{}`", cmd.display()), e))?;
     if !out.success() {
         let tail: Vec<&str> = out.stderr.lines().rev().take(40).collect();
         let stderr = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
@@ -83,22 +96,30 @@ fn executable_from_messages(stdout: &str) -> Option<PathBuf> {
 /// Fail unless `path` is an x86_64 ELF executable without a `PT_INTERP` program header (no dynamic
 /// loader, hence no shared libraries needed at run time).
 pub fn check_static(path: &Path) -> Result<(), ImageError> {
-    let bytes = std::fs::read(path).map_err(|e| ImageError::io(format!("reading {}", path.display()), e))?;
-    let not_static = |reason: &str| ImageError::NotStatic { path: path.to_owned(), reason: reason.into() };
+    let bytes = std::fs::read(path)
+        .map_err(|e| ImageError::io(format!("reading {}", path.display()), e))?;
+    let not_static =
+        |reason: &str| ImageError::NotStatic { path: path.to_owned(), reason: reason.into() };
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
         return Err(not_static("not an ELF file"));
     }
     if bytes[4] != 2 || bytes[5] != 1 || u16::from_le_bytes([bytes[18], bytes[19]]) != 62 {
         return Err(not_static("not a little-endian x86_64 ELF64 file"));
     }
-    let u64_at = |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
-    let u16_at = |at: usize| bytes.get(at..at + 2).and_then(|b| b.try_into().ok()).map(u16::from_le_bytes);
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+    let u64_at =
+        |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    let u16_at =
+        |at: usize| bytes.get(at..at + 2).and_then(|b| b.try_into().ok()).map(u16::from_le_bytes);
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
         return Err(not_static("truncated ELF header"));
     };
     for i in 0..usize::from(phnum) {
-        let at = usize::try_from(phoff).unwrap_or(usize::MAX).saturating_add(i * usize::from(phentsize));
-        let Some(kind) = bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes) else {
+        let at =
+            usize::try_from(phoff).unwrap_or(usize::MAX).saturating_add(i * usize::from(phentsize));
+        let Some(kind) =
+            bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+        else {
             return Err(not_static("truncated program headers"));
         };
         if kind == 3 {
@@ -124,27 +145,47 @@ mod tests {
             release.display(),
             "cargo build --locked -p app --bin app --target x86_64-unknown-linux-gnu --message-format=json-render-diagnostics --release"
         );
-        assert_eq!(release.env, [("RUSTFLAGS".to_string(), "-C target-feature=+crt-static".to_string())]);
+        assert_eq!(
+            release.env,
+            [("RUSTFLAGS".to_string(), "-C target-feature=+crt-static".to_string())]
+        );
         assert_eq!(release.dir.as_deref(), Some(project.path()));
         assert!(!command(project.path(), Profile::Dev).args.contains(&"--release".to_string()));
         // A project folder without the app's sources builds the checkout orch came from.
-        assert_eq!(command(Path::new("/w"), Profile::Dev).dir.as_deref(), Some(Path::new(env!("CARGO_MANIFEST_DIR"))));
+        assert_eq!(
+            command(Path::new("/w"), Profile::Dev).dir.as_deref(),
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")))
+        );
     }
 
     #[test]
     fn a_failed_compile_reports_the_command_and_stderr() {
-        let rec = Recording::new([Output { code: Some(101), stdout: String::new(), stderr: "error[E0425]: nope".into() }]);
+        let rec = Recording::new([Output {
+            code: Some(101),
+            stdout: String::new(),
+            stderr: "error[E0425]: nope".into(),
+        }]);
         let err = build(&rec, Path::new("/w"), Profile::Dev).unwrap_err();
-        assert!(matches!(&err, ImageError::Compile { stderr, .. } if stderr.contains("E0425")), "{err}");
+        assert!(
+            matches!(&err, ImageError::Compile { stderr, .. } if stderr.contains("E0425")),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_executable_comes_from_cargo_messages_and_a_dynamic_one_is_refused() {
         let exe = std::env::current_exe().unwrap(); // the test binary: dynamically linked
         let msg = serde_json::json!({"reason": "compiler-artifact", "target": {"name": "app"}, "executable": exe});
-        let rec = Recording::new([Output { code: Some(0), stdout: format!("{{\"reason\":\"build-script-executed\"}}\n{msg}\n"), stderr: String::new() }]);
+        let rec = Recording::new([Output {
+            code: Some(0),
+            stdout: format!("{{\"reason\":\"build-script-executed\"}}\n{msg}\n"),
+            stderr: String::new(),
+        }]);
         let err = build(&rec, Path::new("/w"), Profile::Dev).unwrap_err();
-        assert!(matches!(&err, ImageError::NotStatic { reason, .. } if reason.contains("PT_INTERP")), "{err}");
+        assert!(
+            matches!(&err, ImageError::NotStatic { reason, .. } if reason.contains("PT_INTERP")),
+            "{err}"
+        );
         let text = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(text.path(), "#!/bin/sh\n").unwrap();
         assert!(matches!(check_static(text.path()), Err(ImageError::NotStatic { .. })));

@@ -40,7 +40,10 @@ pub fn lifecycle_policy(keep: u32) -> String {
 }
 
 fn same_json(a: &str, b: &str) -> bool {
-    match (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)) {
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
@@ -49,7 +52,9 @@ fn same_json(a: &str, b: &str) -> bool {
 /// What to change so the repository is as configured.
 pub fn plan(observed: Option<&Observed>, keep: u32) -> Vec<Action> {
     let policy = lifecycle_policy(keep);
-    let Some(repo) = observed else { return vec![Action::Create, Action::PutLifecyclePolicy(policy)] };
+    let Some(repo) = observed else {
+        return vec![Action::Create, Action::PutLifecyclePolicy(policy)];
+    };
     let mut actions = vec![];
     if !repo.immutable {
         actions.push(Action::SetImmutableTags);
@@ -71,13 +76,20 @@ fn ecr_error(what: &str, e: impl std::error::Error) -> ImageError {
 pub async fn observe(client: &Client, name: &str) -> Result<Option<Observed>, ImageError> {
     let found = match client.describe_repositories().repository_names(name).send().await {
         Ok(out) => out.repositories.unwrap_or_default().into_iter().next(),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => None,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => {
+            None
+        }
         Err(e) => return Err(ecr_error(&format!("describing repository {name}"), e)),
     };
     let Some(repo) = found else { return Ok(None) };
     let lifecycle_policy = match client.get_lifecycle_policy().repository_name(name).send().await {
         Ok(out) => out.lifecycle_policy_text,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) => None,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) =>
+        {
+            None
+        }
         Err(e) => return Err(ecr_error(&format!("reading the lifecycle policy of {name}"), e)),
     };
     Ok(Some(Observed {
@@ -132,29 +144,55 @@ pub async fn apply(client: &Client, name: &str, actions: &[Action]) -> Result<()
 }
 
 /// Ensure the repository; returns its URI (`<registry>/<name>`) and the actions taken.
-pub async fn ensure_repository(client: &Client, name: &str, keep: u32) -> Result<(String, Vec<Action>), ImageError> {
+pub async fn ensure_repository(
+    client: &Client,
+    name: &str,
+    keep: u32,
+) -> Result<(String, Vec<Action>), ImageError> {
     let actions = plan(observe(client, name).await?.as_ref(), keep);
     apply(client, name, &actions).await?;
-    let repo = observe(client, name).await?.ok_or_else(|| ImageError::Ecr(format!("repository {name} is missing right after creating it")))?;
+    let repo = observe(client, name).await?.ok_or_else(|| {
+        ImageError::Ecr(format!("repository {name} is missing right after creating it"))
+    })?;
     Ok((repo.uri, actions))
 }
 
 /// Registry credentials from an ECR authorization token: `(registry host, basic auth)`.
 pub async fn login(client: &Client) -> Result<(String, RegistryAuth), ImageError> {
-    let out = client.get_authorization_token().send().await.map_err(|e| ecr_error("getting an authorization token", e))?;
-    let data = out.authorization_data.unwrap_or_default().into_iter().next().ok_or_else(|| ImageError::Ecr("no authorization data returned".into()))?;
-    let token = data.authorization_token.ok_or_else(|| ImageError::Ecr("no authorization token returned".into()))?;
+    let out = client
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| ecr_error("getting an authorization token", e))?;
+    let data = out
+        .authorization_data
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| ImageError::Ecr("no authorization data returned".into()))?;
+    let token = data
+        .authorization_token
+        .ok_or_else(|| ImageError::Ecr("no authorization token returned".into()))?;
     let endpoint = data.proxy_endpoint.unwrap_or_default();
     let (user, password) = decode_token(&token)?;
-    let host = endpoint.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let host = endpoint
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
     Ok((host, RegistryAuth::Basic(user, password)))
 }
 
 /// `base64("user:password")` → `(user, password)`.
 pub fn decode_token(token: &str) -> Result<(String, String), ImageError> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(token.trim()).map_err(|_| ImageError::Ecr("the authorization token is not base64".into()))?;
-    let text = String::from_utf8(bytes).map_err(|_| ImageError::Ecr("the authorization token is not text".into()))?;
-    let (user, password) = text.split_once(':').ok_or_else(|| ImageError::Ecr("the authorization token is not `user:password`".into()))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .map_err(|_| ImageError::Ecr("the authorization token is not base64".into()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ImageError::Ecr("the authorization token is not text".into()))?;
+    let (user, password) = text
+        .split_once(':')
+        .ok_or_else(|| ImageError::Ecr("the authorization token is not `user:password`".into()))?;
     Ok((user.to_owned(), password.to_owned()))
 }
 
@@ -166,17 +204,33 @@ mod tests {
     fn a_missing_repository_is_created_with_its_policy_and_a_conforming_one_is_left_alone() {
         let policy = lifecycle_policy(10);
         assert_eq!(plan(None, 10), [Action::Create, Action::PutLifecyclePolicy(policy.clone())]);
-        let good = Observed { uri: "r/x".into(), immutable: true, scan_on_push: true, lifecycle_policy: Some(policy.clone()) };
+        let good = Observed {
+            uri: "r/x".into(),
+            immutable: true,
+            scan_on_push: true,
+            lifecycle_policy: Some(policy.clone()),
+        };
         assert_eq!(plan(Some(&good), 10), []);
-        let drifted = Observed { immutable: false, scan_on_push: false, lifecycle_policy: Some(lifecycle_policy(3)), ..good };
-        assert_eq!(plan(Some(&drifted), 10), [Action::SetImmutableTags, Action::SetScanOnPush, Action::PutLifecyclePolicy(policy)]);
+        let drifted = Observed {
+            immutable: false,
+            scan_on_push: false,
+            lifecycle_policy: Some(lifecycle_policy(3)),
+            ..good
+        };
+        assert_eq!(
+            plan(Some(&drifted), 10),
+            [Action::SetImmutableTags, Action::SetScanOnPush, Action::PutLifecyclePolicy(policy)]
+        );
         let v: serde_json::Value = serde_json::from_str(&lifecycle_policy(7)).unwrap();
         assert_eq!(v["rules"][0]["selection"]["countNumber"], 7);
     }
 
     #[test]
     fn tokens_decode_to_basic_credentials() {
-        assert_eq!(decode_token("QVdTOnNlY3JldA==").unwrap(), ("AWS".to_string(), "secret".to_string()));
+        assert_eq!(
+            decode_token("QVdTOnNlY3JldA==").unwrap(),
+            ("AWS".to_string(), "secret".to_string())
+        );
         assert!(decode_token("!!").is_err());
         assert!(decode_token("bm9jb2xvbg==").is_err());
     }

@@ -37,7 +37,9 @@ pub fn tar(entries: &[Entry], mtime: u64) -> Result<Vec<u8>, ImageError> {
             None => {
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_size(0);
-                builder.append_data(&mut header, format!("{}/", entry.path), std::io::empty()).map_err(write)?;
+                builder
+                    .append_data(&mut header, format!("{}/", entry.path), std::io::empty())
+                    .map_err(write)?;
             }
         }
     }
@@ -47,7 +49,8 @@ pub fn tar(entries: &[Entry], mtime: u64) -> Result<Vec<u8>, ImageError> {
 /// The gzip of `tar` with a fixed header (no file name, mtime 0, unknown OS).
 pub fn gzip(tar: &[u8]) -> Result<Vec<u8>, ImageError> {
     use std::io::Write;
-    let mut gz = GzBuilder::new().mtime(0).operating_system(255).write(Vec::new(), Compression::default());
+    let mut gz =
+        GzBuilder::new().mtime(0).operating_system(255).write(Vec::new(), Compression::default());
     gz.write_all(tar).map_err(|e| ImageError::io("compressing a layer", e))?;
     gz.finish().map_err(|e| ImageError::io("compressing a layer", e))
 }
@@ -64,7 +67,11 @@ mod tests {
     use super::*;
 
     fn entries() -> Vec<Entry> {
-        vec![Entry::file("etc/hosts", 0o644, "127.0.0.1 localhost\n"), Entry::dir("etc", 0o755), Entry::file("app", 0o755, "bin")]
+        vec![
+            Entry::file("etc/hosts", 0o644, "127.0.0.1 localhost\n"),
+            Entry::dir("etc", 0o755),
+            Entry::file("app", 0o755, "bin"),
+        ]
     }
 
     #[test]
@@ -75,7 +82,11 @@ mod tests {
         let b = build(&reversed, 1_700_000_000).unwrap();
         assert_eq!(a.gz, b.gz);
         assert_eq!((a.digest.clone(), a.diff_id.clone()), (b.digest, b.diff_id));
-        assert_ne!(a.digest, build(&entries(), 1_700_000_001).unwrap().digest, "mtime is part of the content");
+        assert_ne!(
+            a.digest,
+            build(&entries(), 1_700_000_001).unwrap().digest,
+            "mtime is part of the content"
+        );
         assert_eq!(&a.gz[4..8], &[0, 0, 0, 0], "gzip header mtime is zero");
     }
 
@@ -89,9 +100,21 @@ mod tests {
             .map(|e| {
                 let e = e.unwrap();
                 let h = e.header();
-                (e.path().unwrap().display().to_string(), h.mode().unwrap(), h.uid().unwrap(), h.mtime().unwrap())
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                    h.mtime().unwrap(),
+                )
             })
             .collect();
-        assert_eq!(seen, [("app".into(), 0o755, 0, 42), ("etc/".into(), 0o755, 0, 42), ("etc/hosts".into(), 0o644, 0, 42)]);
+        assert_eq!(
+            seen,
+            [
+                ("app".into(), 0o755, 0, 42),
+                ("etc/".into(), 0o755, 0, 42),
+                ("etc/hosts".into(), 0o644, 0, 42)
+            ]
+        );
     }
 }

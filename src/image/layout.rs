@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfiguration, ImageConfigurationBuilder,
-    ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
+    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfiguration,
+    ImageConfigurationBuilder, ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder,
+    MediaType, Os, RootFsBuilder,
 };
 
 use super::layer::Blob;
@@ -65,7 +66,9 @@ pub fn canonical_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ImageEr
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
                 serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sort(v))).collect())
             }
-            serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sort).collect()),
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.into_iter().map(sort).collect())
+            }
             other => other,
         }
     }
@@ -75,7 +78,12 @@ pub fn canonical_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ImageEr
 
 fn descriptor(media_type: MediaType, digest: &str, size: usize) -> Result<Descriptor, ImageError> {
     let digest: Digest = digest.parse().map_err(ImageError::spec)?;
-    DescriptorBuilder::default().media_type(media_type).digest(digest).size(size as u64).build().map_err(ImageError::spec)
+    DescriptorBuilder::default()
+        .media_type(media_type)
+        .digest(digest)
+        .size(size as u64)
+        .build()
+        .map_err(ImageError::spec)
 }
 
 /// Config and manifest for `layers` (base first).
@@ -133,13 +141,15 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
-    std::fs::write(path, bytes).map_err(|e| ImageError::io(format!("writing {}", path.display()), e))
+    std::fs::write(path, bytes)
+        .map_err(|e| ImageError::io(format!("writing {}", path.display()), e))
 }
 
 /// Write `image` as an OCI layout into `dir`, tagged `tag`; blobs of earlier builds are removed.
 pub fn write_layout(dir: &Path, image: &Image, tag: &str) -> Result<(), ImageError> {
     let blobs = dir.join("blobs").join("sha256");
-    std::fs::create_dir_all(&blobs).map_err(|e| ImageError::io(format!("creating {}", blobs.display()), e))?;
+    std::fs::create_dir_all(&blobs)
+        .map_err(|e| ImageError::io(format!("creating {}", blobs.display()), e))?;
     let config_digest = sha256_digest(&image.config);
     let mut keep = vec![config_digest.clone(), image.digest.clone()];
     for layer in &image.layers {
@@ -169,10 +179,16 @@ pub fn write_layout(dir: &Path, image: &Image, tag: &str) -> Result<(), ImageErr
 /// Read the layout in `dir` back, checking the manifest and config against their digests.
 pub fn read_layout(dir: &Path) -> Result<Layout, ImageError> {
     let bad = |reason: String| ImageError::Layout { path: dir.to_owned(), reason };
-    let read = |path: PathBuf| std::fs::read(&path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())));
-    let index: ImageIndex = serde_json::from_slice(&read(dir.join("index.json"))?).map_err(|e| bad(format!("index.json: {e}")))?;
+    let read = |path: PathBuf| {
+        std::fs::read(&path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))
+    };
+    let index: ImageIndex = serde_json::from_slice(&read(dir.join("index.json"))?)
+        .map_err(|e| bad(format!("index.json: {e}")))?;
     let [entry] = index.manifests().as_slice() else {
-        return Err(bad(format!("index.json lists {} manifests, expected 1", index.manifests().len())));
+        return Err(bad(format!(
+            "index.json lists {} manifests, expected 1",
+            index.manifests().len()
+        )));
     };
     let digest = entry.digest().to_string();
     let tag = entry.annotations().as_ref().and_then(|a| a.get(REF_NAME).cloned());
@@ -180,13 +196,15 @@ pub fn read_layout(dir: &Path) -> Result<Layout, ImageError> {
     if sha256_digest(&manifest_bytes) != digest {
         return Err(bad(format!("manifest blob does not match its digest {digest}")));
     }
-    let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes).map_err(|e| bad(format!("manifest: {e}")))?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&manifest_bytes).map_err(|e| bad(format!("manifest: {e}")))?;
     let config_digest = manifest.config().digest().to_string();
     let config_bytes = read(blob_path(dir, &config_digest))?;
     if sha256_digest(&config_bytes) != config_digest {
         return Err(bad(format!("config blob does not match its digest {config_digest}")));
     }
-    let config: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(|e| bad(format!("config: {e}")))?;
+    let config: ImageConfiguration =
+        serde_json::from_slice(&config_bytes).map_err(|e| bad(format!("config: {e}")))?;
     Ok(Layout { dir: dir.to_owned(), digest, tag, manifest_bytes, manifest, config })
 }
 
@@ -198,8 +216,18 @@ mod tests {
 
     fn image() -> Image {
         let layers = vec![layer::build(&[Entry::file("app", 0o755, "bin")], 7).unwrap()];
-        let run = RunConfig { entrypoint: vec!["/app".into()], env: vec![("PORT".into(), "8080".into())], port: 8080 };
-        let source = Source { revision: Some("abc".into()), short: Some("abc".into()), dirty: false, created: "2024-01-01T00:00:00Z".into(), epoch: 7 };
+        let run = RunConfig {
+            entrypoint: vec!["/app".into()],
+            env: vec![("PORT".into(), "8080".into())],
+            port: 8080,
+        };
+        let source = Source {
+            revision: Some("abc".into()),
+            short: Some("abc".into()),
+            dirty: false,
+            created: "2024-01-01T00:00:00Z".into(),
+            epoch: 7,
+        };
         assemble(layers, &run, &source).unwrap()
     }
 
@@ -215,7 +243,10 @@ mod tests {
         assert_eq!(config["created"], "2024-01-01T00:00:00Z");
         let text = String::from_utf8(img.config.clone()).unwrap();
         let a = text.find("org.opencontainers.image.created").unwrap();
-        assert!(a < text.find("org.opencontainers.image.revision").unwrap(), "labels are sorted: {text}");
+        assert!(
+            a < text.find("org.opencontainers.image.revision").unwrap(),
+            "labels are sorted: {text}"
+        );
     }
 
     #[test]
@@ -226,7 +257,10 @@ mod tests {
         let img = image();
         write_layout(dir.path(), &img, "abc").unwrap();
         let layout = read_layout(dir.path()).unwrap();
-        assert_eq!((layout.digest.as_str(), layout.tag.as_deref()), (img.digest.as_str(), Some("abc")));
+        assert_eq!(
+            (layout.digest.as_str(), layout.tag.as_deref()),
+            (img.digest.as_str(), Some("abc"))
+        );
         assert_eq!(layout.blobs().len(), 2);
         assert!(!dir.path().join("blobs/sha256/00stale").exists());
         std::fs::write(layout.blob_path(&layout.digest), "tampered").unwrap();

@@ -27,7 +27,11 @@ pub enum ImageError {
     #[error("{path} is not a static executable: {reason}")]
     NotStatic { path: PathBuf, reason: String },
     #[error("{what}: {source}")]
-    Io { what: String, #[source] source: std::io::Error },
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{what} not found at {path}")]
     Missing { what: &'static str, path: PathBuf, hint: String },
     #[error("invalid OCI data: {0}")]

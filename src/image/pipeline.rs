@@ -60,21 +60,30 @@ pub fn run_config() -> RunConfig {
 pub fn inputs(project: &Project, binary: PathBuf) -> Result<Inputs, ImageError> {
     let certs = project.root.join("app").join("certs");
     let extra_certs = if certs.is_dir() {
-        rootfs::sorted_files(&certs)?.into_iter().filter(|p| p.extension().is_some_and(|e| e == "pem")).collect()
+        rootfs::sorted_files(&certs)?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "pem"))
+            .collect()
     } else {
         vec![]
     };
     let pages = project.pages_dir();
     Ok(Inputs {
         binary,
-        ca_bundle: std::env::var_os(CA_BUNDLE_ENV).map_or_else(|| PathBuf::from(HOST_CA_BUNDLE), PathBuf::from),
+        ca_bundle: std::env::var_os(CA_BUNDLE_ENV)
+            .map_or_else(|| PathBuf::from(HOST_CA_BUNDLE), PathBuf::from),
         extra_certs,
         pages: pages.is_dir().then_some(pages),
     })
 }
 
 /// Build the image for `stack` into `build/<env>/image/`.
-pub fn build(project: &Project, stack: &Stack, runner: &dyn Runner, printer: &Printer) -> Result<Built, ImageError> {
+pub fn build(
+    project: &Project,
+    stack: &Stack,
+    runner: &dyn Runner,
+    printer: &Printer,
+) -> Result<Built, ImageError> {
     let binary = match std::env::var_os(BINARY_ENV) {
         Some(path) => {
             let path = PathBuf::from(path);
@@ -84,7 +93,8 @@ pub fn build(project: &Project, stack: &Stack, runner: &dyn Runner, printer: &Pr
         }
         None => {
             let profile = Profile::from_env()?;
-            let spinner = printer.spinner(format!("compiling app (static {}, {profile:?})", binary::TARGET));
+            let spinner =
+                printer.spinner(format!("compiling app (static {}, {profile:?})", binary::TARGET));
             let built = binary::build(runner, &project.root, profile);
             spinner.finish_and_clear();
             built?
@@ -106,7 +116,13 @@ pub fn build(project: &Project, stack: &Stack, runner: &dyn Runner, printer: &Pr
     let layout_dir = project.build_dir(&stack.name).join("image");
     layout::write_layout(&layout_dir, &image, &tag)?;
     spinner.finish_and_clear();
-    Ok(Built { layout_dir, digest: image.digest, tag, layers, assembly_seconds: started.elapsed().as_secs_f64() })
+    Ok(Built {
+        layout_dir,
+        digest: image.digest,
+        tag,
+        layers,
+        assembly_seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Credentials for a configured registry: `ORCH_REGISTRY_USERNAME` / `ORCH_REGISTRY_PASSWORD`, or none.
@@ -137,7 +153,11 @@ pub async fn destination(stack: &Stack, printer: &Printer) -> Result<Destination
 }
 
 /// Push the built layout of `stack` and record the result in `build/<env>/image/pushed.json`.
-pub async fn publish(project: &Project, stack: &Stack, printer: &Printer) -> Result<PushReport, ImageError> {
+pub async fn publish(
+    project: &Project,
+    stack: &Stack,
+    printer: &Printer,
+) -> Result<PushReport, ImageError> {
     let layout_dir = project.build_dir(&stack.name).join("image");
     let layout = layout::read_layout(&layout_dir)?;
     let tag = layout.tag.clone().unwrap_or_else(|| source::Source::unknown().tag(&layout.digest));
@@ -145,6 +165,7 @@ pub async fn publish(project: &Project, stack: &Stack, printer: &Printer) -> Res
     let report = push::push(&layout, &dest, &tag, printer).await?;
     let path = layout_dir.join("pushed.json");
     let text = serde_json::to_vec_pretty(&report).map_err(ImageError::spec)?;
-    std::fs::write(&path, text).map_err(|e| ImageError::io(format!("writing {}", path.display()), e))?;
+    std::fs::write(&path, text)
+        .map_err(|e| ImageError::io(format!("writing {}", path.display()), e))?;
     Ok(report)
 }

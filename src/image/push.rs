@@ -58,9 +58,16 @@ async fn has_blob(client: &Client, reference: &Reference, digest: &str) -> bool 
 }
 
 /// Push the layout to `dest` under `tag`.
-pub async fn push(layout: &Layout, dest: &Destination, tag: &str, printer: &Printer) -> Result<PushReport, ImageError> {
-    let client = Client::new(ClientConfig { protocol: protocol(&dest.registry), ..Default::default() });
-    let reference = Reference::with_tag(dest.registry.clone(), dest.repository.clone(), tag.to_owned());
+pub async fn push(
+    layout: &Layout,
+    dest: &Destination,
+    tag: &str,
+    printer: &Printer,
+) -> Result<PushReport, ImageError> {
+    let client =
+        Client::new(ClientConfig { protocol: protocol(&dest.registry), ..Default::default() });
+    let reference =
+        Reference::with_tag(dest.registry.clone(), dest.repository.clone(), tag.to_owned());
     client
         .auth(&reference, &dest.auth, RegistryOperation::Push)
         .await
@@ -77,10 +84,23 @@ pub async fn push(layout: &Layout, dest: &Destination, tag: &str, printer: &Prin
         }
     }
     let total: u64 = missing.iter().map(|(_, size)| size).sum();
-    let bar = printer.bytes_bar(format!("pushing {} of {} blobs to {}/{}", missing.len(), missing.len() + skipped, dest.registry, dest.repository), total);
+    let bar = printer.bytes_bar(
+        format!(
+            "pushing {} of {} blobs to {}/{}",
+            missing.len(),
+            missing.len() + skipped,
+            dest.registry,
+            dest.repository
+        ),
+        total,
+    );
     for (digest, _) in &missing {
-        let data = std::fs::read(layout.blob_path(digest)).map_err(|e| ImageError::io(format!("reading blob {digest}"), e))?;
-        client.push_blob(&reference, &data, digest).await.map_err(|e| registry_error(&dest.registry, &format!("uploading {digest}"), e))?;
+        let data = std::fs::read(layout.blob_path(digest))
+            .map_err(|e| ImageError::io(format!("reading blob {digest}"), e))?;
+        client
+            .push_blob(&reference, &data, digest)
+            .await
+            .map_err(|e| registry_error(&dest.registry, &format!("uploading {digest}"), e))?;
         bar.inc(data.len() as u64);
     }
     bar.finish_and_clear();
@@ -88,11 +108,14 @@ pub async fn push(layout: &Layout, dest: &Destination, tag: &str, printer: &Prin
     let current = client.fetch_manifest_digest(&reference, &dest.auth).await.ok();
     let manifest_uploaded = current.as_deref() != Some(layout.digest.as_str());
     if manifest_uploaded {
-        let media_type = oci_client::manifest::OCI_IMAGE_MEDIA_TYPE.parse().map_err(ImageError::spec)?;
+        let media_type =
+            oci_client::manifest::OCI_IMAGE_MEDIA_TYPE.parse().map_err(ImageError::spec)?;
         client
             .push_manifest_raw(&reference, layout.manifest_bytes.clone(), media_type)
             .await
-            .map_err(|e| registry_error(&dest.registry, &format!("putting the manifest as tag {tag}"), e))?;
+            .map_err(|e| {
+                registry_error(&dest.registry, &format!("putting the manifest as tag {tag}"), e)
+            })?;
         let now = client
             .fetch_manifest_digest(&reference, &dest.auth)
             .await
@@ -124,7 +147,10 @@ mod tests {
     #[test]
     fn only_loopback_registries_use_plain_http() {
         for local in ["127.0.0.1:5000", "localhost:5000", "127.0.0.1"] {
-            assert!(matches!(protocol(local), ClientProtocol::HttpsExcept(v) if v == [local]), "{local}");
+            assert!(
+                matches!(protocol(local), ClientProtocol::HttpsExcept(v) if v == [local]),
+                "{local}"
+            );
         }
         for remote in ["123456789012.dkr.ecr.eu-west-1.amazonaws.com", "ghcr.io", "10.0.0.1:5000"] {
             assert!(matches!(protocol(remote), ClientProtocol::Https), "{remote}");

@@ -55,26 +55,37 @@ pub struct Inputs {
     pub pages: Option<PathBuf>,
 }
 
-const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\napp:x:65532:65532:app:/nonexistent:/sbin/nologin\n";
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/sbin/nologin\napp:x:65532:65532:app:/nonexistent:/sbin/nologin\n";
 const GROUP: &str = "root:x:0:\napp:x:65532:\n";
 const NSSWITCH: &str = "passwd: files\ngroup: files\nhosts: files dns\nnetworks: files\n";
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
 fn read(what: &'static str, path: &Path, hint: &str) -> Result<Vec<u8>, ImageError> {
     std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ImageError::Missing { what, path: path.to_owned(), hint: hint.into() },
+        std::io::ErrorKind::NotFound => {
+            ImageError::Missing { what, path: path.to_owned(), hint: hint.into() }
+        }
         _ => ImageError::io(format!("reading {}", path.display()), e),
     })
 }
 
 /// The layers, base first.
 pub fn plan(inputs: &Inputs) -> Result<Vec<LayerPlan>, ImageError> {
-    let mut bundle = read("CA certificate bundle", &inputs.ca_bundle, "install Debian's `ca-certificates` package")?;
+    let mut bundle = read(
+        "CA certificate bundle",
+        &inputs.ca_bundle,
+        "install Debian's `ca-certificates` package",
+    )?;
     for extra in &inputs.extra_certs {
         if !bundle.ends_with(b"\n") {
             bundle.push(b'\n');
         }
-        bundle.extend(read("extra certificate", extra, "remove it from app/certs/ or fix the path")?);
+        bundle.extend(read(
+            "extra certificate",
+            extra,
+            "remove it from app/certs/ or fix the path",
+        )?);
     }
     let base = vec![
         Entry::dir("etc", 0o755),
@@ -87,13 +98,21 @@ pub fn plan(inputs: &Inputs) -> Result<Vec<LayerPlan>, ImageError> {
         Entry::file(CA_BUNDLE_PATH, 0o644, bundle),
         Entry::dir("tmp", 0o1777),
     ];
-    let binary = read("app binary", &inputs.binary, "run `orch build` (or point ORCH_APP_BINARY at a static build)")?;
+    let binary = read(
+        "app binary",
+        &inputs.binary,
+        "run `orch build` (or point ORCH_APP_BINARY at a static build)",
+    )?;
     let mut app = vec![Entry::file("app", 0o755, binary)];
     if let Some(dir) = &inputs.pages {
         app.push(Entry::dir(PAGES_PATH, 0o755));
         for file in sorted_files(dir)? {
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-            app.push(Entry::file(&format!("{PAGES_PATH}/{name}"), 0o644, read("error page", &file, "")?));
+            app.push(Entry::file(
+                &format!("{PAGES_PATH}/{name}"),
+                0o644,
+                read("error page", &file, "")?,
+            ));
         }
     }
     Ok(vec![LayerPlan { name: "base", entries: base }, LayerPlan { name: "app", entries: app }])
@@ -101,7 +120,8 @@ pub fn plan(inputs: &Inputs) -> Result<Vec<LayerPlan>, ImageError> {
 
 /// The regular files directly inside `dir`, sorted by name (hidden files skipped).
 pub fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>, ImageError> {
-    let listing = std::fs::read_dir(dir).map_err(|e| ImageError::io(format!("listing {}", dir.display()), e))?;
+    let listing = std::fs::read_dir(dir)
+        .map_err(|e| ImageError::io(format!("listing {}", dir.display()), e))?;
     let mut files: Vec<PathBuf> = listing
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
@@ -133,13 +153,21 @@ mod tests {
         };
         let layers = plan(&inputs).unwrap();
         let base = &layers[0].entries;
-        let get = |path: &str| base.iter().find(|e| e.path == path).and_then(|e| e.data.clone()).map(|d| String::from_utf8(d).unwrap());
+        let get = |path: &str| {
+            base.iter()
+                .find(|e| e.path == path)
+                .and_then(|e| e.data.clone())
+                .map(|d| String::from_utf8(d).unwrap())
+        };
         assert!(get("etc/passwd").unwrap().contains("app:x:65532:65532:"));
         assert!(get("etc/nsswitch.conf").unwrap().contains("hosts: files dns"));
         assert_eq!(get(CA_BUNDLE_PATH).unwrap(), "HOST-CAS\nRDS-CA\n");
         let app: Vec<_> = layers[1].entries.iter().map(|e| (e.path.as_str(), e.mode)).collect();
         assert_eq!(app, [("app", 0o755), ("pages", 0o755), ("pages/503.html", 0o644)]);
         let missing = Inputs { ca_bundle: dir.path().join("nope"), ..inputs };
-        assert!(matches!(plan(&missing), Err(ImageError::Missing { what: "CA certificate bundle", .. })));
+        assert!(matches!(
+            plan(&missing),
+            Err(ImageError::Missing { what: "CA certificate bundle", .. })
+        ));
     }
 }

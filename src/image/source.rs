@@ -22,7 +22,13 @@ pub struct Source {
 impl Source {
     /// Outside git: no revision, dated at the epoch.
     pub fn unknown() -> Self {
-        Source { revision: None, short: None, dirty: true, created: "1970-01-01T00:00:00Z".into(), epoch: 0 }
+        Source {
+            revision: None,
+            short: None,
+            dirty: true,
+            created: "1970-01-01T00:00:00Z".into(),
+            epoch: 0,
+        }
     }
 
     /// What `org.opencontainers.image.revision` says.
@@ -58,13 +64,18 @@ pub fn describe(runner: &dyn Runner, root: &Path) -> Source {
     let (Some(rev), Some(short), Some(created)) = (lines.next(), lines.next(), lines.next()) else {
         return Source::unknown();
     };
-    let Ok(time) = chrono::DateTime::parse_from_rfc3339(created.trim()) else { return Source::unknown() };
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_none_or(|s| !s.trim().is_empty());
+    let Ok(time) = chrono::DateTime::parse_from_rfc3339(created.trim()) else {
+        return Source::unknown();
+    };
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+        .is_none_or(|s| !s.trim().is_empty());
     Source {
         revision: Some(rev.trim().to_owned()),
         short: Some(short.trim().to_owned()),
         dirty,
-        created: time.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        created: time
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         epoch: u64::try_from(time.timestamp()).unwrap_or(0),
     }
 }
@@ -80,7 +91,8 @@ mod tests {
 
     #[test]
     fn clean_checkout_is_tagged_with_the_short_revision_and_dated_by_the_commit() {
-        let rec = Recording::new([ok("abcdef0123456789\nabcdef0\n2024-05-01T12:00:00+02:00\n"), ok("")]);
+        let rec =
+            Recording::new([ok("abcdef0123456789\nabcdef0\n2024-05-01T12:00:00+02:00\n"), ok("")]);
         let src = describe(&rec, Path::new("/p"));
         assert_eq!(src.created, "2024-05-01T10:00:00Z");
         assert_eq!(src.epoch, 1_714_557_600);
@@ -91,11 +103,17 @@ mod tests {
 
     #[test]
     fn dirty_checkout_and_no_git_get_digest_qualified_tags() {
-        let rec = Recording::new([ok("abcdef0123456789\nabcdef0\n2024-05-01T12:00:00Z\n"), ok(" M src/x.rs\n")]);
+        let rec = Recording::new([
+            ok("abcdef0123456789\nabcdef0\n2024-05-01T12:00:00Z\n"),
+            ok(" M src/x.rs\n"),
+        ]);
         let src = describe(&rec, Path::new("/p"));
         assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef0-dirty-0123456789ab");
         assert_eq!(src.label(), "abcdef0123456789-dirty");
-        let none = describe(&Recording::new([Output { code: Some(128), ..Default::default() }]), Path::new("/p"));
+        let none = describe(
+            &Recording::new([Output { code: Some(128), ..Default::default() }]),
+            Path::new("/p"),
+        );
         assert_eq!(none, Source::unknown());
         assert_eq!(none.tag("sha256:0123456789abcdef"), "build-0123456789ab");
     }

@@ -35,7 +35,11 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<Unpacked, ImageError> {
             .env()
             .iter()
             .flatten()
-            .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap_or((kv.clone(), String::new())))
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .unwrap_or((kv.clone(), String::new()))
+            })
             .collect(),
         digest: layout.digest.clone(),
     };
@@ -44,20 +48,27 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<Unpacked, ImageError> {
     if non_empty {
         match std::fs::read_to_string(&marker) {
             Ok(digest) if digest == layout.digest => return Ok(unpacked),
-            Ok(_) => std::fs::remove_dir_all(dest).map_err(|e| ImageError::io(format!("removing {}", dest.display()), e))?,
+            Ok(_) => std::fs::remove_dir_all(dest)
+                .map_err(|e| ImageError::io(format!("removing {}", dest.display()), e))?,
             Err(_) => return Err(ImageError::DestNotEmpty { path: dest.to_owned() }),
         }
     }
-    std::fs::create_dir_all(dest).map_err(|e| ImageError::io(format!("creating {}", dest.display()), e))?;
+    std::fs::create_dir_all(dest)
+        .map_err(|e| ImageError::io(format!("creating {}", dest.display()), e))?;
     for layer in layout.manifest.layers() {
         let digest = layer.digest().to_string();
-        let gz = std::fs::read(layout.blob_path(&digest)).map_err(|e| ImageError::io(format!("reading layer {digest}"), e))?;
+        let gz = std::fs::read(layout.blob_path(&digest))
+            .map_err(|e| ImageError::io(format!("reading layer {digest}"), e))?;
         if sha256_digest(&gz) != digest {
-            return Err(ImageError::Layout { path: layout_dir.to_owned(), reason: format!("layer {digest} does not match its digest") });
+            return Err(ImageError::Layout {
+                path: layout_dir.to_owned(),
+                reason: format!("layer {digest} does not match its digest"),
+            });
         }
         extract(flate2::read::GzDecoder::new(gz.as_slice()), dest)?;
     }
-    std::fs::write(&marker, &layout.digest).map_err(|e| ImageError::io(format!("writing {}", marker.display()), e))?;
+    std::fs::write(&marker, &layout.digest)
+        .map_err(|e| ImageError::io(format!("writing {}", marker.display()), e))?;
     Ok(unpacked)
 }
 
@@ -69,22 +80,29 @@ pub fn extract(tar: impl Read, dest: &Path) -> Result<(), ImageError> {
     let entries = archive.entries().map_err(|e| ImageError::io("reading a layer", e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| ImageError::io("reading a layer entry", e))?;
-        let path = entry.path().map_err(|e| ImageError::io("reading a layer entry path", e))?.into_owned();
+        let path =
+            entry.path().map_err(|e| ImageError::io("reading a layer entry path", e))?.into_owned();
         let name = path.display().to_string();
-        let unsafe_entry = |reason: &str| ImageError::UnsafeEntry { entry: name.clone(), reason: reason.into() };
+        let unsafe_entry =
+            |reason: &str| ImageError::UnsafeEntry { entry: name.clone(), reason: reason.into() };
         for component in path.components() {
             match component {
-                Component::Normal(part) if part.to_string_lossy().starts_with(".wh.") => return Err(unsafe_entry("whiteouts are not supported")),
+                Component::Normal(part) if part.to_string_lossy().starts_with(".wh.") => {
+                    return Err(unsafe_entry("whiteouts are not supported"))
+                }
                 Component::Normal(_) | Component::CurDir => {}
                 Component::ParentDir => return Err(unsafe_entry("the path contains `..`")),
-                Component::RootDir | Component::Prefix(_) => return Err(unsafe_entry("the path is absolute")),
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(unsafe_entry("the path is absolute"))
+                }
             }
         }
         let kind = entry.header().entry_type();
         if !(kind.is_file() || kind.is_dir()) {
             return Err(unsafe_entry("only regular files and directories are allowed"));
         }
-        let unpacked = entry.unpack_in(dest).map_err(|e| ImageError::io(format!("extracting {name}"), e))?;
+        let unpacked =
+            entry.unpack_in(dest).map_err(|e| ImageError::io(format!("extracting {name}"), e))?;
         if !unpacked {
             return Err(unsafe_entry("it would land outside the destination"));
         }
@@ -119,7 +137,10 @@ mod tests {
             ("link", tar::EntryType::Symlink, "regular files"),
         ] {
             let err = extract(raw_tar(path, kind).as_slice(), dest.path()).unwrap_err();
-            assert!(matches!(&err, ImageError::UnsafeEntry { reason, .. } if reason.contains(why)), "{path}: {err}");
+            assert!(
+                matches!(&err, ImageError::UnsafeEntry { reason, .. } if reason.contains(why)),
+                "{path}: {err}"
+            );
         }
         assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
     }

@@ -46,7 +46,8 @@ struct Line<'a> {
 impl Entry {
     fn line(&self) -> Line<'_> {
         Line {
-            ts: chrono::DateTime::<chrono::Utc>::from(self.at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            ts: chrono::DateTime::<chrono::Utc>::from(self.at)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             client: self.client.to_string(),
             method: self.method.as_str(),
             path: &self.path,

@@ -34,14 +34,21 @@ pub enum ArtifactError {
 pub const ENV_VAR: &str = "ORCH_APP_ENV";
 
 /// `ORCH_APP_BIN` if set; else build the image for `stack`, unpack it and return its entrypoint.
-pub fn resolve(project: &Project, stack: &Stack, runner: &dyn Runner, printer: &Printer) -> Result<Artifact, ArtifactError> {
+pub fn resolve(
+    project: &Project,
+    stack: &Stack,
+    runner: &dyn Runner,
+    printer: &Printer,
+) -> Result<Artifact, ArtifactError> {
     if let Some(bin) = std::env::var_os("ORCH_APP_BIN").filter(|v| !v.is_empty()) {
         let program = PathBuf::from(bin);
         if !is_executable(&program) {
             return Err(ArtifactError::NotExecutable(program));
         }
         let env = match std::env::var(ENV_VAR) {
-            Ok(text) if !text.is_empty() => serde_json::from_str(&text).map_err(|e| ArtifactError::BadEnv(e.to_string()))?,
+            Ok(text) if !text.is_empty() => {
+                serde_json::from_str(&text).map_err(|e| ArtifactError::BadEnv(e.to_string()))?
+            }
             _ => vec![],
         };
         return Ok(Artifact { program, env });
@@ -49,10 +56,15 @@ pub fn resolve(project: &Project, stack: &Stack, runner: &dyn Runner, printer: &
     let built = image::build(project, stack, runner, printer)?;
     let rootfs = project.state_dir(&stack.name).join("rootfs");
     if rootfs.exists() {
-        std::fs::remove_dir_all(&rootfs).map_err(|e| ImageError::io(format!("clearing {}", rootfs.display()), e))?;
+        std::fs::remove_dir_all(&rootfs)
+            .map_err(|e| ImageError::io(format!("clearing {}", rootfs.display()), e))?;
     }
     let unpacked = image::unpack(&built.layout_dir, &rootfs)?;
-    printer.progress(&format!("instances run image {} unpacked in {}", unpacked.digest, rootfs.display()));
+    printer.progress(&format!(
+        "instances run image {} unpacked in {}",
+        unpacked.digest,
+        rootfs.display()
+    ));
     let entry = unpacked.entrypoint.first().ok_or(ArtifactError::NoEntrypoint)?;
     let program = inside(&rootfs, entry);
     let env = unpacked.env.into_iter().map(|(k, v)| (k, remap(&rootfs, v))).collect();

@@ -43,7 +43,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("control.json");
         assert_eq!(read(&path), Control::default());
-        assert_eq!(update(&path, |c| { c.zones_down.insert("local-a".into()); }).unwrap(), 1);
+        assert_eq!(
+            update(&path, |c| {
+                c.zones_down.insert("local-a".into());
+            })
+            .unwrap(),
+            1
+        );
         assert_eq!(update(&path, |c| c.desired = Some(6)).unwrap(), 2);
         let c = read(&path);
         assert!(c.zones_down.contains("local-a"));

@@ -49,14 +49,21 @@ impl Checker {
     pub fn new(settings: HealthSettings) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.timeout));
-        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(connector);
+        let client =
+            Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(connector);
         Checker { client, settings: Arc::new(settings) }
     }
 
     /// One probe: a 2xx answer within the timeout passes.
     pub async fn probe(&self, target: &Target) -> bool {
-        let Ok(uri) = format!("http://{}{}", target.addr, self.settings.path).parse::<Uri>() else { return false };
-        let Ok(req) = Request::get(uri).header("user-agent", "orch-health-check").body(Empty::new()) else { return false };
+        let Ok(uri) = format!("http://{}{}", target.addr, self.settings.path).parse::<Uri>() else {
+            return false;
+        };
+        let Ok(req) =
+            Request::get(uri).header("user-agent", "orch-health-check").body(Empty::new())
+        else {
+            return false;
+        };
         matches!(tokio::time::timeout(self.settings.timeout, self.client.request(req)).await, Ok(Ok(resp)) if resp.status().is_success())
     }
 

@@ -42,7 +42,10 @@ pub struct ProcessLauncher {
 impl Launcher for ProcessLauncher {
     fn launch(&self, spec: &LaunchSpec) -> std::io::Result<Box<dyn Instance>> {
         std::fs::create_dir_all(&self.log_dir)?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_dir.join(format!("{}.log", spec.id)))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_dir.join(format!("{}.log", spec.id)))?;
         let child = Command::new(&self.program)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("BIND", spec.addr.ip().to_string())
@@ -89,13 +92,16 @@ impl Instance for Process {
 pub fn new_instance_id() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    let digits: String = (0..17).map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0')).collect();
+    let digits: String =
+        (0..17).map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0')).collect();
     format!("i-{digits}")
 }
 
 /// Is `id` shaped like an instance id?
 pub fn is_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-").is_some_and(|h| h.len() == 17 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+    id.strip_prefix("i-").is_some_and(|h| {
+        h.len() == 17 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
 }
 
 #[cfg(test)]
@@ -113,13 +119,14 @@ mod tests {
     #[test]
     fn process_launcher_passes_identity_and_stops() {
         let dir = tempfile::tempdir().unwrap();
-        let launcher = ProcessLauncher {
-            program: "/bin/sh".into(),
-            env: vec![],
-            log_dir: dir.path().into(),
-        };
+        let launcher =
+            ProcessLauncher { program: "/bin/sh".into(), env: vec![], log_dir: dir.path().into() };
         // sh without args reads stdin (null) and exits at once: use a script via ENV instead.
-        let spec = LaunchSpec { id: new_instance_id(), zone: "local-a".into(), addr: "127.0.1.2:1".parse().unwrap() };
+        let spec = LaunchSpec {
+            id: new_instance_id(),
+            zone: "local-a".into(),
+            addr: "127.0.1.2:1".parse().unwrap(),
+        };
         let mut inst = launcher.launch(&spec).unwrap();
         for _ in 0..100 {
             if inst.exited() {

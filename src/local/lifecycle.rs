@@ -32,7 +32,9 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
 
     if args.dry_run {
         let states: Vec<ZoneState> = zone_list.iter().map(|z| ZoneState::up(&z.name)).collect();
-        p.data(&format!("would start the local tier: {http_url} and {https_url}, database {db_label}"));
+        p.data(&format!(
+            "would start the local tier: {http_url} and {https_url}, database {db_label}"
+        ));
         for action in placement::plan(stack.instances.desired, &states, &[]) {
             p.data(&format!("  {}", serde_json::to_string(&action).unwrap_or_default()));
         }
@@ -42,16 +44,21 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
     std::fs::create_dir_all(&paths.dir).map_err(|e| LocalError::io(&paths.dir, e))?;
     let state = match state::inspect(&paths) {
         Tier::Running(state) => {
-            p.progress(&format!("the local tier is already running (pid {}): converging", state.pid));
-            let generation = control::update(&paths.control(), |c| c.desired = Some(stack.instances.desired))
-                .map_err(|e| LocalError::io(paths.control(), e))?;
+            p.progress(&format!(
+                "the local tier is already running (pid {}): converging",
+                state.pid
+            ));
+            let generation =
+                control::update(&paths.control(), |c| c.desired = Some(stack.instances.desired))
+                    .map_err(|e| LocalError::io(paths.control(), e))?;
             wait_healthy(&paths, None, generation).await?
         }
         Tier::Stopped { cleaned } => {
             if cleaned > 0 {
                 p.progress(&format!("stopped {cleaned} leftover process(es) of a previous run"));
             }
-            let artifact = artifact::resolve(&project, stack, &Duct, p).map_err(LocalError::from)?;
+            let artifact =
+                artifact::resolve(&project, stack, &Duct, p).map_err(LocalError::from)?;
             let started = Instant::now();
             let mut child = spawn_serve(ctx, &project.root, &paths, &artifact, args.detach)?;
             let spinner = p.spinner("starting instances and the load balancer");
@@ -79,7 +86,9 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
 }
 
 async fn verify_tier(ctx: &Ctx<'_>, state: &State) -> bool {
-    let report = crate::verify::run_suite(&state.https_url, &super::report::verify_options(ctx, state, 24)).await;
+    let report =
+        crate::verify::run_suite(&state.https_url, &super::report::verify_options(ctx, state, 24))
+            .await;
     ctx.printer.progress(&report.table());
     report.passed()
 }
@@ -94,7 +103,8 @@ async fn foreground(ctx: &Ctx<'_>, mut child: Child, state: &State) -> Result<Ou
     let passed = verify_tier(ctx, state).await;
     print_urls(ctx, state);
     ctx.printer.progress("running in the foreground; Ctrl-C stops everything");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| LocalError::io("SIGTERM handler", e))?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| LocalError::io("SIGTERM handler", e))?;
     loop {
         let stop = tokio::select! {
             _ = tokio::signal::ctrl_c() => true,
@@ -113,8 +123,15 @@ async fn foreground(ctx: &Ctx<'_>, mut child: Child, state: &State) -> Result<Ou
 }
 
 /// Start `orch local serve` for this project, marked as part of the tier.
-fn spawn_serve(ctx: &Ctx<'_>, root: &std::path::Path, paths: &Paths, artifact: &Artifact, detach: bool) -> Result<Child, LocalError> {
-    let exe = std::env::current_exe().map_err(|e| LocalError::io("finding the orch executable", e))?;
+fn spawn_serve(
+    ctx: &Ctx<'_>,
+    root: &std::path::Path,
+    paths: &Paths,
+    artifact: &Artifact,
+    detach: bool,
+) -> Result<Child, LocalError> {
+    let exe =
+        std::env::current_exe().map_err(|e| LocalError::io("finding the orch executable", e))?;
     let mut cmd = Command::new(exe);
     cmd.args(["local", "serve", "--env", &ctx.env])
         .env("ORCH_ROOT", root)
@@ -123,7 +140,11 @@ fn spawn_serve(ctx: &Ctx<'_>, root: &std::path::Path, paths: &Paths, artifact: &
         .env(TIER_MARK, &paths.dir)
         .stdin(Stdio::null());
     if detach {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(paths.serve_log()).map_err(|e| LocalError::io(paths.serve_log(), e))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(paths.serve_log())
+            .map_err(|e| LocalError::io(paths.serve_log(), e))?;
         let log2 = log.try_clone().map_err(|e| LocalError::io(paths.serve_log(), e))?;
         cmd.stdout(log).stderr(log2);
         use std::os::unix::process::CommandExt;
@@ -143,12 +164,18 @@ fn stop_child(child: &mut Child) {
 }
 
 /// Poll `state.json` until the tier is balanced and has applied control `generation`.
-async fn wait_healthy(paths: &Paths, mut child: Option<&mut Child>, generation: u64) -> Result<State, LocalError> {
+async fn wait_healthy(
+    paths: &Paths,
+    mut child: Option<&mut Child>,
+    generation: u64,
+) -> Result<State, LocalError> {
     let start = Instant::now();
     loop {
         if let Some(child) = child.as_deref_mut() {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(LocalError::Exited { detail: format!(" ({status}){}", log_tail(paths)) });
+                return Err(LocalError::Exited {
+                    detail: format!(" ({status}){}", log_tail(paths)),
+                });
             }
         }
         let current = state::read(paths);
@@ -159,7 +186,10 @@ async fn wait_healthy(paths: &Paths, mut child: Option<&mut Child>, generation: 
         }
         if start.elapsed() > HEALTHY_WITHIN {
             let events = current.map(|s| s.events.join("\n  ")).unwrap_or_default();
-            return Err(LocalError::NotHealthy { seconds: HEALTHY_WITHIN.as_secs(), detail: format!(":\n  {events}{}", log_tail(paths)) });
+            return Err(LocalError::NotHealthy {
+                seconds: HEALTHY_WITHIN.as_secs(),
+                detail: format!(":\n  {events}{}", log_tail(paths)),
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -180,7 +210,11 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outco
     let p = ctx.printer;
     if args.dry_run {
         match state::read(&paths) {
-            Some(s) => p.data(&format!("would stop the supervisor (pid {}) and {} instance(s); the database is kept", s.pid, s.instances.len())),
+            Some(s) => p.data(&format!(
+                "would stop the supervisor (pid {}) and {} instance(s); the database is kept",
+                s.pid,
+                s.instances.len()
+            )),
             None => p.data("nothing to stop"),
         }
         return Ok(Outcome::Ok);
@@ -195,7 +229,9 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outco
             let _ = std::fs::remove_file(paths.control());
             p.progress(&format!("stopped the load balancer, the supervisor and {n} instance(s)"));
         }
-        Tier::Stopped { cleaned } if cleaned > 0 => p.progress(&format!("the tier was not running; stopped {cleaned} leftover process(es)")),
+        Tier::Stopped { cleaned } if cleaned > 0 => {
+            p.progress(&format!("the tier was not running; stopped {cleaned} leftover process(es)"))
+        }
         Tier::Stopped { .. } => p.progress("the local tier is not running"),
     }
     if paths.db().exists() {
@@ -210,18 +246,24 @@ pub async fn serve(ctx: &Ctx<'_>, stack: &Stack) -> Result<Outcome, OrchError> {
     let paths = paths(&project, stack);
     if std::env::var_os(TIER_MARK).as_deref() != Some(paths.dir.as_os_str()) {
         // Every process of the tier carries the mark, this one included: re-exec with it.
-        let exe = std::env::current_exe().map_err(|e| LocalError::io("finding the orch executable", e))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| LocalError::io("finding the orch executable", e))?;
         let status = Command::new(exe)
             .args(std::env::args_os().skip(1))
             .env(TIER_MARK, &paths.dir)
             .env("ORCH_ROOT", &project.root)
             .status()
             .map_err(|e| LocalError::io("re-running `orch local serve`", e))?;
-        return if status.success() { Ok(Outcome::Ok) } else { Err(LocalError::Exited { detail: format!(" ({status})") }.into()) };
+        return if status.success() {
+            Ok(Outcome::Ok)
+        } else {
+            Err(LocalError::Exited { detail: format!(" ({status})") }.into())
+        };
     }
     let zone_list = zones(stack)?;
     let (db_url, _) = database(stack, &paths)?;
-    let artifact = artifact::resolve(&project, stack, &Duct, ctx.printer).map_err(LocalError::from)?;
+    let artifact =
+        artifact::resolve(&project, stack, &Duct, ctx.printer).map_err(LocalError::from)?;
     let mut env = artifact.env.clone();
     env.push(("DATABASE_URL".into(), db_url));
     let local = stack.local_settings();
@@ -235,7 +277,11 @@ pub async fn serve(ctx: &Ctx<'_>, stack: &Stack) -> Result<Outcome, OrchError> {
         https_port: local.https_port,
         pages_dir: project.pages_dir(),
         program: artifact.program.clone(),
-        launcher: Box::new(ProcessLauncher { program: artifact.program, env, log_dir: paths.instances() }),
+        launcher: Box::new(ProcessLauncher {
+            program: artifact.program,
+            env,
+            log_dir: paths.instances(),
+        }),
         paths,
     };
     serve::serve(cfg).await?;

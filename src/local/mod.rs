@@ -86,7 +86,12 @@ fn zones(stack: &Stack) -> Result<Vec<Zone>, LocalError> {
         .zones
         .iter()
         .enumerate()
-        .map(|(i, name)| ranges.get(i).and_then(|r| Zone::new(name, r)).ok_or_else(|| LocalError::Loopback { zone: name.clone() }))
+        .map(|(i, name)| {
+            ranges
+                .get(i)
+                .and_then(|r| Zone::new(name, r))
+                .ok_or_else(|| LocalError::Loopback { zone: name.clone() })
+        })
         .collect()
 }
 
@@ -100,12 +105,20 @@ fn database(stack: &Stack, paths: &Paths) -> Result<(String, String), LocalError
         }
         Engine::Postgres => {
             let var = stack.database.url_env.as_deref().ok_or_else(|| {
-                LocalError::Database("database.engine is postgres but database.url_env names no variable".into())
+                LocalError::Database(
+                    "database.engine is postgres but database.url_env names no variable".into(),
+                )
             })?;
             match std::env::var(var) {
-                Ok(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok((url, format!("PostgreSQL (URL from ${var})"))),
-                Ok(_) => Err(LocalError::Database(format!("${var} does not hold a postgres:// URL"))),
-                Err(_) => Err(LocalError::Database(format!("database.url_env names ${var}, which is not set"))),
+                Ok(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    Ok((url, format!("PostgreSQL (URL from ${var})")))
+                }
+                Ok(_) => {
+                    Err(LocalError::Database(format!("${var} does not hold a postgres:// URL")))
+                }
+                Err(_) => Err(LocalError::Database(format!(
+                    "database.url_env names ${var}, which is not set"
+                ))),
             }
         }
     }
@@ -130,7 +143,11 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outco
 pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
     report::status(ctx, stack, args).await
 }
-pub async fn command(ctx: &Ctx<'_>, stack: &Stack, command: LocalCommand) -> Result<Outcome, OrchError> {
+pub async fn command(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    command: LocalCommand,
+) -> Result<Outcome, OrchError> {
     match command {
         LocalCommand::ZoneDown { zone } => report::zone(ctx, stack, &zone, true).await,
         LocalCommand::ZoneUp { zone } => report::zone(ctx, stack, &zone, false).await,

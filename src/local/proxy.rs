@@ -39,16 +39,28 @@ pub struct Lb {
 }
 
 impl Lb {
-    pub fn new(pool: Arc<Pool>, pages: Pages, log: AccessLog, https_port: u16, timeout: Duration) -> Self {
+    pub fn new(
+        pool: Arc<Pool>,
+        pages: Pages,
+        log: AccessLog,
+        https_port: u16,
+        timeout: Duration,
+    ) -> Self {
         Lb { pool, pages, log, https_port, timeout }
     }
 
     /// Serve HTTPS on `listener` until the task is aborted: connections are spread over one
     /// single-threaded worker per core (see `workers`).
-    pub async fn serve_https(self: Arc<Self>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
+    pub async fn serve_https(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+    ) {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         let (lb, tls_acceptor) = (self.clone(), acceptor.clone());
-        let workers = Workers::start(workers::count(), move |stream, peer| lb.clone().serve_tls(stream, peer, tls_acceptor.clone()));
+        let workers = Workers::start(workers::count(), move |stream, peer| {
+            lb.clone().serve_tls(stream, peer, tls_acceptor.clone())
+        });
         let mut workers = match workers {
             Ok(w) => w,
             Err(e) => {
@@ -66,8 +78,17 @@ impl Lb {
     }
 
     /// One HTTPS client connection: the TLS handshake, then HTTP/1.1 keep-alive requests.
-    async fn serve_tls(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, acceptor: tokio_rustls::TlsAcceptor) {
-        let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await else { return };
+    async fn serve_tls(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) {
+        let Ok(Ok(tls)) =
+            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+        else {
+            return;
+        };
         let service = hyper::service::service_fn(move |req| {
             let lb = self.clone();
             async move { Ok::<_, Infallible>(lb.forward(req, peer).await) }
@@ -91,11 +112,18 @@ impl Lb {
                         let started = Instant::now();
                         let resp = redirect(&req, lb.https_port);
                         let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                        lb.record(&Seen { method: req.method(), path, peer, started }, resp.status(), None, false);
+                        lb.record(
+                            &Seen { method: req.method(), path, peer, started },
+                            resp.status(),
+                            None,
+                            false,
+                        );
                         Ok::<_, Infallible>(resp)
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     }
@@ -105,7 +133,12 @@ impl Lb {
         let started = Instant::now();
         let (mut parts, body) = req.into_parts();
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
-        let seen = Seen { method: &method, path: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"), peer, started };
+        let seen = Seen {
+            method: &method,
+            path: uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+            peer,
+            started,
+        };
         forwarded_headers(&mut parts.headers, peer.ip(), self.https_port);
         let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
 
@@ -128,7 +161,9 @@ impl Lb {
         match self.send(&first, attempt).await {
             Err(Failure::Connection) => match self.pool.pick(Some(&first.id)) {
                 Some(second) => {
-                    let resp = self.send(&second, upstream_request(parts, Either::Left(Full::new(bytes)))).await;
+                    let resp = self
+                        .send(&second, upstream_request(parts, Either::Left(Full::new(bytes))))
+                        .await;
                     self.finish(&seen, &second, resp, true)
                 }
                 None => self.error(&seen, StatusCode::BAD_GATEWAY),
@@ -137,7 +172,11 @@ impl Lb {
         }
     }
 
-    async fn send(&self, target: &Arc<Target>, req: Request<UpBody>) -> Result<Response<Returning>, Failure> {
+    async fn send(
+        &self,
+        target: &Arc<Target>,
+        req: Request<UpBody>,
+    ) -> Result<Response<Returning>, Failure> {
         match tokio::time::timeout(self.timeout, upstream::send(target, req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(upstream::Broken)) => {
@@ -150,7 +189,13 @@ impl Lb {
         }
     }
 
-    fn finish(&self, seen: &Seen<'_>, target: &Arc<Target>, resp: Result<Response<Returning>, Failure>, retried: bool) -> Response<Body> {
+    fn finish(
+        &self,
+        seen: &Seen<'_>,
+        target: &Arc<Target>,
+        resp: Result<Response<Returning>, Failure>,
+        retried: bool,
+    ) -> Response<Body> {
         match resp {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
@@ -166,7 +211,8 @@ impl Lb {
     fn error(&self, seen: &Seen<'_>, status: StatusCode) -> Response<Body> {
         self.record(seen, status, None, false);
         let page = self.pages.for_status(status.as_u16());
-        let mut resp = Response::new(Full::new(page).map_err(|never| match never {}).boxed_unsync());
+        let mut resp =
+            Response::new(Full::new(page).map_err(|never| match never {}).boxed_unsync());
         *resp.status_mut() = status;
         let headers = resp.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -177,7 +223,13 @@ impl Lb {
         resp
     }
 
-    fn record(&self, seen: &Seen<'_>, status: StatusCode, instance: Option<&Arc<Target>>, retried: bool) {
+    fn record(
+        &self,
+        seen: &Seen<'_>,
+        status: StatusCode,
+        instance: Option<&Arc<Target>>,
+        retried: bool,
+    ) {
         if !self.log.enabled() {
             return;
         }
@@ -235,8 +287,16 @@ enum Failure {
     Timeout,
 }
 
-const HOP_BY_HOP: [&str; 8] =
-    ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "upgrade"];
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -274,9 +334,19 @@ pub fn forwarded_headers(headers: &mut HeaderMap, client: IpAddr, https_port: u1
 
 /// The 301 answer of the HTTP listener: same host (port replaced), path and query, over HTTPS.
 pub fn redirect<B>(req: &Request<B>, https_port: u16) -> Response<Body> {
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().host()).unwrap_or("");
-    let location = location(host, req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/"), https_port);
-    let mut resp = Response::new(Full::new(Bytes::from_static(b"Moved to HTTPS\n")).map_err(|never| match never {}).boxed_unsync());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host())
+        .unwrap_or("");
+    let location =
+        location(host, req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/"), https_port);
+    let mut resp = Response::new(
+        Full::new(Bytes::from_static(b"Moved to HTTPS\n"))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -295,7 +365,8 @@ pub fn location(host: &str, path_and_query: &str, https_port: u16) -> String {
             _ => host,
         }
     };
-    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+    let valid =
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
     let name = if valid { name } else { "127.0.0.1" };
     let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };
     let path = if path_and_query.starts_with('/') { path_and_query } else { "/" };
@@ -308,7 +379,10 @@ mod tests {
 
     #[test]
     fn location_keeps_host_path_and_query_and_replaces_the_port() {
-        assert_eq!(location("localhost:8080", "/a/b?x=1&y=2", 8443), "https://localhost:8443/a/b?x=1&y=2");
+        assert_eq!(
+            location("localhost:8080", "/a/b?x=1&y=2", 8443),
+            "https://localhost:8443/a/b?x=1&y=2"
+        );
         assert_eq!(location("example.com", "/", 443), "https://example.com/");
         assert_eq!(location("[::1]:8080", "/p", 8443), "https://[::1]:8443/p");
         assert_eq!(location("", "/p", 8443), "https://127.0.0.1:8443/p");

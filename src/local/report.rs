@@ -23,7 +23,9 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
         }
         return Err(LocalError::NotRunning.into());
     };
-    let healthy = state.balanced && state.zones.iter().all(|z| z.healthy > 0) && state.in_service() >= state.desired;
+    let healthy = state.balanced
+        && state.zones.iter().all(|z| z.healthy > 0)
+        && state.in_service() >= state.desired;
     if args.json {
         ctx.printer.json(&serde_json::json!({
             "env": stack.name,
@@ -41,11 +43,19 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
     } else {
         let p = ctx.printer;
         let verdict = if healthy { "healthy" } else { "degraded" };
-        p.data(&format!("local tier: {verdict} — {}/{} in service (supervisor pid {})", state.in_service(), state.desired, state.pid));
+        p.data(&format!(
+            "local tier: {verdict} — {}/{} in service (supervisor pid {})",
+            state.in_service(),
+            state.desired,
+            state.pid
+        ));
         p.data(&format!("  {}  {}", state.http_url, state.https_url));
         for zone in &state.zones {
             let avail = if zone.available { "up" } else { "DOWN" };
-            p.data(&format!("zone {} ({avail}): {} instance(s), {} healthy", zone.name, zone.instances, zone.healthy));
+            p.data(&format!(
+                "zone {} ({avail}): {} instance(s), {} healthy",
+                zone.name, zone.instances, zone.healthy
+            ));
             for i in state.instances.iter().filter(|i| i.zone == zone.name) {
                 let health = match (i.healthy, i.in_grace) {
                     (true, _) => "healthy",
@@ -53,16 +63,26 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
                     (false, false) => "UNHEALTHY",
                 };
                 let pid = i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-                p.data(&format!("  {}  {:<21} {:<9} pid {:<7} up {} s", i.id, i.addr, health, pid, i.age_seconds));
+                p.data(&format!(
+                    "  {}  {:<21} {:<9} pid {:<7} up {} s",
+                    i.id, i.addr, health, pid, i.age_seconds
+                ));
             }
         }
     }
     Ok(Outcome::finding_if(!healthy))
 }
 
-pub async fn zone(ctx: &Ctx<'_>, stack: &Stack, zone: &str, down: bool) -> Result<Outcome, OrchError> {
+pub async fn zone(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    zone: &str,
+    down: bool,
+) -> Result<Outcome, OrchError> {
     if !stack.zones.iter().any(|z| z == zone) {
-        return Err(LocalError::UnknownZone { zone: zone.into(), zones: stack.zones.join(", ") }.into());
+        return Err(
+            LocalError::UnknownZone { zone: zone.into(), zones: stack.zones.join(", ") }.into()
+        );
     }
     let project = ctx.project()?;
     let paths = paths(&project, stack);
@@ -80,13 +100,20 @@ pub async fn zone(ctx: &Ctx<'_>, stack: &Stack, zone: &str, down: bool) -> Resul
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
         if state::read(&paths).is_some_and(|s| s.control_generation >= generation) {
-            let what = if down { "down: its instances died, launches there fail" } else { "up: the supervisor rebalances onto it" };
+            let what = if down {
+                "down: its instances died, launches there fail"
+            } else {
+                "up: the supervisor rebalances onto it"
+            };
             ctx.printer.progress(&format!("zone {zone} is {what}"));
             return Ok(Outcome::Ok);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(OrchError::failed("the supervisor did not acknowledge the request within 5 s", "check `orch status --env local`"))
+    Err(OrchError::failed(
+        "the supervisor did not acknowledge the request within 5 s",
+        "check `orch status --env local`",
+    ))
 }
 
 /// Verify options for the running tier: its HTTP URL, trusting its CA, and our 404 page's marker.
@@ -97,6 +124,9 @@ pub fn verify_options(ctx: &Ctx<'_>, state: &State, requests: u32) -> verify::Op
         insecure: false,
         ca_pem,
         http_url: Some(state.http_url.clone()),
-        not_found_marker: ctx.project().ok().and_then(|p| verify::marker_from_page(&p.pages_dir().join("404.html"))),
+        not_found_marker: ctx
+            .project()
+            .ok()
+            .and_then(|p| verify::marker_from_page(&p.pages_dir().join("404.html"))),
     }
 }

@@ -49,18 +49,38 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
     let https = bind(cfg.https_port).await?;
     let (certs, _) = tls::ensure(&cfg.paths.tls())?;
     let tls_config = tls::server_config(&certs)?;
-    let log = AccessLog::open(&cfg.paths.access_log()).await.map_err(|e| LocalError::io(cfg.paths.access_log(), e))?;
+    let log = AccessLog::open(&cfg.paths.access_log())
+        .await
+        .map_err(|e| LocalError::io(cfg.paths.access_log(), e))?;
     let _ = std::fs::remove_file(cfg.paths.control());
 
     let pool = Arc::new(Pool::default());
-    let lb = Arc::new(Lb::new(pool.clone(), Pages::load(&cfg.pages_dir), log, cfg.https_port, UPSTREAM_TIMEOUT));
-    let listeners = [tokio::spawn(lb.clone().serve_http(http)), tokio::spawn(lb.clone().serve_https(https, tls_config))];
+    let lb = Arc::new(Lb::new(
+        pool.clone(),
+        Pages::load(&cfg.pages_dir),
+        log,
+        cfg.https_port,
+        UPSTREAM_TIMEOUT,
+    ));
+    let listeners = [
+        tokio::spawn(lb.clone().serve_http(http)),
+        tokio::spawn(lb.clone().serve_https(https, tls_config)),
+    ];
 
-    let mut sup = Supervisor::new(cfg.desired, cfg.zones.clone(), cfg.base_port, cfg.grace, pool, Checker::new(cfg.health.clone()), cfg.launcher);
+    let mut sup = Supervisor::new(
+        cfg.desired,
+        cfg.zones.clone(),
+        cfg.base_port,
+        cfg.grace,
+        pool,
+        Checker::new(cfg.health.clone()),
+        cfg.launcher,
+    );
     let started_at = chrono::Utc::now().to_rfc3339();
     let (http_url, https_url) = urls(cfg.http_port, cfg.https_port);
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| LocalError::io("SIGTERM handler", e))?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| LocalError::io("SIGTERM handler", e))?;
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -30,7 +30,8 @@ impl Zone {
     pub fn new(name: &str, range: &str) -> Option<Zone> {
         let net = range.strip_suffix(".0/24")?;
         let octets: Vec<u8> = net.split('.').map(|o| o.parse().ok()).collect::<Option<_>>()?;
-        (octets.len() == 3 && octets[0] == 127).then(|| Zone { name: name.into(), prefix: [octets[0], octets[1], octets[2]] })
+        (octets.len() == 3 && octets[0] == 127)
+            .then(|| Zone { name: name.into(), prefix: [octets[0], octets[1], octets[2]] })
     }
 }
 
@@ -55,8 +56,28 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(desired: u32, zones: Vec<Zone>, base_port: u16, grace: Duration, pool: Arc<Pool>, checker: Checker, launcher: Box<dyn Launcher>) -> Self {
-        Supervisor { desired, zones, base_port, grace, pool, checker, launcher, running: vec![], stopping: vec![], zones_down: BTreeSet::new(), events: vec![] }
+    pub fn new(
+        desired: u32,
+        zones: Vec<Zone>,
+        base_port: u16,
+        grace: Duration,
+        pool: Arc<Pool>,
+        checker: Checker,
+        launcher: Box<dyn Launcher>,
+    ) -> Self {
+        Supervisor {
+            desired,
+            zones,
+            base_port,
+            grace,
+            pool,
+            checker,
+            launcher,
+            running: vec![],
+            stopping: vec![],
+            zones_down: BTreeSet::new(),
+            events: vec![],
+        }
     }
 
     fn event(&mut self, text: String) {
@@ -99,7 +120,11 @@ impl Supervisor {
 
     /// One round: reap, plan, act. Returns the actions taken.
     pub fn tick(&mut self) -> Vec<Action> {
-        let exited: Vec<String> = self.running.iter_mut().filter_map(|r| r.process.exited().then(|| r.target.id.clone())).collect();
+        let exited: Vec<String> = self
+            .running
+            .iter_mut()
+            .filter_map(|r| r.process.exited().then(|| r.target.id.clone()))
+            .collect();
         for id in exited {
             self.reap(&id, "exited");
         }
@@ -113,8 +138,14 @@ impl Supervisor {
             true
         });
 
-        let zones: Vec<ZoneState> =
-            self.zones.iter().map(|z| ZoneState { name: z.name.clone(), available: !self.zones_down.contains(&z.name) }).collect();
+        let zones: Vec<ZoneState> = self
+            .zones
+            .iter()
+            .map(|z| ZoneState {
+                name: z.name.clone(),
+                available: !self.zones_down.contains(&z.name),
+            })
+            .collect();
         let actions = placement::plan(self.desired, &zones, &self.observed());
         for action in &actions {
             match action {
@@ -150,7 +181,10 @@ impl Supervisor {
         }
         let Some(zone) = self.zones.iter().find(|z| z.name == zone_name).cloned() else { return };
         let Some(addr) = self.free_addr(&zone) else {
-            self.event(format!("launch in {zone_name} failed: no free address in {}.{}.{}.0/24", zone.prefix[0], zone.prefix[1], zone.prefix[2]));
+            self.event(format!(
+                "launch in {zone_name} failed: no free address in {}.{}.{}.0/24",
+                zone.prefix[0], zone.prefix[1], zone.prefix[2]
+            ));
             return;
         };
         let spec = LaunchSpec { id: new_instance_id(), zone: zone.name.clone(), addr };
@@ -172,9 +206,9 @@ impl Supervisor {
         let used: Vec<SocketAddr> = self.running.iter().map(|r| r.target.addr).collect();
         let [a, b, c] = zone.prefix;
         (0..16u16).filter_map(|k| self.base_port.checked_add(k)).find_map(|port| {
-            (2..=254u8).map(|host| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, host), port))).find(|addr| {
-                !used.contains(addr) && std::net::TcpListener::bind(addr).is_ok()
-            })
+            (2..=254u8)
+                .map(|host| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, host), port)))
+                .find(|addr| !used.contains(addr) && std::net::TcpListener::bind(addr).is_ok())
         })
     }
 
@@ -221,7 +255,12 @@ impl Supervisor {
         let observed = self.observed();
         let zones = placement::zone_health(&names, &observed)
             .into_iter()
-            .map(|z| ZoneView { available: !self.zones_down.contains(&z.zone), name: z.zone, instances: z.instances, healthy: z.healthy })
+            .map(|z| ZoneView {
+                available: !self.zones_down.contains(&z.zone),
+                name: z.zone,
+                instances: z.instances,
+                healthy: z.healthy,
+            })
             .collect();
         let balanced = placement::is_balanced(self.desired, &names, &observed);
         (instances, zones, balanced)

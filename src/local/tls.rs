@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -52,7 +55,11 @@ pub fn ensure(dir: &Path) -> Result<(CertFiles, bool), TlsError> {
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.distinguished_name.push(DnType::CommonName, "orch local CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
 
@@ -72,16 +79,25 @@ pub fn ensure(dir: &Path) -> Result<(CertFiles, bool), TlsError> {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)
 }
 
 /// The TLS protocol versions the load balancer accepts: 1.2 and 1.3, nothing older.
-pub static PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+pub static PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 
 /// A rustls server config serving `files` (HTTP/1.1 over ALPN).
 pub fn server_config(files: &CertFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let pem = |path: &Path, e: rustls::pki_types::pem::Error| TlsError::Pem { path: path.to_path_buf(), message: e.to_string() };
+    let pem = |path: &Path, e: rustls::pki_types::pem::Error| TlsError::Pem {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .map_err(|e| pem(&files.cert, e))?
         .collect::<Result<_, _>>()
@@ -98,8 +114,10 @@ pub fn server_config(files: &CertFiles) -> Result<Arc<rustls::ServerConfig>, Tls
 
 /// The CA certificate as reqwest wants it, for clients that should trust the local tier.
 pub fn ca_certificate(files: &CertFiles) -> Result<reqwest::Certificate, TlsError> {
-    let bytes = std::fs::read(&files.ca).map_err(|source| TlsError::Io { path: files.ca.clone(), source })?;
-    reqwest::Certificate::from_pem(&bytes).map_err(|e| TlsError::Pem { path: files.ca.clone(), message: e.to_string() })
+    let bytes = std::fs::read(&files.ca)
+        .map_err(|source| TlsError::Io { path: files.ca.clone(), source })?;
+    reqwest::Certificate::from_pem(&bytes)
+        .map_err(|e| TlsError::Pem { path: files.ca.clone(), message: e.to_string() })
 }
 
 #[cfg(test)]
@@ -117,7 +135,9 @@ mod tests {
         assert_eq!(before, std::fs::read(&files.cert).unwrap());
         server_config(&files).unwrap();
         ca_certificate(&files).unwrap();
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&files.key).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&files.key).unwrap().permissions(),
+        );
         assert_eq!(mode & 0o077, 0, "the key is private");
     }
 

@@ -46,7 +46,9 @@ impl std::fmt::Debug for Conns {
 
 impl Conns {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sender>> {
-        self.idle[workers::current() % SLOTS].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.idle[workers::current() % SLOTS]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
     fn pop(&self) -> Option<Sender> {
         self.lock().pop()
@@ -66,7 +68,10 @@ pub struct Broken;
 /// Send `req` to `target` over an idle connection or a new one. A request that an idle connection
 /// could not even start writing (it was closed meanwhile) moves on to the next one, so a stale
 /// keep-alive connection never counts as an instance failure.
-pub async fn send(target: &Arc<Target>, mut req: Request<UpBody>) -> Result<Response<Returning>, Broken> {
+pub async fn send(
+    target: &Arc<Target>,
+    mut req: Request<UpBody>,
+) -> Result<Response<Returning>, Broken> {
     while let Some(mut sender) = target.conns.pop() {
         if sender.is_closed() || (!sender.is_ready() && sender.ready().await.is_err()) {
             continue;
@@ -79,7 +84,8 @@ pub async fn send(target: &Arc<Target>, mut req: Request<UpBody>) -> Result<Resp
             },
         }
     }
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr)).await {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr)).await
+    {
         Ok(Ok(stream)) => stream,
         _ => return Err(Broken),
     };
@@ -94,7 +100,11 @@ pub async fn send(target: &Arc<Target>, mut req: Request<UpBody>) -> Result<Resp
     }
 }
 
-fn returning(resp: Response<Incoming>, sender: Sender, target: &Arc<Target>) -> Response<Returning> {
+fn returning(
+    resp: Response<Incoming>,
+    sender: Sender,
+    target: &Arc<Target>,
+) -> Response<Returning> {
     resp.map(|inner| Returning { inner, back: Some((sender, target.clone())) })
 }
 
@@ -119,7 +129,10 @@ impl Body for Returning {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {

@@ -64,7 +64,11 @@ impl Workers {
     }
 
     /// Hand a freshly accepted connection to the next worker (none started: give it back).
-    pub fn dispatch(&mut self, stream: TcpStream, peer: SocketAddr) -> Option<(TcpStream, SocketAddr)> {
+    pub fn dispatch(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<(TcpStream, SocketAddr)> {
         if self.queues.is_empty() {
             return Some((stream, peer));
         }

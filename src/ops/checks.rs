@@ -12,14 +12,24 @@ use crate::deploy::record::Record;
 /// `(certificate, cert-wiring)`: the certificate in use (what the listener serves, else what the
 /// stack was given: the record's ARN, else the rendered stack config's) and whether the listener
 /// serves the one the stack was given.
-pub async fn certificate(clients: &Clients, rec: &Record, build_dir: &Path, env: &str) -> (Row, Row) {
-    let configured = rec.certificate().map(str::to_string).or_else(|| record::configured_certificate(build_dir, env));
+pub async fn certificate(
+    clients: &Clients,
+    rec: &Record,
+    build_dir: &Path,
+    env: &str,
+) -> (Row, Row) {
+    let configured = rec
+        .certificate()
+        .map(str::to_string)
+        .or_else(|| record::configured_certificate(build_dir, env));
     let serving = match rec.output("targetGroupArn") {
         Some(a) => observe::listener_certificates(clients, a).await,
         None => Err("no targetGroupArn output recorded".to_string()),
     };
     let (wiring, in_use) = match &serving {
-        Ok(arns) => (judge::wiring(configured.as_deref(), arns), arns.first().cloned().or(configured)),
+        Ok(arns) => {
+            (judge::wiring(configured.as_deref(), arns), arns.first().cloned().or(configured))
+        }
         Err(e) => (Row::error("cert-wiring", e.clone()), configured),
     };
     let cert = match in_use {

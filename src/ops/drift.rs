@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::cloud::Clients;
 use super::observe::{self, Group};
-use super::refresh::{self, Refresh};
 use super::record;
+use super::refresh::{self, Refresh};
 use super::report::{Level, Report, Row};
 use super::{checks, judge, OpsError};
 use crate::config::Stack;
@@ -16,15 +16,24 @@ use crate::project::Project;
 use crate::pulumi::Pulumi;
 use crate::runner::Runner;
 
-pub async fn gather(project: &Project, stack: &Stack, clients: &Clients, runner: Arc<dyn Runner>) -> Result<Report, OpsError> {
+pub async fn gather(
+    project: &Project,
+    stack: &Stack,
+    clients: &Clients,
+    runner: Arc<dyn Runner>,
+) -> Result<Report, OpsError> {
     let build_dir = project.build_dir(&stack.name);
     if !build_dir.join("Pulumi.yaml").is_file() {
         return Err(OpsError::NotRendered(stack.name.clone()));
     }
-    let rec = record::load(clients, stack).await?.ok_or_else(|| OpsError::NoRecord(stack.name.clone()))?;
+    let rec = record::load(clients, stack)
+        .await?
+        .ok_or_else(|| OpsError::NoRecord(stack.name.clone()))?;
     let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
     let pulumi = Pulumi::new(runner, &build_dir, &backend, &stack.name);
-    let engine = tokio::task::spawn_blocking(move || (refresh::run(&pulumi), pulumi.outputs().map_err(|e| e.to_string())));
+    let engine = tokio::task::spawn_blocking(move || {
+        (refresh::run(&pulumi), pulumi.outputs().map_err(|e| e.to_string()))
+    });
 
     let cert = checks::certificate(clients, &rec, &build_dir, &stack.name);
     let delegation = checks::delegation(clients, stack, "no domain");
@@ -35,7 +44,8 @@ pub async fn gather(project: &Project, stack: &Stack, clients: &Clients, runner:
         }
     };
     let (engine, cert, delegation, group) = tokio::join!(engine, cert, delegation, group);
-    let (refresh, outputs) = engine.map_err(|e| OpsError::Internal(format!("the pulumi task failed: {e}")))?;
+    let (refresh, outputs) =
+        engine.map_err(|e| OpsError::Internal(format!("the pulumi task failed: {e}")))?;
 
     let mut rows = vec![resources_row(&refresh), delegation];
     let (expiry, wiring) = cert;
@@ -51,31 +61,54 @@ pub async fn gather(project: &Project, stack: &Stack, clients: &Clients, runner:
 
 fn resources_row(refresh: &Refresh) -> Row {
     let row = match refresh {
-        Refresh::Clean { resources } => Row::ok("resources", format!("pulumi refresh: {resources} resources match the state")),
-        Refresh::Drift { resources } if resources.is_empty() => Row::bad("resources", "pulumi refresh: changes found (no details in its output)"),
-        Refresh::Drift { resources } => Row::bad("resources", format!("pulumi refresh: {} resource(s) changed outside Pulumi", resources.len())).lines(
+        Refresh::Clean { resources } => {
+            Row::ok("resources", format!("pulumi refresh: {resources} resources match the state"))
+        }
+        Refresh::Drift { resources } if resources.is_empty() => {
+            Row::bad("resources", "pulumi refresh: changes found (no details in its output)")
+        }
+        Refresh::Drift { resources } => Row::bad(
+            "resources",
+            format!("pulumi refresh: {} resource(s) changed outside Pulumi", resources.len()),
+        )
+        .lines(
             resources
                 .iter()
                 .map(|d| {
                     let sign = if d.op == "delete" { "-" } else { "~" };
-                    let props = if d.properties.is_empty() { String::new() } else { format!(": {}", d.properties.join(", ")) };
+                    let props = if d.properties.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", d.properties.join(", "))
+                    };
                     format!("{sign} {} {} ({}){props}", d.kind, d.name, d.op)
                 })
                 .collect(),
         ),
-        Refresh::Failed { code, message } => Row::error("resources", format!("pulumi refresh failed (exit {}): {message}", code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()))),
+        Refresh::Failed { code, message } => Row::error(
+            "resources",
+            format!(
+                "pulumi refresh failed (exit {}): {message}",
+                code.map(|c| c.to_string()).unwrap_or_else(|| "-".into())
+            ),
+        ),
     };
     row.data(refresh)
 }
 
 /// The image running against the one recorded: the live stack's `imageDigest` output must equal the
 /// record's, and every instance must run the group's current launch template version.
-pub fn image_row(recorded: Option<&str>, outputs: &Result<BTreeMap<String, Value>, String>, group: Option<&Result<Group, String>>) -> Row {
+pub fn image_row(
+    recorded: Option<&str>,
+    outputs: &Result<BTreeMap<String, Value>, String>,
+    group: Option<&Result<Group, String>>,
+) -> Row {
     let live = match outputs {
         Err(e) => {
             let mut lines = e.lines().map(str::trim).filter(|l| !l.is_empty());
             let first = lines.next().unwrap_or("");
-            return Row::error("image", format!("stack outputs unreadable: {first}")).lines(lines.map(str::to_string).collect());
+            return Row::error("image", format!("stack outputs unreadable: {first}"))
+                .lines(lines.map(str::to_string).collect());
         }
         Ok(o) => o.get("imageDigest").and_then(Value::as_str),
     };
@@ -85,16 +118,27 @@ pub fn image_row(recorded: Option<&str>, outputs: &Result<BTreeMap<String, Value
     };
     let mut problems = vec![];
     match (recorded, live) {
-        (Some(r), Some(l)) if r != l => problems.push(format!("stack runs {}, the record says {}", judge::short_digest(l), judge::short_digest(r))),
+        (Some(r), Some(l)) if r != l => problems.push(format!(
+            "stack runs {}, the record says {}",
+            judge::short_digest(l),
+            judge::short_digest(r)
+        )),
         (None, _) => problems.push("the deployment record names no image".to_string()),
         _ => {}
     }
     if !stale.is_empty() {
-        problems.push(format!("{} instance(s) still run an older launch template: {}", stale.len(), stale.join(", ")));
+        problems.push(format!(
+            "{} instance(s) still run an older launch template: {}",
+            stale.len(),
+            stale.join(", ")
+        ));
     }
     let data = json!({ "recorded": recorded, "stack": live, "stale_instances": stale });
     let row = if problems.is_empty() {
-        Row::ok("image", format!("{} recorded = running", recorded.map(judge::short_digest).unwrap_or_default()))
+        Row::ok(
+            "image",
+            format!("{} recorded = running", recorded.map(judge::short_digest).unwrap_or_default()),
+        )
     } else {
         Row::bad("image", problems.join("; "))
     };
@@ -109,11 +153,16 @@ pub fn image_row(recorded: Option<&str>, outputs: &Result<BTreeMap<String, Value
 /// that is a concrete version or a launch configuration: `$Latest` cannot be compared without EC2).
 fn stale_instances(g: &Group) -> Vec<String> {
     let Some(current) = &g.launch else { return vec![] };
-    let concrete = current.starts_with("lc:") || current.rsplit('@').next().is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
+    let concrete = current.starts_with("lc:")
+        || current.rsplit('@').next().is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()));
     if !concrete {
         return vec![];
     }
-    g.instances.iter().filter(|m| m.launch.as_ref().is_some_and(|l| l != current)).map(|m| m.id.clone()).collect()
+    g.instances
+        .iter()
+        .filter(|m| m.launch.as_ref().is_some_and(|l| l != current))
+        .map(|m| m.id.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -125,15 +174,32 @@ mod tests {
         let instances = launches
             .iter()
             .enumerate()
-            .map(|(i, l)| Member { id: format!("i-{i}"), zone: "a".into(), lifecycle: "InService".into(), health: "Healthy".into(), launch: Some(l.to_string()), target: None })
+            .map(|(i, l)| Member {
+                id: format!("i-{i}"),
+                zone: "a".into(),
+                lifecycle: "InService".into(),
+                health: "Healthy".into(),
+                launch: Some(l.to_string()),
+                target: None,
+            })
             .collect();
-        Group { name: "g".into(), min: 1, desired: 1, max: 2, launch: Some(current.into()), instances }
+        Group {
+            name: "g".into(),
+            min: 1,
+            desired: 1,
+            max: 2,
+            launch: Some(current.into()),
+            instances,
+        }
     }
 
     #[test]
     fn image_matches_when_stack_output_and_record_agree() {
         let outputs = Ok(BTreeMap::from([("imageDigest".to_string(), json!("sha256:aa"))]));
-        assert_eq!(image_row(Some("sha256:aa"), &outputs, Some(&Ok(group("lt-1@3", &["lt-1@3"])))).level, Level::Ok);
+        assert_eq!(
+            image_row(Some("sha256:aa"), &outputs, Some(&Ok(group("lt-1@3", &["lt-1@3"])))).level,
+            Level::Ok
+        );
     }
 
     #[test]
@@ -141,19 +207,36 @@ mod tests {
         let outputs = Ok(BTreeMap::from([("imageDigest".to_string(), json!("sha256:bb"))]));
         assert_eq!(image_row(Some("sha256:aa"), &outputs, None).level, Level::Bad);
         let same = Ok(BTreeMap::from([("imageDigest".to_string(), json!("sha256:aa"))]));
-        let row = image_row(Some("sha256:aa"), &same, Some(&Ok(group("lt-1@4", &["lt-1@4", "lt-1@3"]))));
+        let row =
+            image_row(Some("sha256:aa"), &same, Some(&Ok(group("lt-1@4", &["lt-1@4", "lt-1@3"]))));
         assert_eq!(row.level, Level::Bad, "{}", row.summary);
         assert!(row.summary.contains("i-1"), "{}", row.summary);
         // `$Latest` cannot be compared with a concrete version without EC2: not judged.
-        assert_eq!(image_row(Some("sha256:aa"), &same, Some(&Ok(group("lt-1@$Latest", &["lt-1@3"])))).level, Level::Ok);
+        assert_eq!(
+            image_row(Some("sha256:aa"), &same, Some(&Ok(group("lt-1@$Latest", &["lt-1@3"]))))
+                .level,
+            Level::Ok
+        );
         assert_eq!(image_row(Some("sha256:aa"), &Err("boom".into()), None).level, Level::Error);
     }
 
     #[test]
     fn refresh_rows_name_resources_and_properties() {
-        let d = refresh::Drifted { urn: "u".into(), kind: "aws-native:ec2:SecurityGroup".into(), name: "albSg".into(), op: "update".into(), properties: vec!["tags".into()] };
+        let d = refresh::Drifted {
+            urn: "u".into(),
+            kind: "aws-native:ec2:SecurityGroup".into(),
+            name: "albSg".into(),
+            op: "update".into(),
+            properties: vec!["tags".into()],
+        };
         let row = resources_row(&Refresh::Drift { resources: vec![d] });
-        assert_eq!((row.level, row.lines[0].as_str()), (Level::Bad, "~ aws-native:ec2:SecurityGroup albSg (update): tags"));
-        assert_eq!(resources_row(&Refresh::Failed { code: Some(3), message: "login".into() }).level, Level::Error);
+        assert_eq!(
+            (row.level, row.lines[0].as_str()),
+            (Level::Bad, "~ aws-native:ec2:SecurityGroup albSg (update): tags")
+        );
+        assert_eq!(
+            resources_row(&Refresh::Failed { code: Some(3), message: "login".into() }).level,
+            Level::Error
+        );
     }
 }

@@ -39,9 +39,25 @@ pub fn instances(group: &Group) -> Row {
     let lines = group
         .instances
         .iter()
-        .map(|m| format!("{} {} {} asg:{} lb:{}", m.id, m.zone, m.lifecycle, m.health, m.target.as_deref().unwrap_or("?")))
+        .map(|m| {
+            format!(
+                "{} {} {} asg:{} lb:{}",
+                m.id,
+                m.zone,
+                m.lifecycle,
+                m.health,
+                m.target.as_deref().unwrap_or("?")
+            )
+        })
         .collect();
-    let summary = format!("{healthy}/{} healthy in `{}` (desired {}, min {}, max {})", group.instances.len(), group.name, group.desired, group.min, group.max);
+    let summary = format!(
+        "{healthy}/{} healthy in `{}` (desired {}, min {}, max {})",
+        group.instances.len(),
+        group.name,
+        group.desired,
+        group.min,
+        group.max
+    );
     let level = if (healthy as i32) < group.desired { Level::Bad } else { Level::Ok };
     Row::new("instances", level, summary).lines(lines).data(group)
 }
@@ -51,13 +67,21 @@ pub fn instances(group: &Group) -> Row {
 pub fn zones(zones: &[String], group: &Group) -> Row {
     let obs = observed(group);
     let health = placement::zone_health(zones, &obs);
-    let lines = health.iter().map(|z| format!("{}: {} instance(s), {} healthy", z.zone, z.instances, z.healthy)).collect();
-    let empty: Vec<&str> = health.iter().filter(|z| !z.has_healthy()).map(|z| z.zone.as_str()).collect();
+    let lines = health
+        .iter()
+        .map(|z| format!("{}: {} instance(s), {} healthy", z.zone, z.instances, z.healthy))
+        .collect();
+    let empty: Vec<&str> =
+        health.iter().filter(|z| !z.has_healthy()).map(|z| z.zone.as_str()).collect();
     let desired = u32::try_from(group.desired).unwrap_or(0);
     let row = if !empty.is_empty() {
         Row::bad("zones", format!("no healthy instance in {}", empty.join(", ")))
     } else if !placement::is_balanced(desired, zones, &obs) {
-        Row::new("zones", Level::Note, "every zone has a healthy instance; spread is uneven (the group rebalances)")
+        Row::new(
+            "zones",
+            Level::Note,
+            "every zone has a healthy instance; spread is uneven (the group rebalances)",
+        )
     } else {
         Row::ok("zones", format!("balanced over {}", zones.join(", ")))
     };
@@ -67,9 +91,21 @@ pub fn zones(zones: &[String], group: &Group) -> Row {
 /// The `targets` row on its own (target health per instance).
 pub fn targets(targets: &[Target]) -> Row {
     let healthy = targets.iter().filter(|t| t.state == "healthy").count();
-    let lines = targets.iter().map(|t| format!("{} {}{}", t.id, t.state, t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())).collect();
+    let lines = targets
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}{}",
+                t.id,
+                t.state,
+                t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+            )
+        })
+        .collect();
     let level = if healthy == 0 { Level::Bad } else { Level::Ok };
-    Row::new("targets", level, format!("{healthy}/{} targets healthy", targets.len())).lines(lines).data(targets)
+    Row::new("targets", level, format!("{healthy}/{} targets healthy", targets.len()))
+        .lines(lines)
+        .data(targets)
 }
 
 /// The `certificate` row: issued, not expired, and not expiring within [`CERT_WARN_DAYS`].
@@ -79,7 +115,12 @@ pub fn certificate(cert: &Certificate, now: DateTime<Utc>) -> Row {
         (Some(t), Some(d)) => format!("expires {} ({d} days)", t.format("%Y-%m-%d")),
         _ => "no expiry known".to_string(),
     };
-    let summary = format!("{} {} for {}, {expiry}", cert.status, short_arn(&cert.arn), cert.domain.as_deref().unwrap_or("?"));
+    let summary = format!(
+        "{} {} for {}, {expiry}",
+        cert.status,
+        short_arn(&cert.arn),
+        cert.domain.as_deref().unwrap_or("?")
+    );
     let level = match days {
         _ if cert.status != "ISSUED" => Level::Bad,
         Some(d) if d < CERT_WARN_DAYS => Level::Bad,
@@ -93,9 +134,20 @@ pub fn wiring(configured: Option<&str>, serving: &[String]) -> Row {
     let data = json!({ "configured": configured, "serving": serving });
     match configured {
         None => Row::skipped("cert-wiring", "no certificate ARN recorded for this environment"),
-        Some(_) if serving.is_empty() => Row::bad("cert-wiring", "the load balancer has no HTTPS listener certificate"),
-        Some(arn) if serving.iter().any(|s| s == arn) => Row::ok("cert-wiring", format!("the HTTPS listener serves {}", short_arn(arn))),
-        Some(arn) => Row::bad("cert-wiring", format!("stack has {}, the listener serves {}", short_arn(arn), serving.iter().map(|s| short_arn(s)).collect::<Vec<_>>().join(", "))),
+        Some(_) if serving.is_empty() => {
+            Row::bad("cert-wiring", "the load balancer has no HTTPS listener certificate")
+        }
+        Some(arn) if serving.iter().any(|s| s == arn) => {
+            Row::ok("cert-wiring", format!("the HTTPS listener serves {}", short_arn(arn)))
+        }
+        Some(arn) => Row::bad(
+            "cert-wiring",
+            format!(
+                "stack has {}, the listener serves {}",
+                short_arn(arn),
+                serving.iter().map(|s| short_arn(s)).collect::<Vec<_>>().join(", ")
+            ),
+        ),
     }
     .data(data)
 }
@@ -122,9 +174,21 @@ pub fn image(deployed: Option<&str>, built: Option<&str>) -> Row {
     let data = json!({ "deployed": deployed, "built": built });
     match (deployed, built) {
         (None, _) => Row::bad("image", "the deployment record names no image digest"),
-        (Some(d), None) => Row::ok("image", format!("{} deployed (no local build to compare)", short_digest(d))),
-        (Some(d), Some(b)) if d == b => Row::ok("image", format!("{} deployed = latest build", short_digest(d))),
-        (Some(d), Some(b)) => Row::new("image", Level::Note, format!("{} deployed; latest build {} is not deployed (orch up)", short_digest(d), short_digest(b))),
+        (Some(d), None) => {
+            Row::ok("image", format!("{} deployed (no local build to compare)", short_digest(d)))
+        }
+        (Some(d), Some(b)) if d == b => {
+            Row::ok("image", format!("{} deployed = latest build", short_digest(d)))
+        }
+        (Some(d), Some(b)) => Row::new(
+            "image",
+            Level::Note,
+            format!(
+                "{} deployed; latest build {} is not deployed (orch up)",
+                short_digest(d),
+                short_digest(b)
+            ),
+        ),
     }
     .data(data)
 }
@@ -146,7 +210,14 @@ mod tests {
     use crate::ops::observe::Member;
 
     fn member(id: &str, zone: &str, health: &str) -> Member {
-        Member { id: id.into(), zone: zone.into(), lifecycle: "InService".into(), health: health.into(), launch: None, target: None }
+        Member {
+            id: id.into(),
+            zone: zone.into(),
+            lifecycle: "InService".into(),
+            health: health.into(),
+            launch: None,
+            target: None,
+        }
     }
     fn group(members: Vec<Member>) -> Group {
         Group { name: "g".into(), min: 2, desired: 2, max: 4, launch: None, instances: members }
@@ -164,7 +235,11 @@ mod tests {
 
     #[test]
     fn zone_without_healthy_instance_is_bad_even_at_full_capacity() {
-        let g = group(vec![member("i-1", "a", "Healthy"), member("i-2", "a", "Healthy"), member("i-3", "b", "Unhealthy")]);
+        let g = group(vec![
+            member("i-1", "a", "Healthy"),
+            member("i-2", "a", "Healthy"),
+            member("i-3", "b", "Unhealthy"),
+        ]);
         let row = zones(&zs(), &g);
         assert_eq!((row.level, row.summary.as_str()), (Level::Bad, "no healthy instance in b"));
     }
@@ -172,14 +247,21 @@ mod tests {
     #[test]
     fn an_unhealthy_target_makes_the_instance_unhealthy() {
         let mut g = group(vec![member("i-1", "a", "Healthy"), member("i-2", "b", "Healthy")]);
-        merge_targets(&mut g, &[Target { id: "i-2".into(), state: "unhealthy".into(), reason: None }]);
+        merge_targets(
+            &mut g,
+            &[Target { id: "i-2".into(), state: "unhealthy".into(), reason: None }],
+        );
         assert_eq!(zones(&zs(), &g).level, Level::Bad);
         assert_eq!(instances(&g).level, Level::Bad);
     }
 
     #[test]
     fn uneven_but_served_zones_are_a_note() {
-        let mut g = group(vec![member("i-1", "a", "Healthy"), member("i-2", "a", "Healthy"), member("i-3", "b", "Healthy")]);
+        let mut g = group(vec![
+            member("i-1", "a", "Healthy"),
+            member("i-2", "a", "Healthy"),
+            member("i-3", "b", "Healthy"),
+        ]);
         g.desired = 2;
         assert_eq!(zones(&zs(), &g).level, Level::Note);
     }
@@ -187,7 +269,12 @@ mod tests {
     #[test]
     fn certificate_expiring_within_30_days_is_bad() {
         let now = Utc::now();
-        let cert = |days: i64, status: &str| Certificate { arn: "arn:aws:acm:r:1:certificate/x".into(), domain: Some("d".into()), status: status.into(), not_after: Some(now + chrono::Duration::days(days)) };
+        let cert = |days: i64, status: &str| Certificate {
+            arn: "arn:aws:acm:r:1:certificate/x".into(),
+            domain: Some("d".into()),
+            status: status.into(),
+            not_after: Some(now + chrono::Duration::days(days)),
+        };
         assert_eq!(certificate(&cert(90, "ISSUED"), now).level, Level::Ok);
         assert_eq!(certificate(&cert(10, "ISSUED"), now).level, Level::Bad);
         assert_eq!(certificate(&cert(90, "PENDING_VALIDATION"), now).level, Level::Bad);
@@ -196,11 +283,23 @@ mod tests {
     #[test]
     fn delegation_compares_name_server_sets() {
         let ns = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        let mut d = Delegation { zone: "dev.x".into(), zone_ns: ns(&["a", "b"]), parent: "x".into(), parent_in_account: true, parent_ns: ns(&["a", "b"]) };
+        let mut d = Delegation {
+            zone: "dev.x".into(),
+            zone_ns: ns(&["a", "b"]),
+            parent: "x".into(),
+            parent_in_account: true,
+            parent_ns: ns(&["a", "b"]),
+        };
         assert_eq!(delegation(&d).level, Level::Ok);
         d.parent_ns = ns(&["a", "c"]);
         let row = delegation(&d);
-        assert_eq!((row.level, row.lines.clone()), (Level::Bad, vec!["missing in parent: b".to_string(), "stale in parent: c".to_string()]));
+        assert_eq!(
+            (row.level, row.lines.clone()),
+            (
+                Level::Bad,
+                vec!["missing in parent: b".to_string(), "stale in parent: c".to_string()]
+            )
+        );
         d.parent_ns = None;
         assert_eq!(delegation(&d).level, Level::Bad);
         d.parent_in_account = false;

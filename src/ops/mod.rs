@@ -43,11 +43,18 @@ pub enum OpsError {
 impl OpsError {
     pub fn hint(&self) -> String {
         match self {
-            OpsError::NoBackend(env) | OpsError::BadBackend { env, .. } => format!("set `pulumi.backend` in stacks/{env}.yaml (see docs/configuration.md)"),
-            OpsError::Record(_) => "check AWS credentials and region (`aws sts get-caller-identity`), then rerun".into(),
+            OpsError::NoBackend(env) | OpsError::BadBackend { env, .. } => {
+                format!("set `pulumi.backend` in stacks/{env}.yaml (see docs/configuration.md)")
+            }
+            OpsError::Record(_) => {
+                "check AWS credentials and region (`aws sts get-caller-identity`), then rerun"
+                    .into()
+            }
             OpsError::NoRecord(_) => "deploy first: `orch up --env ENV`".into(),
             OpsError::NotRendered(env) => format!("run `orch render --env {env}` first"),
-            OpsError::Incomplete { env, .. } => format!("read the ERROR rows above, fix access, rerun `orch drift --env {env}`"),
+            OpsError::Incomplete { env, .. } => {
+                format!("read the ERROR rows above, fix access, rerun `orch drift --env {env}`")
+            }
             OpsError::Internal(_) => "report this as a bug".into(),
         }
     }
@@ -78,12 +85,17 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
 pub async fn drift(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
     if stack.target == crate::config::Target::Local {
         return Err(OrchError::failed(
-            format!("`{}` is a local environment: there is no deployed infrastructure to drift", stack.name),
+            format!(
+                "`{}` is a local environment: there is no deployed infrastructure to drift",
+                stack.name
+            ),
             format!("use `orch status --env {}`", stack.name),
         ));
     }
     let project = ctx.project()?;
-    let spinner = ctx.printer.spinner(format!("checking {} for drift (pulumi refresh --preview-only)", stack.name));
+    let spinner = ctx
+        .printer
+        .spinner(format!("checking {} for drift (pulumi refresh --preview-only)", stack.name));
     let clients = cloud::Clients::new(&stack.region).await;
     let report = drift::gather(&project, stack, &clients, Arc::new(crate::runner::Duct)).await;
     spinner.finish_and_clear();
@@ -92,6 +104,10 @@ pub async fn drift(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Ou
     match report.verdict {
         "none" => Ok(Outcome::Ok),
         "drift" => Ok(Outcome::Finding),
-        _ => Err(OpsError::Incomplete { env: stack.name.clone(), failed: report.rows.iter().filter(|r| r.level == Level::Error).count() }.into()),
+        _ => Err(OpsError::Incomplete {
+            env: stack.name.clone(),
+            failed: report.rows.iter().filter(|r| r.level == Level::Error).count(),
+        }
+        .into()),
     }
 }

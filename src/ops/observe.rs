@@ -65,7 +65,10 @@ fn err(what: &str, e: &(dyn std::error::Error + 'static)) -> String {
     format!("{what}: {}", describe(e))
 }
 
-fn launch_of(lt: Option<&aws_sdk_autoscaling::types::LaunchTemplateSpecification>, lc: Option<&str>) -> Option<String> {
+fn launch_of(
+    lt: Option<&aws_sdk_autoscaling::types::LaunchTemplateSpecification>,
+    lc: Option<&str>,
+) -> Option<String> {
     if let Some(lt) = lt {
         let id = lt.launch_template_id().or(lt.launch_template_name()).unwrap_or("?");
         return Some(format!("{id}@{}", lt.version().unwrap_or("$Default")));
@@ -74,8 +77,17 @@ fn launch_of(lt: Option<&aws_sdk_autoscaling::types::LaunchTemplateSpecification
 }
 
 pub async fn group(c: &Clients, name: &str) -> Result<Group, String> {
-    let out = c.asg.describe_auto_scaling_groups().auto_scaling_group_names(name).send().await.map_err(|e| err("DescribeAutoScalingGroups", &e))?;
-    let g = out.auto_scaling_groups().first().ok_or_else(|| format!("no Auto Scaling group named `{name}`"))?;
+    let out = c
+        .asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .map_err(|e| err("DescribeAutoScalingGroups", &e))?;
+    let g = out
+        .auto_scaling_groups()
+        .first()
+        .ok_or_else(|| format!("no Auto Scaling group named `{name}`"))?;
     let instances = g
         .instances()
         .iter()
@@ -99,32 +111,61 @@ pub async fn group(c: &Clients, name: &str) -> Result<Group, String> {
 }
 
 pub async fn targets(c: &Clients, target_group: &str) -> Result<Vec<Target>, String> {
-    let out = c.elb.describe_target_health().target_group_arn(target_group).send().await.map_err(|e| err("DescribeTargetHealth", &e))?;
+    let out = c
+        .elb
+        .describe_target_health()
+        .target_group_arn(target_group)
+        .send()
+        .await
+        .map_err(|e| err("DescribeTargetHealth", &e))?;
     Ok(out
         .target_health_descriptions()
         .iter()
         .map(|d| Target {
             id: d.target().and_then(|t| t.id()).unwrap_or("?").to_string(),
-            state: d.target_health().and_then(|h| h.state()).map(|s| s.as_str().to_string()).unwrap_or_default(),
-            reason: d.target_health().and_then(|h| h.description().or(h.reason().map(|r| r.as_str()))).map(str::to_string),
+            state: d
+                .target_health()
+                .and_then(|h| h.state())
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            reason: d
+                .target_health()
+                .and_then(|h| h.description().or(h.reason().map(|r| r.as_str())))
+                .map(str::to_string),
         })
         .collect())
 }
 
 /// The certificate ARNs served by the HTTPS listener(s) of the load balancer behind `target_group`.
 pub async fn listener_certificates(c: &Clients, target_group: &str) -> Result<Vec<String>, String> {
-    let tgs = c.elb.describe_target_groups().target_group_arns(target_group).send().await.map_err(|e| err("DescribeTargetGroups", &e))?;
-    let lbs: Vec<String> = tgs.target_groups().iter().flat_map(|t| t.load_balancer_arns().iter().cloned()).collect();
+    let tgs = c
+        .elb
+        .describe_target_groups()
+        .target_group_arns(target_group)
+        .send()
+        .await
+        .map_err(|e| err("DescribeTargetGroups", &e))?;
+    let lbs: Vec<String> =
+        tgs.target_groups().iter().flat_map(|t| t.load_balancer_arns().iter().cloned()).collect();
     if lbs.is_empty() {
         return Err("the target group is not attached to a load balancer".into());
     }
     let mut arns = vec![];
     for lb in lbs {
-        let ls = c.elb.describe_listeners().load_balancer_arn(&lb).send().await.map_err(|e| err("DescribeListeners", &e))?;
+        let ls = c
+            .elb
+            .describe_listeners()
+            .load_balancer_arn(&lb)
+            .send()
+            .await
+            .map_err(|e| err("DescribeListeners", &e))?;
         for l in ls.listeners() {
-            let https = l.protocol().is_some_and(|p| p.as_str() == "HTTPS") || l.port() == Some(443);
+            let https =
+                l.protocol().is_some_and(|p| p.as_str() == "HTTPS") || l.port() == Some(443);
             if https {
-                arns.extend(l.certificates().iter().filter_map(|c| c.certificate_arn()).map(str::to_string));
+                arns.extend(
+                    l.certificates().iter().filter_map(|c| c.certificate_arn()).map(str::to_string),
+                );
             }
         }
     }
@@ -132,7 +173,13 @@ pub async fn listener_certificates(c: &Clients, target_group: &str) -> Result<Ve
 }
 
 pub async fn certificate(c: &Clients, arn: &str) -> Result<Certificate, String> {
-    let out = c.acm.describe_certificate().certificate_arn(arn).send().await.map_err(|e| err("DescribeCertificate", &e))?;
+    let out = c
+        .acm
+        .describe_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+        .map_err(|e| err("DescribeCertificate", &e))?;
     let d = out.certificate().ok_or("DescribeCertificate returned no certificate")?;
     Ok(Certificate {
         arn: arn.to_string(),
@@ -148,7 +195,8 @@ fn fqdn(name: &str) -> String {
 
 /// Name servers compared without case or trailing dot, sorted.
 pub fn normalize(ns: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = ns.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect();
+    let mut v: Vec<String> =
+        ns.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect();
     v.sort();
     v.dedup();
     v
@@ -156,7 +204,13 @@ pub fn normalize(ns: &[String]) -> Vec<String> {
 
 async fn public_zone(c: &Clients, name: &str) -> Result<Option<String>, String> {
     let want = fqdn(name);
-    let out = c.route53.list_hosted_zones_by_name().dns_name(&want).send().await.map_err(|e| err("ListHostedZonesByName", &e))?;
+    let out = c
+        .route53
+        .list_hosted_zones_by_name()
+        .dns_name(&want)
+        .send()
+        .await
+        .map_err(|e| err("ListHostedZonesByName", &e))?;
     Ok(out
         .hosted_zones()
         .iter()
@@ -165,10 +219,23 @@ async fn public_zone(c: &Clients, name: &str) -> Result<Option<String>, String> 
 }
 
 pub async fn delegation(c: &Clients, zone: &str, parent: &str) -> Result<Delegation, String> {
-    let mut d = Delegation { zone: zone.into(), zone_ns: None, parent: parent.into(), parent_in_account: false, parent_ns: None };
+    let mut d = Delegation {
+        zone: zone.into(),
+        zone_ns: None,
+        parent: parent.into(),
+        parent_in_account: false,
+        parent_ns: None,
+    };
     if let Some(id) = public_zone(c, zone).await? {
-        let z = c.route53.get_hosted_zone().id(&id).send().await.map_err(|e| err("GetHostedZone", &e))?;
-        d.zone_ns = Some(normalize(z.delegation_set().map(|s| s.name_servers()).unwrap_or_default()));
+        let z = c
+            .route53
+            .get_hosted_zone()
+            .id(&id)
+            .send()
+            .await
+            .map_err(|e| err("GetHostedZone", &e))?;
+        d.zone_ns =
+            Some(normalize(z.delegation_set().map(|s| s.name_servers()).unwrap_or_default()));
     }
     if let Some(pid) = public_zone(c, parent).await? {
         d.parent_in_account = true;
@@ -186,7 +253,11 @@ pub async fn delegation(c: &Clients, zone: &str, parent: &str) -> Result<Delegat
             .resource_record_sets()
             .iter()
             .find(|r| fqdn(r.name()) == want && *r.r#type() == RrType::Ns)
-            .map(|r| normalize(&r.resource_records().iter().map(|v| v.value().to_string()).collect::<Vec<_>>()));
+            .map(|r| {
+                normalize(
+                    &r.resource_records().iter().map(|v| v.value().to_string()).collect::<Vec<_>>(),
+                )
+            });
     }
     Ok(d)
 }

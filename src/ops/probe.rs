@@ -37,7 +37,12 @@ pub async fn get(url: &str) -> Probe {
         .danger_accept_invalid_certs(true)
         .build();
     let result = match client {
-        Ok(c) => c.get(url).send().await.map(|r| r.status().as_u16()).map_err(|e| super::cloud::describe(&e)),
+        Ok(c) => c
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| super::cloud::describe(&e)),
         Err(e) => Err(e.to_string()),
     };
     let millis = started.elapsed().as_millis();
@@ -50,9 +55,17 @@ pub async fn get(url: &str) -> Probe {
 /// The status row for a probe.
 pub fn row(p: &Probe) -> Row {
     match (p.status, &p.error) {
-        (Some(code), _) if (200..400).contains(&code) => Row::ok("probe", format!("{} answered {code} in {} ms", p.url, p.millis)),
-        (Some(code), _) => Row::bad("probe", format!("{} answered {code} in {} ms", p.url, p.millis)),
-        (None, e) => Row::new("probe", Level::Bad, format!("{} did not answer: {}", p.url, e.as_deref().unwrap_or("?"))),
+        (Some(code), _) if (200..400).contains(&code) => {
+            Row::ok("probe", format!("{} answered {code} in {} ms", p.url, p.millis))
+        }
+        (Some(code), _) => {
+            Row::bad("probe", format!("{} answered {code} in {} ms", p.url, p.millis))
+        }
+        (None, e) => Row::new(
+            "probe",
+            Level::Bad,
+            format!("{} did not answer: {}", p.url, e.as_deref().unwrap_or("?")),
+        ),
     }
     .data(p)
 }
@@ -74,7 +87,12 @@ mod tests {
 
     #[test]
     fn rows_judge_the_answer() {
-        let p = |status, error: Option<&str>| Probe { url: "u".into(), status, millis: 1, error: error.map(str::to_string) };
+        let p = |status, error: Option<&str>| Probe {
+            url: "u".into(),
+            status,
+            millis: 1,
+            error: error.map(str::to_string),
+        };
         assert_eq!(row(&p(Some(200), None)).level, Level::Ok);
         assert_eq!(row(&p(Some(503), None)).level, Level::Bad);
         assert_eq!(row(&p(None, Some("refused"))).level, Level::Bad);

@@ -12,25 +12,36 @@ use crate::deploy::store::Store;
 use crate::image::{layout, PushReport};
 
 fn store(clients: &Clients, stack: &Stack) -> Result<Store, OpsError> {
-    let backend = stack.pulumi.as_ref().map(|p| p.backend.as_str()).ok_or_else(|| OpsError::NoBackend(stack.name.clone()))?;
-    Store::for_backend(backend, &clients.s3).map_err(|_| OpsError::BadBackend { env: stack.name.clone(), url: backend.to_string() })
+    let backend = stack
+        .pulumi
+        .as_ref()
+        .map(|p| p.backend.as_str())
+        .ok_or_else(|| OpsError::NoBackend(stack.name.clone()))?;
+    Store::for_backend(backend, &clients.s3)
+        .map_err(|_| OpsError::BadBackend { env: stack.name.clone(), url: backend.to_string() })
 }
 
 /// Read the last deployment record; `Ok(None)` when there is none yet.
 pub async fn load(clients: &Clients, stack: &Stack) -> Result<Option<Record>, OpsError> {
-    record::latest(&store(clients, stack)?, &stack.name).await.map_err(|e| OpsError::Record(e.to_string()))
+    record::latest(&store(clients, stack)?, &stack.name)
+        .await
+        .map_err(|e| OpsError::Record(e.to_string()))
 }
 
 /// The marker `orch down` left, when the environment is down and not deployed since.
 pub async fn down(clients: &Clients, stack: &Stack) -> Result<Option<record::Down>, OpsError> {
-    record::down_since(&store(clients, stack)?, &stack.name).await.map_err(|e| OpsError::Record(e.to_string()))
+    record::down_since(&store(clients, stack)?, &stack.name)
+        .await
+        .map_err(|e| OpsError::Record(e.to_string()))
 }
 
 /// The digest of the latest image `orch build` produced for this env: the one `pushed.json` names
 /// if there is one, else the OCI layout's.
 pub fn latest_built(build_dir: &Path) -> Option<String> {
     let image = build_dir.join("image");
-    let pushed = std::fs::read(image.join("pushed.json")).ok().and_then(|b| serde_json::from_slice::<PushReport>(&b).ok());
+    let pushed = std::fs::read(image.join("pushed.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PushReport>(&b).ok());
     pushed.map(|p| p.digest).or_else(|| layout::read_layout(&image).ok().map(|l| l.digest))
 }
 
@@ -43,7 +54,11 @@ pub fn configured_certificate(build_dir: &Path, env: &str) -> Option<String> {
     config.iter().find_map(|(k, v)| {
         let key = k.as_str()?;
         let last = key.rsplit(':').next().unwrap_or(key);
-        if last.eq_ignore_ascii_case("certificateArn") { v.as_str().map(str::to_string) } else { None }
+        if last.eq_ignore_ascii_case("certificateArn") {
+            v.as_str().map(str::to_string)
+        } else {
+            None
+        }
     })
 }
 
@@ -57,7 +72,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(latest_built(dir.path()), None);
         let layers = vec![layer::build(&[Entry::file("app", 0o755, "bin")], 0).unwrap()];
-        let img = layout::assemble(layers, &crate::image::pipeline::run_config(), &Source::unknown()).unwrap();
+        let img =
+            layout::assemble(layers, &crate::image::pipeline::run_config(), &Source::unknown())
+                .unwrap();
         layout::write_layout(&dir.path().join("image"), &img, "t").unwrap();
         assert_eq!(latest_built(dir.path()), Some(img.digest.clone()));
         let pushed = PushReport {
@@ -71,13 +88,20 @@ mod tests {
             blobs_skipped: 2,
             manifest_uploaded: false,
         };
-        std::fs::write(dir.path().join("image/pushed.json"), serde_json::to_vec(&pushed).unwrap()).unwrap();
+        std::fs::write(dir.path().join("image/pushed.json"), serde_json::to_vec(&pushed).unwrap())
+            .unwrap();
         assert_eq!(latest_built(dir.path()).as_deref(), Some("sha256:pushed"));
     }
 
     fn stack(backend: &str) -> Stack {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/stacks/dev.yaml")).unwrap();
-        crate::config::load_str(&text.replace("s3://orch-state-dev", backend), "dev", Path::new("stacks/dev.yaml")).unwrap()
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/stacks/dev.yaml"))
+            .unwrap();
+        crate::config::load_str(
+            &text.replace("s3://orch-state-dev", backend),
+            "dev",
+            Path::new("stacks/dev.yaml"),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -110,7 +134,11 @@ mod tests {
     fn configured_certificate_is_read_from_the_rendered_stack_config() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(configured_certificate(dir.path(), "dev"), None);
-        std::fs::write(dir.path().join("Pulumi.dev.yaml"), "config:\n  aws-native:region: eu-west-1\n  orch:certificateArn: arn:aws:acm:x\n").unwrap();
+        std::fs::write(
+            dir.path().join("Pulumi.dev.yaml"),
+            "config:\n  aws-native:region: eu-west-1\n  orch:certificateArn: arn:aws:acm:x\n",
+        )
+        .unwrap();
         assert_eq!(configured_certificate(dir.path(), "dev").as_deref(), Some("arn:aws:acm:x"));
     }
 }

@@ -33,7 +33,15 @@ pub enum Refresh {
 
 /// The refresh's arguments: preview-only (the state is never written), failing on changes.
 pub fn args(stack: &str) -> [&str; 7] {
-    ["refresh", "--preview-only", "--expect-no-changes", "--json", "--stack", stack, "--non-interactive"]
+    [
+        "refresh",
+        "--preview-only",
+        "--expect-no-changes",
+        "--json",
+        "--stack",
+        stack,
+        "--non-interactive",
+    ]
 }
 
 /// Run the refresh and read it.
@@ -47,11 +55,16 @@ pub fn run(pulumi: &Pulumi) -> Refresh {
 /// Judge a finished refresh from its exit code, its JSON and its diagnostics.
 pub fn interpret(out: &Output) -> Refresh {
     let parsed = parse(&out.stdout);
-    let said_changes = out.stderr.contains("no changes were expected") || out.stdout.contains("no changes were expected");
+    let said_changes = out.stderr.contains("no changes were expected")
+        || out.stdout.contains("no changes were expected");
     match (out.code, parsed) {
-        (Some(0), Some((total, drifted))) if drifted.is_empty() => Refresh::Clean { resources: total },
+        (Some(0), Some((total, drifted))) if drifted.is_empty() => {
+            Refresh::Clean { resources: total }
+        }
         (Some(0), None) => Refresh::Clean { resources: 0 },
-        (Some(0) | Some(EXIT_NO_CHANGES), Some((_, drifted))) => Refresh::Drift { resources: drifted },
+        (Some(0) | Some(EXIT_NO_CHANGES), Some((_, drifted))) => {
+            Refresh::Drift { resources: drifted }
+        }
         (Some(EXIT_NO_CHANGES), None) => Refresh::Drift { resources: vec![] },
         (_, Some((_, drifted))) if !drifted.is_empty() => Refresh::Drift { resources: drifted },
         (_, _) if said_changes => Refresh::Drift { resources: vec![] },
@@ -67,7 +80,8 @@ fn last_line(text: &str) -> &str {
 fn parse(stdout: &str) -> Option<(usize, Vec<Drifted>)> {
     if let Some(digest) = PreviewDigest::parse(stdout) {
         let steps = digest.steps.unwrap_or_default();
-        let found: Vec<Drifted> = steps.iter().filter_map(|s| drifted(&s.op, &s.urn, s.properties())).collect();
+        let found: Vec<Drifted> =
+            steps.iter().filter_map(|s| drifted(&s.op, &s.urn, s.properties())).collect();
         let total = steps.iter().filter(|s| !is_stack(&s.urn)).count();
         return Some((total, with_summary(found, digest.change_summary.as_ref())));
     }
@@ -105,11 +119,19 @@ fn with_summary(drifted: Vec<Drifted>, summary: Option<&BTreeMap<String, i64>>) 
     if !drifted.is_empty() {
         return drifted;
     }
-    let changed: i64 = summary.map(|m| m.iter().filter(|(op, n)| !is_unchanged(op) && **n > 0).map(|(_, n)| n).sum()).unwrap_or(0);
+    let changed: i64 = summary
+        .map(|m| m.iter().filter(|(op, n)| !is_unchanged(op) && **n > 0).map(|(_, n)| n).sum())
+        .unwrap_or(0);
     if changed == 0 {
         return drifted;
     }
-    vec![Drifted { urn: String::new(), kind: String::new(), name: format!("{changed} resource(s)"), op: "update".into(), properties: vec![] }]
+    vec![Drifted {
+        urn: String::new(),
+        kind: String::new(),
+        name: format!("{changed} resource(s)"),
+        op: "update".into(),
+        properties: vec![],
+    }]
 }
 
 /// The step as a drifted resource, unless it changes nothing (or is the stack itself).
@@ -117,7 +139,13 @@ fn drifted(op: &str, urn: &str, properties: Vec<String>) -> Option<Drifted> {
     if op.is_empty() || is_unchanged(op) || is_stack(urn) {
         return None;
     }
-    Some(Drifted { urn: urn.to_string(), kind: urn_type(urn).to_string(), name: short_name(urn).to_string(), op: op.to_string(), properties })
+    Some(Drifted {
+        urn: urn.to_string(),
+        kind: urn_type(urn).to_string(),
+        name: short_name(urn).to_string(),
+        op: op.to_string(),
+        properties,
+    })
 }
 
 #[cfg(test)]
@@ -144,9 +172,16 @@ mod tests {
 
     #[test]
     fn exit_7_with_a_digest_lists_resources_and_properties() {
-        let Refresh::Drift { resources } = interpret(&out(7, &digest("update"), "error: no changes were expected")) else { panic!() };
+        let Refresh::Drift { resources } =
+            interpret(&out(7, &digest("update"), "error: no changes were expected"))
+        else {
+            panic!()
+        };
         assert_eq!(resources.len(), 1);
-        assert_eq!((resources[0].kind.as_str(), resources[0].name.as_str()), ("aws-native:ec2:SecurityGroup", "albSg"));
+        assert_eq!(
+            (resources[0].kind.as_str(), resources[0].name.as_str()),
+            ("aws-native:ec2:SecurityGroup", "albSg")
+        );
         assert_eq!(resources[0].properties, ["securityGroupIngress[1]"]);
     }
 
@@ -157,13 +192,23 @@ mod tests {
 
     #[test]
     fn older_cli_exit_1_with_changes_is_drift_not_failure() {
-        assert!(matches!(interpret(&out(1, &digest("delete"), "error: no changes were expected but changes were proposed")), Refresh::Drift { .. }));
+        assert!(matches!(
+            interpret(&out(
+                1,
+                &digest("delete"),
+                "error: no changes were expected but changes were proposed"
+            )),
+            Refresh::Drift { .. }
+        ));
     }
 
     #[test]
     fn other_failures_carry_the_last_error_line() {
         let r = interpret(&out(6, "", "warning: x\nerror: no stack named 'dev' found\n"));
-        assert_eq!(r, Refresh::Failed { code: Some(6), message: "error: no stack named 'dev' found".into() });
+        assert_eq!(
+            r,
+            Refresh::Failed { code: Some(6), message: "error: no stack named 'dev' found".into() }
+        );
     }
 
     #[test]
@@ -200,12 +245,20 @@ mod tests {
 
     #[test]
     fn the_refresh_runs_through_the_runner_against_the_stack_backend_without_login() {
-        let runner = std::sync::Arc::new(crate::runner::Recording::new([out(7, &digest("update"), "")]));
-        let pulumi = Pulumi::new(runner.clone(), std::path::Path::new("/p/build/dev"), "s3://b", "dev");
+        let runner =
+            std::sync::Arc::new(crate::runner::Recording::new([out(7, &digest("update"), "")]));
+        let pulumi =
+            Pulumi::new(runner.clone(), std::path::Path::new("/p/build/dev"), "s3://b", "dev");
         assert!(matches!(run(&pulumi), Refresh::Drift { .. }));
         let calls = runner.calls();
         assert_eq!(calls.len(), 1);
-        assert!(calls[0].display().ends_with("refresh --preview-only --expect-no-changes --json --stack dev --non-interactive"), "{}", calls[0].display());
+        assert!(
+            calls[0].display().ends_with(
+                "refresh --preview-only --expect-no-changes --json --stack dev --non-interactive"
+            ),
+            "{}",
+            calls[0].display()
+        );
         assert!(calls[0].env.contains(&("PULUMI_BACKEND_URL".into(), "s3://b".into())));
         assert_eq!(calls[0].dir.as_deref(), Some(std::path::Path::new("/p/build/dev")));
     }

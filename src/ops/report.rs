@@ -93,7 +93,12 @@ impl Report {
         let width = self.rows.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
         let mut out = format!("{} {}: {}\n", self.kind, self.env, self.verdict);
         for row in &self.rows {
-            out.push_str(&format!("  {:width$}  {:7}  {}\n", row.check, row.level.label(), row.summary));
+            out.push_str(&format!(
+                "  {:width$}  {:7}  {}\n",
+                row.check,
+                row.level.label(),
+                row.summary
+            ));
             for line in &row.lines {
                 out.push_str(&format!("  {:width$}           {}\n", "", line));
             }
@@ -108,7 +113,8 @@ mod tests {
 
     #[test]
     fn worst_level_orders_error_above_bad_above_ok() {
-        let rows = vec![Row::ok("a", "fine"), Row::bad("b", "drifted"), Row::skipped("c", "not here")];
+        let rows =
+            vec![Row::ok("a", "fine"), Row::bad("b", "drifted"), Row::skipped("c", "not here")];
         assert_eq!(Report::worst(&rows), Level::Bad);
         assert_eq!(Report::worst(&[Row::bad("b", "x"), Row::error("e", "y")]), Level::Error);
         assert_eq!(Report::worst(&[]), Level::Ok);
@@ -120,7 +126,11 @@ mod tests {
             env: "dev".into(),
             kind: "status",
             verdict: "degraded",
-            rows: vec![Row::ok("url", "200 in 3 ms"), Row::bad("zones", "eu-west-1b has no healthy instance").lines(vec!["i-1 eu-west-1a".into()])],
+            rows: vec![
+                Row::ok("url", "200 in 3 ms"),
+                Row::bad("zones", "eu-west-1b has no healthy instance")
+                    .lines(vec!["i-1 eu-west-1a".into()]),
+            ],
         };
         let text = report.table();
         assert!(text.starts_with("status dev: degraded\n"), "{text}");

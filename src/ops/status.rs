@@ -1,17 +1,21 @@
 //! `orch status` for an AWS environment: read the deployment record, then observe the group,
 //! targets, certificate, delegation and URL concurrently; each failure degrades only its own row.
 use super::cloud::Clients;
-use crate::aws::emulated;
 use super::observe;
 use super::record;
 use super::report::{Level, Report, Row};
 use super::{checks, judge, probe, OpsError};
+use crate::aws::emulated;
 use crate::config::Stack;
 use crate::deploy::record::Record;
 use crate::project::Project;
 
 /// Gather the status report of `stack`. Errors only when there is nothing to report on.
-pub async fn gather(project: &Project, stack: &Stack, clients: &Clients) -> Result<Report, OpsError> {
+pub async fn gather(
+    project: &Project,
+    stack: &Stack,
+    clients: &Clients,
+) -> Result<Report, OpsError> {
     let Some(rec) = record::load(clients, stack).await? else {
         return match record::down(clients, stack).await? {
             Some(down) => Ok(torn_down(stack, &down)),
@@ -24,17 +28,31 @@ pub async fn gather(project: &Project, stack: &Stack, clients: &Clients) -> Resu
     let tg_arn = rec.output("targetGroupArn").map(str::to_string);
     let fleet = async {
         let (group, targets) = tokio::join!(
-            async { match &asg_name { Some(n) => Some(observe::group(clients, n).await), None => None } },
-            async { match &tg_arn { Some(a) => Some(observe::targets(clients, a).await), None => None } },
+            async {
+                match &asg_name {
+                    Some(n) => Some(observe::group(clients, n).await),
+                    None => None,
+                }
+            },
+            async {
+                match &tg_arn {
+                    Some(a) => Some(observe::targets(clients, a).await),
+                    None => None,
+                }
+            },
         );
         fleet_rows(stack, group, targets)
     };
     let cert = checks::certificate(clients, &rec, &build_dir, &stack.name);
-    let delegation = checks::delegation(clients, stack, "no domain: the load balancer's own name is used");
+    let delegation =
+        checks::delegation(clients, stack, "no domain: the load balancer's own name is used");
     let live = async {
         match rec.output("url") {
             None => Row::error("probe", "no url output recorded"),
-            Some(url) if !probe::allowed(url, emulated()) => Row::skipped("probe", format!("{url} not probed: against an emulated cloud only loopback URLs are")),
+            Some(url) if !probe::allowed(url, emulated()) => Row::skipped(
+                "probe",
+                format!("{url} not probed: against an emulated cloud only loopback URLs are"),
+            ),
             Some(url) => probe::row(&probe::get(url).await),
         }
     };
@@ -54,16 +72,32 @@ pub async fn gather(project: &Project, stack: &Stack, clients: &Clients) -> Resu
 /// A torn-down environment: one row saying since when, and what ran before (exit 1: not serving).
 fn torn_down(stack: &Stack, down: &crate::deploy::record::Down) -> Report {
     let last = &down.last;
-    let summary = format!("down since {} (`orch down`); last deployed: image {} at {}", down.since, judge::short_digest(&last.image_digest), last.time);
+    let summary = format!(
+        "down since {} (`orch down`); last deployed: image {} at {}",
+        down.since,
+        judge::short_digest(&last.image_digest),
+        last.time
+    );
     let row = Row::bad("deployment", summary).lines(vec![format!("bring it back: orch up --env {}", stack.name)]).data(serde_json::json!({ "since": down.since, "image_digest": last.image_digest, "revision": last.revision }));
     Report { env: stack.name.clone(), kind: "status", verdict: "down", rows: vec![row] }
 }
 
 fn deployment_row(rec: &Record) -> Row {
-    let mut lines: Vec<String> = rec.outputs.iter().map(|(k, v)| format!("{k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
+    let mut lines: Vec<String> = rec
+        .outputs
+        .iter()
+        .map(|(k, v)| {
+            format!("{k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+        })
+        .collect();
     lines.sort();
     let known = |s: &str| if s.is_empty() { "?".to_string() } else { s.to_string() };
-    let summary = format!("revision {} image {} at {}", known(&rec.revision), rec.digest().map(judge::short_digest).unwrap_or_else(|| "?".into()), known(&rec.time));
+    let summary = format!(
+        "revision {} image {} at {}",
+        known(&rec.revision),
+        rec.digest().map(judge::short_digest).unwrap_or_else(|| "?".into()),
+        known(&rec.time)
+    );
     // The config hash covers secrets: it stays in the state store, out of reports.
     let mut data = serde_json::to_value(rec).unwrap_or_default();
     if let Some(fields) = data.as_object_mut() {
@@ -74,15 +108,25 @@ fn deployment_row(rec: &Record) -> Row {
 
 type Observed<T> = Option<Result<T, String>>;
 
-fn fleet_rows(stack: &Stack, group: Observed<observe::Group>, targets: Observed<Vec<observe::Target>>) -> Vec<Row> {
+fn fleet_rows(
+    stack: &Stack,
+    group: Observed<observe::Group>,
+    targets: Observed<Vec<observe::Target>>,
+) -> Vec<Row> {
     let (targets_row, targets) = match targets {
         None => (Row::error("targets", "no targetGroupArn output recorded"), vec![]),
         Some(Err(e)) => (Row::error("targets", e), vec![]),
         Some(Ok(t)) => (judge::targets(&t), t),
     };
     let mut rows = match group {
-        None => vec![Row::error("instances", "no asgName output recorded"), Row::error("zones", "unknown: no Auto Scaling group")],
-        Some(Err(e)) => vec![Row::error("instances", e), Row::error("zones", "unknown: the Auto Scaling group could not be read")],
+        None => vec![
+            Row::error("instances", "no asgName output recorded"),
+            Row::error("zones", "unknown: no Auto Scaling group"),
+        ],
+        Some(Err(e)) => vec![
+            Row::error("instances", e),
+            Row::error("zones", "unknown: the Auto Scaling group could not be read"),
+        ],
         Some(Ok(mut g)) => {
             judge::merge_targets(&mut g, &targets);
             vec![judge::instances(&g), judge::zones(&stack.zones, &g)]

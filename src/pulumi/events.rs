@@ -65,7 +65,8 @@ impl StepMetadata {
     /// The changed properties, sorted: the detailed diff's paths when there are any (they name the
     /// element, e.g. `securityGroupIngress[1]`), else the plain list of top-level keys.
     pub fn properties(&self) -> Vec<String> {
-        let mut props: Vec<String> = self.detailed_diff.as_ref().map(|d| d.keys().cloned().collect()).unwrap_or_default();
+        let mut props: Vec<String> =
+            self.detailed_diff.as_ref().map(|d| d.keys().cloned().collect()).unwrap_or_default();
         if props.is_empty() {
             props = self.diffs.clone().unwrap_or_default();
         }
@@ -147,7 +148,11 @@ impl Tally {
         }
         if let Some(d) = &e.diagnostic_event {
             let text = d.message.trim().to_string();
-            let located = if d.urn.is_empty() { text.clone() } else { format!("{}: {text}", short_name(&d.urn)) };
+            let located = if d.urn.is_empty() {
+                text.clone()
+            } else {
+                format!("{}: {text}", short_name(&d.urn))
+            };
             match d.severity.as_str() {
                 "error" => self.errors.push(located),
                 "warning" if !d.ephemeral => return Some(Show::Warning(located)),
@@ -175,8 +180,14 @@ impl Tally {
             }
             return Some(Show::Failed { urn: f.metadata.urn.clone(), partial });
         }
-        if let Some(p) = e.resource_pre_event.as_ref().filter(|p| !p.planning && p.metadata.op != "same") {
-            return Some(Show::Started { urn: p.metadata.urn.clone(), op: p.metadata.op.clone(), type_: p.metadata.type_.clone() });
+        if let Some(p) =
+            e.resource_pre_event.as_ref().filter(|p| !p.planning && p.metadata.op != "same")
+        {
+            return Some(Show::Started {
+                urn: p.metadata.urn.clone(),
+                op: p.metadata.op.clone(),
+                type_: p.metadata.type_.clone(),
+            });
         }
         if let Some(o) = e.res_outputs_event.as_ref().filter(|o| !o.planning) {
             *self.counted.entry(o.metadata.op.clone()).or_default() += 1;
@@ -190,16 +201,22 @@ impl Tally {
     /// "2 created, 1 updated, 5 unchanged" from the summary (or the counted outputs).
     pub fn summary_line(&self) -> String {
         let source = if self.seen_summary { &self.changes } else { &self.counted };
-        let word = |op: &str| match op {
-            "create" => "created",
-            "update" => "updated",
-            "delete" => "deleted",
-            "replace" => "replaced",
-            "same" => "unchanged",
-            other => other,
-        }
-        .to_string();
-        let parts: Vec<String> = source.iter().filter(|(_, n)| **n > 0).map(|(op, n)| format!("{n} {}", word(op))).collect();
+        let word = |op: &str| {
+            match op {
+                "create" => "created",
+                "update" => "updated",
+                "delete" => "deleted",
+                "replace" => "replaced",
+                "same" => "unchanged",
+                other => other,
+            }
+            .to_string()
+        };
+        let parts: Vec<String> = source
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(op, n)| format!("{n} {}", word(op)))
+            .collect();
         if parts.is_empty() {
             "no resources changed".into()
         } else {
@@ -223,7 +240,8 @@ mod tests {
 
     fn tally(lines: &[&str]) -> (Tally, Vec<Show>) {
         let mut t = Tally::default();
-        let shown = lines.iter().filter_map(|l| parse_line(l)).filter_map(|e| t.absorb(&e)).collect();
+        let shown =
+            lines.iter().filter_map(|l| parse_line(l)).filter_map(|e| t.absorb(&e)).collect();
         (t, shown)
     }
 
@@ -238,7 +256,13 @@ mod tests {
             "not json",
         ]);
         assert_eq!(shown.len(), 2);
-        assert_eq!(shown[1], Show::Done { urn: "urn:pulumi:dev::orch::aws-native:ec2:Vpc::vpc".into(), op: "create".into() });
+        assert_eq!(
+            shown[1],
+            Show::Done {
+                urn: "urn:pulumi:dev::orch::aws-native:ec2:Vpc::vpc".into(),
+                op: "create".into()
+            }
+        );
         assert_eq!(t.summary_line(), "1 created, 1 unchanged");
         assert!(t.errors.is_empty() && !t.cancelled && t.result.as_deref() == Some("succeeded"));
     }
@@ -252,7 +276,10 @@ mod tests {
             r#"{"cancelEvent":{}}"#,
         ]);
         assert_eq!(t.errors, ["db: quota exceeded"]);
-        assert_eq!((t.failed.as_slice(), t.partial.as_slice()), (&["db".to_string()][..], &["asg".to_string()][..]));
+        assert_eq!(
+            (t.failed.as_slice(), t.partial.as_slice()),
+            (&["db".to_string()][..], &["asg".to_string()][..])
+        );
         assert!(t.cancelled);
     }
 
@@ -260,11 +287,22 @@ mod tests {
     fn step_metadata_names_type_and_changed_properties() {
         let e = parse_line(r#"{"resOutputsEvent":{"metadata":{"op":"update","urn":"urn:pulumi:dev::orch::aws:x$aws-native:ec2:SecurityGroup::albSg","diffs":["tags","ingress"],"detailedDiff":null}}}"#).unwrap();
         let m = &e.res_outputs_event.unwrap().metadata;
-        assert_eq!((urn_type(&m.urn), short_name(&m.urn)), ("aws-native:ec2:SecurityGroup", "albSg"));
+        assert_eq!(
+            (urn_type(&m.urn), short_name(&m.urn)),
+            ("aws-native:ec2:SecurityGroup", "albSg")
+        );
         assert_eq!(m.properties(), ["ingress", "tags"]);
-        let detailed = StepMetadata { detailed_diff: Some(BTreeMap::from([("ingress[1]".to_string(), serde_json::json!({"kind": "add"}))])), ..m.clone() };
+        let detailed = StepMetadata {
+            detailed_diff: Some(BTreeMap::from([(
+                "ingress[1]".to_string(),
+                serde_json::json!({"kind": "add"}),
+            )])),
+            ..m.clone()
+        };
         assert_eq!(detailed.properties(), ["ingress[1]"]);
-        assert!(is_stack("urn:pulumi:dev::orch::pulumi:pulumi:Stack::orch-dev") && !is_stack(&m.urn));
+        assert!(
+            is_stack("urn:pulumi:dev::orch::pulumi:pulumi:Stack::orch-dev") && !is_stack(&m.urn)
+        );
         assert!(is_unchanged("refresh") && !is_unchanged("delete"));
     }
 }

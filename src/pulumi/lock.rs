@@ -50,15 +50,28 @@ mod tests {
 
     #[test]
     fn holders_are_read_from_the_lock_error() {
-        assert_eq!(locks_in(LOCKED), Some(vec![StateLock { user: "ci".into(), host: "build-7".into(), pid: 42 }]));
+        assert_eq!(
+            locks_in(LOCKED),
+            Some(vec![StateLock { user: "ci".into(), host: "build-7".into(), pid: 42 }])
+        );
         assert_eq!(locks_in("error: update failed"), None);
     }
 
     #[test]
     fn only_dead_processes_here_are_stale() {
         let here = host::name();
-        assert!(!all_stale(&[StateLock { user: "u".into(), host: "build-7".into(), pid: 42 }]), "another host");
-        assert!(!all_stale(&[StateLock { user: "u".into(), host: here.clone(), pid: std::process::id() }]), "alive");
+        assert!(
+            !all_stale(&[StateLock { user: "u".into(), host: "build-7".into(), pid: 42 }]),
+            "another host"
+        );
+        assert!(
+            !all_stale(&[StateLock {
+                user: "u".into(),
+                host: here.clone(),
+                pid: std::process::id()
+            }]),
+            "alive"
+        );
         assert!(!all_stale(&[]));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();

@@ -42,9 +42,19 @@ pub fn exit_meaning(code: i32) -> &'static str {
 #[derive(Debug, thiserror::Error)]
 pub enum PulumiError {
     #[error("cannot run `{command}`: {source}")]
-    Spawn { command: String, #[source] source: std::io::Error },
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{command}` exited {code} ({meaning}){}", details(.errors, .stderr))]
-    Command { command: String, code: i32, meaning: &'static str, errors: Vec<String>, stderr: String },
+    Command {
+        command: String,
+        code: i32,
+        meaning: &'static str,
+        errors: Vec<String>,
+        stderr: String,
+    },
     #[error("`pulumi {op}` {}: {}{}", up_verb(.tally, *.code), up_what(.tally), details(&.tally.errors, .stderr))]
     Up { op: &'static str, code: i32, tally: Box<Tally>, stderr: String },
     #[error("pulumi's state of stack `{stack}` is locked by {holders}: another update is running, or crashed on another host")]
@@ -108,7 +118,6 @@ impl PulumiError {
     }
 }
 
-
 /// One stack in one backend, driven through the CLI.
 pub struct Pulumi {
     pub runner: Arc<dyn Runner>,
@@ -122,8 +131,17 @@ pub struct Pulumi {
 
 impl Pulumi {
     pub fn new(runner: Arc<dyn Runner>, dir: &Path, backend: &str, stack: &str) -> Self {
-        let program = std::env::var("ORCH_PULUMI").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "pulumi".into());
-        Pulumi { runner, program, dir: dir.to_path_buf(), backend: backend.into(), stack: stack.into() }
+        let program = std::env::var("ORCH_PULUMI")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "pulumi".into());
+        Pulumi {
+            runner,
+            program,
+            dir: dir.to_path_buf(),
+            backend: backend.into(),
+            stack: stack.into(),
+        }
     }
 
     /// A command in the program folder, against our backend (PULUMI_BACKEND_URL: the user's own
@@ -147,7 +165,13 @@ impl Pulumi {
             return Ok(out);
         }
         let code = out.code.unwrap_or(-1);
-        Err(PulumiError::Command { command: cmd.display(), code, meaning: exit_meaning(code), errors: vec![], stderr: out.stderr })
+        Err(PulumiError::Command {
+            command: cmd.display(),
+            code,
+            meaning: exit_meaning(code),
+            errors: vec![],
+            stderr: out.stderr,
+        })
     }
 
     /// Secrets in a DIY backend need a passphrase; refuse early rather than let pulumi prompt.
@@ -162,11 +186,22 @@ impl Pulumi {
 
     /// `pulumi stack select --create`: select the stack, creating it the first time.
     pub fn select_stack(&self) -> Result<(), PulumiError> {
-        self.run(self.cmd(["stack", "select", "--create", "--non-interactive", self.stack.as_str()])).map(drop)
+        self.run(self.cmd([
+            "stack",
+            "select",
+            "--create",
+            "--non-interactive",
+            self.stack.as_str(),
+        ]))
+        .map(drop)
     }
 
     /// Set plain values in one `config set-all`, then each secret through stdin (never on a command line).
-    pub fn set_config(&self, plain: &BTreeMap<String, String>, secrets: &BTreeMap<String, String>) -> Result<(), PulumiError> {
+    pub fn set_config(
+        &self,
+        plain: &BTreeMap<String, String>,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<(), PulumiError> {
         if !plain.is_empty() {
             let pairs: Vec<String> = plain.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let mut args = vec!["config", "set-all", "--stack", self.stack.as_str()];
@@ -176,7 +211,17 @@ impl Pulumi {
             self.run(self.cmd(args))?;
         }
         for (key, value) in secrets {
-            self.run(self.cmd(["config", "set", "--stack", self.stack.as_str(), "--secret", key.as_str()]).stdin(value.as_bytes()))?;
+            self.run(
+                self.cmd([
+                    "config",
+                    "set",
+                    "--stack",
+                    self.stack.as_str(),
+                    "--secret",
+                    key.as_str(),
+                ])
+                .stdin(value.as_bytes()),
+            )?;
         }
         Ok(())
     }
@@ -186,14 +231,19 @@ impl Pulumi {
         let cmd = self.cmd(["stack", "output", "--json", "--stack", self.stack.as_str()]);
         let shown = cmd.display();
         let out = self.run(cmd)?;
-        serde_json::from_str(&out.stdout).map_err(|e| PulumiError::Output { command: shown, message: e.to_string() })
+        serde_json::from_str(&out.stdout)
+            .map_err(|e| PulumiError::Output { command: shown, message: e.to_string() })
     }
 
     /// `pulumi stack select` without creating: false when the backend has no such stack.
     pub fn select_existing(&self) -> Result<bool, PulumiError> {
         match self.run(self.cmd(["stack", "select", "--non-interactive", self.stack.as_str()])) {
             Ok(_) => Ok(true),
-            Err(PulumiError::Command { code, stderr, .. }) if code == 6 || stderr.contains("no stack named") => Ok(false),
+            Err(PulumiError::Command { code, stderr, .. })
+                if code == 6 || stderr.contains("no stack named") =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }

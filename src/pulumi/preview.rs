@@ -20,7 +20,9 @@ impl PreviewDigest {
     /// The digest in `stdout`, if it is one: one JSON document with `steps` or a `changeSummary`
     /// (an engine event stream is not).
     pub fn parse(stdout: &str) -> Option<PreviewDigest> {
-        serde_json::from_str::<PreviewDigest>(stdout.trim()).ok().filter(|d| d.steps.is_some() || d.change_summary.is_some())
+        serde_json::from_str::<PreviewDigest>(stdout.trim())
+            .ok()
+            .filter(|d| d.steps.is_some() || d.change_summary.is_some())
     }
 }
 
@@ -33,9 +35,15 @@ mod tests {
         let d = PreviewDigest::parse(r#"{"steps":[{"op":"update","urn":"u","diffReasons":["tags"],"detailedDiff":null}],"changeSummary":{"update":1},"duration":1}"#).unwrap();
         // `diffReasons` is read as the step's `diffs`.
         let steps = d.steps.unwrap();
-        assert_eq!((steps[0].op.as_str(), steps[0].properties()), ("update", vec!["tags".to_string()]));
+        assert_eq!(
+            (steps[0].op.as_str(), steps[0].properties()),
+            ("update", vec!["tags".to_string()])
+        );
         assert_eq!(d.change_summary.unwrap()["update"], 1);
-        assert!(PreviewDigest::parse(r#"{"sequence":1,"resourcePreEvent":{"metadata":{"op":"refresh","urn":"u"}}}"#).is_none());
+        assert!(PreviewDigest::parse(
+            r#"{"sequence":1,"resourcePreEvent":{"metadata":{"op":"refresh","urn":"u"}}}"#
+        )
+        .is_none());
         assert!(PreviewDigest::parse("not json").is_none());
     }
 }

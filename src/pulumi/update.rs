@@ -30,7 +30,8 @@ impl Pulumi {
 
     /// `pulumi cancel`: remove the stack's lock (DIY backends: the lock files).
     pub fn cancel(&self) -> Result<(), PulumiError> {
-        self.run(self.cmd(["cancel", "--yes", "--non-interactive", "--stack", self.stack.as_str()])).map(drop)
+        self.run(self.cmd(["cancel", "--yes", "--non-interactive", "--stack", self.stack.as_str()]))
+            .map(drop)
     }
 
     /// An update; when pulumi's own stack lock was left by a process gone from this host (a run
@@ -39,14 +40,20 @@ impl Pulumi {
         let err = match self.update_once(op, printer).await {
             Err(PulumiError::Up { stderr, code, tally, op }) => match lock::locks_in(&stderr) {
                 Some(locks) if lock::all_stale(&locks) => {
-                    let holders: Vec<String> = locks.iter().map(lock::StateLock::describe).collect();
+                    let holders: Vec<String> =
+                        locks.iter().map(lock::StateLock::describe).collect();
                     printer.warn(&format!("pulumi's lock on `{}` is held by {}, gone from this host: `pulumi cancel`, then `pulumi {op}` again", self.stack, holders.join(", ")));
                     self.cancel()?;
                     return self.update_once(op, printer).await;
                 }
                 Some(locks) => {
-                    let holders: Vec<String> = locks.iter().map(lock::StateLock::describe).collect();
-                    let holders = if holders.is_empty() { "a holder pulumi did not name".into() } else { holders.join(", ") };
+                    let holders: Vec<String> =
+                        locks.iter().map(lock::StateLock::describe).collect();
+                    let holders = if holders.is_empty() {
+                        "a holder pulumi did not name".into()
+                    } else {
+                        holders.join(", ")
+                    };
                     PulumiError::Locked { stack: self.stack.clone(), holders }
                 }
                 None => PulumiError::Up { stderr, code, tally, op },
@@ -56,11 +63,24 @@ impl Pulumi {
         Err(err)
     }
 
-    async fn update_once(&self, op: &'static str, printer: &Printer) -> Result<UpResult, PulumiError> {
+    async fn update_once(
+        &self,
+        op: &'static str,
+        printer: &Printer,
+    ) -> Result<UpResult, PulumiError> {
         let log = self.dir.join(format!(".orch-events-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&log);
         let log_arg = log.display().to_string();
-        let cmd = self.cmd([op, "--yes", "--non-interactive", "--skip-preview", "--stack", self.stack.as_str(), "--event-log", log_arg.as_str()]);
+        let cmd = self.cmd([
+            op,
+            "--yes",
+            "--non-interactive",
+            "--skip-preview",
+            "--stack",
+            self.stack.as_str(),
+            "--event-log",
+            log_arg.as_str(),
+        ]);
         let shown = cmd.display();
         let runner = self.runner.clone();
         let task = tokio::task::spawn_blocking(move || runner.run(&cmd));
@@ -70,14 +90,20 @@ impl Pulumi {
             tokio::time::sleep(Duration::from_millis(100)).await;
             tail.drain(&mut view);
         }
-        let out = task.await.map_err(|e| PulumiError::Spawn { command: shown.clone(), source: std::io::Error::other(e) })?;
+        let out = task.await.map_err(|e| PulumiError::Spawn {
+            command: shown.clone(),
+            source: std::io::Error::other(e),
+        })?;
         tail.drain(&mut view);
         let _ = std::fs::remove_file(&log);
         let out = out.map_err(|source| PulumiError::Spawn { command: shown, source })?;
         view.finish();
         let code = out.code.unwrap_or(-1);
         let tally = view.tally;
-        let failed = code != 0 || tally.cancelled || tally.result.as_deref().is_some_and(|r| r != "succeeded") || !tally.failed.is_empty();
+        let failed = code != 0
+            || tally.cancelled
+            || tally.result.as_deref().is_some_and(|r| r != "succeeded")
+            || !tally.failed.is_empty();
         if failed {
             return Err(PulumiError::Up { op, code, tally: Box::new(tally), stderr: out.stderr });
         }
@@ -131,13 +157,18 @@ impl<'p> View<'p> {
             Show::Started { urn, op, type_ } => {
                 if let Some(multi) = &self.multi {
                     let bar = multi.add(indicatif::ProgressBar::new_spinner());
-                    bar.set_style(indicatif::ProgressStyle::with_template("  {spinner} {msg} [{elapsed}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("  {spinner} {msg} [{elapsed}]")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
                     bar.set_message(format!("{op} {} ({type_})", events::short_name(&urn)));
                     bar.enable_steady_tick(Duration::from_millis(120));
                     self.bars.insert(urn, bar);
                 }
             }
-            Show::Done { urn, op } => self.end(&urn, format!("  ✓ {op} {}", events::short_name(&urn))),
+            Show::Done { urn, op } => {
+                self.end(&urn, format!("  ✓ {op} {}", events::short_name(&urn)))
+            }
             Show::Failed { urn, partial } => {
                 let what = if partial { "partially applied" } else { "failed" };
                 self.end(&urn, format!("  ✗ {what} {}", events::short_name(&urn)))

@@ -32,7 +32,11 @@ pub fn context(stack: &Stack, page404: &str) -> Value {
             })
         })
         .collect();
-    let aws_native = stack.pulumi.as_ref().map(|p| p.aws_native_version.clone()).unwrap_or_else(crate::config::default_aws_native);
+    let aws_native = stack
+        .pulumi
+        .as_ref()
+        .map(|p| p.aws_native_version.clone())
+        .unwrap_or_else(crate::config::default_aws_native);
     let db = &stack.database;
     json!({
         "env": stack.name,

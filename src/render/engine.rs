@@ -1,7 +1,10 @@
 //! The handlebars engine: templates (`pulumi/*.hbs`) and partials (`pulumi/partials/*.hbs`) are read from
 //! the project at run time so users can edit them; strict mode, no HTML escaping, and the helpers
 //! `json`, `eq`, `concat`, `tags` and `asgTags`.
-use handlebars::{handlebars_helper, Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use handlebars::{
+    handlebars_helper, Context, Handlebars, Helper, HelperResult, Output, RenderContext,
+    RenderErrorReason,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -33,14 +36,21 @@ fn register_dir(hb: &mut Handlebars<'static>, dir: &Path, prefix: &str) -> Resul
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => return Err(RenderError::Read { path: dir.to_path_buf(), source }),
     };
-    let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "hbs")).collect();
+    let mut paths: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hbs"))
+        .collect();
     paths.sort();
     for path in paths {
         let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-        let text = std::fs::read_to_string(&path).map_err(|source| RenderError::Read { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| RenderError::Read { path: path.clone(), source })?;
         let name = format!("{prefix}{stem}");
-        hb.register_template_string(&name, text)
-            .map_err(|e| RenderError::Template { name: path.display().to_string(), message: e.to_string() })?;
+        hb.register_template_string(&name, text).map_err(|e| RenderError::Template {
+            name: path.display().to_string(),
+            message: e.to_string(),
+        })?;
     }
     Ok(())
 }
@@ -48,14 +58,24 @@ fn register_dir(hb: &mut Handlebars<'static>, dir: &Path, prefix: &str) -> Resul
 /// Render template `name` with `data`.
 pub fn render(hb: &Handlebars<'static>, name: &str, data: &Value) -> Result<String, RenderError> {
     if !hb.has_template(name) {
-        return Err(RenderError::Template { name: format!("{name}.hbs"), message: "template not found under pulumi/".into() });
+        return Err(RenderError::Template {
+            name: format!("{name}.hbs"),
+            message: "template not found under pulumi/".into(),
+        });
     }
-    hb.render(name, data).map_err(|e| RenderError::Template { name: format!("{name}.hbs"), message: e.to_string() })
+    hb.render(name, data)
+        .map_err(|e| RenderError::Template { name: format!("{name}.hbs"), message: e.to_string() })
 }
 
 /// `{{{json value}}}`: the value as a one-line JSON document, which is valid YAML; a literal `${` in
 /// strings is doubled to `$${` so Pulumi YAML does not read it as an interpolation.
-fn json_helper(h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, out: &mut dyn Output) -> HelperResult {
+fn json_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
     let value = h.param(0).ok_or(RenderErrorReason::ParamNotFoundForIndex("json", 0))?.value();
     let text = serde_json::to_string(value).map_err(|e| RenderErrorReason::Other(e.to_string()))?;
     out.write(&text.replace("${", "$${"))?;
@@ -64,18 +84,37 @@ fn json_helper(h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, o
 
 /// `tags "part"` / `asgTags "part"`: a `Name` tag `orch-<env>-<part>` plus the stack's tags, as the
 /// `[{key, value}]` list aws-native takes (`asgTags` adds `propagateAtLaunch: true`).
-fn tags_helper(h: &Helper, _: &Handlebars, ctx: &Context, _: &mut RenderContext, out: &mut dyn Output) -> HelperResult {
-    let part = h.param(0).and_then(|p| p.value().as_str()).ok_or(RenderErrorReason::ParamNotFoundForIndex("tags", 0))?;
+fn tags_helper(
+    h: &Helper,
+    _: &Handlebars,
+    ctx: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let part = h
+        .param(0)
+        .and_then(|p| p.value().as_str())
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex("tags", 0))?;
     let root = ctx.data();
     let env = root.get("env").and_then(Value::as_str).unwrap_or_default();
     let asg = h.name() == "asgTags";
     let mut tags = vec![("Name".to_string(), format!("orch-{env}-{part}"))];
     if let Some(map) = root.get("tags").and_then(Value::as_object) {
-        tags.extend(map.iter().filter(|(k, _)| k.as_str() != "Name").map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())));
+        tags.extend(
+            map.iter()
+                .filter(|(k, _)| k.as_str() != "Name")
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())),
+        );
     }
     let list: Vec<Value> = tags
         .into_iter()
-        .map(|(key, value)| if asg { json!({"key": key, "value": value, "propagateAtLaunch": true}) } else { json!({"key": key, "value": value}) })
+        .map(|(key, value)| {
+            if asg {
+                json!({"key": key, "value": value, "propagateAtLaunch": true})
+            } else {
+                json!({"key": key, "value": value})
+            }
+        })
         .collect();
     let text = serde_json::to_string(&list).map_err(|e| RenderErrorReason::Other(e.to_string()))?;
     out.write(&text.replace("${", "$${"))?;

@@ -39,9 +39,17 @@ pub enum RenderError {
     #[error("no templates: {} does not exist", dir.display())]
     NoTemplates { dir: PathBuf },
     #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write {}: {source}", path.display())]
-    Write { path: PathBuf, #[source] source: std::io::Error },
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("template {name}: {message}")]
     Template { name: String, message: String },
     #[error("the ALB's 404 page {} is missing", path.display())]
@@ -78,12 +86,21 @@ pub fn render(project: &Project, stack: &Stack) -> Result<Rendered, RenderError>
 }
 
 /// Write the rendered files into `build/<env>/`; returns that directory.
-pub fn write(project: &Project, stack: &Stack, rendered: &Rendered) -> Result<PathBuf, RenderError> {
+pub fn write(
+    project: &Project,
+    stack: &Stack,
+    rendered: &Rendered,
+) -> Result<PathBuf, RenderError> {
     let dir = project.build_dir(&stack.name);
-    std::fs::create_dir_all(&dir).map_err(|source| RenderError::Write { path: dir.clone(), source })?;
-    for (name, text) in [("Pulumi.yaml".to_string(), &rendered.program), (format!("Pulumi.{}.yaml", stack.name), &rendered.config)] {
+    std::fs::create_dir_all(&dir)
+        .map_err(|source| RenderError::Write { path: dir.clone(), source })?;
+    for (name, text) in [
+        ("Pulumi.yaml".to_string(), &rendered.program),
+        (format!("Pulumi.{}.yaml", stack.name), &rendered.config),
+    ] {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|source| RenderError::Write { path: path.clone(), source })?;
+        std::fs::write(&path, text)
+            .map_err(|source| RenderError::Write { path: path.clone(), source })?;
     }
     Ok(dir)
 }
@@ -92,7 +109,9 @@ fn read_page(project: &Project) -> Result<String, RenderError> {
     let path = project.pages_dir().join("404-alb.html");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(RenderError::PageMissing { path }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(RenderError::PageMissing { path })
+        }
         Err(source) => return Err(RenderError::Read { path, source }),
     };
     if text.len() > PAGE_404_MAX {
@@ -110,5 +129,8 @@ fn stack_config(stack: &Stack) -> String {
     let mut doc = serde_yaml::Mapping::new();
     doc.insert("config".into(), serde_yaml::Value::Mapping(config));
     let body = serde_yaml::to_string(&doc).unwrap_or_default();
-    format!("# Rendered by `orch render --env {}`; deploy-time keys are set by `orch up`.\n{body}", stack.name)
+    format!(
+        "# Rendered by `orch render --env {}`; deploy-time keys are set by `orch up`.\n{body}",
+        stack.name
+    )
 }

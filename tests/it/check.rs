@@ -14,7 +14,13 @@ fn program(env: &str) -> (String, orch::config::Stack) {
 
 fn aws_envs() -> Vec<String> {
     let project = Project { root: repo() };
-    project.envs().into_iter().filter(|e| orch::config::load(&project, e).is_ok_and(|s| s.target == orch::config::Target::Aws)).collect()
+    project
+        .envs()
+        .into_iter()
+        .filter(|e| {
+            orch::config::load(&project, e).is_ok_and(|s| s.target == orch::config::Target::Aws)
+        })
+        .collect()
 }
 
 #[test]
@@ -31,7 +37,14 @@ fn every_shipped_aws_env_passes_the_check() {
 
 #[test]
 fn check_prod_exits_0_and_json_is_empty() {
-    let out = Scratch::new().orch().args(["check", "--env", "prod", "--json"]).assert().code(0).get_output().stdout.clone();
+    let out = Scratch::new()
+        .orch()
+        .args(["check", "--env", "prod", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["findings"], serde_json::json!([]));
     assert_eq!(json["env"], "prod");
@@ -44,24 +57,35 @@ fn renaming_target_group_arns_in_a_template_fails_prod_check_naming_it() {
     let text = scratch.read(path);
     assert!(text.contains("targetGroupArns:"));
     scratch.write(path, &text.replace("targetGroupArns:", "targetGroupARNs:"));
-    scratch
-        .orch()
-        .args(["check", "--env", "prod"])
-        .assert()
-        .code(1)
-        .stdout(predicates::str::contains("unknown-property\tresources.asg.properties.targetGroupARNs\t"));
+    scratch.orch().args(["check", "--env", "prod"]).assert().code(1).stdout(
+        predicates::str::contains("unknown-property\tresources.asg.properties.targetGroupARNs\t"),
+    );
 }
 
 #[test]
 fn findings_are_all_reported_at_once_in_json() {
     let scratch = Scratch::new();
     let path = "pulumi/partials/compute.hbs";
-    let text = scratch.read(path).replace("httpTokens: required", "httpTokens: optional").replace("capacityRebalance: true", "capacityRebalanse: true");
+    let text = scratch
+        .read(path)
+        .replace("httpTokens: required", "httpTokens: optional")
+        .replace("capacityRebalance: true", "capacityRebalanse: true");
     scratch.write(path, &text);
-    let out = scratch.orch().args(["check", "--env", "dev", "--json"]).assert().code(1).get_output().stdout.clone();
+    let out = scratch
+        .orch()
+        .args(["check", "--env", "dev", "--json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    let rules: BTreeSet<&str> = json["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
-    assert_eq!(rules, BTreeSet::from(["imdsv2-required", "unknown-property", "capacity-rebalance"]));
+    let rules: BTreeSet<&str> =
+        json["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    assert_eq!(
+        rules,
+        BTreeSet::from(["imdsv2-required", "unknown-property", "capacity-rebalance"])
+    );
 }
 
 #[test]
@@ -72,7 +96,8 @@ fn check_local_exits_2() {
 #[test]
 fn numbers_and_booleans_coerce_to_strings() {
     let (text, stack) = program("prod");
-    let text = text.replace("minSize: \"2\"", "minSize: 2").replace("value: \"true\"", "value: true");
+    let text =
+        text.replace("minSize: \"2\"", "minSize: 2").replace("value: \"true\"", "value: true");
     let report = orch::check::check_program(&text, &stack);
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
 }
@@ -117,7 +142,9 @@ fn edit(doc: &mut Value, path: &str, value: Option<Value>) {
     for part in parents {
         node = match node {
             Value::Sequence(seq) => &mut seq[part.parse::<usize>().unwrap()],
-            Value::Mapping(map) => map.get_mut(*part).unwrap_or_else(|| panic!("no `{part}` in {path}")),
+            Value::Mapping(map) => {
+                map.get_mut(*part).unwrap_or_else(|| panic!("no `{part}` in {path}"))
+            }
             _ => panic!("cannot walk into {part} of {path}"),
         };
     }
@@ -164,14 +191,24 @@ fn every_fixture_is_caught_and_every_rule_and_kind_has_one() {
     files.sort();
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        let fixture: Fixture = serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let fixture: Fixture = serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let (text, stack) = program(&fixture.env);
         let report = orch::check::check_program(&apply(&text, &fixture.edits), &stack);
-        let hit = report.findings.iter().any(|f| f.rule == fixture.expect.rule && fixture.expect.path.as_ref().is_none_or(|p| *p == f.path));
-        assert!(hit, "{name}: expected {} at {:?}, got {:#?}", fixture.expect.rule, fixture.expect.path, report.findings);
+        let hit = report.findings.iter().any(|f| {
+            f.rule == fixture.expect.rule
+                && fixture.expect.path.as_ref().is_none_or(|p| *p == f.path)
+        });
+        assert!(
+            hit,
+            "{name}: expected {} at {:?}, got {:#?}",
+            fixture.expect.rule, fixture.expect.path, report.findings
+        );
         covered.insert(fixture.expect.rule);
     }
-    for rule in orch::check::RULES.iter().map(|(r, _)| *r).chain(orch::check::ERROR_KINDS.iter().copied()) {
+    for rule in
+        orch::check::RULES.iter().map(|(r, _)| *r).chain(orch::check::ERROR_KINDS.iter().copied())
+    {
         assert!(covered.contains(rule), "no fixture for `{rule}` under tests/fixtures/check/");
     }
 }
@@ -180,7 +217,15 @@ fn every_fixture_is_caught_and_every_rule_and_kind_has_one() {
 fn a_stack_without_a_domain_renders_and_checks_clean() {
     let scratch = Scratch::new();
     let stack = scratch.read("stacks/dev.yaml");
-    let without: String = stack.lines().filter(|l| !l.starts_with("domain:") && !l.starts_with("  name:") && !l.starts_with("  parent_zone:")).map(|l| format!("{l}\n")).collect();
+    let without: String = stack
+        .lines()
+        .filter(|l| {
+            !l.starts_with("domain:")
+                && !l.starts_with("  name:")
+                && !l.starts_with("  parent_zone:")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert!(!without.contains("parent_zone"));
     scratch.write("stacks/dev.yaml", &without);
     scratch.orch().args(["check", "--env", "dev"]).assert().code(0);

@@ -6,7 +6,18 @@ fn help_lists_every_subcommand() {
     let out = orch().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for sub in ["up", "status", "drift", "render", "check", "build", "verify", "down", "local", "completions"] {
+    for sub in [
+        "up",
+        "status",
+        "drift",
+        "render",
+        "check",
+        "build",
+        "verify",
+        "down",
+        "local",
+        "completions",
+    ] {
         assert!(help.contains(&format!("\n  {sub} ")), "--help lacks `{sub}`:\n{help}");
     }
     insta::assert_snapshot!("help", help);

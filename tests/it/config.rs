@@ -19,14 +19,19 @@ fn dev_text() -> String {
 fn problems(edit: impl Fn(String) -> String) -> Vec<(String, Option<usize>, String)> {
     match load_str(&edit(dev_text()), "dev", Path::new("stacks/dev.yaml")) {
         Ok(_) => vec![],
-        Err(ConfigError::Invalid { problems, .. }) => problems.into_iter().map(|p| (p.key, p.line, p.message)).collect(),
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.into_iter().map(|p| (p.key, p.line, p.message)).collect()
+        }
         Err(other) => panic!("expected validation problems, got {other}"),
     }
 }
 
 fn assert_flags(edit: impl Fn(String) -> String, key: &str) {
     let found = problems(edit);
-    assert!(found.iter().any(|(k, line, _)| k == key && line.is_some()), "expected a problem at `{key}` with a line, got {found:?}");
+    assert!(
+        found.iter().any(|(k, line, _)| k == key && line.is_some()),
+        "expected a problem at `{key}` with a line, got {found:?}"
+    );
 }
 
 #[test]
@@ -41,8 +46,14 @@ fn shipped_stacks_are_valid() {
 
 #[test]
 fn capacity_rules() {
-    assert_flags(|t| t.replace("  min: 2\n  desired: 2", "  min: 3\n  desired: 2"), "instances.min");
-    assert_flags(|t| t.replace("  desired: 2\n  max: 4", "  desired: 5\n  max: 4"), "instances.desired");
+    assert_flags(
+        |t| t.replace("  min: 2\n  desired: 2", "  min: 3\n  desired: 2"),
+        "instances.min",
+    );
+    assert_flags(
+        |t| t.replace("  desired: 2\n  max: 4", "  desired: 5\n  max: 4"),
+        "instances.desired",
+    );
     assert_flags(|t| t.replace("  min: 2\n", "  min: 1\n"), "instances.min");
 }
 
@@ -57,22 +68,38 @@ fn zone_rules() {
 #[test]
 fn name_and_domain_rules() {
     assert_flags(|t| t.replace("repository: orch-app", "repository: Orch App"), "image.repository");
-    assert_flags(|t| t.replace("name: dev.orch-demo.net", "name: dev..orch-demo.net"), "domain.name");
+    assert_flags(
+        |t| t.replace("name: dev.orch-demo.net", "name: dev..orch-demo.net"),
+        "domain.name",
+    );
     assert_flags(|t| t.replace("name: dev.orch-demo.net", "name: dev.other.org"), "domain.name");
-    assert_flags(|t| t.replace("backend: s3://orch-state-dev", "backend: s3://Bad_Bucket"), "pulumi.backend");
-    assert_flags(|t| t.replace("instance_class: db.t3.micro", "instance_class: t3.micro"), "database.instance_class");
+    assert_flags(
+        |t| t.replace("backend: s3://orch-state-dev", "backend: s3://Bad_Bucket"),
+        "pulumi.backend",
+    );
+    assert_flags(
+        |t| t.replace("instance_class: db.t3.micro", "instance_class: t3.micro"),
+        "database.instance_class",
+    );
 }
 
 #[test]
 fn health_check_ranges() {
-    assert_flags(|t| t.replace("interval_seconds: 10", "interval_seconds: 1"), "health_check.interval_seconds");
-    assert_flags(|t| t.replace("healthy_threshold: 2\n  unhealthy", "healthy_threshold: 11\n  unhealthy"), "health_check.healthy_threshold");
+    assert_flags(
+        |t| t.replace("interval_seconds: 10", "interval_seconds: 1"),
+        "health_check.interval_seconds",
+    );
+    assert_flags(
+        |t| t.replace("healthy_threshold: 2\n  unhealthy", "healthy_threshold: 11\n  unhealthy"),
+        "health_check.healthy_threshold",
+    );
     assert_flags(|t| t.replace("path: /healthz", "path: healthz"), "health_check.path");
 }
 
 #[test]
 fn all_problems_are_reported_at_once() {
-    let found = problems(|t| t.replace("  min: 2\n", "  min: 9\n").replace("path: /healthz", "path: nope"));
+    let found =
+        problems(|t| t.replace("  min: 2\n", "  min: 9\n").replace("path: /healthz", "path: nope"));
     assert!(found.len() >= 2, "{found:?}");
 }
 
@@ -84,7 +111,10 @@ fn unknown_key_names_key_file_and_line() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bogus") && err.contains("dev.yaml"), "{err}");
-    assert!(err.contains(&format!(":{}:", scratch.read("stacks/dev.yaml").lines().count())), "no line number: {err}");
+    assert!(
+        err.contains(&format!(":{}:", scratch.read("stacks/dev.yaml").lines().count())),
+        "no line number: {err}"
+    );
 }
 
 #[test]
@@ -100,11 +130,19 @@ fn unknown_env_lists_existing_envs() {
 #[test]
 fn invalid_value_reports_file_key_and_line() {
     let scratch = Scratch::new();
-    scratch.write("stacks/dev.yaml", &scratch.read("stacks/dev.yaml").replace("  min: 2\n", "  min: 7\n"));
+    scratch.write(
+        "stacks/dev.yaml",
+        &scratch.read("stacks/dev.yaml").replace("  min: 2\n", "  min: 7\n"),
+    );
     let out = scratch.orch().args(["render", "--env", "dev"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("dev.yaml") && err.contains("instances.min") && err.contains(&format!("line {}", min_line())), "{err}");
+    assert!(
+        err.contains("dev.yaml")
+            && err.contains("instances.min")
+            && err.contains(&format!("line {}", min_line())),
+        "{err}"
+    );
 }
 
 #[test]
@@ -122,7 +160,10 @@ fn unreadable_file_says_so() {
 #[test]
 fn wrong_type_names_the_line() {
     let scratch = Scratch::new();
-    scratch.write("stacks/dev.yaml", &scratch.read("stacks/dev.yaml").replace("  min: 2\n", "  min: two\n"));
+    scratch.write(
+        "stacks/dev.yaml",
+        &scratch.read("stacks/dev.yaml").replace("  min: 2\n", "  min: two\n"),
+    );
     let out = scratch.orch().args(["render", "--env", "dev"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");

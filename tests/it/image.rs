@@ -28,13 +28,23 @@ fn orch_build(scratch: &Scratch, args: &[&str]) -> assert_cmd::assert::Assert {
 }
 
 fn index_digest(dir: &Path) -> String {
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     index["manifests"][0]["digest"].as_str().unwrap().to_owned()
 }
 
 fn skopeo_digest(target: &str, extra: &[&str]) -> String {
-    let out = std::process::Command::new("skopeo").arg("inspect").args(extra).arg(target).output().expect("skopeo");
-    assert!(out.status.success(), "skopeo inspect {target}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("skopeo")
+        .arg("inspect")
+        .args(extra)
+        .arg(target)
+        .output()
+        .expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo inspect {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["Digest"].as_str().unwrap().to_owned()
 }
@@ -54,33 +64,51 @@ fn two_builds_give_the_same_digest_and_skopeo_reads_the_layout() {
     let first = orch_build(&scratch, &[]).success().get_output().stdout.clone();
     let dir = scratch.path().join("build/local/image");
     let digest = index_digest(&dir);
-    assert_eq!(String::from_utf8(first).unwrap().trim(), digest, "stdout carries the manifest digest");
+    assert_eq!(
+        String::from_utf8(first).unwrap().trim(),
+        digest,
+        "stdout carries the manifest digest"
+    );
     let index = std::fs::read(dir.join("index.json")).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     orch_build(&scratch, &[]).success();
     assert_eq!(std::fs::read(dir.join("index.json")).unwrap(), index, "byte-identical index.json");
     assert_eq!(skopeo_digest(&format!("oci:{}", dir.display()), &[]), digest);
-    let blobs: u64 = std::fs::read_dir(dir.join("blobs/sha256")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let blobs: u64 = std::fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
     assert!(blobs < 200_000_000, "{blobs} bytes");
 }
 
 #[test]
 fn the_unpacked_root_has_the_app_users_name_service_and_certificates() {
     let scratch = Scratch::new();
-    scratch.write("app/certs/extra.pem", "-----BEGIN CERTIFICATE-----\nEXTRA\n-----END CERTIFICATE-----\n");
+    scratch.write(
+        "app/certs/extra.pem",
+        "-----BEGIN CERTIFICATE-----\nEXTRA\n-----END CERTIFICATE-----\n",
+    );
     orch_build(&scratch, &[]).success();
     let layout = scratch.path().join("build/local/image");
     let dest = scratch.path().join("root");
     let got = unpack(&layout, &dest).unwrap();
-    assert_eq!((got.rootfs.as_path(), got.entrypoint.as_slice(), got.digest.clone()), (dest.as_path(), ["/app".to_string()].as_slice(), index_digest(&layout)));
+    assert_eq!(
+        (got.rootfs.as_path(), got.entrypoint.as_slice(), got.digest.clone()),
+        (dest.as_path(), ["/app".to_string()].as_slice(), index_digest(&layout))
+    );
     assert!(got.env.contains(&("PORT".into(), "8080".into())), "{:?}", got.env);
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(dest.join("app")).unwrap().permissions().mode() & 0o777, 0o755);
     assert_eq!(std::fs::read(dest.join("app")).unwrap(), std::fs::read(static_app()).unwrap());
     assert!(std::fs::read_to_string(dest.join("etc/passwd")).unwrap().contains(":65532:65532:"));
-    assert!(std::fs::read_to_string(dest.join("etc/nsswitch.conf")).unwrap().contains("hosts: files dns"));
+    assert!(std::fs::read_to_string(dest.join("etc/nsswitch.conf"))
+        .unwrap()
+        .contains("hosts: files dns"));
     let bundle = std::fs::read_to_string(dest.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
-    assert!(bundle.matches("BEGIN CERTIFICATE").count() > 100, "the host's CA certificates are in the image");
+    assert!(
+        bundle.matches("BEGIN CERTIFICATE").count() > 100,
+        "the host's CA certificates are in the image"
+    );
     assert!(bundle.ends_with("EXTRA\n-----END CERTIFICATE-----\n"), "app/certs/*.pem are appended");
     if repo().join("app/pages").is_dir() {
         assert!(dest.join("pages").is_dir(), "error pages are in the image");
@@ -96,11 +124,15 @@ fn push_reads_back_with_skopeo_and_a_repush_uploads_nothing() {
     let Some(registry) = service("ORCH_TEST_REGISTRY") else { return };
     let scratch = Scratch::new();
     let repository = format!("orch-test-{}", rand::random::<u32>());
-    let stack = scratch.read("stacks/local.yaml").replace("  repository: orch-app", &format!("  repository: {repository}\n  registry: {registry}"));
+    let stack = scratch.read("stacks/local.yaml").replace(
+        "  repository: orch-app",
+        &format!("  repository: {repository}\n  registry: {registry}"),
+    );
     scratch.write("stacks/local.yaml", &stack);
     let pushed = |scratch: &Scratch| -> PushReport {
         let out = orch_build(scratch, &["--push"]).success().get_output().stdout.clone();
-        let report: PushReport = serde_json::from_str(&scratch.read("build/local/image/pushed.json")).unwrap();
+        let report: PushReport =
+            serde_json::from_str(&scratch.read("build/local/image/pushed.json")).unwrap();
         assert!(String::from_utf8(out).unwrap().contains(&report.reference));
         report
     };
@@ -108,21 +140,28 @@ fn push_reads_back_with_skopeo_and_a_repush_uploads_nothing() {
     let digest = index_digest(&scratch.path().join("build/local/image"));
     assert_eq!(first.digest, digest);
     assert_eq!(first.reference, format!("{registry}/{repository}@{digest}"));
-    assert!(first.bytes_uploaded > 0 && first.blobs_uploaded == 3 && first.manifest_uploaded, "{first:?}");
+    assert!(
+        first.bytes_uploaded > 0 && first.blobs_uploaded == 3 && first.manifest_uploaded,
+        "{first:?}"
+    );
     let remote = format!("docker://{registry}/{repository}:{}", first.tag);
     assert_eq!(skopeo_digest(&remote, &["--tls-verify=false"]), digest);
 
     let again = pushed(&scratch);
     assert_eq!(again.digest, digest, "a rebuild gives the same digest");
-    assert_eq!((again.bytes_uploaded, again.blobs_uploaded, again.blobs_skipped, again.manifest_uploaded), (0, 0, 3, false));
+    assert_eq!(
+        (again.bytes_uploaded, again.blobs_uploaded, again.blobs_skipped, again.manifest_uploaded),
+        (0, 0, 3, false)
+    );
 }
 
 #[test]
 fn push_without_a_registry_on_local_fails_with_a_hint() {
     let scratch = Scratch::new();
-    orch_build(&scratch, &["--push"])
-        .code(2)
-        .stderr(predicates::str::contains("no registry to push to").and(predicates::str::contains("image.registry")));
+    orch_build(&scratch, &["--push"]).code(2).stderr(
+        predicates::str::contains("no registry to push to")
+            .and(predicates::str::contains("image.registry")),
+    );
 }
 
 #[tokio::test]
@@ -139,11 +178,15 @@ async fn ecr_repository_is_ensured_idempotently_and_the_token_gives_basic_auth()
     let name = format!("orch-test-{}", rand::random::<u32>());
 
     let (uri, actions) = ecr::ensure_repository(&client, &name, 7).await.unwrap();
-    assert_eq!(actions, [ecr::Action::Create, ecr::Action::PutLifecyclePolicy(ecr::lifecycle_policy(7))]);
+    assert_eq!(
+        actions,
+        [ecr::Action::Create, ecr::Action::PutLifecyclePolicy(ecr::lifecycle_policy(7))]
+    );
     assert!(uri.ends_with(&format!("/{name}")), "{uri}");
     let seen = ecr::observe(&client, &name).await.unwrap().unwrap();
     assert!(seen.immutable && seen.scan_on_push, "{seen:?}");
-    let policy: serde_json::Value = serde_json::from_str(seen.lifecycle_policy.as_deref().unwrap()).unwrap();
+    let policy: serde_json::Value =
+        serde_json::from_str(seen.lifecycle_policy.as_deref().unwrap()).unwrap();
     assert_eq!(policy["rules"][0]["selection"]["countNumber"], 7);
     assert_eq!(ecr::ensure_repository(&client, &name, 7).await.unwrap().1, [], "idempotent");
 
@@ -154,11 +197,17 @@ async fn ecr_repository_is_ensured_idempotently_and_the_token_gives_basic_auth()
         .send()
         .await
         .unwrap();
-    assert_eq!(ecr::ensure_repository(&client, &name, 7).await.unwrap().1, [ecr::Action::SetImmutableTags], "drift is repaired");
+    assert_eq!(
+        ecr::ensure_repository(&client, &name, 7).await.unwrap().1,
+        [ecr::Action::SetImmutableTags],
+        "drift is repaired"
+    );
 
     let (host, auth) = ecr::login(&client).await.unwrap();
     assert!(!host.is_empty() && !host.contains("://"), "{host}");
-    assert!(matches!(&auth, oci_client::secrets::RegistryAuth::Basic(user, password) if user == "AWS" && !password.is_empty()));
+    assert!(
+        matches!(&auth, oci_client::secrets::RegistryAuth::Basic(user, password) if user == "AWS" && !password.is_empty())
+    );
 }
 
 /// A child process killed when dropped.
@@ -170,7 +219,6 @@ impl Drop for Child {
         let _ = self.0.wait();
     }
 }
-
 
 /// `GET path` over plain HTTP/1.1: the status code, if anything answered.
 fn http_status(port: u16, path: &str) -> Option<u16> {
@@ -199,9 +247,14 @@ fn the_binary_unpacked_from_the_image_starts_and_answers_healthz() {
     let port = free_port();
     let entry = image.rootfs.join(image.entrypoint[0].trim_start_matches('/'));
     let mut cmd = std::process::Command::new(entry);
-    cmd.env_clear().envs(image.env.iter().cloned()).env("PORT", port.to_string()).env("BIND", "127.0.0.1");
+    cmd.env_clear()
+        .envs(image.env.iter().cloned())
+        .env("PORT", port.to_string())
+        .env("BIND", "127.0.0.1");
     cmd.env("DATABASE_URL", format!("sqlite://{}/app.db?mode=rwc", scratch.path().display()));
-    cmd.current_dir(&image.rootfs).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    cmd.current_dir(&image.rootfs)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let _app = Child(cmd.spawn().expect("start the unpacked app"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
@@ -222,14 +275,17 @@ fn tls_server(name: &str) -> (String, u16, std::sync::Arc<std::sync::atomic::Ato
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec![name.to_owned()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
+    let leaf =
+        CertificateParams::new(vec![name.to_owned()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
     let config = Arc::new(config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -248,7 +304,9 @@ fn tls_server(name: &str) -> (String, u16, std::sync::Arc<std::sync::atomic::Ato
                 }
             }
             if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
                 let _ = tls.flush();
                 tls.conn.send_close_notify();
                 let _ = tls.flush();
@@ -271,7 +329,10 @@ fn inside_the_unpacked_root_the_binary_resolves_a_name_and_connects_over_tls() {
     let image = unpacked_image(&scratch, Some(&ca_pem));
     let probe = |root: &Path| {
         // Absolute: the environment is cleared, so there is no PATH to search.
-        let chroot = ["/usr/sbin/chroot", "/usr/bin/chroot", "/sbin/chroot"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("chroot");
+        let chroot = ["/usr/sbin/chroot", "/usr/bin/chroot", "/sbin/chroot"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("chroot");
         std::process::Command::new(chroot)
             .arg(root)
             .arg(&image.entrypoint[0])
@@ -283,15 +344,28 @@ fn inside_the_unpacked_root_the_binary_resolves_a_name_and_connects_over_tls() {
     };
     // Without a hosts entry the name does not resolve inside the root: nothing reaches the server.
     let out = probe(&image.rootfs);
-    assert!(!out.status.success(), "resolved {name} without a hosts entry? {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "resolved {name} without a hosts entry? {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 0);
     // The image's /etc/hosts (as a runtime would extend it) maps the name; the CA is only in the image's bundle.
     let hosts = image.rootfs.join("etc/hosts");
     let text = std::fs::read_to_string(&hosts).unwrap();
     std::fs::write(&hosts, format!("{text}127.0.0.1\t{name}\n")).unwrap();
     let out = probe(&image.rootfs);
-    assert!(out.status.success(), "probe failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1, "the TLS server answered one request");
+    assert!(
+        out.status.success(),
+        "probe failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        served.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the TLS server answered one request"
+    );
 }
 
 fn nix_is_root() -> bool {

@@ -29,18 +29,30 @@ impl Tier {
     }
 }
 
-
 async fn identity(client: &reqwest::Client, url: &str) -> Result<(String, String), String> {
-    let resp = client.get(url).header("accept", "application/json").send().await.map_err(|e| format!("{e:?}"))?;
+    let resp = client
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     if !resp.status().is_success() {
         return Err(format!("status {}", resp.status()));
     }
     let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
-    Ok((v["instance_id"].as_str().unwrap_or("").into(), v["availability_zone"].as_str().unwrap_or("").into()))
+    Ok((
+        v["instance_id"].as_str().unwrap_or("").into(),
+        v["availability_zone"].as_str().unwrap_or("").into(),
+    ))
 }
 
 /// Steady load on `url` from `workers` clients until `stop`; returns (ok, failures).
-fn load(client: reqwest::Client, url: String, workers: usize, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+fn load(
+    client: reqwest::Client,
+    url: String,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
     tokio::spawn(async move {
         let tasks: Vec<_> = (0..workers)
             .map(|_| {
@@ -84,12 +96,26 @@ fn wait_dead(pid: u64) {
 fn by_zone(status: &serde_json::Value) -> BTreeMap<String, (u64, u64)> {
     status["zones"]
         .as_array()
-        .map(|zs| zs.iter().map(|z| (z["name"].as_str().unwrap_or("").to_string(), (z["instances"].as_u64().unwrap_or(0), z["healthy"].as_u64().unwrap_or(0)))).collect())
+        .map(|zs| {
+            zs.iter()
+                .map(|z| {
+                    (
+                        z["name"].as_str().unwrap_or("").to_string(),
+                        (z["instances"].as_u64().unwrap_or(0), z["healthy"].as_u64().unwrap_or(0)),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Wait until `cond(status)` holds; returns the time it took.
-fn wait_for(tier: &Tier, within: Duration, what: &str, cond: impl Fn(&serde_json::Value) -> bool) -> Duration {
+fn wait_for(
+    tier: &Tier,
+    within: Duration,
+    what: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) -> Duration {
     let start = Instant::now();
     loop {
         let (_, s) = tier.status();
@@ -110,9 +136,13 @@ async fn up_serves_over_tls_and_heals_instance_and_zone_failures() {
     let client = tier.client();
 
     // HTTP → 301 to HTTPS, host, path and query kept, port replaced.
-    let resp = client.get(format!("http://localhost:{}/a/b?x=1&y=two", tier.http)).send().await.unwrap();
+    let resp =
+        client.get(format!("http://localhost:{}/a/b?x=1&y=two", tier.http)).send().await.unwrap();
     assert_eq!(resp.status(), 301);
-    assert_eq!(resp.headers()["location"], format!("https://localhost:{}/a/b?x=1&y=two", tier.https).as_str());
+    assert_eq!(
+        resp.headers()["location"],
+        format!("https://localhost:{}/a/b?x=1&y=two", tier.https).as_str()
+    );
 
     // 24 HTTPS requests: ≥ 2 instances, both zones.
     let (mut ids, mut zones) = (BTreeSet::new(), BTreeSet::new());
@@ -131,7 +161,8 @@ async fn up_serves_over_tls_and_heals_instance_and_zone_failures() {
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let body = resp.text().await.unwrap();
     if let Some(page) = tier.page("404.html") {
-        let title = orch::verify::marker_from_page(&tier.scratch.path().join("app/pages/404.html")).unwrap_or_default();
+        let title = orch::verify::marker_from_page(&tier.scratch.path().join("app/pages/404.html"))
+            .unwrap_or_default();
         assert!(body.contains(&title), "not our 404 page ({title}): {body}\nexpected like: {page}");
     }
 
@@ -151,13 +182,20 @@ async fn up_serves_over_tls_and_heals_instance_and_zone_failures() {
     let traffic = load(client.clone(), tier.https("/"), 4, stop.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let victim = status["instances"][0]["pid"].as_u64().unwrap() as i32;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = traffic.await.unwrap();
     assert!(ok >= 100, "only {ok} requests went through");
-    assert!(failed.is_empty(), "{} failed requests after killing one instance: {failed:?}", failed.len());
-    wait_for(&tier, Duration::from_secs(10), "replacement in service", |s| s["in_service"] == 4 && s["healthy"] == true);
+    assert!(
+        failed.is_empty(),
+        "{} failed requests after killing one instance: {failed:?}",
+        failed.len()
+    );
+    wait_for(&tier, Duration::from_secs(10), "replacement in service", |s| {
+        s["in_service"] == 4 && s["healthy"] == true
+    });
 
     // Zone down under load: capacity back to desired (in the other zone) within 5 s.
     let stop = Arc::new(AtomicBool::new(false));
@@ -176,7 +214,8 @@ async fn up_serves_over_tls_and_heals_instance_and_zone_failures() {
     assert!(failed.len() <= 4, "more failures than requests in flight: {failed:?}");
 
     // Unknown zone: exit 2 naming the zones.
-    let out = tier.orch().args(["local", "zone-down", "local-z", "--env", "local"]).output().unwrap();
+    let out =
+        tier.orch().args(["local", "zone-down", "local-z", "--env", "local"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("local-a, local-b"));
 
@@ -186,7 +225,10 @@ async fn up_serves_over_tls_and_heals_instance_and_zone_failures() {
     loop {
         let (code, s) = tier.status();
         let zones = by_zone(&s);
-        assert!(s["in_service"].as_u64().unwrap_or(0) >= 4, "dropped below desired while rebalancing: {s:#}");
+        assert!(
+            s["in_service"].as_u64().unwrap_or(0) >= 4,
+            "dropped below desired while rebalancing: {s:#}"
+        );
         if code == 0 && zones.values().map(|v| (v.0, v.1)).collect::<Vec<_>>() == [(2, 2), (2, 2)] {
             break;
         }
@@ -201,13 +243,18 @@ async fn up_serves_over_tls_and_heals_instance_and_zone_failures() {
 
     // Down: everything stops, ports close, the database stays.
     let (_, s) = tier.status();
-    let pids: Vec<u64> = s["instances"].as_array().unwrap().iter().filter_map(|i| i["pid"].as_u64()).collect();
+    let pids: Vec<u64> =
+        s["instances"].as_array().unwrap().iter().filter_map(|i| i["pid"].as_u64()).collect();
     tier.orch().args(["down", "--env", "local"]).assert().success();
     assert!(!port_open(tier.http) && !port_open(tier.https));
     for pid in pids {
         assert!(gone(pid), "instance {pid} still runs");
     }
-    assert!(tier.scratch.path().join(".orch/local/app.db").exists() || std::env::var_os("ORCH_APP_BIN").is_some(), "the database file is kept");
+    assert!(
+        tier.scratch.path().join(".orch/local/app.db").exists()
+            || std::env::var_os("ORCH_APP_BIN").is_some(),
+        "the database file is kept"
+    );
     let (code, _) = tier.status();
     assert_eq!(code, 2, "status after down: not running");
 }
@@ -232,13 +279,21 @@ async fn error_pages_and_leftovers_of_a_killed_orch() {
     for zone in ["local-a", "local-b"] {
         tier.orch().args(["local", "zone-up", zone, "--env", "local"]).assert().success();
     }
-    wait_for(&tier, Duration::from_secs(15), "back after both zones return", |s| s["healthy"] == true);
+    wait_for(&tier, Duration::from_secs(15), "back after both zones return", |s| {
+        s["healthy"] == true
+    });
 
     // Kill orch's supervisor outright: its instances stay behind...
     let (_, s) = tier.status();
-    let serve: i32 = serde_json::from_str::<serde_json::Value>(&tier.scratch.read(".orch/local/state.json")).unwrap()["pid"].as_i64().unwrap() as i32;
-    let pids: Vec<u64> = s["instances"].as_array().unwrap().iter().filter_map(|i| i["pid"].as_u64()).collect();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let serve: i32 =
+        serde_json::from_str::<serde_json::Value>(&tier.scratch.read(".orch/local/state.json"))
+            .unwrap()["pid"]
+            .as_i64()
+            .unwrap() as i32;
+    let pids: Vec<u64> =
+        s["instances"].as_array().unwrap().iter().filter_map(|i| i["pid"].as_u64()).collect();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
     wait_dead(serve as u64);
     assert!(pids.iter().all(|p| std::path::Path::new(&format!("/proc/{p}")).exists()));
     assert_eq!(tier.status().0, 2, "a dead supervisor is not a running tier");
@@ -246,7 +301,11 @@ async fn error_pages_and_leftovers_of_a_killed_orch() {
     // ...and the next `up` cleans them up and starts a fresh tier.
     let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("leftover"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("leftover"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for p in &pids {
         assert!(gone(*p), "leftover instance {p} survived");
     }
@@ -257,17 +316,22 @@ async fn error_pages_and_leftovers_of_a_killed_orch() {
     let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
-    let pid_of = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap()["pid"].clone();
+    let pid_of =
+        |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap()["pid"].clone();
     assert_eq!(pid_of(&before), pid_of(&tier.scratch.read(".orch/local/state.json")));
 
     // A killed supervisor is also cleaned up by `down`.
     let serve = pid_of(&before).as_i64().unwrap() as i32;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(serve), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
     wait_dead(serve as u64);
     let out = tier.orch().args(["down", "--env", "local"]).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("leftover"));
-    assert!(orch::local::state::tier_processes(&tier.scratch.path().join(".orch/local").canonicalize().unwrap()).is_empty());
+    assert!(orch::local::state::tier_processes(
+        &tier.scratch.path().join(".orch/local").canonicalize().unwrap()
+    )
+    .is_empty());
 }
 
 #[test]
@@ -283,9 +347,18 @@ fn a_bad_stack_is_a_clear_error_and_starts_nothing() {
     assert!(!port_open(tier.http) && !port_open(tier.https));
 
     // Postgres without the URL variable: named, never started.
-    let stack = tier.scratch.read("stacks/local.yaml").replace("desired: 9", "desired: 4").replace("engine: sqlite", "engine: postgres\n  url_env: ORCH_TEST_NO_SUCH_URL");
+    let stack = tier
+        .scratch
+        .read("stacks/local.yaml")
+        .replace("desired: 9", "desired: 4")
+        .replace("engine: sqlite", "engine: postgres\n  url_env: ORCH_TEST_NO_SUCH_URL");
     tier.scratch.write("stacks/local.yaml", &stack);
-    let out = tier.orch().args(["up", "--env", "local", "--detach"]).env_remove("ORCH_TEST_NO_SUCH_URL").output().unwrap();
+    let out = tier
+        .orch()
+        .args(["up", "--env", "local", "--detach"])
+        .env_remove("ORCH_TEST_NO_SUCH_URL")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ORCH_TEST_NO_SUCH_URL"));
     assert!(!port_open(tier.http) && !port_open(tier.https));

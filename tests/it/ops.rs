@@ -68,13 +68,18 @@ struct Seed {
 
 impl Default for Seed {
     fn default() -> Self {
-        Seed { cert_days: 90, delegation_ok: true, url: "https://orch-dev-1.eu-west-1.elb.amazonaws.com/".into() }
+        Seed {
+            cert_days: 90,
+            delegation_ok: true,
+            url: "https://orch-dev-1.eu-west-1.elb.amazonaws.com/".into(),
+        }
     }
 }
 
 fn unique() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{:x}{:x}{}", std::process::id(), nanos % 0xfffff, N.fetch_add(1, Ordering::SeqCst))
 }
 
@@ -92,10 +97,21 @@ async fn default_subnets(moto: &str) -> (String, Vec<String>) {
         .await
         .unwrap();
     let tags = |tag: &str| -> Vec<String> {
-        body.split(&format!("<{tag}>")).skip(1).filter_map(|s| s.split(&format!("</{tag}>")).next()).map(str::to_string).collect()
+        body.split(&format!("<{tag}>"))
+            .skip(1)
+            .filter_map(|s| s.split(&format!("</{tag}>")).next())
+            .map(str::to_string)
+            .collect()
     };
     let (subnets, zones, vpcs) = (tags("subnetId"), tags("availabilityZone"), tags("vpcId"));
-    let pick = |az: &str| subnets.iter().zip(&zones).find(|(_, z)| z.as_str() == az).map(|(s, _)| s.clone()).expect("moto default subnet");
+    let pick = |az: &str| {
+        subnets
+            .iter()
+            .zip(&zones)
+            .find(|(_, z)| z.as_str() == az)
+            .map(|(s, _)| s.clone())
+            .expect("moto default subnet")
+    };
     (vpcs[0].clone(), vec![pick("eu-west-1a"), pick("eu-west-1b")])
 }
 
@@ -118,7 +134,11 @@ impl World {
         std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
         let u = unique();
-        let conf = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(REGION)).endpoint_url(&moto).load().await;
+        let conf = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&moto)
+            .load()
+            .await;
         let scratch = Scratch::new();
         let (zone, parent) = (format!("dev.orch-{u}.net"), format!("orch-{u}.net"));
         let dev = scratch.read("stacks/dev.yaml");
@@ -129,7 +149,11 @@ impl World {
         scratch.write("stacks/dev.yaml", &dev);
         scratch.write("build/dev/Pulumi.yaml", "name: orch\nruntime: yaml\n");
         scratch.write("tools/pulumi", FAKE_PULUMI);
-        std::fs::set_permissions(scratch.path().join("tools/pulumi"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            scratch.path().join("tools/pulumi"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
 
         // Certificate (ACM import of a self-signed one with the wanted expiry).
         let acm = aws_sdk_acm::Client::new(&conf);
@@ -146,7 +170,9 @@ impl World {
             .to_string();
 
         // Load balancer, target group, HTTPS listener serving the certificate.
-        use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, Certificate, ProtocolEnum, TargetTypeEnum};
+        use aws_sdk_elasticloadbalancingv2::types::{
+            Action, ActionTypeEnum, Certificate, ProtocolEnum, TargetTypeEnum,
+        };
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
         let (vpc, subnets) = default_subnets(&moto).await;
         let tg = elb
@@ -163,20 +189,38 @@ impl World {
             .target_group_arn()
             .unwrap()
             .to_string();
-        let lb = elb.create_load_balancer().name(format!("lb-{u}")).set_subnets(Some(subnets)).send().await.unwrap().load_balancers()[0].load_balancer_arn().unwrap().to_string();
+        let lb = elb
+            .create_load_balancer()
+            .name(format!("lb-{u}"))
+            .set_subnets(Some(subnets))
+            .send()
+            .await
+            .unwrap()
+            .load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap()
+            .to_string();
         elb.create_listener()
             .load_balancer_arn(lb)
             .protocol(ProtocolEnum::Https)
             .port(443)
             .certificates(Certificate::builder().certificate_arn(&cert_arn).build())
-            .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg).build())
+            .default_actions(
+                Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg).build(),
+            )
             .send()
             .await
             .unwrap();
 
         // Auto Scaling group over both zones (moto places every instance in the first one).
         let asg = aws_sdk_autoscaling::Client::new(&conf);
-        asg.create_launch_configuration().launch_configuration_name(format!("lc-{u}")).image_id("ami-12345678").instance_type("t3.micro").send().await.unwrap();
+        asg.create_launch_configuration()
+            .launch_configuration_name(format!("lc-{u}"))
+            .image_id("ami-12345678")
+            .instance_type("t3.micro")
+            .send()
+            .await
+            .unwrap();
         asg.create_auto_scaling_group()
             .auto_scaling_group_name(format!("asg-{u}"))
             .launch_configuration_name(format!("lc-{u}"))
@@ -191,22 +235,56 @@ impl World {
             .unwrap();
 
         // Hosted zones and the delegation in the parent.
-        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+        use aws_sdk_route53::types::{
+            Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+        };
         let r53 = aws_sdk_route53::Client::new(&conf);
-        let env_zone = r53.create_hosted_zone().name(&zone).caller_reference(format!("z-{u}")).send().await.unwrap();
+        let env_zone = r53
+            .create_hosted_zone()
+            .name(&zone)
+            .caller_reference(format!("z-{u}"))
+            .send()
+            .await
+            .unwrap();
         let ns: Vec<String> = env_zone.delegation_set().unwrap().name_servers().to_vec();
-        let parent_zone = r53.create_hosted_zone().name(&parent).caller_reference(format!("p-{u}")).send().await.unwrap();
-        let values = if seed.delegation_ok { ns } else { vec!["ns-1.old-dns.example.".into(), "ns-2.old-dns.example.".into()] };
+        let parent_zone = r53
+            .create_hosted_zone()
+            .name(&parent)
+            .caller_reference(format!("p-{u}"))
+            .send()
+            .await
+            .unwrap();
+        let values = if seed.delegation_ok {
+            ns
+        } else {
+            vec!["ns-1.old-dns.example.".into(), "ns-2.old-dns.example.".into()]
+        };
         let set = ResourceRecordSet::builder()
             .name(&zone)
             .r#type(RrType::Ns)
             .ttl(300)
-            .set_resource_records(Some(values.iter().map(|v| ResourceRecord::builder().value(v).build().unwrap()).collect()))
+            .set_resource_records(Some(
+                values
+                    .iter()
+                    .map(|v| ResourceRecord::builder().value(v).build().unwrap())
+                    .collect(),
+            ))
             .build()
             .unwrap();
         r53.change_resource_record_sets()
             .hosted_zone_id(parent_zone.hosted_zone().unwrap().id())
-            .change_batch(ChangeBatch::builder().changes(Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().unwrap()).build().unwrap())
+            .change_batch(
+                ChangeBatch::builder()
+                    .changes(
+                        Change::builder()
+                            .action(ChangeAction::Upsert)
+                            .resource_record_set(set)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
             .send()
             .await
             .unwrap();
@@ -227,11 +305,15 @@ impl World {
             orch_version: "0.0.0".into(),
         })
         .unwrap();
-        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build());
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build(),
+        );
         s3.create_bucket()
             .bucket(format!("orch-state-{u}"))
             .create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder().location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1).build(),
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
             )
             .send()
             .await
@@ -243,7 +325,9 @@ impl World {
     }
 
     async fn put_record(&self, record: &Value) {
-        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.conf).force_path_style(true).build());
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.conf).force_path_style(true).build(),
+        );
         s3.put_object()
             .bucket(format!("orch-state-{}", self.u))
             .key("deployments/dev/latest.json")
@@ -263,7 +347,10 @@ impl World {
             .env("ORCH_PULUMI", self.scratch.path().join("tools/pulumi"))
             .env("FAKE_PULUMI_SCENARIO", scenario)
             .env("FAKE_PULUMI_LOG", &self.pulumi_log)
-            .env("FAKE_PULUMI_OUTPUTS", json!({ "imageDigest": DIGEST, "url": self.record["outputs"]["url"] }).to_string());
+            .env(
+                "FAKE_PULUMI_OUTPUTS",
+                json!({ "imageDigest": DIGEST, "url": self.record["outputs"]["url"] }).to_string(),
+            );
         cmd
     }
 }
@@ -277,7 +364,10 @@ fn run_json(mut cmd: assert_cmd::Command, args: &[&str]) -> (i32, Value, String)
 }
 
 fn row<'a>(report: &'a Value, check: &str) -> &'a Value {
-    report["rows"].as_array().and_then(|rows| rows.iter().find(|r| r["check"] == check)).unwrap_or_else(|| panic!("no `{check}` row in {report:#}"))
+    report["rows"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["check"] == check))
+        .unwrap_or_else(|| panic!("no `{check}` row in {report:#}"))
 }
 
 fn level<'a>(report: &'a Value, check: &str) -> &'a str {
@@ -293,7 +383,9 @@ async fn loopback_server() -> String {
         while let Ok((mut sock, _)) = listener.accept().await {
             let mut buf = [0u8; 1024];
             let _ = sock.read(&mut buf).await;
-            let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
         }
     });
     format!("http://{addr}/")
@@ -311,28 +403,45 @@ async fn status_exits_1_when_a_zone_has_no_healthy_instance() {
     // must name the other zone as empty.
     assert_eq!(level(&report, "zones"), "bad");
     let summary = row(&report, "zones")["summary"].as_str().unwrap().to_string();
-    let empty = summary.strip_prefix("no healthy instance in ").expect("a zone without healthy instances").to_string();
+    let empty = summary
+        .strip_prefix("no healthy instance in ")
+        .expect("a zone without healthy instances")
+        .to_string();
     assert!(["eu-west-1a", "eu-west-1b"].contains(&empty.as_str()), "{summary}");
     for inst in row(&report, "instances")["data"]["instances"].as_array().unwrap() {
-        assert!(!inst.to_string().contains(&empty), "an instance sits in the zone judged empty: {inst}");
+        assert!(
+            !inst.to_string().contains(&empty),
+            "an instance sits in the zone judged empty: {inst}"
+        );
     }
     assert_eq!(row(&report, "instances")["data"]["instances"].as_array().unwrap().len(), 2);
     // Everything else is healthy, read concurrently from the same record.
-    for check in ["deployment", "instances", "targets", "certificate", "cert-wiring", "delegation", "probe"] {
+    for check in
+        ["deployment", "instances", "targets", "certificate", "cert-wiring", "delegation", "probe"]
+    {
         assert_eq!(level(&report, check), "ok", "{check}: {report:#}");
     }
     assert!(row(&report, "probe")["summary"].as_str().unwrap().contains("answered 200"));
     // The record as orch up wrote it, minus the config hash (it covers secrets).
     let deployment = &row(&report, "deployment")["data"];
-    assert_eq!((deployment["image_digest"].as_str(), deployment["revision"].as_str()), (Some(DIGEST), Some("abc1234")));
-    assert!(deployment["certificate_arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:acm:")), "{deployment:#}");
+    assert_eq!(
+        (deployment["image_digest"].as_str(), deployment["revision"].as_str()),
+        (Some(DIGEST), Some("abc1234"))
+    );
+    assert!(
+        deployment["certificate_arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:acm:")),
+        "{deployment:#}"
+    );
     assert!(deployment.get("config_hash").is_none(), "{deployment:#}");
 
     // The human table says the same.
     let out = w.orch("clean").args(["status", "--env", "dev"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("status dev: degraded"), "{text}");
-    assert!(text.contains(&format!("zones        BAD      no healthy instance in {empty}")), "{text}");
+    assert!(
+        text.contains(&format!("zones        BAD      no healthy instance in {empty}")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -364,9 +473,15 @@ async fn status_a_failing_api_call_degrades_its_row_and_the_others_still_print()
     let (code, report, stderr) = run_json(cmd, &["status", "--env", "dev"]);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(level(&report, "certificate"), "error");
-    assert!(row(&report, "certificate")["summary"].as_str().unwrap().contains("DescribeCertificate"), "{report:#}");
+    assert!(
+        row(&report, "certificate")["summary"].as_str().unwrap().contains("DescribeCertificate"),
+        "{report:#}"
+    );
     assert_eq!(level(&report, "instances"), "error");
-    assert!(row(&report, "instances")["summary"].as_str().unwrap().contains(&format!("gone-{}", w.u)));
+    assert!(row(&report, "instances")["summary"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("gone-{}", w.u)));
     assert_eq!(level(&report, "zones"), "error");
     for check in ["targets", "cert-wiring", "delegation"] {
         assert_eq!(level(&report, check), "ok", "{check}: {report:#}");
@@ -377,8 +492,15 @@ async fn status_a_failing_api_call_degrades_its_row_and_the_others_still_print()
 async fn status_without_a_deployment_record_exits_2_with_a_hint() {
     let Some(moto) = service("ORCH_TEST_MOTO") else { return };
     let w = World::new(moto, Seed::default()).await;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&w.conf).force_path_style(true).build());
-    s3.delete_object().bucket(format!("orch-state-{}", w.u)).key("deployments/dev/latest.json").send().await.unwrap();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&w.conf).force_path_style(true).build(),
+    );
+    s3.delete_object()
+        .bucket(format!("orch-state-{}", w.u))
+        .key("deployments/dev/latest.json")
+        .send()
+        .await
+        .unwrap();
     let out = w.orch("clean").args(["status", "--env", "dev"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -412,13 +534,26 @@ async fn drift_present_exits_1_listing_resources_and_properties() {
     assert_eq!(report["verdict"], "drift");
     let resources = row(&report, "resources");
     assert_eq!(resources["level"], "bad");
-    let lines: Vec<&str> = resources["lines"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert_eq!(lines, ["~ aws-native:ec2:SecurityGroup albSg (update): securityGroupIngress[2]", "- aws-native:cloudwatch:Alarm cpuHigh (delete)"]);
+    let lines: Vec<&str> =
+        resources["lines"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(
+        lines,
+        [
+            "~ aws-native:ec2:SecurityGroup albSg (update): securityGroupIngress[2]",
+            "- aws-native:cloudwatch:Alarm cpuHigh (delete)"
+        ]
+    );
     // Readable in a CI log.
     let out = w.orch("drift").args(["drift", "--env", "dev"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("resources    BAD      pulumi refresh: 2 resource(s) changed outside Pulumi"), "{text}");
-    assert!(text.contains("~ aws-native:ec2:SecurityGroup albSg (update): securityGroupIngress[2]"), "{text}");
+    assert!(
+        text.contains("resources    BAD      pulumi refresh: 2 resource(s) changed outside Pulumi"),
+        "{text}"
+    );
+    assert!(
+        text.contains("~ aws-native:ec2:SecurityGroup albSg (update): securityGroupIngress[2]"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -430,7 +565,10 @@ async fn drift_reports_a_drifted_ns_record_in_the_parent_zone() {
     assert_eq!(level(&report, "resources"), "ok");
     assert_eq!(level(&report, "delegation"), "bad");
     let lines = row(&report, "delegation")["lines"].to_string();
-    assert!(lines.contains("stale in parent: ns-1.old-dns.example ns-2.old-dns.example"), "{lines}");
+    assert!(
+        lines.contains("stale in parent: ns-1.old-dns.example ns-2.old-dns.example"),
+        "{lines}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -438,12 +576,21 @@ async fn drift_reports_an_expiring_certificate_and_a_digest_the_record_does_not_
     let Some(moto) = service("ORCH_TEST_MOTO") else { return };
     let w = World::new(moto, Seed { cert_days: 5, ..Seed::default() }).await;
     let mut cmd = w.orch("clean");
-    cmd.env("FAKE_PULUMI_OUTPUTS", json!({ "imageDigest": "sha256:99999999999999999999" }).to_string());
+    cmd.env(
+        "FAKE_PULUMI_OUTPUTS",
+        json!({ "imageDigest": "sha256:99999999999999999999" }).to_string(),
+    );
     let (code, report, _) = run_json(cmd, &["drift", "--env", "dev"]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(level(&report, "certificate"), "bad");
     assert_eq!(level(&report, "image"), "bad");
-    assert!(row(&report, "image")["summary"].as_str().unwrap().contains("stack runs sha256:999999999999"), "{report:#}");
+    assert!(
+        row(&report, "image")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("stack runs sha256:999999999999"),
+        "{report:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -468,5 +615,9 @@ fn drift_refuses_local_and_unrendered_environments_with_exit_2() {
     let out = scratch.orch().args(["drift", "--env", "dev"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("build/dev/Pulumi.yaml is missing") && stderr.contains("orch render --env dev"), "{stderr}");
+    assert!(
+        stderr.contains("build/dev/Pulumi.yaml is missing")
+            && stderr.contains("orch render --env dev"),
+        "{stderr}"
+    );
 }

@@ -57,21 +57,34 @@ fn render_local_exits_2_because_local_has_no_program() {
 fn render_fails_clearly_without_the_404_page() {
     let scratch = Scratch::new();
     std::fs::remove_file(scratch.path().join("app/pages/404-alb.html")).unwrap();
-    scratch.orch().args(["render", "--env", "dev"]).assert().code(2).stderr(predicates::str::contains("404-alb.html"));
+    scratch
+        .orch()
+        .args(["render", "--env", "dev"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("404-alb.html"));
 }
 
 #[test]
 fn render_refuses_a_404_page_over_1024_bytes() {
     let scratch = Scratch::new();
     scratch.write("app/pages/404-alb.html", &"x".repeat(1025));
-    scratch.orch().args(["render", "--env", "dev"]).assert().code(2).stderr(predicates::str::contains("1025 bytes"));
+    scratch
+        .orch()
+        .args(["render", "--env", "dev"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("1025 bytes"));
 }
 
 #[test]
 fn templates_are_read_from_the_project_at_run_time() {
     let scratch = Scratch::new();
     let path = "pulumi/Pulumi.yaml.hbs";
-    scratch.write(path, &scratch.read(path).replace("runtime: yaml", "runtime: yaml\n# edited by the user"));
+    scratch.write(
+        path,
+        &scratch.read(path).replace("runtime: yaml", "runtime: yaml\n# edited by the user"),
+    );
     scratch.orch().args(["render", "--env", "dev"]).assert().success();
     assert!(scratch.read("build/dev/Pulumi.yaml").contains("# edited by the user"));
 }
@@ -81,7 +94,12 @@ fn strict_mode_rejects_a_misspelt_template_variable() {
     let scratch = Scratch::new();
     let path = "pulumi/partials/network.hbs";
     scratch.write(path, &scratch.read(path).replace("{{network.vpcCidr}}", "{{network.vpcCidrr}}"));
-    scratch.orch().args(["render", "--env", "dev"]).assert().code(2).stderr(predicates::str::contains("vpcCidrr"));
+    scratch
+        .orch()
+        .args(["render", "--env", "dev"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("vpcCidrr"));
 }
 
 #[test]

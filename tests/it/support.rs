@@ -69,7 +69,9 @@ pub fn orch() -> assert_cmd::Command {
 pub fn service(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var_os("CI").is_some() => panic!("{var} is not set: run the tests through scripts/test.sh"),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{var} is not set: run the tests through scripts/test.sh")
+        }
         _ => {
             eprintln!("skipping: {var} not set (scripts/test.sh starts the service)");
             None
@@ -82,7 +84,8 @@ pub fn free_port() -> u16 {
 }
 
 pub fn port_open(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+        .is_ok()
 }
 
 /// A running tier; dropping it runs `orch down`.
@@ -116,7 +119,11 @@ impl Tier {
     pub fn up(&self) -> String {
         let out = self.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "up failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "up failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         stdout
     }
 

@@ -18,7 +18,10 @@ fn verify_of_an_unreachable_url_fails_with_a_table_and_json() {
     let out = scratch.orch().args(["verify", &url, "--requests", "2"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("FAIL") && table.contains("https serves instance, zone and db"), "{table}");
+    assert!(
+        table.contains("FAIL") && table.contains("https serves instance, zone and db"),
+        "{table}"
+    );
 
     let out = scratch.orch().args(["verify", &url, "--requests", "2", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -57,10 +57,7 @@ pub fn get(path: &str) -> Request<Body> {
 }
 
 pub fn get_json(path: &str) -> Request<Body> {
-    Request::get(path)
-        .header("accept", "application/json")
-        .body(Body::empty())
-        .unwrap()
+    Request::get(path).header("accept", "application/json").body(Body::empty()).unwrap()
 }
 
 /// Send one request through the router, collecting the body as text.
@@ -151,11 +148,7 @@ pub async fn pg_via_proxy(pg_url: &str) -> (String, Proxy) {
     let mut url = url::Url::parse(pg_url).unwrap();
     let host = url.host_str().unwrap_or("127.0.0.1").to_string();
     let port = url.port().unwrap_or(5432);
-    let target = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
+    let target = tokio::net::lookup_host((host.as_str(), port)).await.unwrap().next().unwrap();
     let proxy = Proxy::start(target).await;
     url.set_host(Some("127.0.0.1")).unwrap();
     url.set_port(Some(proxy.addr.port())).unwrap();

@@ -9,12 +9,16 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub(super) const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-pub(super) const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+pub(super) const DIGEST_A: &str =
+    "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+pub(super) const DIGEST_B: &str =
+    "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 answering every request with `handler(method, path, body)`.
 /// Its thread ends with the test process.
-pub(super) fn serve(handler: impl Fn(&str, &str, &str) -> (u16, String) + Send + Sync + 'static) -> String {
+pub(super) fn serve(
+    handler: impl Fn(&str, &str, &str) -> (u16, String) + Send + Sync + 'static,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let handler = Arc::new(handler);
@@ -28,7 +32,10 @@ pub(super) fn serve(handler: impl Fn(&str, &str, &str) -> (u16, String) + Send +
                     return;
                 }
                 let mut parts = line.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+                let (method, path) = (
+                    parts.next().unwrap_or("").to_string(),
+                    parts.next().unwrap_or("").to_string(),
+                );
                 let mut len = 0;
                 loop {
                     let mut h = String::new();
@@ -65,7 +72,11 @@ pub(super) fn autoscaling_stub(end_status: &'static str) -> (String, Arc<Mutex<V
             return (200, format!("<StartInstanceRefreshResponse {ns}><StartInstanceRefreshResult><InstanceRefreshId>ir-1</InstanceRefreshId></StartInstanceRefreshResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></StartInstanceRefreshResponse>"));
         }
         if body.contains("Action=DescribeInstanceRefreshes") {
-            let (status, pct) = if polls.fetch_add(1, Ordering::SeqCst) == 0 { ("InProgress", 50) } else { (end_status, 100) };
+            let (status, pct) = if polls.fetch_add(1, Ordering::SeqCst) == 0 {
+                ("InProgress", 50)
+            } else {
+                (end_status, 100)
+            };
             return (200, format!("<DescribeInstanceRefreshesResponse {ns}><DescribeInstanceRefreshesResult><InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><AutoScalingGroupName>g</AutoScalingGroupName><Status>{status}</Status><StatusReason>stub</StatusReason><PercentageComplete>{pct}</PercentageComplete></member></InstanceRefreshes></DescribeInstanceRefreshesResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeInstanceRefreshesResponse>"));
         }
         (400, "<ErrorResponse><Error><Code>InvalidAction</Code><Message>stub</Message></Error></ErrorResponse>".into())
@@ -88,7 +99,11 @@ pub(super) fn dns_server(answers: Arc<Mutex<Vec<String>>>) -> String {
             reply.additionals.clear();
             if let Some(q) = query.queries.first() {
                 for ns in answers.lock().unwrap().iter() {
-                    reply.add_answer(Record::from_rdata(q.name().clone(), 300, RData::NS(NS(Name::from_ascii(format!("{ns}.")).unwrap()))));
+                    reply.add_answer(Record::from_rdata(
+                        q.name().clone(),
+                        300,
+                        RData::NS(NS(Name::from_ascii(format!("{ns}.")).unwrap())),
+                    ));
                 }
             }
             let _ = socket.send_to(&reply.to_vec().unwrap(), peer);
@@ -99,8 +114,14 @@ pub(super) fn dns_server(answers: Arc<Mutex<Vec<String>>>) -> String {
 
 pub(super) fn unique() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{}{:x}{}", std::process::id() % 10000, nanos % 0xfffff, N.fetch_add(1, Ordering::SeqCst))
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!(
+        "{}{:x}{}",
+        std::process::id() % 10000,
+        nanos % 0xfffff,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// One environment of its own in a scratch project.
@@ -132,22 +153,48 @@ impl Env {
 
     pub(super) async fn build(moto: &str, domain: bool, parent_here: bool) -> Env {
         let id = unique();
-        let (name, bucket, parent) = (format!("t{id}"), format!("orch-state-t{id}"), format!("orch-t{id}.net"));
+        let (name, bucket, parent) =
+            (format!("t{id}"), format!("orch-state-t{id}"), format!("orch-t{id}.net"));
         let child = format!("dev.{parent}");
         let scratch = Scratch::new();
-        let mut text = support::repo().join("stacks/dev.yaml").pipe(std::fs::read_to_string).unwrap().replace("s3://orch-state-dev", &format!("s3://{bucket}"));
+        let mut text = support::repo()
+            .join("stacks/dev.yaml")
+            .pipe(std::fs::read_to_string)
+            .unwrap()
+            .replace("s3://orch-state-dev", &format!("s3://{bucket}"));
         if domain {
-            text = text.replace("name: dev.orch-demo.net", &format!("name: {child}")).replace("parent_zone: orch-demo.net", &format!("parent_zone: {parent}"));
+            text = text
+                .replace("name: dev.orch-demo.net", &format!("name: {child}"))
+                .replace("parent_zone: orch-demo.net", &format!("parent_zone: {parent}"));
         } else {
-            text = text.replace("domain:\n  name: dev.orch-demo.net\n  parent_zone: orch-demo.net\n", "");
+            text = text
+                .replace("domain:\n  name: dev.orch-demo.net\n  parent_zone: orch-demo.net\n", "");
         }
         scratch.write(&format!("stacks/{name}.yaml"), &text);
         let tier = Tier::scratch();
         tier.up();
         let url = tier.https("/");
-        let env = Env { scratch, moto: moto.into(), name, bucket, domain: domain.then_some(child), parent, pulumi_state: tempfile::tempdir().unwrap(), tier, url, autoscaling: autoscaling_stub("Successful").0 };
+        let env = Env {
+            scratch,
+            moto: moto.into(),
+            name,
+            bucket,
+            domain: domain.then_some(child),
+            parent,
+            pulumi_state: tempfile::tempdir().unwrap(),
+            tier,
+            url,
+            autoscaling: autoscaling_stub("Successful").0,
+        };
         if parent_here {
-            env.r53().await.create_hosted_zone().name(&env.parent).caller_reference(format!("parent-{id}")).send().await.unwrap();
+            env.r53()
+                .await
+                .create_hosted_zone()
+                .name(&env.parent)
+                .caller_reference(format!("parent-{id}"))
+                .send()
+                .await
+                .unwrap();
         }
         env
     }
@@ -161,7 +208,9 @@ impl Env {
             .await
     }
     pub(super) async fn s3(&self) -> aws_sdk_s3::Client {
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.sdk().await).force_path_style(true).build())
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk().await).force_path_style(true).build(),
+        )
     }
     pub(super) async fn r53(&self) -> aws_sdk_route53::Client {
         aws_sdk_route53::Client::new(&self.sdk().await)
@@ -175,7 +224,11 @@ impl Env {
     }
     /// The pulumi invocations so far, as argument lists.
     pub(super) fn calls(&self) -> Vec<Vec<String>> {
-        std::fs::read_to_string(self.log()).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(self.log())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// The environment every run gets (image by digest, fake pulumi, moto).
@@ -194,7 +247,10 @@ impl Env {
             // With a domain the suite checks the certificate chain: trust the tier's CA.
             ("ORCH_VERIFY_CA", self.tier.ca().display().to_string()),
             ("PULUMI_CONFIG_PASSPHRASE", "test-passphrase".into()),
-            ("ORCH_IMAGE", format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/orch-app@{digest}")),
+            (
+                "ORCH_IMAGE",
+                format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/orch-app@{digest}"),
+            ),
             ("ORCH_POLL_SECONDS", "0".into()),
             ("ORCH_VERIFY_TIMEOUT", "2".into()),
         ]
@@ -216,9 +272,17 @@ impl Env {
         cmd
     }
 
-    pub(super) fn up(&self, digest: &str, extra: &[(&str, &str)], args: &[&str]) -> assert_cmd::assert::Assert {
+    pub(super) fn up(
+        &self,
+        digest: &str,
+        extra: &[(&str, &str)],
+        args: &[&str],
+    ) -> assert_cmd::assert::Assert {
         let mut cmd = self.scratch.orch();
-        cmd.envs(self.envs(digest)).envs(extra.iter().copied()).args(["up", "--env", &self.name]).args(args);
+        cmd.envs(self.envs(digest))
+            .envs(extra.iter().copied())
+            .args(["up", "--env", &self.name])
+            .args(args);
         cmd.assert()
     }
 
@@ -227,23 +291,59 @@ impl Env {
     pub(super) async fn moto_state(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         let s3 = self.s3().await;
-        for b in s3.list_buckets().send().await.unwrap().buckets().iter().filter(|b| b.name() == Some(&self.bucket)) {
+        for b in s3
+            .list_buckets()
+            .send()
+            .await
+            .unwrap()
+            .buckets()
+            .iter()
+            .filter(|b| b.name() == Some(&self.bucket))
+        {
             out.insert(format!("bucket {}", b.name().unwrap_or("")));
             if b.name() == Some(&self.bucket) {
-                for o in s3.list_objects_v2().bucket(&self.bucket).send().await.unwrap().contents() {
+                for o in s3.list_objects_v2().bucket(&self.bucket).send().await.unwrap().contents()
+                {
                     out.insert(format!("object {}", o.key().unwrap_or("")));
                 }
             }
         }
         let r53 = self.r53().await;
-        for z in r53.list_hosted_zones_by_name().dns_name(&self.parent).max_items(20).send().await.unwrap().hosted_zones().iter().filter(|z| z.name().trim_end_matches('.').ends_with(&self.parent)) {
+        for z in r53
+            .list_hosted_zones_by_name()
+            .dns_name(&self.parent)
+            .max_items(20)
+            .send()
+            .await
+            .unwrap()
+            .hosted_zones()
+            .iter()
+            .filter(|z| z.name().trim_end_matches('.').ends_with(&self.parent))
+        {
             out.insert(format!("zone {} {}", z.name(), z.id()));
-            for r in r53.list_resource_record_sets().hosted_zone_id(z.id()).send().await.unwrap().resource_record_sets() {
+            for r in r53
+                .list_resource_record_sets()
+                .hosted_zone_id(z.id())
+                .send()
+                .await
+                .unwrap()
+                .resource_record_sets()
+            {
                 let values: Vec<_> = r.resource_records().iter().map(|v| v.value()).collect();
-                out.insert(format!("record {} {} {} {values:?}", z.id(), r.name(), r.r#type().as_str()));
+                out.insert(format!(
+                    "record {} {} {} {values:?}",
+                    z.id(),
+                    r.name(),
+                    r.r#type().as_str()
+                ));
             }
         }
-        for c in self.certs().await.iter().filter(|c| c.domain_name().is_some_and(|d| d.ends_with(&self.parent))) {
+        for c in self
+            .certs()
+            .await
+            .iter()
+            .filter(|c| c.domain_name().is_some_and(|d| d.ends_with(&self.parent)))
+        {
             out.insert(format!("cert {} {:?}", c.certificate_arn().unwrap_or(""), c.status()));
         }
         out
@@ -256,11 +356,23 @@ impl Env {
 
     pub(super) async fn zones_named(&self, name: &str) -> Vec<String> {
         let out = self.r53().await.list_hosted_zones_by_name().dns_name(name).send().await.unwrap();
-        out.hosted_zones().iter().filter(|z| z.name().trim_end_matches('.') == name).map(|z| z.id().to_string()).collect()
+        out.hosted_zones()
+            .iter()
+            .filter(|z| z.name().trim_end_matches('.') == name)
+            .map(|z| z.id().to_string())
+            .collect()
     }
 
     pub(super) async fn certs(&self) -> Vec<aws_sdk_acm::types::CertificateSummary> {
-        let pages = self.acm().await.list_certificates().into_paginator().items().send().collect::<Vec<_>>().await;
+        let pages = self
+            .acm()
+            .await
+            .list_certificates()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
         pages.into_iter().map(Result::unwrap).collect()
     }
 
@@ -270,8 +382,18 @@ impl Env {
 
     /// (name, type) of every record set in the zone; a duplicate would show up twice.
     pub(super) async fn record_sets(&self, zone_id: &str) -> Vec<(String, String)> {
-        let out = self.r53().await.list_resource_record_sets().hosted_zone_id(zone_id).send().await.unwrap();
-        out.resource_record_sets().iter().map(|r| (r.name().to_string(), r.r#type().as_str().to_string())).collect()
+        let out = self
+            .r53()
+            .await
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .send()
+            .await
+            .unwrap();
+        out.resource_record_sets()
+            .iter()
+            .map(|r| (r.name().to_string(), r.r#type().as_str().to_string()))
+            .collect()
     }
 }
 

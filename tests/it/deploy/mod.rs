@@ -7,8 +7,8 @@ mod env;
 mod recovery;
 mod teardown;
 
-use env::*;
 use crate::support::{self, Scratch};
+use env::*;
 use std::sync::{Arc, Mutex};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -20,63 +20,140 @@ async fn up_runs_every_step_to_a_record_then_the_rerun_is_a_no_op_and_dry_run_ch
     let before = env.moto_state().await;
     let plan = env.up(DIGEST_A, &[], &["--dry-run"]).success();
     let plan_text = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
-    assert!(plan_text.contains("[create] state bucket") && plan_text.contains("[create] hosted zone") && plan_text.contains("[run   ] pulumi up"), "{plan_text}");
+    assert!(
+        plan_text.contains("[create] state bucket")
+            && plan_text.contains("[create] hosted zone")
+            && plan_text.contains("[run   ] pulumi up"),
+        "{plan_text}"
+    );
     assert_eq!(env.moto_state().await, before, "--dry-run changed moto state");
 
     let run = env.up(DIGEST_A, &[], &[]).success();
-    assert_eq!(String::from_utf8_lossy(&run.get_output().stdout).trim().lines().last(), Some(env.url.as_str()));
-    assert!(stderr(&run).contains("✓ verify: ") && stderr(&run).contains("redirect, HTTPS and our 404 page checked"), "{}", stderr(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.get_output().stdout).trim().lines().last(),
+        Some(env.url.as_str())
+    );
+    assert!(
+        stderr(&run).contains("✓ verify: ")
+            && stderr(&run).contains("redirect, HTTPS and our 404 page checked"),
+        "{}",
+        stderr(&run)
+    );
 
     // State bucket: encrypted, closed to the public; no lock left behind; a record with the digest.
     let s3 = env.s3().await;
     assert!(s3.get_bucket_encryption().bucket(&env.bucket).send().await.is_ok());
-    let pab = s3.get_public_access_block().bucket(&env.bucket).send().await.unwrap().public_access_block_configuration.unwrap();
+    let pab = s3
+        .get_public_access_block()
+        .bucket(&env.bucket)
+        .send()
+        .await
+        .unwrap()
+        .public_access_block_configuration
+        .unwrap();
     assert_eq!(pab.block_public_acls(), Some(true));
-    assert_eq!(env.object(&format!("locks/{}.json", env.name)).await, None, "the lock must be released");
-    let record: serde_json::Value = serde_json::from_str(&env.object(&format!("deployments/{}/latest.json", env.name)).await.expect("a deployment record")).unwrap();
+    assert_eq!(
+        env.object(&format!("locks/{}.json", env.name)).await,
+        None,
+        "the lock must be released"
+    );
+    let record: serde_json::Value = serde_json::from_str(
+        &env.object(&format!("deployments/{}/latest.json", env.name))
+            .await
+            .expect("a deployment record"),
+    )
+    .unwrap();
     assert_eq!(record["image_digest"], DIGEST_A);
     assert_eq!(record["outputs"]["url"], env.url.as_str());
     assert!(record["program_hash"].as_str().unwrap().starts_with("sha256:"));
-    assert!(record["certificate_arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:acm:")), "{record}");
+    assert!(
+        record["certificate_arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:acm:")),
+        "{record}"
+    );
 
     // DNS: one zone, delegated from the parent with the same name servers; cert ISSUED and wired.
     let zones = env.zones_named(&domain).await;
     assert_eq!(zones.len(), 1);
     let child = env.r53().await.get_hosted_zone().id(&zones[0]).send().await.unwrap();
-    let mut ns: Vec<String> = child.delegation_set().unwrap().name_servers().iter().map(|n| n.trim_end_matches('.').to_string()).collect();
+    let mut ns: Vec<String> = child
+        .delegation_set()
+        .unwrap()
+        .name_servers()
+        .iter()
+        .map(|n| n.trim_end_matches('.').to_string())
+        .collect();
     ns.sort();
     let parent_id = env.zones_named(&env.parent).await.remove(0);
-    let parent = env.r53().await.list_resource_record_sets().hosted_zone_id(&parent_id).start_record_name(&domain).start_record_type(aws_sdk_route53::types::RrType::Ns).send().await.unwrap();
-    let set = parent.resource_record_sets().iter().find(|r| r.name().trim_end_matches('.') == domain).expect("NS delegation in the parent");
-    let mut delegated: Vec<String> = set.resource_records().iter().map(|r| r.value().trim_end_matches('.').to_string()).collect();
+    let parent = env
+        .r53()
+        .await
+        .list_resource_record_sets()
+        .hosted_zone_id(&parent_id)
+        .start_record_name(&domain)
+        .start_record_type(aws_sdk_route53::types::RrType::Ns)
+        .send()
+        .await
+        .unwrap();
+    let set = parent
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name().trim_end_matches('.') == domain)
+        .expect("NS delegation in the parent");
+    let mut delegated: Vec<String> = set
+        .resource_records()
+        .iter()
+        .map(|r| r.value().trim_end_matches('.').to_string())
+        .collect();
     delegated.sort();
     assert_eq!(delegated, ns);
     assert_eq!(env.certs_for(&domain).await, 1);
     let sets = env.record_sets(&zones[0]).await;
     assert!(sets.iter().any(|(_, t)| t == "CNAME"), "validation CNAME in the zone: {sets:?}");
-    let config_calls: Vec<_> = env.calls().into_iter().filter(|c| c.first().map(String::as_str) == Some("config")).collect();
+    let config_calls: Vec<_> = env
+        .calls()
+        .into_iter()
+        .filter(|c| c.first().map(String::as_str) == Some("config"))
+        .collect();
     let flat = format!("{config_calls:?}");
-    assert!(flat.contains("certificateArn=arn:aws:acm:") && flat.contains(&format!("imageUri=123456789012.dkr.ecr.eu-west-1.amazonaws.com/orch-app@{DIGEST_A}")) && flat.contains("hostedZoneId="), "{flat}");
+    assert!(
+        flat.contains("certificateArn=arn:aws:acm:")
+            && flat.contains(&format!(
+                "imageUri=123456789012.dkr.ecr.eu-west-1.amazonaws.com/orch-app@{DIGEST_A}"
+            ))
+            && flat.contains("hostedZoneId="),
+        "{flat}"
+    );
 
     // Rerun: no-op, pulumi not run again.
     let ups = env.calls().iter().filter(|c| c[0] == "up").count();
     let again = env.up(DIGEST_A, &[], &[]).success();
     assert!(stderr(&again).contains("no changes since the last deployment"), "{}", stderr(&again));
-    assert_eq!(env.calls().iter().filter(|c| c[0] == "up").count(), ups, "pulumi up ran on the no-op path");
+    assert_eq!(
+        env.calls().iter().filter(|c| c[0] == "up").count(),
+        ups,
+        "pulumi up ran on the no-op path"
+    );
 
     // A dry run after the deployment: everything exists, no-op, and still nothing changes.
     let before = env.moto_state().await;
     let plan = env.up(DIGEST_A, &[], &["--dry-run"]).success();
     let plan_text = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
-    assert!(plan_text.contains("no-op") && plan_text.contains("[exists] certificate") && plan_text.contains("[exists] NS delegation"), "{plan_text}");
+    assert!(
+        plan_text.contains("no-op")
+            && plan_text.contains("[exists] certificate")
+            && plan_text.contains("[exists] NS delegation"),
+        "{plan_text}"
+    );
     assert_eq!(env.moto_state().await, before);
     // A new image is a change.
     let plan = env.up(DIGEST_B, &[], &["--dry-run"]).success();
-    assert!(String::from_utf8_lossy(&plan.get_output().stdout).contains("image aaaaaaaaaaaa → bbbbbbbbbbbb"));
+    assert!(String::from_utf8_lossy(&plan.get_output().stdout)
+        .contains("image aaaaaaaaaaaa → bbbbbbbbbbbb"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn pulumi_failure_partial_and_cancellation_are_reported_never_recorded_and_release_the_lock() {
+async fn pulumi_failure_partial_and_cancellation_are_reported_never_recorded_and_release_the_lock()
+{
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
     let cases = [
@@ -85,19 +162,43 @@ async fn pulumi_failure_partial_and_cancellation_are_reported_never_recorded_and
         ("cancel", "was cancelled", "unchanged"),
     ];
     for (scenario, verb, what) in cases {
-        let out = env.up(DIGEST_A, &[("FAKE_PULUMI_SCENARIO", scenario), ("FAKE_PULUMI_FAIL_AT", "db")], &[]).code(2);
+        let out = env
+            .up(DIGEST_A, &[("FAKE_PULUMI_SCENARIO", scenario), ("FAKE_PULUMI_FAIL_AT", "db")], &[])
+            .code(2);
         let text = stderr(&out);
         assert!(text.contains(verb) && text.contains(what), "{scenario}: {text}");
         if scenario != "cancel" {
-            assert!(text.contains(&format!("db: create db: operation failed: fake {scenario}")), "{scenario}: diagnostics kept: {text}");
+            assert!(
+                text.contains(&format!("db: create db: operation failed: fake {scenario}")),
+                "{scenario}: diagnostics kept: {text}"
+            );
         }
         assert!(text.contains("hint: "), "{text}");
-        assert_eq!(env.object(&format!("deployments/{}/latest.json", env.name)).await, None, "{scenario} must not be recorded");
-        assert_eq!(env.object(&format!("locks/{}.json", env.name)).await, None, "{scenario} must release the lock");
+        assert_eq!(
+            env.object(&format!("deployments/{}/latest.json", env.name)).await,
+            None,
+            "{scenario} must not be recorded"
+        );
+        assert_eq!(
+            env.object(&format!("locks/{}.json", env.name)).await,
+            None,
+            "{scenario} must release the lock"
+        );
     }
     // Other documented exit codes are named.
-    let out = env.up(DIGEST_A, &[("FAKE_PULUMI_SCENARIO", "fail-mid-update"), ("FAKE_PULUMI_EXIT", "3")], &[]).code(2);
-    assert!(stderr(&out).contains("exit 3: authentication error") && stderr(&out).contains("check the AWS credentials"), "{}", stderr(&out));
+    let out = env
+        .up(
+            DIGEST_A,
+            &[("FAKE_PULUMI_SCENARIO", "fail-mid-update"), ("FAKE_PULUMI_EXIT", "3")],
+            &[],
+        )
+        .code(2);
+    assert!(
+        stderr(&out).contains("exit 3: authentication error")
+            && stderr(&out).contains("check the AWS credentials"),
+        "{}",
+        stderr(&out)
+    );
     // The rerun converges: the resources done before the failures are unchanged, the rest created.
     let ok = env.up(DIGEST_A, &[], &[]).success();
     assert!(stderr(&ok).contains("pulumi: "), "{}", stderr(&ok));
@@ -114,16 +215,30 @@ async fn a_new_image_rolls_the_group_with_an_instance_refresh_and_a_failed_refre
     let out = env.up(DIGEST_B, &[("AWS_ENDPOINT_URL_AUTO_SCALING", stub.as_str())], &[]).success();
     assert!(stderr(&out).contains("instance refresh ir-1: successful"), "{}", stderr(&out));
     let bodies = seen.lock().unwrap().clone();
-    let start = bodies.iter().find(|b| b.contains("Action=StartInstanceRefresh")).expect("StartInstanceRefresh");
-    for want in ["MinHealthyPercentage=100", "SkipMatching=true", "AutoRollback=true", &format!("AutoScalingGroupName=orch-{}-asg", env.name)] {
+    let start = bodies
+        .iter()
+        .find(|b| b.contains("Action=StartInstanceRefresh"))
+        .expect("StartInstanceRefresh");
+    for want in [
+        "MinHealthyPercentage=100",
+        "SkipMatching=true",
+        "AutoRollback=true",
+        &format!("AutoScalingGroupName=orch-{}-asg", env.name),
+    ] {
         assert!(start.contains(want), "{want} missing from {start}");
     }
-    assert!(bodies.iter().filter(|b| b.contains("Action=DescribeInstanceRefreshes")).count() >= 2, "followed to the end");
+    assert!(
+        bodies.iter().filter(|b| b.contains("Action=DescribeInstanceRefreshes")).count() >= 2,
+        "followed to the end"
+    );
 
     let (stub, _) = autoscaling_stub("RollbackSuccessful");
     let out = env.up(DIGEST_A, &[("AWS_ENDPOINT_URL_AUTO_SCALING", stub.as_str())], &[]).code(2);
     assert!(stderr(&out).contains("ended RollbackSuccessful"), "{}", stderr(&out));
-    let record: serde_json::Value = serde_json::from_str(&env.object(&format!("deployments/{}/latest.json", env.name)).await.unwrap()).unwrap();
+    let record: serde_json::Value = serde_json::from_str(
+        &env.object(&format!("deployments/{}/latest.json", env.name)).await.unwrap(),
+    )
+    .unwrap();
     assert_eq!(record["image_digest"], DIGEST_B, "a rolled-back deployment is not recorded");
 }
 
@@ -136,8 +251,17 @@ async fn without_a_domain_a_self_signed_certificate_is_imported_once_and_reused(
         let acm = env.acm().await;
         let mut n = 0;
         for c in env.certs().await {
-            let tags = acm.list_tags_for_certificate().certificate_arn(c.certificate_arn().unwrap()).send().await.unwrap();
-            n += tags.tags().iter().filter(|t| t.key() == "orch-env" && t.value() == Some(env.name.as_str())).count();
+            let tags = acm
+                .list_tags_for_certificate()
+                .certificate_arn(c.certificate_arn().unwrap())
+                .send()
+                .await
+                .unwrap();
+            n += tags
+                .tags()
+                .iter()
+                .filter(|t| t.key() == "orch-env" && t.value() == Some(env.name.as_str()))
+                .count();
         }
         n
     };
@@ -145,7 +269,8 @@ async fn without_a_domain_a_self_signed_certificate_is_imported_once_and_reused(
     env.up(DIGEST_B, &[], &[]).success();
     assert_eq!(tagged().await, 1, "the certificate is reused, not imported again");
     let plan = env.up(DIGEST_B, &[], &["--dry-run"]).success();
-    assert!(String::from_utf8_lossy(&plan.get_output().stdout).contains("[exists] certificate        self-signed, 36"));
+    assert!(String::from_utf8_lossy(&plan.get_output().stdout)
+        .contains("[exists] certificate        self-signed, 36"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,14 +283,30 @@ async fn a_failed_verification_is_a_finding_and_is_not_recorded() {
     assert!(text.contains("failed verification"), "{text}");
     let row = |name: &str| text.lines().find(|l| l.contains(name)).unwrap_or_default().to_string();
     assert!(row("http redirects to https").contains("FAIL"), "{text}");
-    assert!(row("requests reach ≥2 zones").contains("pass") && row("unknown path gets our 404 page").contains("pass"), "the whole suite ran: {text}");
+    assert!(
+        row("requests reach ≥2 zones").contains("pass")
+            && row("unknown path gets our 404 page").contains("pass"),
+        "the whole suite ran: {text}"
+    );
     assert_eq!(env.object(&format!("deployments/{}/latest.json", env.name)).await, None);
 
     // Nothing is recorded, so `orch verify --env` has no URL to test yet; after a good run it has.
-    let out = env.scratch.orch().envs(env.envs(DIGEST_A)).args(["verify", "--env", &env.name]).assert().code(2);
+    let out = env
+        .scratch
+        .orch()
+        .envs(env.envs(DIGEST_A))
+        .args(["verify", "--env", &env.name])
+        .assert()
+        .code(2);
     assert!(stderr(&out).contains("has no recorded deployment"), "{}", stderr(&out));
     env.up(DIGEST_A, &[], &[]).success();
-    let out = env.scratch.orch().envs(env.envs(DIGEST_A)).args(["verify", "--env", &env.name, "--json"]).assert().success();
+    let out = env
+        .scratch
+        .orch()
+        .envs(env.envs(DIGEST_A))
+        .args(["verify", "--env", &env.name, "--json"])
+        .assert()
+        .success();
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(report["passed"], true, "{report}");
     assert_eq!(report["zones"].as_array().unwrap().len(), 2, "{report}");
@@ -182,19 +323,40 @@ async fn a_registrar_delegation_is_checked_by_a_dns_query_before_the_certificate
     // Public DNS still names the old name servers: the run stops, printing the ones to set.
     let out = env.up(DIGEST_A, &[("ORCH_DNS_SERVER", dns.as_str())], &[]).code(2);
     let text = stderr(&out);
-    assert!(text.contains(&format!("public DNS does not delegate {domain}")) && text.contains("ns1.old-registrar.example"), "{text}");
+    assert!(
+        text.contains(&format!("public DNS does not delegate {domain}"))
+            && text.contains("ns1.old-registrar.example"),
+        "{text}"
+    );
     assert!(text.contains("at your registrar"), "{text}");
     let zones = env.zones_named(&domain).await;
     assert_eq!(zones.len(), 1);
     let zone = env.r53().await.get_hosted_zone().id(&zones[0]).send().await.unwrap();
-    let ns: Vec<String> = zone.delegation_set().unwrap().name_servers().iter().map(|n| n.trim_end_matches('.').to_string()).collect();
+    let ns: Vec<String> = zone
+        .delegation_set()
+        .unwrap()
+        .name_servers()
+        .iter()
+        .map(|n| n.trim_end_matches('.').to_string())
+        .collect();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
-    assert!(ns.iter().all(|n| stdout.contains(n.as_str())), "the name servers to set are printed: {stdout}");
-    assert_eq!(env.certs_for(&domain).await, 0, "no certificate is requested before the delegation holds");
+    assert!(
+        ns.iter().all(|n| stdout.contains(n.as_str())),
+        "the name servers to set are printed: {stdout}"
+    );
+    assert_eq!(
+        env.certs_for(&domain).await,
+        0,
+        "no certificate is requested before the delegation holds"
+    );
     let dns_env = [("ORCH_DNS_SERVER", dns.as_str())];
     let plan = env.up(DIGEST_A, &dns_env, &["--dry-run"]).success();
     let text = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
-    assert!(text.contains("[REFUSE] NS delegation") && text.contains("public DNS lists ns1.old-registrar.example"), "{text}");
+    assert!(
+        text.contains("[REFUSE] NS delegation")
+            && text.contains("public DNS lists ns1.old-registrar.example"),
+        "{text}"
+    );
     assert_eq!(env.object(&format!("locks/{}.json", env.name)).await, None);
 
     // The registrar now delegates to the zone: the run goes through.
@@ -202,14 +364,23 @@ async fn a_registrar_delegation_is_checked_by_a_dns_query_before_the_certificate
     let out = env.up(DIGEST_A, &[("ORCH_DNS_SERVER", dns.as_str())], &[]).success();
     assert!(stderr(&out).contains(&format!("✓ public DNS delegates {domain}")), "{}", stderr(&out));
     let plan = env.up(DIGEST_A, &dns_env, &["--dry-run"]).success();
-    assert!(String::from_utf8_lossy(&plan.get_output().stdout).contains("[exists] NS delegation      at the registrar"), "{}", String::from_utf8_lossy(&plan.get_output().stdout));
+    assert!(
+        String::from_utf8_lossy(&plan.get_output().stdout)
+            .contains("[exists] NS delegation      at the registrar"),
+        "{}",
+        String::from_utf8_lossy(&plan.get_output().stdout)
+    );
     assert_eq!(env.zones_named(&domain).await.len(), 1, "the zone is reused");
 
     // No resolver answers (offline): the check is skipped with a note, never a mismatch.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap().to_string();
     let out = env.up(DIGEST_B, &[("ORCH_DNS_SERVER", addr.as_str())], &[]).success();
-    assert!(stderr(&out).contains("delegation check by DNS skipped: no answer"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("delegation check by DNS skipped: no answer"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -219,24 +390,50 @@ async fn up_builds_the_image_pushes_it_to_a_real_registry_and_deploys_it_by_dige
     let env = Env::new(&moto, false).await;
     let repository = format!("orch-deploy-{}", env.name);
     let stack = env.scratch.read(&format!("stacks/{}.yaml", env.name));
-    env.scratch.write(&format!("stacks/{}.yaml", env.name), &stack.replace("  repository: orch-app", &format!("  repository: {repository}\n  registry: {registry}")));
+    env.scratch.write(
+        &format!("stacks/{}.yaml", env.name),
+        &stack.replace(
+            "  repository: orch-app",
+            &format!("  repository: {repository}\n  registry: {registry}"),
+        ),
+    );
     let app = crate::image::static_app();
     let up = |args: &[&str]| {
         let mut cmd = env.scratch.orch();
-        cmd.envs(env.envs(DIGEST_A)).env_remove("ORCH_IMAGE").env("ORCH_APP_BINARY", &app).args(["up", "--env", &env.name]).args(args);
+        cmd.envs(env.envs(DIGEST_A))
+            .env_remove("ORCH_IMAGE")
+            .env("ORCH_APP_BINARY", &app)
+            .args(["up", "--env", &env.name])
+            .args(args);
         cmd.assert()
     };
 
     let first = up(&[]).success();
     let text = stderr(&first);
-    let pushed: u64 = text.lines().find_map(|l| l.strip_prefix("✓ image in the registry (")).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).expect(&text);
+    let pushed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("✓ image in the registry ("))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect(&text);
     assert!(pushed > 0, "{text}");
-    let record: serde_json::Value = serde_json::from_str(&env.object(&format!("deployments/{}/latest.json", env.name)).await.unwrap()).unwrap();
+    let record: serde_json::Value = serde_json::from_str(
+        &env.object(&format!("deployments/{}/latest.json", env.name)).await.unwrap(),
+    )
+    .unwrap();
     let digest = record["image_digest"].as_str().unwrap().to_string();
     assert_eq!(record["image_uri"], format!("{registry}/{repository}@{digest}"));
     // pulumi was given exactly that reference, and the registry serves it.
-    assert!(format!("{:?}", env.calls()).contains(&format!("imageUri={registry}/{repository}@{digest}")));
-    let out = std::process::Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{registry}/{repository}@{digest}")]).output().expect("skopeo");
+    assert!(format!("{:?}", env.calls())
+        .contains(&format!("imageUri={registry}/{repository}@{digest}")));
+    let out = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{registry}/{repository}@{digest}"),
+        ])
+        .output()
+        .expect("skopeo");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Nothing changed: the rebuilt image has the same digest, so the no-op path is taken.
@@ -246,7 +443,11 @@ async fn up_builds_the_image_pushes_it_to_a_real_registry_and_deploys_it_by_dige
     assert_eq!(env.calls().iter().filter(|c| c[0] == "up").count(), ups);
     // --force deploys again; the registry already has every blob.
     let forced = up(&["--force"]).success();
-    assert!(stderr(&forced).contains("✓ image in the registry (0 bytes pushed)"), "{}", stderr(&forced));
+    assert!(
+        stderr(&forced).contains("✓ image in the registry (0 bytes pushed)"),
+        "{}",
+        stderr(&forced)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -255,9 +456,17 @@ async fn bad_late_settings_are_refused_before_anything_changes() {
     let env = Env::new(&moto, false).await;
     let before = env.moto_state().await;
     let out = env.up(DIGEST_A, &[("ORCH_VERIFY_CA", "/nonexistent/ca.pem")], &[]).code(2);
-    assert!(stderr(&out).contains("ORCH_VERIFY_CA: cannot read /nonexistent/ca.pem"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ORCH_VERIFY_CA: cannot read /nonexistent/ca.pem"),
+        "{}",
+        stderr(&out)
+    );
     let out = env.up(DIGEST_A, &[("ORCH_DNS_SERVER", "not-an-ip")], &[]).code(2);
-    assert!(stderr(&out).contains("ORCH_DNS_SERVER must be ip or ip:port, got `not-an-ip`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ORCH_DNS_SERVER must be ip or ip:port, got `not-an-ip`"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(env.moto_state().await, before, "nothing was created");
     assert!(env.calls().is_empty(), "pulumi never ran");
 }
@@ -265,7 +474,12 @@ async fn bad_late_settings_are_refused_before_anything_changes() {
 #[test]
 fn a_protected_environment_needs_yes_without_a_terminal() {
     let scratch = Scratch::new();
-    let out = scratch.orch().env("AWS_EC2_METADATA_DISABLED", "true").args(["up", "--env", "prod"]).assert().code(2);
+    let out = scratch
+        .orch()
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args(["up", "--env", "prod"])
+        .assert()
+        .code(2);
     let text = stderr(&out);
     assert!(text.contains("`prod` is protected") && text.contains("--yes"), "{text}");
 }

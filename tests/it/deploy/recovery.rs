@@ -22,18 +22,38 @@ async fn a_concurrent_up_is_refused_naming_the_holder_and_force_unlock_breaks_a_
     let second = env.up(DIGEST_A, &[], &[]).code(2);
     let text = stderr(&second);
     let holder: serde_json::Value = serde_json::from_str(&lock).unwrap();
-    assert!(text.contains("is locked by") && text.contains(holder["holder"].as_str().unwrap()) && text.contains(holder["host"].as_str().unwrap()), "{text}");
-    assert!(text.contains(&format!("pid {}", first.id())) && text.contains("--force-unlock"), "{text}");
+    assert!(
+        text.contains("is locked by")
+            && text.contains(holder["holder"].as_str().unwrap())
+            && text.contains(holder["host"].as_str().unwrap()),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("pid {}", first.id())) && text.contains("--force-unlock"),
+        "{text}"
+    );
     assert!(first.wait().unwrap().success());
     assert_eq!(env.object(&lock_key).await, None);
 
     // A lock from another host is never broken silently; --force-unlock breaks it with a warning.
     let foreign = r#"{"holder":"feedface","user":"ci","host":"build-7","pid":1,"since":"2026-01-01T00:00:00Z","command":"orch up"}"#;
-    env.s3().await.put_object().bucket(&env.bucket).key(&lock_key).body(foreign.as_bytes().to_vec().into()).send().await.unwrap();
+    env.s3()
+        .await
+        .put_object()
+        .bucket(&env.bucket)
+        .key(&lock_key)
+        .body(foreign.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
     let refused = env.up(DIGEST_B, &[], &[]).code(2);
     assert!(stderr(&refused).contains("feedface") && stderr(&refused).contains("build-7"));
     let forced = env.up(DIGEST_B, &[], &["--force-unlock"]).success();
-    assert!(stderr(&forced).contains("warning: --force-unlock: removing the lock held by feedface"), "{}", stderr(&forced));
+    assert!(
+        stderr(&forced).contains("warning: --force-unlock: removing the lock held by feedface"),
+        "{}",
+        stderr(&forced)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -49,7 +69,10 @@ async fn killing_orch_mid_run_then_rerunning_converges_without_duplicates() {
     }
     victim.kill().unwrap();
     victim.wait().unwrap();
-    assert!(env.object(&format!("locks/{}.json", env.name)).await.is_some(), "the killed run leaves its lock");
+    assert!(
+        env.object(&format!("locks/{}.json", env.name)).await.is_some(),
+        "the killed run leaves its lock"
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await; // let the orphaned fake pulumi finish
 
     let rerun = env.up(DIGEST_A, &[], &[]).success();
@@ -71,7 +94,8 @@ async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_
     use std::os::unix::process::CommandExt;
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
-    let locks = env.pulumi_state.path().join(&env.bucket).join("locks/organization/orch").join(&env.name);
+    let locks =
+        env.pulumi_state.path().join(&env.bucket).join("locks/organization/orch").join(&env.name);
     let held = || std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0);
 
     // The whole process group dies (a CI runner cancelled, a laptop lid closed): orch and pulumi.
@@ -81,7 +105,11 @@ async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_
         assert!(start.elapsed() < Duration::from_secs(60), "pulumi never took its lock");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(victim.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(victim.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     victim.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(held(), 1, "pulumi's lock is left behind");
@@ -89,7 +117,11 @@ async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_
     // The rerun breaks orch's stale lock, then pulumi's (its process is gone), and converges.
     let rerun = env.up(DIGEST_A, &[], &[]).success();
     let text = stderr(&rerun);
-    assert!(text.contains("breaking a stale lock") && text.contains("gone from this host: `pulumi cancel`"), "{text}");
+    assert!(
+        text.contains("breaking a stale lock")
+            && text.contains("gone from this host: `pulumi cancel`"),
+        "{text}"
+    );
     assert!(env.calls().iter().any(|c| c[0] == "cancel" && c.contains(&"--yes".to_string())));
     assert_eq!(held(), 0);
     assert!(env.object(&format!("deployments/{}/latest.json", env.name)).await.is_some());
@@ -101,7 +133,15 @@ async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_
     std::fs::write(locks.join("live.json"), lock.to_string()).unwrap();
     let refused = env.up(DIGEST_A, &[], &["--force"]).code(2);
     let text = stderr(&refused);
-    assert!(text.contains(&format!("is locked by ci@{host} (pid {})", std::process::id())) && text.contains("pulumi cancel --yes --stack"), "{text}");
+    assert!(
+        text.contains(&format!("is locked by ci@{host} (pid {})", std::process::id()))
+            && text.contains("pulumi cancel --yes --stack"),
+        "{text}"
+    );
     assert_eq!(held(), 1, "a live holder's lock is kept");
-    assert_eq!(env.object(&format!("locks/{}.json", env.name)).await, None, "orch's own lock is released");
+    assert_eq!(
+        env.object(&format!("locks/{}.json", env.name)).await,
+        None,
+        "orch's own lock is released"
+    );
 }

@@ -22,24 +22,50 @@ async fn down_destroys_the_stack_retires_the_record_keeps_the_zone_and_the_next_
     let before = env.moto_state().await;
     let plan = down(&["--dry-run"]).success();
     let text = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
-    assert!(text.contains("[destroy] pulumi destroy") && text.contains("[retire ] deployment record") && text.contains("hosted zone and NS delegation"), "{text}");
+    assert!(
+        text.contains("[destroy] pulumi destroy")
+            && text.contains("[retire ] deployment record")
+            && text.contains("hosted zone and NS delegation"),
+        "{text}"
+    );
     assert_eq!(env.moto_state().await, before, "--dry-run changed moto state");
     assert!(!env.calls().iter().any(|c| c[0] == "destroy"));
 
     let out = down(&[]).success();
-    assert!(stderr(&out).contains("✓ stack") && stderr(&out).contains("destroyed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("✓ stack") && stderr(&out).contains("destroyed"),
+        "{}",
+        stderr(&out)
+    );
     let destroy = env.calls().into_iter().find(|c| c[0] == "destroy").expect("pulumi destroy ran");
-    assert!(destroy.iter().any(|a| a == "--yes") && destroy.iter().any(|a| a == "--event-log"), "{destroy:?}");
+    assert!(
+        destroy.iter().any(|a| a == "--yes") && destroy.iter().any(|a| a == "--event-log"),
+        "{destroy:?}"
+    );
     assert_eq!(env.object(&latest).await, None, "the record is retired");
     assert_eq!(env.object(&format!("locks/{}.json", env.name)).await, None, "the lock is released");
-    let history = env.s3().await.list_objects_v2().bucket(&env.bucket).prefix(format!("deployments/{}/history/", env.name)).send().await.unwrap();
+    let history = env
+        .s3()
+        .await
+        .list_objects_v2()
+        .bucket(&env.bucket)
+        .prefix(format!("deployments/{}/history/", env.name))
+        .send()
+        .await
+        .unwrap();
     assert!(history.contents().iter().any(|o| o.key().unwrap_or("").ends_with("-destroyed.json")));
     let domain = env.domain.clone().unwrap();
     assert_eq!(env.zones_named(&domain).await.len(), 1, "the zone is kept");
     assert_eq!(env.certs_for(&domain).await, 1, "the certificate is kept");
 
     // status says the environment is down, since when, and what ran before (exit 1: not serving).
-    let status = env.scratch.orch().envs(env.envs(DIGEST_A)).args(["status", "--env", &env.name, "--json"]).assert().code(1);
+    let status = env
+        .scratch
+        .orch()
+        .envs(env.envs(DIGEST_A))
+        .args(["status", "--env", &env.name, "--json"])
+        .assert()
+        .code(1);
     let report: serde_json::Value = serde_json::from_slice(&status.get_output().stdout).unwrap();
     assert_eq!(report["verdict"], "down", "{report}");
     assert_eq!(report["rows"][0]["data"]["image_digest"], DIGEST_A, "{report}");
@@ -51,5 +77,9 @@ async fn down_destroys_the_stack_retires_the_record_keeps_the_zone_and_the_next_
     assert_eq!(env.calls().iter().filter(|c| c[0] == "up").count(), ups + 1);
     assert!(env.object(&latest).await.is_some());
     assert_eq!(env.zones_named(&domain).await.len(), 1, "the kept zone is reused");
-    assert_eq!(env.object(&format!("deployments/{}/down.json", env.name)).await, None, "a deployment clears the down marker");
+    assert_eq!(
+        env.object(&format!("deployments/{}/down.json", env.name)).await,
+        None,
+        "a deployment clears the down marker"
+    );
 }
