@@ -6,6 +6,7 @@
 # REGISTRY=host:port (e.g. a docker-registry): build the image and push it there instead of pinning
 # ORCH_IMAGE, so each rerun includes the image build (cargo no-op + layer assembly) it does for real.
 set -euo pipefail
+. "$(dirname "$0")/lib/venv.sh"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 RUNS=${RUNS:-5}

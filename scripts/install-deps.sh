@@ -15,13 +15,24 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# The Python tools (moto, cfn-lint, checkov, PyYAML) go into a project-local virtual environment,
+# never the system pip: stock Debian 12 and Ubuntu 24.04 refuse that (PEP 668), and where it works it
+# changes global packages. Scripts put .venv/bin first on PATH (scripts/lib/venv.sh).
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${ORCH_VENV:-$ROOT/.venv}
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  echo "installing with apt: python3-venv"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq python3-venv >/dev/null
+fi
+[ -x "$VENV/bin/python3" ] || python3 -m venv "$VENV"
 py_need=()
-command -v moto_server >/dev/null || py_need+=('moto[server]')
-command -v cfn-lint >/dev/null || py_need+=(cfn-lint)
-command -v checkov >/dev/null || py_need+=(checkov)
-python3 -c 'import yaml' 2>/dev/null || py_need+=(pyyaml)   # scripts/pulumi2cfn.py
+[ -x "$VENV/bin/moto_server" ] || py_need+=('moto[server]')
+[ -x "$VENV/bin/cfn-lint" ] || py_need+=(cfn-lint)
+[ -x "$VENV/bin/checkov" ] || py_need+=(checkov)
+"$VENV/bin/python3" -c 'import yaml' 2>/dev/null || py_need+=(pyyaml)   # pulumi2cfn.py, the fake pulumi
 if [ ${#py_need[@]} -gt 0 ]; then
-  echo "installing with pip: ${py_need[*]}"
-  python3 -m pip install -q "${py_need[@]}"
-  hash -r
+  echo "installing into $VENV: ${py_need[*]}"
+  "$VENV/bin/python3" -m pip install -q --disable-pip-version-check "${py_need[@]}"
 fi

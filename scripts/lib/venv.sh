@@ -1,0 +1,4 @@
+# Put the project's Python virtual environment (made by scripts/install-deps.sh) first on PATH, so
+# moto_server, cfn-lint, checkov and the python3 that runs pulumi2cfn.py and the fake pulumi are its own.
+ORCH_VENV=${ORCH_VENV:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.venv}
+export PATH="$ORCH_VENV/bin:$PATH"
