@@ -4,6 +4,7 @@
 # fails the script. Needs cfn-lint and checkov (pip; scripts/install-deps.sh installs them in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/venv.sh
 cargo build --quiet --locked --bin orch
 ORCH="${CARGO_TARGET_DIR:-target}/debug/orch"
 

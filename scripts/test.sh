@@ -8,8 +8,12 @@ export CARGO_TERM_COLOR=never
 . scripts/lib/services.sh
 
 scripts/install-deps.sh
+. scripts/lib/venv.sh
 start_services
 trap stop_services EXIT
+
+echo "== fake pulumi self-test (tests/fake-pulumi/README.md names the source of each behaviour)"
+tests/fake-pulumi/selftest.sh
 
 echo "== cargo test (workspace)"
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${ORCH_TEST_THREADS:-2}"

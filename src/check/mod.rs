@@ -1,11 +1,14 @@
 //! `orch check`: the offline proof of a rendered program. Structural checks against the committed
 //! aws-native schema (types, properties, references, cycles; see [`structure`]) and then named policy rules
 //! (security and availability; see [`policy`]). Every finding is reported at once, each with its path.
+mod contracts;
 mod expr;
+mod limits;
 mod policy;
 mod schema;
 mod structure;
 
+pub use contracts::RULES as CONTRACT_RULES;
 pub use policy::RULES;
 pub use schema::Schema;
 
@@ -18,6 +21,7 @@ use crate::render::{self, RenderError};
 /// The structural error kinds (policy findings carry the rule's name instead).
 pub const ERROR_KINDS: &[&str] = &[
     "invalid-yaml",
+    "invalid-value",
     "unknown-type",
     "unknown-property",
     "missing-required",
@@ -66,13 +70,33 @@ pub struct Report {
 pub enum CheckError {
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// The gate `orch up` runs: the program has findings, so nothing was changed.
+    #[error("the program for `{env}` has {} finding(s) AWS or our policy would refuse; nothing was changed:{}", findings.len(), list(findings))]
+    Findings { env: String, findings: Vec<Finding> },
+}
+
+fn list(findings: &[Finding]) -> String {
+    findings.iter().map(|f| format!("\n  - {} at {}: {}", f.rule, f.path, f.message)).collect()
 }
 
 impl CheckError {
     pub fn hint(&self) -> String {
         match self {
             CheckError::Render(e) => e.hint(),
+            CheckError::Findings { env, .. } => format!(
+                "fix stacks/{env}.yaml or the templates under pulumi/, then run `orch check --env {env}`"
+            ),
         }
+    }
+}
+
+/// The gate before any change: render, check, and refuse on any finding.
+pub fn gate(project: &Project, stack: &Stack) -> Result<Report, CheckError> {
+    let report = check(project, stack)?;
+    if report.findings.is_empty() {
+        Ok(report)
+    } else {
+        Err(CheckError::Findings { env: stack.name.clone(), findings: report.findings })
     }
 }
 
@@ -108,5 +132,7 @@ pub fn check_program(program: &str, stack: &Stack) -> Report {
     checker.run(&doc);
     report.findings = checker.findings;
     report.findings.extend(policy::run(&doc, stack, schema));
+    report.findings.extend(limits::run(&doc));
+    report.findings.extend(contracts::run(&doc));
     report
 }

@@ -80,7 +80,7 @@ impl<'a> Ctx<'a> {
 fn get<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
     path.split('.').try_fold(v, |v, key| v.get(key))
 }
-fn text(v: Option<&Value>) -> Option<String> {
+pub(super) fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -91,7 +91,7 @@ fn text(v: Option<&Value>) -> Option<String> {
 fn is_true(v: Option<&Value>) -> bool {
     text(v).is_some_and(|s| s == "true")
 }
-fn number(v: Option<&Value>) -> Option<i64> {
+pub(super) fn number(v: Option<&Value>) -> Option<i64> {
     text(v)?.parse().ok()
 }
 fn list(v: Option<&Value>) -> Vec<&Value> {

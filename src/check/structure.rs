@@ -8,8 +8,17 @@ use super::expr::{self, Reference};
 use super::schema::{Prop, Schema, Ty};
 use super::Finding;
 
-const TOP_KEYS: &[&str] =
-    &["name", "runtime", "description", "config", "variables", "resources", "outputs", "packages"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "runtime",
+    "description",
+    "requiredPulumiVersion",
+    "config",
+    "variables",
+    "resources",
+    "outputs",
+    "packages",
+];
 const RESOURCE_KEYS: &[&str] = &["type", "properties", "options", "get", "defaultProvider"];
 const OPTION_KEYS: &[&str] = &[
     "additionalSecretOutputs",

@@ -6,6 +6,7 @@ mod validate;
 
 pub use load::{load, load_str, ConfigError, Problem};
 pub use locate::locate;
+pub use validate::{is_ami_id, is_dns_name};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -74,6 +75,17 @@ pub struct Instances {
     /// The port the app listens on inside each instance.
     #[serde(default = "default_app_port")]
     pub port: u16,
+    /// A pinned AMI id (`ami-…`); when absent `orch up` resolves `ami_parameter` at deploy time.
+    #[serde(default)]
+    pub ami: Option<String>,
+    /// The public SSM parameter naming the current AMI, read by `orch up` (ignored locally).
+    #[serde(default = "default_ami_parameter")]
+    pub ami_parameter: String,
+}
+
+/// Amazon Linux 2023, x86_64: the AMI the user data is written for.
+pub fn default_ami_parameter() -> String {
+    "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +169,21 @@ pub struct PulumiSettings {
     pub aws_native_version: String,
 }
 
+impl PulumiSettings {
+    /// The backend URL pulumi is given: an `s3://` backend names the stack's region (`?region=`, a
+    /// gocloud.dev s3blob URL parameter), so pulumi's DIY backend does not fall back to the operator's
+    /// ambient AWS region, which may differ from the one orch's own calls use.
+    pub fn pulumi_url(&self, region: &str) -> String {
+        match self.backend.strip_prefix("s3://") {
+            Some(rest) if !rest.contains("region=") => {
+                let sep = if rest.contains('?') { '&' } else { '?' };
+                format!("{}{sep}region={region}", self.backend)
+            }
+            _ => self.backend.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalSettings {
@@ -225,4 +252,24 @@ fn default_https_port() -> u16 {
 }
 fn default_loopbacks() -> Vec<String> {
     vec!["127.0.1.0/24".into(), "127.0.2.0/24".into()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_s3_backend_names_the_stack_region_for_pulumi() {
+        let s = |backend: &str| PulumiSettings {
+            backend: backend.into(),
+            aws_native_version: default_aws_native(),
+        };
+        assert_eq!(s("s3://b").pulumi_url("eu-west-1"), "s3://b?region=eu-west-1");
+        assert_eq!(
+            s("s3://b?awssdk=v2").pulumi_url("eu-west-1"),
+            "s3://b?awssdk=v2&region=eu-west-1"
+        );
+        assert_eq!(s("s3://b?region=us-east-1").pulumi_url("eu-west-1"), "s3://b?region=us-east-1");
+        assert_eq!(s("file:///tmp/x").pulumi_url("eu-west-1"), "file:///tmp/x");
+    }
 }

@@ -52,12 +52,32 @@ fn capacity(s: &Stack, out: &mut Problems) {
             "instances.type",
             format!("`{}` is not an EC2 instance type like t3.micro", i.instance_type),
         );
+        if let Some(ami) = &i.ami {
+            out.check(
+                is_ami_id(ami),
+                "instances.ami",
+                format!("`{ami}` is not an AMI id (ami- and 8 or 17 hex digits)"),
+            );
+        }
+        out.check(
+            i.ami_parameter.starts_with('/'),
+            "instances.ami_parameter",
+            format!("`{}` is not an SSM parameter name (it starts with /)", i.ami_parameter),
+        );
     }
     out.check(
         i.port >= 1024,
         "instances.port",
         format!("port {} must be ≥ 1024 (the app runs as non-root)", i.port),
     );
+}
+
+/// `ami-` and 8 or 17 lowercase hex digits (EC2 image ids).
+pub fn is_ami_id(id: &str) -> bool {
+    id.strip_prefix("ami-").is_some_and(|h| {
+        matches!(h.len(), 8 | 17)
+            && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 fn zones(s: &Stack, out: &mut Problems) {

@@ -2,6 +2,9 @@
 //! stack and retire the deployment record (kept in the history, so the next `orch up` deploys
 //! afresh). Kept on purpose: the state bucket, the hosted zone and its delegation, the certificate
 //! and the images — they cost little and keep the name servers and ARN stable for the next `up`.
+//! A protected environment is refused unless `--unprotect` is given; then deletion protection is
+//! first turned off through the program (`pulumi up`), and the database gets a final snapshot,
+//! named in the plan and the output, before anything is deleted: no data is lost.
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -19,12 +22,29 @@ use crate::pulumi::Pulumi;
 use crate::runner::Runner;
 
 /// What `down` read before deciding.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Observed {
     /// False when the state bucket does not exist: nothing was ever deployed.
     pub store_exists: bool,
     pub lock: Option<LockInfo>,
     pub last: Option<Record>,
+    /// When the plan was made: names the final snapshot.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Default for Observed {
+    fn default() -> Self {
+        Observed { store_exists: false, lock: None, last: None, now: chrono::Utc::now() }
+    }
+}
+
+/// The options of one teardown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Turn deletion protection off and snapshot the database first (required when protected).
+    pub unprotect: bool,
+    /// Break a deploy lock held by someone else (with a warning).
+    pub force_unlock: bool,
 }
 
 /// The teardown as data: what runs and what is kept.
@@ -34,6 +54,10 @@ pub struct DownPlan {
     /// Nothing to tear down (no state store).
     pub nothing: bool,
     pub steps: Vec<(String, String)>,
+    /// The final database snapshot taken before the destroy (protected environments).
+    pub final_snapshot: Option<String>,
+    /// Break a foreign deploy lock (`--force-unlock`).
+    pub force_unlock: bool,
 }
 
 impl DownPlan {
@@ -48,14 +72,21 @@ impl DownPlan {
     }
 }
 
+/// The identifier of the final snapshot `down --unprotect` takes (RDS: letters, digits, hyphens).
+pub fn final_snapshot_id(env: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("orch-{env}-final-{}", now.format("%Y%m%d-%H%M%S"))
+}
+
 /// Pure: the teardown for what was observed.
-pub fn plan(stack: &Stack, o: &Observed) -> DownPlan {
+pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
     let env = stack.name.clone();
     if !o.store_exists {
         return DownPlan {
             env,
             nothing: true,
             steps: vec![("skip".into(), "no state bucket: nothing was deployed".into())],
+            final_snapshot: None,
+            force_unlock: opts.force_unlock,
         };
     }
     let mut steps = vec![];
@@ -68,6 +99,26 @@ pub fn plan(stack: &Stack, o: &Observed) -> DownPlan {
             ),
         )),
         None => steps.push(("run".into(), "take the deploy lock".into())),
+    }
+    let mut final_snapshot = None;
+    if stack.protected && !opts.unprotect {
+        steps.push((
+            "REFUSE".into(),
+            format!("`{env}` is protected: deletion protection is on for the database and the load balancer; `orch down --unprotect` turns it off, snapshots the database, then destroys"),
+        ));
+    } else if stack.protected {
+        steps.push((
+            "change".into(),
+            "pulumi up with deletion protection off (database, load balancer)".into(),
+        ));
+        let db = o
+            .last
+            .as_ref()
+            .and_then(|r| r.output("dbInstanceIdentifier"))
+            .unwrap_or("the database");
+        let id = final_snapshot_id(&env, o.now);
+        steps.push(("create".into(), format!("final snapshot `{id}` of {db}, waited for until available (kept after the destroy)")));
+        final_snapshot = Some(id);
     }
     steps.push(("destroy".into(), format!("pulumi destroy: every resource of stack `{env}` (load balancer, instances, database, network)")));
     match &o.last {
@@ -85,8 +136,11 @@ pub fn plan(stack: &Stack, o: &Observed) -> DownPlan {
     if stack.domain.is_some() {
         kept.insert(1, "hosted zone and NS delegation");
     }
+    if final_snapshot.is_some() {
+        kept.push("the final database snapshot");
+    }
     steps.push(("keep".into(), format!("{} (for the next `orch up`)", kept.join(", "))));
-    DownPlan { env, nothing: false, steps }
+    DownPlan { env, nothing: false, steps, final_snapshot, force_unlock: opts.force_unlock }
 }
 
 pub async fn observe(
@@ -103,22 +157,37 @@ pub async fn observe(
         store_exists: true,
         lock: lock::observe(store, &stack.name).await?,
         last: record::latest(store, &stack.name).await?,
+        now: chrono::Utc::now(),
     })
 }
 
-/// Run the teardown: lock, destroy, retire the record, unlock.
+/// A protected environment is torn down only with `--unprotect` (a plan with a final snapshot).
+pub fn refuse_protected(stack: &Stack, plan: &DownPlan) -> Result<(), DeployError> {
+    let env = &stack.name;
+    if stack.protected && plan.final_snapshot.is_none() && !plan.nothing {
+        return Err(DeployError::Refused(format!(
+            "`{env}` is protected (deletion protection on the database and load balancer); nothing was changed. `orch down --env {env} --unprotect` turns it off, takes a final database snapshot, then destroys (see it first with --dry-run)"
+        )));
+    }
+    Ok(())
+}
+
+/// Run the teardown the plan lays out: lock, (unprotect, final snapshot,) destroy, retire the
+/// record, unlock.
 pub async fn execute(
     project: &Project,
     stack: &Stack,
+    plan: &DownPlan,
+    aws: &observe::Aws,
     store: &Store,
     runner: Arc<dyn Runner>,
-    force_unlock: bool,
     p: &Printer,
 ) -> Result<Outcome, OrchError> {
     let env = stack.name.as_str();
-    let lock = lock::acquire(store, env, "orch down", force_unlock, p).await?;
+    refuse_protected(stack, plan)?;
+    let lock = lock::acquire(store, env, "orch down", plan.force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", store.describe(&lock::key(env))));
-    let result = destroy(project, stack, store, runner, p).await;
+    let result = destroy(project, stack, plan, aws, store, runner, p).await;
     let released = lock.release().await;
     let outcome = result?;
     released?;
@@ -128,24 +197,47 @@ pub async fn execute(
 async fn destroy(
     project: &Project,
     stack: &Stack,
+    plan: &DownPlan,
+    aws: &observe::Aws,
     store: &Store,
     runner: Arc<dyn Runner>,
     p: &Printer,
 ) -> Result<Outcome, OrchError> {
     let env = stack.name.as_str();
-    // The program folder names the project pulumi's stacks belong to.
-    let dir = crate::render::write(project, stack, &crate::render::render(project, stack)?)?;
-    let backend = stack.pulumi.as_ref().map(|s| s.backend.clone()).unwrap_or_default();
+    // The program folder names the project pulumi's stacks belong to; the stack file gets the
+    // deployed config back (a fresh checkout has no build/).
+    let last = record::latest(store, env).await?;
+    let recorded = last.as_ref().and_then(|r| r.stack_file.as_deref());
+    let rendered = match plan.final_snapshot {
+        Some(_) => crate::render::render_unprotected(project, stack)?,
+        None => crate::render::render(project, stack)?,
+    };
+    let dir = crate::render::write_restoring(project, stack, &rendered, recorded)?;
+    let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
     let pulumi = Pulumi::new(runner, &dir, &backend, env);
     Pulumi::check_passphrase().map_err(DeployError::from)?;
     if pulumi.select_existing().map_err(DeployError::from)? {
+        if let Some(snapshot) = &plan.final_snapshot {
+            p.progress(&format!("  pulumi up: deletion protection off (stack {env})"));
+            pulumi.up(p).await.map_err(DeployError::from)?;
+            let outputs = pulumi.outputs().map_err(DeployError::from)?;
+            let db =
+                outputs.get("dbInstanceIdentifier").and_then(|v| v.as_str()).ok_or_else(|| {
+                    DeployError::step(
+                        "final snapshot",
+                        "the stack has no `dbInstanceIdentifier` output",
+                    )
+                })?;
+            super::snapshot::take(&aws.rds, db, snapshot, super::execute::poll(), p).await?;
+            p.data(&format!("final snapshot: {snapshot} (of {db}); restore it with `aws rds restore-db-instance-from-db-snapshot`"));
+        }
         p.progress(&format!("  pulumi destroy (stack {env})"));
         pulumi.destroy(p).await.map_err(DeployError::from)?;
         p.progress(&format!("✓ stack `{env}` destroyed"));
     } else {
         p.progress(&format!("✓ no pulumi stack `{env}` in {backend}: nothing to destroy"));
     }
-    if let Some(last) = record::latest(store, env).await? {
+    if let Some(last) = last {
         let at = record::retire(store, &last).await?;
         p.progress(&format!("✓ deployment record retired to {at}"));
     }
@@ -157,15 +249,46 @@ async fn destroy(
 mod tests {
     use super::*;
 
+    fn stack_named(env: &str) -> Stack {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("stacks/{env}.yaml"));
+        crate::config::load_str(&std::fs::read_to_string(&path).unwrap(), env, &path)
+            .expect("the stack file loads")
+    }
+
     fn stack() -> Stack {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/dev.yaml");
-        crate::config::load_str(&std::fs::read_to_string(&path).unwrap(), "dev", &path)
-            .expect("stacks/dev.yaml loads")
+        stack_named("dev")
+    }
+
+    #[test]
+    fn a_protected_stack_is_refused_without_unprotect_and_snapshotted_with_it() {
+        let prod = stack_named("prod");
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T18:00:00Z").unwrap().into();
+        let o = Observed { store_exists: true, now, ..Observed::default() };
+        let refused = plan(&prod, &o, Options::default());
+        assert!(refused.final_snapshot.is_none());
+        assert!(refused.lines().join("\n").contains("[REFUSE ] `prod` is protected"));
+        assert!(refuse_protected(&prod, &refused).is_err());
+        let plan = plan(&prod, &o, Options { unprotect: true, ..Options::default() });
+        assert_eq!(plan.final_snapshot.as_deref(), Some("orch-prod-final-20261130-180000"));
+        let text = plan.lines().join("\n");
+        let order: Vec<usize> = [
+            "deletion protection off",
+            "final snapshot `orch-prod-final-20261130-180000`",
+            "pulumi destroy",
+        ]
+        .iter()
+        .map(|s| text.find(s).unwrap_or_else(|| panic!("{s} missing: {text}")))
+        .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert!(text.contains("the final database snapshot (for the next"), "{text}");
+        assert!(refuse_protected(&prod, &plan).is_ok());
+        assert!(refuse_protected(&stack(), &super::plan(&stack(), &o, Options::default())).is_ok());
     }
 
     #[test]
     fn nothing_deployed_is_a_plan_with_nothing_to_do() {
-        let plan = plan(&stack(), &Observed::default());
+        let plan = plan(&stack(), &Observed::default(), Options::default());
         assert!(plan.nothing);
         assert!(plan.lines().join("\n").contains("nothing was deployed"));
     }
@@ -174,7 +297,7 @@ mod tests {
     fn a_held_lock_refuses_and_the_zone_is_kept() {
         let mut o = Observed { store_exists: true, ..Observed::default() };
         o.lock = Some(LockInfo::mine("orch up"));
-        let text = plan(&stack(), &o).lines().join("\n");
+        let text = plan(&stack(), &o, Options::default()).lines().join("\n");
         assert!(text.contains("[REFUSE ] deploy lock held by"), "{text}");
         assert!(
             text.contains("[destroy] pulumi destroy")

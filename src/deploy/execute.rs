@@ -61,7 +61,9 @@ pub async fn up<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
 async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError> {
     let (p, stack, aws) = (run.printer, run.stack, run.aws);
     let env = stack.name.as_str();
-    let program = steps.render(run.project, stack)?;
+    let last = record::latest(run.store, env).await?;
+    let program =
+        steps.render(run.project, stack, last.as_ref().and_then(|r| r.stack_file.as_deref()))?;
     p.progress(&format!(
         "✓ program rendered into {} ({})",
         program.dir.display(),
@@ -69,6 +71,8 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     ));
     let image = steps.image(run.project, stack, p).await?;
     p.progress(&format!("✓ image {}", image.uri));
+    let ami = super::ami::resolve(&aws.ssm, stack).await?;
+    p.progress(&format!("✓ AMI {} ({})", ami.id, ami.source));
 
     let mut zone_id = None;
     if let Some(domain) = &stack.domain {
@@ -129,9 +133,8 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     };
     p.progress(&format!("✓ certificate {cert_arn}"));
 
-    let config = deploy_config(&program, &image, &cert_arn, zone_id.as_deref());
+    let config = deploy_config(&program, &image, &cert_arn, zone_id.as_deref(), &ami.id);
     let config_hash = record::config_hash(&config, &program.secrets);
-    let last = record::latest(run.store, env).await?;
     match record::change_reason(last.as_ref(), &image.digest, &program.hash, &config_hash) {
         None if !run.force => {
             p.progress("✓ no changes since the last deployment: pulumi skipped (use --force to deploy anyway)");
@@ -151,7 +154,7 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     let pushed = steps.push(run.project, stack, &image, p).await?;
     p.progress(&format!("✓ image in the registry ({pushed} bytes pushed)"));
     Pulumi::check_passphrase().map_err(DeployError::from)?;
-    let backend = stack.pulumi.as_ref().map(|s| s.backend.clone()).unwrap_or_default();
+    let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
     let pulumi = Pulumi::new(run.runner.clone(), &program.dir, &backend, env);
     pulumi.select_stack().map_err(DeployError::from)?;
     pulumi.set_config(&config, &program.secrets).map_err(DeployError::from)?;
@@ -160,10 +163,17 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     let outputs = pulumi.outputs().map_err(DeployError::from)?;
 
     if record::launch_template_changed(last.as_ref(), &outputs, &image.digest, &program.hash) {
-        let group = outputs.get("asgName").and_then(|v| v.as_str()).ok_or_else(|| {
-            DeployError::step("instance refresh", "the stack has no `asgName` output")
-        })?;
-        refresh::run(&aws.asg, group, poll(), Duration::from_secs(3600), p).await?;
+        let output = |key: &str| {
+            outputs.get(key).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| {
+                DeployError::step("instance refresh", format!("the stack has no `{key}` output"))
+            })
+        };
+        let target = refresh::Target {
+            group: output("asgName")?,
+            template_id: output("launchTemplateId")?,
+            version: output("launchTemplateVersion")?,
+        };
+        refresh::run(&aws.asg, &target, poll(), Duration::from_secs(3600), p).await?;
     }
 
     let url = outputs
@@ -185,6 +195,9 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
         config_hash,
         outputs,
         certificate_arn: Some(cert_arn.clone()),
+        stack_file: std::fs::read_to_string(program.dir.join(crate::render::stack_file_name(env)))
+            .ok(),
+        ami: Some(ami.id.clone()),
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         orch_version: env!("CARGO_PKG_VERSION").into(),
     };

@@ -1,6 +1,7 @@
 //! The AWS target's deployment: observe (read-only) → [`plan::plan`] → `--dry-run` prints it, or the
 //! executor runs it: state bucket, lock, render, image, DNS, certificate, `pulumi up`, instance
 //! refresh, verify, record. See docs/deploy.md.
+pub mod ami;
 pub mod bucket;
 pub mod cert;
 pub mod delegation;
@@ -13,6 +14,7 @@ pub mod observe;
 pub mod plan;
 pub mod record;
 pub mod refresh;
+pub mod snapshot;
 pub mod steps;
 pub mod store;
 
@@ -30,6 +32,13 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
     let project = ctx.project()?;
     let backend = backend(stack)?;
     preflight(&project, stack)?;
+    // `orch check` is the gate: a program AWS or the policy would refuse stops here, before the
+    // bucket, zone, certificate or pulumi are touched (and in --dry-run too).
+    let checked = crate::check::gate(&project, stack)?;
+    ctx.printer.progress(&format!(
+        "✓ orch check: {} resources, aws-native {}: clean",
+        checked.resources, checked.provider_version
+    ));
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend, &aws)?;
     let steps = steps::Wired;
@@ -61,23 +70,18 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outco
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend(stack)?, &aws)?;
     let observed = down::observe(stack, &aws, &store).await?;
-    let plan = down::plan(stack, &observed);
+    let opts = down::Options { unprotect: args.unprotect, force_unlock: args.force_unlock };
+    let plan = down::plan(stack, &observed, opts);
     if args.dry_run || plan.nothing {
         for line in plan.lines() {
             ctx.printer.data(&line);
         }
         return Ok(Outcome::Ok);
     }
+    down::refuse_protected(stack, &plan)?;
     confirm(stack, args.yes, "tear down")?;
-    down::execute(
-        &project,
-        stack,
-        &store,
-        Arc::new(crate::runner::Duct),
-        args.force_unlock,
-        ctx.printer,
-    )
-    .await
+    down::execute(&project, stack, &plan, &aws, &store, Arc::new(crate::runner::Duct), ctx.printer)
+        .await
 }
 
 /// The URLs of the last recorded deployment (`url`, `httpUrl` outputs), for `orch verify --env ENV`.

@@ -19,6 +19,8 @@ pub struct Aws {
     pub r53: aws_sdk_route53::Client,
     pub acm: aws_sdk_acm::Client,
     pub asg: aws_sdk_autoscaling::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub rds: aws_sdk_rds::Client,
 }
 
 impl Aws {
@@ -29,6 +31,8 @@ impl Aws {
             r53: aws_sdk_route53::Client::new(&sdk),
             acm: aws_sdk_acm::Client::new(&sdk),
             asg: aws_sdk_autoscaling::Client::new(&sdk),
+            ssm: aws_sdk_ssm::Client::new(&sdk),
+            rds: aws_sdk_rds::Client::new(&sdk),
         }
     }
 }
@@ -44,9 +48,11 @@ pub fn deploy_config(
     image: &ImageRef,
     certificate_arn: &str,
     zone_id: Option<&str>,
+    ami: &str,
 ) -> BTreeMap<String, String> {
     let mut config = program.config.clone();
     config.insert("imageUri".into(), image.uri.clone());
+    config.insert("amiId".into(), ami.into());
     config.insert("certificateArn".into(), certificate_arn.into());
     if let Some(id) = zone_id {
         config.insert("hostedZoneId".into(), id.into());
@@ -95,8 +101,13 @@ pub async fn observe<S: Steps>(
         cert::observe(&aws.acm, &stack.name, stack.domain.as_ref().map(|d| d.name.as_str()))
             .await?,
     );
-    let program = steps.render(project, stack)?;
+    let recorded = o.last.as_ref().and_then(|r| r.stack_file.clone());
+    let program = steps.render(project, stack, recorded.as_deref())?;
     o.program_hash = Some(program.hash.clone());
+    match super::ami::resolve(&aws.ssm, stack).await {
+        Ok(ami) => o.ami = Some(ami),
+        Err(e) => o.ami_problem = Some(e.to_string()),
+    }
     match steps.image(project, stack, printer).await {
         Ok(image) => o.image = Some(image),
         Err(e) => o.image_problem = Some(e.to_string()),
@@ -108,9 +119,9 @@ pub async fn observe<S: Steps>(
         }
         _ => None,
     };
-    if let (Some(image), Some(arn)) = (&o.image, arn) {
+    if let (Some(image), Some(arn), Some(ami)) = (&o.image, arn, &o.ami) {
         if stack.domain.is_none() || zone_id.is_some() {
-            let config = deploy_config(&program, image, &arn, zone_id.as_deref());
+            let config = deploy_config(&program, image, &arn, zone_id.as_deref(), &ami.id);
             o.config_hash = Some(record::config_hash(&config, &program.secrets));
         }
     }

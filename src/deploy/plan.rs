@@ -31,6 +31,10 @@ pub struct Observed {
     pub image: Option<ImageRef>,
     /// Why the image is unknown, when it is.
     pub image_problem: Option<String>,
+    /// The AMI the instances would boot.
+    pub ami: Option<super::ami::Ami>,
+    /// Why the AMI is unknown, when it is.
+    pub ami_problem: Option<String>,
     pub program_hash: Option<String>,
     /// Known when every deploy-time value (certificate ARN, zone id) already exists.
     pub config_hash: Option<String>,
@@ -148,6 +152,21 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             Action::Run,
             format!("build and push ({})", p.as_deref().unwrap_or("digest known after the build")),
         ),
+    }
+    let last_ami = o.last.as_ref().and_then(|r| r.ami.as_deref());
+    match (&o.ami, &o.ami_problem) {
+        (Some(a), _) if last_ami.is_some_and(|l| l != a.id) => step(
+            "AMI",
+            Action::Change,
+            format!(
+                "{} → {} ({}): a reason for a rollout",
+                last_ami.unwrap_or_default(),
+                a.id,
+                a.source
+            ),
+        ),
+        (Some(a), _) => step("AMI", Action::Exists, format!("{} ({})", a.id, a.source)),
+        (None, p) => step("AMI", Action::Refuse, p.clone().unwrap_or_else(|| "unknown".into())),
     }
     if let Some(domain) = &stack.domain {
         match &o.zone {

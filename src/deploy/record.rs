@@ -23,6 +23,14 @@ pub struct Record {
     /// The certificate ARN the run wired into the stack (absent in records of older orch versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_arn: Option<String>,
+    /// The stack config file (`Pulumi.<env>.yaml`) as pulumi left it after the update: the deploy-time
+    /// keys and the secrets provider's salt (secrets only as pulumi's ciphertext), so drift and down
+    /// run pulumi with the deployed config on a checkout whose `build/` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_file: Option<String>,
+    /// The AMI id the instances boot (absent in records of older orch versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami: Option<String>,
     pub time: String,
     pub orch_version: String,
 }
@@ -197,6 +205,8 @@ mod tests {
             config_hash: "sha256:c".into(),
             outputs: BTreeMap::new(),
             certificate_arn: Some("arn:aws:acm:eu-west-1:1:certificate/c".into()),
+            stack_file: None,
+            ami: None,
             time: "2026-01-01T00:00:00Z".into(),
             orch_version: "0".into(),
         }

@@ -1,27 +1,58 @@
-//! The rolling replacement after a launch-template change: an ASG instance refresh with
-//! MinHealthyPercentage 100, SkipMatching and AutoRollback, followed to its end with progress.
-use aws_sdk_autoscaling::types::{InstanceRefreshStatus, RefreshPreferences};
+//! The rolling replacement after a launch-template change: an ASG instance refresh whose desired
+//! configuration names the template and its explicit new version, launching before terminating
+//! (MinHealthyPercentage 100, MaxHealthyPercentage 200: with one instance per zone,
+//! terminate-then-launch would leave a zone empty), SkipMatching and AutoRollback — which the API
+//! refuses without a desired configuration or with `$Latest`/`$Default` (RefreshPreferences
+//! reference). Followed to its end with progress.
+use aws_sdk_autoscaling::types::{
+    DesiredConfiguration, InstanceRefreshStatus, LaunchTemplateSpecification, RefreshPreferences,
+};
 use std::time::{Duration, Instant};
 
 use super::error::DeployError;
 use crate::printer::Printer;
 
+/// What a refresh rolls the group to: the launch template and its explicit version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub group: String,
+    pub template_id: String,
+    pub version: String,
+}
+
+/// The refresh request's desired configuration and preferences (a pure function, so tests check it).
+pub fn request(target: &Target) -> (DesiredConfiguration, RefreshPreferences) {
+    let desired = DesiredConfiguration::builder()
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(&target.template_id)
+                .version(&target.version)
+                .build(),
+        )
+        .build();
+    let prefs = RefreshPreferences::builder()
+        .min_healthy_percentage(100)
+        .max_healthy_percentage(200)
+        .skip_matching(true)
+        .auto_rollback(true)
+        .build();
+    (desired, prefs)
+}
+
 /// Start a refresh (or join the one already running) and wait for it to end; Ok only on success.
 pub async fn run(
     asg: &aws_sdk_autoscaling::Client,
-    group: &str,
+    target: &Target,
     poll: Duration,
     timeout: Duration,
     printer: &Printer,
 ) -> Result<String, DeployError> {
-    let prefs = RefreshPreferences::builder()
-        .min_healthy_percentage(100)
-        .skip_matching(true)
-        .auto_rollback(true)
-        .build();
+    let group = target.group.as_str();
+    let (desired, prefs) = request(target);
     let id = match asg
         .start_instance_refresh()
         .auto_scaling_group_name(group)
+        .desired_configuration(desired)
         .preferences(prefs)
         .send()
         .await

@@ -32,8 +32,14 @@ pub struct ImageRef {
 }
 
 pub trait Steps: Sync {
-    /// Render the program into build/<env>/.
-    fn render(&self, project: &Project, stack: &Stack) -> Result<Program, OrchError>;
+    /// Render the program into build/<env>/; `recorded` is the stack file of the last recorded
+    /// deployment, laid under the rendered keys (a fresh checkout has none on disk).
+    fn render(
+        &self,
+        project: &Project,
+        stack: &Stack,
+        recorded: Option<&str>,
+    ) -> Result<Program, OrchError>;
     /// The image to deploy, by digest, built locally if needed; nothing is pushed.
     fn image(
         &self,
@@ -66,12 +72,15 @@ pub trait Steps: Sync {
 pub struct Wired;
 
 impl Steps for Wired {
-    fn render(&self, project: &Project, stack: &Stack) -> Result<Program, OrchError> {
+    fn render(
+        &self,
+        project: &Project,
+        stack: &Stack,
+        recorded: Option<&str>,
+    ) -> Result<Program, OrchError> {
         let rendered = crate::render::render(project, stack)?;
-        let stack_file = project.build_dir(&stack.name).join(format!("Pulumi.{}.yaml", stack.name));
-        let kept = kept_keys(&stack_file);
-        let dir = crate::render::write(project, stack, &rendered)?;
-        restore_keys(&stack_file, kept)?;
+        // The stack file keeps what pulumi and the last `orch up` wrote (render::stackfile).
+        let dir = crate::render::write_restoring(project, stack, &rendered, recorded)?;
         // The rendered config is the stack's config file itself; orch adds only deploy-time keys.
         Ok(Program {
             dir,
@@ -186,37 +195,4 @@ fn verify_timeout() -> Duration {
     let secs =
         std::env::var("ORCH_VERIFY_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
     Duration::from_secs(secs)
-}
-
-/// What pulumi itself wrote into the stack file (`Pulumi.<env>.yaml`) that a re-render would drop:
-/// the secrets provider's keys (the passphrase salt) and the deploy-time config orch set.
-const KEPT_TOP: [&str; 3] = ["encryptionsalt", "secretsprovider", "encryptedkey"];
-
-fn kept_keys(path: &std::path::Path) -> Vec<(String, serde_yaml::Value)> {
-    let Some(doc) = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_yaml::from_str::<serde_yaml::Mapping>(&t).ok())
-    else {
-        return vec![];
-    };
-    KEPT_TOP.iter().filter_map(|k| doc.get(*k).map(|v| (k.to_string(), v.clone()))).collect()
-}
-
-fn restore_keys(
-    path: &std::path::Path,
-    kept: Vec<(String, serde_yaml::Value)>,
-) -> Result<(), OrchError> {
-    if kept.is_empty() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| OrchError::io(format!("reading {}", path.display()), e))?;
-    let mut doc: serde_yaml::Mapping = serde_yaml::from_str(&text).unwrap_or_default();
-    for (k, v) in kept {
-        doc.insert(k.into(), v);
-    }
-    let body = serde_yaml::to_string(&doc).map_err(|e| {
-        OrchError::failed(format!("writing {}: {e}", path.display()), "report this as a bug")
-    })?;
-    std::fs::write(path, body).map_err(|e| OrchError::io(format!("writing {}", path.display()), e))
 }

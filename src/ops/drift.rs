@@ -22,14 +22,17 @@ pub async fn gather(
     clients: &Clients,
     runner: Arc<dyn Runner>,
 ) -> Result<Report, OpsError> {
-    let build_dir = project.build_dir(&stack.name);
-    if !build_dir.join("Pulumi.yaml").is_file() {
-        return Err(OpsError::NotRendered(stack.name.clone()));
-    }
+    Pulumi::check_passphrase().map_err(OpsError::Pulumi)?;
     let rec = record::load(clients, stack)
         .await?
         .ok_or_else(|| OpsError::NoRecord(stack.name.clone()))?;
-    let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
+    // The program as the code says today, with the stack file of the recorded deployment: the
+    // refresh runs with the deployed config even on a checkout whose build/ is empty.
+    let rendered = crate::render::render(project, stack).map_err(OpsError::Render)?;
+    let build_dir =
+        crate::render::write_restoring(project, stack, &rendered, rec.stack_file.as_deref())
+            .map_err(OpsError::Render)?;
+    let backend = stack.pulumi.as_ref().map(|p| p.pulumi_url(&stack.region)).unwrap_or_default();
     let pulumi = Pulumi::new(runner, &build_dir, &backend, &stack.name);
     let engine = tokio::task::spawn_blocking(move || {
         (refresh::run(&pulumi), pulumi.outputs().map_err(|e| e.to_string()))

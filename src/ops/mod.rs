@@ -32,8 +32,10 @@ pub enum OpsError {
     Record(String),
     #[error("environment `{0}` has no recorded deployment")]
     NoRecord(String),
-    #[error("environment `{0}` is not rendered (build/{0}/Pulumi.yaml is missing)")]
-    NotRendered(String),
+    #[error(transparent)]
+    Render(crate::render::RenderError),
+    #[error(transparent)]
+    Pulumi(crate::pulumi::PulumiError),
     #[error("drift check incomplete for `{env}`: {failed} check(s) could not run")]
     Incomplete { env: String, failed: usize },
     #[error("{0}")]
@@ -51,7 +53,8 @@ impl OpsError {
                     .into()
             }
             OpsError::NoRecord(_) => "deploy first: `orch up --env ENV`".into(),
-            OpsError::NotRendered(env) => format!("run `orch render --env {env}` first"),
+            OpsError::Render(e) => e.hint(),
+            OpsError::Pulumi(e) => e.hint(),
             OpsError::Incomplete { env, .. } => {
                 format!("read the ERROR rows above, fix access, rerun `orch drift --env {env}`")
             }

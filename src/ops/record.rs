@@ -119,6 +119,8 @@ mod tests {
             config_hash: "sha256:c".into(),
             outputs: Default::default(),
             certificate_arn: None,
+            stack_file: None,
+            ami: None,
             time: "2026-01-01T00:00:00Z".into(),
             orch_version: "0".into(),
         };

@@ -174,10 +174,13 @@ impl Pulumi {
         })
     }
 
-    /// Secrets in a DIY backend need a passphrase; refuse early rather than let pulumi prompt.
+    /// A DIY backend's passphrase secrets provider needs a passphrase for every update, refresh
+    /// and destroy; refuse early rather than let pulumi fail. As pulumi's `readPassphrase`
+    /// (pkg/secrets/passphrase/manager.go): PULUMI_CONFIG_PASSPHRASE counts when set, even empty;
+    /// PULUMI_CONFIG_PASSPHRASE_FILE when it names a file.
     pub fn check_passphrase() -> Result<(), PulumiError> {
-        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-        if set("PULUMI_CONFIG_PASSPHRASE") || set("PULUMI_CONFIG_PASSPHRASE_FILE") {
+        let file = std::env::var_os("PULUMI_CONFIG_PASSPHRASE_FILE").is_some_and(|v| !v.is_empty());
+        if std::env::var_os("PULUMI_CONFIG_PASSPHRASE").is_some() || file {
             Ok(())
         } else {
             Err(PulumiError::NoPassphrase)

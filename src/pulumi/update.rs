@@ -71,16 +71,20 @@ impl Pulumi {
         let log = self.dir.join(format!(".orch-events-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&log);
         let log_arg = log.display().to_string();
-        let cmd = self.cmd([
-            op,
-            "--yes",
-            "--non-interactive",
-            "--skip-preview",
-            "--stack",
-            self.stack.as_str(),
-            "--event-log",
-            log_arg.as_str(),
-        ]);
+        let cmd = self
+            .cmd([
+                op,
+                "--yes",
+                "--non-interactive",
+                "--skip-preview",
+                "--stack",
+                self.stack.as_str(),
+                "--event-log",
+                log_arg.as_str(),
+            ])
+            // `--event-log` is registered only when PULUMI_DEBUG_COMMANDS is true (pkg/cmd/pulumi/
+            // operations/up.go and destroy.go); pulumi's Automation API sets it the same way.
+            .env("PULUMI_DEBUG_COMMANDS", "true");
         let shown = cmd.display();
         let runner = self.runner.clone();
         let task = tokio::task::spawn_blocking(move || runner.run(&cmd));

@@ -69,7 +69,7 @@ pub fn context(stack: &Stack, page404: &str) -> Value {
         },
         "database": {
             "name": "orch",
-            "engineVersion": "17.6",
+            "engineVersion": "17",
             "instanceClass": db.instance_class.clone().unwrap_or_else(|| "db.t3.micro".into()),
             "storageGb": db.storage_gb.unwrap_or(20),
             "multiAz": db.multi_az,

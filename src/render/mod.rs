@@ -3,6 +3,7 @@
 //! [`Rendered::program_hash`] tells the deploy code whether anything changed.
 mod context;
 mod engine;
+pub mod stackfile;
 
 pub use context::{context, AWS_CLASSIC_VERSION, PAGE_404_MAX, TLS_POLICY};
 
@@ -75,34 +76,71 @@ impl RenderError {
 
 /// Render the program and stack config of an AWS environment.
 pub fn render(project: &Project, stack: &Stack) -> Result<Rendered, RenderError> {
+    render_with(project, stack, stack.protected)
+}
+
+/// The program with deletion protection off (database and load balancer), whatever the stack
+/// says: what `orch down --unprotect` applies before it destroys a protected environment.
+pub fn render_unprotected(project: &Project, stack: &Stack) -> Result<Rendered, RenderError> {
+    render_with(project, stack, false)
+}
+
+fn render_with(
+    project: &Project,
+    stack: &Stack,
+    deletion_protection: bool,
+) -> Result<Rendered, RenderError> {
     if stack.target == Target::Local {
         return Err(RenderError::LocalTarget { env: stack.name.clone() });
     }
     let page = read_page(project)?;
-    let data = context(stack, &page);
+    let mut data = context(stack, &page);
+    data["deletionProtection"] = deletion_protection.into();
     let registry = engine::load(&project.templates_dir())?;
     let program = engine::render(&registry, "Pulumi.yaml", &data)?;
     Ok(Rendered { program, config: stack_config(stack) })
 }
 
-/// Write the rendered files into `build/<env>/`; returns that directory.
+/// Write the rendered files into `build/<env>/`, keeping what pulumi and `orch up` wrote into the
+/// stack file (see [`stackfile`]); returns that directory.
 pub fn write(
     project: &Project,
     stack: &Stack,
     rendered: &Rendered,
 ) -> Result<PathBuf, RenderError> {
+    write_restoring(project, stack, rendered, None)
+}
+
+/// [`write`], with the stack file of the recorded deployment laid under the rendered keys: what a
+/// command that runs pulumi (drift's refresh, down's destroy) needs on a checkout whose `build/`
+/// is empty or stale.
+pub fn write_restoring(
+    project: &Project,
+    stack: &Stack,
+    rendered: &Rendered,
+    recorded: Option<&str>,
+) -> Result<PathBuf, RenderError> {
     let dir = project.build_dir(&stack.name);
     std::fs::create_dir_all(&dir)
         .map_err(|source| RenderError::Write { path: dir.clone(), source })?;
-    for (name, text) in [
-        ("Pulumi.yaml".to_string(), &rendered.program),
-        (format!("Pulumi.{}.yaml", stack.name), &rendered.config),
-    ] {
+    let stack_file = stack_file_name(&stack.name);
+    let existing = match std::fs::read_to_string(dir.join(&stack_file)) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => return Err(RenderError::Read { path: dir.join(&stack_file), source }),
+    };
+    let config = stackfile::merge(existing.as_deref(), recorded, &rendered.config);
+    for (name, text) in [("Pulumi.yaml".to_string(), &rendered.program), (stack_file, &config)] {
         let path = dir.join(name);
         std::fs::write(&path, text)
             .map_err(|source| RenderError::Write { path: path.clone(), source })?;
     }
     Ok(dir)
+}
+
+/// `Pulumi.<env>.yaml`, the stack config file pulumi reads beside `Pulumi.yaml`.
+pub fn stack_file_name(env: &str) -> String {
+    format!("Pulumi.{env}.yaml")
 }
 
 fn read_page(project: &Project) -> Result<String, RenderError> {
@@ -120,8 +158,8 @@ fn read_page(project: &Project) -> Result<String, RenderError> {
     Ok(text)
 }
 
-/// `Pulumi.<env>.yaml`: the providers' region. `imageUri`, `certificateArn` and `hostedZoneId` are set at
-/// deploy time by `orch up` (`pulumi config set`), so they never appear here.
+/// `Pulumi.<env>.yaml`: the providers' region. `imageUri`, `certificateArn`, `hostedZoneId` and `amiId`
+/// are set at deploy time by `orch up` (`pulumi config set`) and kept by [`write`].
 fn stack_config(stack: &Stack) -> String {
     let mut config = serde_yaml::Mapping::new();
     config.insert("aws-native:region".into(), stack.region.clone().into());

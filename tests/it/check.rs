@@ -206,8 +206,11 @@ fn every_fixture_is_caught_and_every_rule_and_kind_has_one() {
         );
         covered.insert(fixture.expect.rule);
     }
-    for rule in
-        orch::check::RULES.iter().map(|(r, _)| *r).chain(orch::check::ERROR_KINDS.iter().copied())
+    for rule in orch::check::RULES
+        .iter()
+        .chain(orch::check::CONTRACT_RULES)
+        .map(|(r, _)| *r)
+        .chain(orch::check::ERROR_KINDS.iter().copied())
     {
         assert!(covered.contains(rule), "no fixture for `{rule}` under tests/fixtures/check/");
     }

@@ -130,13 +130,15 @@ fn cert_pem(domain: &str, days: i64) -> (String, String) {
 
 impl World {
     async fn new(moto: String, seed: Seed) -> World {
-        // The SDK reads these; the orch child process gets them explicitly in `orch()`.
-        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        // Credentials given to the SDK directly (never set_var in parallel tests); the orch child
+        // process gets them in `orch()`.
         let u = unique();
         let conf = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(&moto)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
             .load()
             .await;
         let scratch = Scratch::new();
@@ -301,6 +303,8 @@ impl World {
             config_hash: "sha256:33".into(),
             outputs: serde_json::from_value(outputs).unwrap(),
             certificate_arn: Some(cert_arn.clone()),
+            stack_file: None,
+            ami: None,
             time: "2026-01-02T03:04:05Z".into(),
             orch_version: "0.0.0".into(),
         })
@@ -345,6 +349,7 @@ impl World {
             .env("AWS_REGION", REGION)
             .env_remove("AWS_PROFILE")
             .env("ORCH_PULUMI", self.scratch.path().join("tools/pulumi"))
+            .env("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
             .env("FAKE_PULUMI_SCENARIO", scenario)
             .env("FAKE_PULUMI_LOG", &self.pulumi_log)
             .env(
@@ -606,18 +611,21 @@ async fn drift_exits_2_when_pulumi_fails_and_still_prints_the_other_checks() {
 }
 
 #[test]
-fn drift_refuses_local_and_unrendered_environments_with_exit_2() {
+fn drift_refuses_local_environments_and_a_missing_passphrase_with_exit_2() {
     let scratch = Scratch::new();
     let out = scratch.orch().args(["drift", "--env", "local"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is a local environment"));
-    // Checked before any AWS call: no endpoint or credentials are needed to get this answer.
-    let out = scratch.orch().args(["drift", "--env", "dev"]).output().unwrap();
+    // Checked before any AWS call: no endpoint or credentials are needed to get this answer. (A
+    // missing build/ is no reason: drift renders the program itself, with the recorded config.)
+    let out = scratch
+        .orch()
+        .env_remove("PULUMI_CONFIG_PASSPHRASE")
+        .env_remove("PULUMI_CONFIG_PASSPHRASE_FILE")
+        .args(["drift", "--env", "dev"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("build/dev/Pulumi.yaml is missing")
-            && stderr.contains("orch render --env dev"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("PULUMI_CONFIG_PASSPHRASE"), "{stderr}");
 }

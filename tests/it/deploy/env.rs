@@ -60,8 +60,13 @@ pub(super) fn serve(
 }
 
 /// The AutoScaling query API, as far as instance refreshes go: the refresh reports InProgress
-/// once, then `end_status`. Every request body is kept.
-pub(super) fn autoscaling_stub(end_status: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+/// once, then `end_status`. Every request body is kept. `StartInstanceRefresh` is validated as the
+/// real API documents it (tests/it/deploy/README.md names the sources): see [`refresh_refusal`].
+/// `program_dir` is the folder of the rendered program, where the launch template's image is read.
+pub(super) fn autoscaling_stub(
+    end_status: &'static str,
+    program_dir: std::path::PathBuf,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(vec![]));
     let polls = Arc::new(AtomicUsize::new(0));
     let kept = seen.clone();
@@ -69,6 +74,9 @@ pub(super) fn autoscaling_stub(end_status: &'static str) -> (String, Arc<Mutex<V
         kept.lock().unwrap().push(body.to_string());
         let ns = "xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"";
         if body.contains("Action=StartInstanceRefresh") {
+            if let Some((code, message)) = refresh_refusal(&form(body), &program_dir) {
+                return (400, format!("<ErrorResponse {ns}><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"));
+            }
             return (200, format!("<StartInstanceRefreshResponse {ns}><StartInstanceRefreshResult><InstanceRefreshId>ir-1</InstanceRefreshId></StartInstanceRefreshResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></StartInstanceRefreshResponse>"));
         }
         if body.contains("Action=DescribeInstanceRefreshes") {
@@ -82,6 +90,95 @@ pub(super) fn autoscaling_stub(end_status: &'static str) -> (String, Arc<Mutex<V
         (400, "<ErrorResponse><Error><Code>InvalidAction</Code><Message>stub</Message></Error></ErrorResponse>".into())
     });
     (url, seen)
+}
+
+/// A query-API body as key → value (percent-decoded).
+pub(super) fn form(body: &str) -> std::collections::BTreeMap<String, String> {
+    fn decode(s: &str) -> String {
+        let bytes = s.replace('+', " ").into_bytes();
+        let mut out = vec![];
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                if let Ok(b) =
+                    u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""), 16)
+                {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    body.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// Why the real `StartInstanceRefresh` would refuse this request, if it would: the percentages out
+/// of range, or AutoRollback without a desired configuration, with `$Latest`/`$Default`, or with a
+/// launch template whose image is an SSM parameter (`IrreversibleInstanceRefresh`).
+pub(super) fn refresh_refusal(
+    f: &std::collections::BTreeMap<String, String>,
+    program_dir: &std::path::Path,
+) -> Option<(&'static str, String)> {
+    let num = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok());
+    let min = num("Preferences.MinHealthyPercentage").unwrap_or(90);
+    let max = num("Preferences.MaxHealthyPercentage");
+    if !(0..=100).contains(&min) {
+        return Some((
+            "ValidationError",
+            format!("MinHealthyPercentage {min} is out of range 0-100"),
+        ));
+    }
+    if let Some(max) = max {
+        if !(100..=200).contains(&max) || max - min > 100 {
+            return Some(("ValidationError", format!("MaxHealthyPercentage {max} must be 100-200 and at most 100 above MinHealthyPercentage {min}")));
+        }
+    }
+    if f.get("Preferences.AutoRollback").map(String::as_str) != Some("true") {
+        return None;
+    }
+    // Observed answer of the real API (terraform-provider-aws#29830, #32428).
+    let Some(version) = f.get("DesiredConfiguration.LaunchTemplate.Version") else {
+        return Some(("ValidationError", "The request isn't valid. The AutoRollback parameter cannot be set to true when the DesiredConfiguration parameter is empty. Set AutoRollback to false or specify a desired configuration and try again.".into()));
+    };
+    // The documented fault (API model: IrreversibleInstanceRefreshFault, HTTP 400).
+    let irreversible = |why: &str| {
+        Some(("IrreversibleInstanceRefresh", format!("The request failed because a desired configuration was not found or an incompatible launch template (uses a Systems Manager parameter instead of an AMI ID) or launch template version ($Latest or $Default) is present on the Auto Scaling group. ({why})")))
+    };
+    if f.get("DesiredConfiguration.LaunchTemplate.LaunchTemplateId").is_none()
+        && f.get("DesiredConfiguration.LaunchTemplate.LaunchTemplateName").is_none()
+    {
+        return irreversible("the desired configuration names no launch template");
+    }
+    if version == "$Latest" || version == "$Default" {
+        return irreversible(&format!("the desired configuration uses {version}"));
+    }
+    let program: serde_yaml::Value = std::fs::read_to_string(program_dir.join("Pulumi.yaml"))
+        .ok()
+        .and_then(|t| serde_yaml::from_str(&t).ok())
+        .unwrap_or_default();
+    let group_version = program["resources"]["asg"]["properties"]["launchTemplate"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if group_version == "$Latest" || group_version == "$Default" {
+        return irreversible(&format!("the group uses {group_version}"));
+    }
+    let image = program["resources"]["launchTemplate"]["properties"]["launchTemplateData"]
+        ["imageId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if image.starts_with("resolve:ssm:") {
+        return irreversible("the launch template's image is an SSM parameter");
+    }
+    None
 }
 
 /// A DNS server on 127.0.0.1 (UDP) answering NS queries with whatever `answers` holds at the time.
@@ -171,6 +268,7 @@ impl Env {
                 .replace("domain:\n  name: dev.orch-demo.net\n  parent_zone: orch-demo.net\n", "");
         }
         scratch.write(&format!("stacks/{name}.yaml"), &text);
+        let program_dir = scratch.path().join("build").join(&name);
         let tier = Tier::scratch();
         tier.up();
         let url = tier.https("/");
@@ -184,7 +282,7 @@ impl Env {
             pulumi_state: tempfile::tempdir().unwrap(),
             tier,
             url,
-            autoscaling: autoscaling_stub("Successful").0,
+            autoscaling: autoscaling_stub("Successful", program_dir.clone()).0,
         };
         if parent_here {
             env.r53()
@@ -217,6 +315,11 @@ impl Env {
     }
     pub(super) async fn acm(&self) -> aws_sdk_acm::Client {
         aws_sdk_acm::Client::new(&self.sdk().await)
+    }
+
+    /// The folder of the rendered program (`build/<env>/`).
+    pub(super) fn program_dir(&self) -> std::path::PathBuf {
+        self.scratch.path().join("build").join(&self.name)
     }
 
     pub(super) fn log(&self) -> std::path::PathBuf {

@@ -3,6 +3,7 @@
 //! local tier (two zones behind the TLS load balancer), so `orch up` runs the full `orch verify`
 //! suite after `pulumi up`. Every test uses its own environment name, bucket and domain, so they
 //! share one moto.
+mod contracts;
 mod env;
 mod recovery;
 mod teardown;
@@ -205,13 +206,66 @@ async fn pulumi_failure_partial_and_cancellation_are_reported_never_recorded_and
     assert!(env.object(&format!("deployments/{}/latest.json", env.name)).await.is_some());
 }
 
+/// The Auto Scaling stand-in refuses what the real StartInstanceRefresh refuses: the request orch
+/// sent before (AutoRollback, no desired configuration), `$Latest`, an SSM-parameter image.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_strict_autoscaling_stand_in_refuses_an_irreversible_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = |version: &str, image: &str| {
+        format!("resources:\n  asg:\n    properties:\n      launchTemplate: {{version: \"{version}\"}}\n  launchTemplate:\n    properties:\n      launchTemplateData: {{imageId: \"{image}\"}}\n")
+    };
+    std::fs::write(
+        dir.path().join("Pulumi.yaml"),
+        program("${launchTemplate.latestVersionNumber}", "${amiId}"),
+    )
+    .unwrap();
+    let base = "Action=StartInstanceRefresh&AutoScalingGroupName=g&Preferences.MinHealthyPercentage=100&Preferences.AutoRollback=true";
+    let refused = |body: &str| {
+        refresh_refusal(&form(body), dir.path()).map(|(code, m)| format!("{code}: {m}"))
+    };
+    assert!(refused(base).is_some_and(|m| m.starts_with("ValidationError")
+        && m.contains("DesiredConfiguration parameter is empty")));
+    let desired = "&DesiredConfiguration.LaunchTemplate.LaunchTemplateId=lt-1&DesiredConfiguration.LaunchTemplate.Version=";
+    assert!(refused(&format!("{base}{desired}%24Latest")).is_some_and(|m| m.contains("$Latest")));
+    assert_eq!(refused(&format!("{base}{desired}3")), None);
+    assert!(refused(&format!("{base}{desired}3&Preferences.MaxHealthyPercentage=250"))
+        .is_some_and(|m| m.starts_with("ValidationError")));
+    std::fs::write(dir.path().join("Pulumi.yaml"), program("$Latest", "${amiId}")).unwrap();
+    assert!(
+        refused(&format!("{base}{desired}3")).is_some_and(|m| m.contains("the group uses $Latest"))
+    );
+    std::fs::write(dir.path().join("Pulumi.yaml"), program("3", "resolve:ssm:/aws/service/x"))
+        .unwrap();
+    assert!(refused(&format!("{base}{desired}3")).is_some_and(|m| m.contains("SSM parameter")));
+
+    // Over the wire: the SDK sees the refusal as a service error with that code.
+    let (url, _) = autoscaling_stub("Successful", dir.path().to_path_buf());
+    let sdk = aws_config::defaults(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+        .endpoint_url(&url)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("t", "t", None, None, "t"))
+        .load()
+        .await;
+    let asg = aws_sdk_autoscaling::Client::new(&sdk);
+    let err = asg
+        .start_instance_refresh()
+        .auto_scaling_group_name("g")
+        .preferences(
+            aws_sdk_autoscaling::types::RefreshPreferences::builder().auto_rollback(true).build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_service_error().and_then(|e| e.meta().code()), Some("ValidationError"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_image_rolls_the_group_with_an_instance_refresh_and_a_failed_refresh_is_an_error() {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
     env.up(DIGEST_A, &[], &[]).success();
 
-    let (stub, seen) = autoscaling_stub("Successful");
+    let (stub, seen) = autoscaling_stub("Successful", env.program_dir());
     let out = env.up(DIGEST_B, &[("AWS_ENDPOINT_URL_AUTO_SCALING", stub.as_str())], &[]).success();
     assert!(stderr(&out).contains("instance refresh ir-1: successful"), "{}", stderr(&out));
     let bodies = seen.lock().unwrap().clone();
@@ -219,20 +273,34 @@ async fn a_new_image_rolls_the_group_with_an_instance_refresh_and_a_failed_refre
         .iter()
         .find(|b| b.contains("Action=StartInstanceRefresh"))
         .expect("StartInstanceRefresh");
-    for want in [
-        "MinHealthyPercentage=100",
-        "SkipMatching=true",
-        "AutoRollback=true",
-        &format!("AutoScalingGroupName=orch-{}-asg", env.name),
+    let request = form(start);
+    for (key, want) in [
+        ("Preferences.MinHealthyPercentage", "100"),
+        ("Preferences.MaxHealthyPercentage", "200"),
+        ("Preferences.SkipMatching", "true"),
+        ("Preferences.AutoRollback", "true"),
+        ("AutoScalingGroupName", &format!("orch-{}-asg", env.name)),
+        ("DesiredConfiguration.LaunchTemplate.Version", "2"),
     ] {
-        assert!(start.contains(want), "{want} missing from {start}");
+        assert_eq!(request.get(key).map(String::as_str), Some(want), "{key} in {start}");
     }
+    assert!(
+        request
+            .get("DesiredConfiguration.LaunchTemplate.LaunchTemplateId")
+            .is_some_and(|id| id.starts_with("lt-")),
+        "{start}"
+    );
+    assert_eq!(
+        refresh_refusal(&request, &env.program_dir()),
+        None,
+        "the strict stand-in accepts it"
+    );
     assert!(
         bodies.iter().filter(|b| b.contains("Action=DescribeInstanceRefreshes")).count() >= 2,
         "followed to the end"
     );
 
-    let (stub, _) = autoscaling_stub("RollbackSuccessful");
+    let (stub, _) = autoscaling_stub("RollbackSuccessful", env.program_dir());
     let out = env.up(DIGEST_A, &[("AWS_ENDPOINT_URL_AUTO_SCALING", stub.as_str())], &[]).code(2);
     assert!(stderr(&out).contains("ended RollbackSuccessful"), "{}", stderr(&out));
     let record: serde_json::Value = serde_json::from_str(

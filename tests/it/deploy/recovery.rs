@@ -94,8 +94,14 @@ async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_
     use std::os::unix::process::CommandExt;
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
-    let locks =
-        env.pulumi_state.path().join(&env.bucket).join("locks/organization/orch").join(&env.name);
+    // The DIY backend's layout: .pulumi/locks/organization/<project>/<stack>/ (pkg/backend/diy/lock.go).
+    let locks = env
+        .pulumi_state
+        .path()
+        .join(&env.bucket)
+        .join(".pulumi/locks/organization")
+        .join(format!("orch-{}", env.name))
+        .join(&env.name);
     let held = || std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0);
 
     // The whole process group dies (a CI runner cancelled, a laptop lid closed): orch and pulumi.

@@ -1,0 +1,169 @@
+//! The real contracts (pulumi CLI and AWS as their sources say they behave): the stack file keeps
+//! the deployed config across re-renders and on a fresh checkout, a protected environment is only
+//! torn down with `--unprotect` and a final database snapshot, and `orch check` gates `orch up`.
+use super::env::*;
+use crate::support;
+
+fn stack_file(env: &Env) -> serde_yaml::Value {
+    let path = env.program_dir().join(format!("Pulumi.{}.yaml", env.name));
+    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap_or_default()).unwrap_or_default()
+}
+
+fn config(file: &serde_yaml::Value, env: &Env, key: &str) -> Option<String> {
+    file["config"][format!("orch-{}:{key}", env.name).as_str()].as_str().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_time_config_survives_re_renders_and_a_fresh_checkout_runs_pulumi_with_it() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = Env::new(&moto, false).await;
+    let out = env.up(DIGEST_A, &[], &[]).success();
+    assert!(stderr(&out).contains("✓ AMI ami-"), "{}", stderr(&out));
+    let deployed = stack_file(&env);
+    let salt = deployed["encryptionsalt"].as_str().expect("pulumi wrote a salt").to_string();
+    let image = config(&deployed, &env, "imageUri").expect("imageUri in the stack file");
+    assert!(image.ends_with(DIGEST_A), "{image}");
+    assert!(config(&deployed, &env, "amiId").is_some_and(|a| a.starts_with("ami-")));
+    assert!(config(&deployed, &env, "certificateArn").is_some());
+    let up = env.calls().into_iter().find(|c| c[0] == "up").unwrap();
+    assert!(up.contains(&"--event-log".to_string()), "{up:?}");
+
+    // Re-rendering (render, check) keeps what pulumi and `orch up` wrote.
+    for args in [["render", "--env", &env.name], ["check", "--env", &env.name]] {
+        env.scratch.orch().envs(env.envs(DIGEST_A)).args(args).assert().success();
+        let file = stack_file(&env);
+        assert_eq!(file["encryptionsalt"].as_str(), Some(salt.as_str()), "{args:?} lost the salt");
+        assert_eq!(config(&file, &env, "imageUri").as_deref(), Some(image.as_str()), "{args:?}");
+    }
+
+    // A fresh checkout (CI, the drift timer): build/ is empty, drift restores the recorded file.
+    std::fs::remove_dir_all(env.scratch.path().join("build")).unwrap();
+    let drift = env
+        .scratch
+        .orch()
+        .envs(env.envs(DIGEST_A))
+        .args(["drift", "--env", &env.name, "--json"])
+        .output()
+        .unwrap();
+    // (The certificate-wiring row needs a load balancer moto does not have; the refresh is what
+    // matters here.)
+    let report: serde_json::Value = serde_json::from_slice(&drift.stdout).unwrap_or_default();
+    let resources = report["rows"].as_array().and_then(|rows| {
+        rows.iter().find(|r| r["check"] == "resources").map(|r| r["level"].clone())
+    });
+    assert_eq!(
+        resources,
+        Some(serde_json::json!("ok")),
+        "{}\n{report:#}",
+        String::from_utf8_lossy(&drift.stderr)
+    );
+    let file = stack_file(&env);
+    assert_eq!(file["encryptionsalt"].as_str(), Some(salt.as_str()));
+    assert_eq!(config(&file, &env, "imageUri").as_deref(), Some(image.as_str()));
+    let refresh = env.calls().into_iter().find(|c| c[0] == "refresh").expect("refresh ran");
+    assert!(refresh.contains(&"--preview-only".to_string()), "{refresh:?}");
+
+    // And `up` on a fresh checkout keeps the stack's salt instead of letting pulumi make a new one.
+    std::fs::remove_dir_all(env.scratch.path().join("build")).unwrap();
+    env.up(DIGEST_A, &[], &["--force"]).success();
+    assert_eq!(stack_file(&env)["encryptionsalt"].as_str(), Some(salt.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_protected_environment_is_torn_down_only_with_unprotect_after_a_final_snapshot() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = Env::new(&moto, false).await;
+    let path = env.scratch.path().join(format!("stacks/{}.yaml", env.name));
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("protected: false", "protected: true")
+        .replace("multi_az: false", "multi_az: true");
+    std::fs::write(&path, text).unwrap();
+    env.up(DIGEST_A, &[], &["--yes"]).success();
+    let latest = format!("deployments/{}/latest.json", env.name);
+
+    // The database the stack's output names, in moto.
+    let rds = aws_sdk_rds::Client::new(&env.sdk().await);
+    let db = format!("orch-{}-db", env.name);
+    rds.create_db_instance()
+        .db_instance_identifier(&db)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("orch")
+        .master_user_password("not-a-real-one-1")
+        .send()
+        .await
+        .unwrap();
+    let outputs = serde_json::json!({ "dbInstanceIdentifier": db }).to_string();
+    let down = |args: &[&str]| {
+        let mut cmd = env.scratch.orch();
+        cmd.envs(env.envs(DIGEST_A))
+            .env("FAKE_PULUMI_OUTPUTS", &outputs)
+            .args(["down", "--env", &env.name, "--yes"])
+            .args(args);
+        cmd.assert()
+    };
+
+    // Refused without --unprotect: nothing destroyed, the record stays.
+    let out = down(&[]).code(2);
+    assert!(stderr(&out).contains("is protected") && stderr(&out).contains("--unprotect"));
+    assert!(!env.calls().iter().any(|c| c[0] == "destroy"));
+    assert!(env.object(&latest).await.is_some());
+
+    let plan = down(&["--unprotect", "--dry-run"]).success();
+    let text = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
+    assert!(
+        text.contains("deletion protection off") && text.contains("final snapshot `orch-"),
+        "{text}"
+    );
+
+    // From a fresh checkout: protection off (pulumi up with the recorded config), snapshot, destroy.
+    std::fs::remove_dir_all(env.scratch.path().join("build")).unwrap();
+    let ups = env.calls().iter().filter(|c| c[0] == "up").count();
+    let out = down(&["--unprotect"]).success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let snapshot = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("final snapshot: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no snapshot named in {stdout}"))
+        .to_string();
+    let calls: Vec<String> = env.calls().into_iter().map(|c| c[0].clone()).collect();
+    assert_eq!(calls.iter().filter(|c| *c == "up").count(), ups + 1, "{calls:?}");
+    let (up_at, destroy_at) = (
+        calls.iter().rposition(|c| c == "up").unwrap(),
+        calls.iter().position(|c| c == "destroy").unwrap(),
+    );
+    assert!(up_at < destroy_at, "{calls:?}");
+    let program = std::fs::read_to_string(env.program_dir().join("Pulumi.yaml")).unwrap();
+    assert!(program.contains("deletionProtection: false"), "protection not turned off");
+    let snaps = rds.describe_db_snapshots().db_snapshot_identifier(&snapshot).send().await.unwrap();
+    let snap = &snaps.db_snapshots()[0];
+    assert_eq!(snap.db_instance_identifier(), Some(db.as_str()));
+    assert_eq!(snap.status(), Some("available"));
+    assert_eq!(env.object(&latest).await, None, "the record is retired");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orch_check_gates_up_before_anything_changes() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = Env::new(&moto, false).await;
+    let path = env.scratch.path().join(format!("stacks/{}.yaml", env.name));
+    let text = std::fs::read_to_string(&path).unwrap().replace("type: t3.micro", "type: t3.smal");
+    std::fs::write(&path, text).unwrap();
+    let before = env.moto_state().await;
+    for args in [&["--dry-run"][..], &[]] {
+        let out = env.up(DIGEST_A, &[], args).code(2);
+        let err = stderr(&out);
+        assert!(
+            err.contains("invalid-value")
+                && err.contains("launchTemplateData.instanceType")
+                && err.contains("t3.smal"),
+            "{err}"
+        );
+        assert!(err.contains("orch check --env"), "{err}");
+    }
+    assert_eq!(env.moto_state().await, before, "nothing may change");
+    assert!(env.calls().is_empty(), "pulumi never ran");
+}
