@@ -52,7 +52,11 @@ NAMES = {
 # Values copied verbatim (IAM policy documents are already in their JSON form).
 RAW = {"assumeRolePolicyDocument", "policyDocument"}
 # Outputs that CloudFormation returns from `Ref` rather than `Fn::GetAtt`.
-REF_OUTPUTS = {"id", "roleName", "autoScalingGroupName", "dbSubnetGroupName", "logGroupName"}
+REF_OUTPUTS = {
+    "id", "roleName", "autoScalingGroupName", "dbSubnetGroupName", "logGroupName", "dbInstanceIdentifier",
+}
+# Config keys whose CloudFormation parameter has a type of its own (cfn-lint checks the use).
+PARAM_TYPES = {"amiId": "AWS::EC2::Image::Id"}
 REF = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -138,7 +142,7 @@ class Translator:
         return {
             "AWSTemplateFormatVersion": "2010-09-09",
             "Description": p.get("description", p["name"]),
-            "Parameters": {k: {"Type": "String"} for k in (p.get("config") or {})},
+            "Parameters": {k: {"Type": PARAM_TYPES.get(k, "String")} for k in (p.get("config") or {})},
             "Resources": {n: self.resource(n, b) for n, b in p["resources"].items()},
             "Outputs": {k: {"Value": self.value(v)} for k, v in (p.get("outputs") or {}).items()},
         }
