@@ -81,6 +81,9 @@ pub struct Instances {
     /// The public SSM parameter naming the current AMI, read by `orch up` (ignored locally).
     #[serde(default = "default_ami_parameter")]
     pub ami_parameter: String,
+    /// Extra environment of every instance (never secrets); a change is a new release.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// Amazon Linux 2023, x86_64: the AMI the user data is written for.

@@ -65,12 +65,28 @@ fn capacity(s: &Stack, out: &mut Problems) {
             format!("`{}` is not an SSM parameter name (it starts with /)", i.ami_parameter),
         );
     }
+    for name in i.env.keys() {
+        let shaped = name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+            && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        out.check(
+            shaped && !RESERVED_ENV.contains(&name.as_str()),
+            &format!("instances.env.{name}"),
+            format!(
+                "`{name}` must be an upper-case variable name and not one orch sets itself ({})",
+                RESERVED_ENV.join(", ")
+            ),
+        );
+    }
     out.check(
         i.port >= 1024,
         "instances.port",
         format!("port {} must be ≥ 1024 (the app runs as non-root)", i.port),
     );
 }
+
+/// Variables orch gives every instance itself.
+const RESERVED_ENV: [&str; 6] =
+    ["PORT", "BIND", "INSTANCE_ID", "AVAILABILITY_ZONE", "IMDS_ENDPOINT", "DATABASE_URL"];
 
 /// `ami-` and 8 or 17 lowercase hex digits (EC2 image ids).
 pub fn is_ami_id(id: &str) -> bool {

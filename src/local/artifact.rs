@@ -10,11 +10,12 @@ use crate::printer::Printer;
 use crate::project::Project;
 use crate::runner::Runner;
 
-/// The program every instance runs, and the environment the image gives it.
+/// The program every instance runs, the environment the image gives it, and the image digest.
 #[derive(Debug, Clone)]
 pub struct Artifact {
     pub program: PathBuf,
     pub env: Vec<(String, String)>,
+    pub digest: String,
 }
 
 /// Why there is nothing to run.
@@ -32,6 +33,8 @@ pub enum ArtifactError {
 
 /// The variable carrying the artifact's environment to the detached supervisor.
 pub const ENV_VAR: &str = "ORCH_APP_ENV";
+/// The variable carrying the artifact's image digest to the detached supervisor.
+pub const DIGEST_VAR: &str = "ORCH_APP_DIGEST";
 
 /// `ORCH_APP_BIN` if set; else build the image for `stack`, unpack it and return its entrypoint.
 pub fn resolve(
@@ -51,24 +54,51 @@ pub fn resolve(
             }
             _ => vec![],
         };
-        return Ok(Artifact { program, env });
+        let digest = match std::env::var(DIGEST_VAR) {
+            Ok(d) if !d.is_empty() => d,
+            _ => file_digest(&program)?,
+        };
+        return Ok(Artifact { program, env, digest });
     }
     let built = image::build(project, stack, runner, printer)?;
-    let rootfs = project.state_dir(&stack.name).join("rootfs");
-    if rootfs.exists() {
-        std::fs::remove_dir_all(&rootfs)
-            .map_err(|e| ImageError::io(format!("clearing {}", rootfs.display()), e))?;
+    // One folder per image: instances of the running release keep their files while another
+    // release is unpacked beside it.
+    let short: String = built.digest.trim_start_matches("sha256:").chars().take(12).collect();
+    let dir = project.state_dir(&stack.name).join("releases").join(short);
+    let rootfs = dir.join("rootfs");
+    let done = dir.join("unpacked");
+    if !done.exists() {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| ImageError::io(format!("clearing {}", dir.display()), e))?;
+        }
+        let unpacked = image::unpack(&built.layout_dir, &rootfs)?;
+        let meta = serde_json::json!({"entrypoint": unpacked.entrypoint, "env": unpacked.env});
+        std::fs::write(&done, meta.to_string())
+            .map_err(|e| ImageError::io(format!("writing {}", done.display()), e))?;
     }
-    let unpacked = image::unpack(&built.layout_dir, &rootfs)?;
+    let meta: serde_json::Value =
+        std::fs::read(&done).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let entrypoint: Vec<String> =
+        serde_json::from_value(meta["entrypoint"].clone()).unwrap_or_default();
+    let image_env: Vec<(String, String)> =
+        serde_json::from_value(meta["env"].clone()).unwrap_or_default();
     printer.progress(&format!(
         "instances run image {} unpacked in {}",
-        unpacked.digest,
+        built.digest,
         rootfs.display()
     ));
-    let entry = unpacked.entrypoint.first().ok_or(ArtifactError::NoEntrypoint)?;
+    let entry = entrypoint.first().ok_or(ArtifactError::NoEntrypoint)?;
     let program = inside(&rootfs, entry);
-    let env = unpacked.env.into_iter().map(|(k, v)| (k, remap(&rootfs, v))).collect();
-    Ok(Artifact { program, env })
+    let env = image_env.into_iter().map(|(k, v)| (k, remap(&rootfs, v))).collect();
+    Ok(Artifact { program, env, digest: built.digest })
+}
+
+/// `sha256:<hex>` of a program's bytes (a program handed over without an image).
+fn file_digest(path: &Path) -> Result<String, ArtifactError> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).map_err(|_| ArtifactError::NotExecutable(path.into()))?;
+    Ok(format!("sha256:{}", hex::encode(Sha256::digest(&bytes))))
 }
 
 /// A path inside the image, as seen from this machine.

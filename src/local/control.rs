@@ -17,6 +17,19 @@ pub struct Control {
     /// Desired capacity override from a converging `up` (re-read from the stack).
     #[serde(default)]
     pub desired: Option<u32>,
+    /// A release to roll out, from `up` or `rollback` on a running tier.
+    #[serde(default)]
+    pub release: Option<ReleaseRequest>,
+}
+
+/// A release asked for, with the generation of the request (acted on once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRequest {
+    pub release: super::release::Release,
+    /// Who asked (user@host).
+    pub by: String,
+    /// The control generation that carried the request.
+    pub generation: u64,
 }
 
 pub fn read(path: &Path) -> Control {

@@ -4,6 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use super::release::Release;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -14,6 +17,8 @@ pub struct LaunchSpec {
     pub id: String,
     pub zone: String,
     pub addr: SocketAddr,
+    /// The program and environment to run.
+    pub release: Arc<Release>,
 }
 
 /// A launched instance.
@@ -30,11 +35,10 @@ pub trait Launcher: Send + Sync {
     fn launch(&self, spec: &LaunchSpec) -> std::io::Result<Box<dyn Instance>>;
 }
 
-/// Runs a program per instance.
+/// Runs the release's program per instance.
 #[derive(Debug, Clone)]
 pub struct ProcessLauncher {
-    pub program: PathBuf,
-    /// Environment for every instance (image env, database URL); values are never logged.
+    /// Environment for every instance of every release (the database URL); never logged.
     pub env: Vec<(String, String)>,
     pub log_dir: PathBuf,
 }
@@ -46,7 +50,8 @@ impl Launcher for ProcessLauncher {
             .create(true)
             .append(true)
             .open(self.log_dir.join(format!("{}.log", spec.id)))?;
-        let child = Command::new(&self.program)
+        let child = Command::new(&spec.release.program)
+            .envs(spec.release.env.iter().map(|(k, v)| (k, v)))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("BIND", spec.addr.ip().to_string())
             .env("PORT", spec.addr.port().to_string())
@@ -119,13 +124,13 @@ mod tests {
     #[test]
     fn process_launcher_passes_identity_and_stops() {
         let dir = tempfile::tempdir().unwrap();
-        let launcher =
-            ProcessLauncher { program: "/bin/sh".into(), env: vec![], log_dir: dir.path().into() };
-        // sh without args reads stdin (null) and exits at once: use a script via ENV instead.
+        let launcher = ProcessLauncher { env: vec![], log_dir: dir.path().into() };
+        // sh without args reads stdin (null) and exits at once.
         let spec = LaunchSpec {
             id: new_instance_id(),
             zone: "local-a".into(),
             addr: "127.0.1.2:1".parse().unwrap(),
+            release: Arc::new(Release::new("sha256:00", "/bin/sh".into(), vec![])),
         };
         let mut inst = launcher.launch(&spec).unwrap();
         for _ in 0..100 {

@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::artifact::{self, Artifact};
+use super::control::ReleaseRequest;
 use super::launcher::ProcessLauncher;
+use super::release::{self, Release, Status};
 use super::serve::{self, ServeConfig};
 use super::state::{self, Paths, State, Tier, TIER_MARK};
 use super::{control, database, paths, zones, LocalError};
@@ -48,6 +50,12 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
                 "the local tier is already running (pid {}): converging",
                 state.pid
             ));
+            let artifact =
+                artifact::resolve(&project, stack, &Duct, p).map_err(LocalError::from)?;
+            let wanted = release_of(stack, &artifact);
+            if wanted.id != state.release.id || state.release.outcome != Status::Deployed {
+                roll_out(ctx, stack, &paths, wanted).await?;
+            }
             let generation =
                 control::update(&paths.control(), |c| c.desired = Some(stack.instances.desired))
                     .map_err(|e| LocalError::io(paths.control(), e))?;
@@ -83,6 +91,71 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
     let passed = verify_tier(ctx, &state).await;
     print_urls(ctx, &state);
     Ok(Outcome::finding_if(!passed))
+}
+
+/// The release `artifact` makes for `stack`: the image's program and environment plus `instances.env`.
+pub(super) fn release_of(stack: &Stack, artifact: &Artifact) -> Release {
+    let mut env = artifact.env.clone();
+    env.extend(stack.instances.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Release::new(&artifact.digest, artifact.program.clone(), env)
+}
+
+/// Ask the running supervisor to roll `wanted` out and wait for the outcome: Ok when every
+/// instance runs it, an error naming the failed checks and the logs when it was rolled back.
+pub(super) async fn roll_out(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    paths: &Paths,
+    wanted: Release,
+) -> Result<(), LocalError> {
+    let p = ctx.printer;
+    let id = wanted.id.clone();
+    p.progress(&format!("rolling out release {id} ({})", wanted.short_digest()));
+    let generation = control::update(&paths.control(), |c| {
+        c.release = Some(ReleaseRequest {
+            release: wanted,
+            by: release::who(),
+            generation: c.generation + 1,
+        })
+    })
+    .map_err(|e| LocalError::io(paths.control(), e))?;
+    let per_instance = u64::from(stack.health_check.grace_period_seconds) + 10;
+    let within = Duration::from_secs(30 + per_instance * u64::from(stack.instances.max.max(1)));
+    let spinner = p.spinner(format!("rolling out release {id}"));
+    let start = Instant::now();
+    let result = loop {
+        if let Some(s) = state::read(paths) {
+            if s.release.generation >= generation && s.release.outcome != Status::Rolling {
+                break Ok(s.release);
+            }
+            spinner.set_message(format!(
+                "rolling out release {id}: {} instance(s) replaced",
+                s.release.replaced
+            ));
+        }
+        if start.elapsed() > within {
+            break Err(LocalError::NotHealthy {
+                seconds: within.as_secs(),
+                detail: format!(": release {id} was still rolling out{}", log_tail(paths)),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    spinner.finish_and_clear();
+    let view = result?;
+    match view.outcome {
+        Status::Deployed => {
+            p.progress(&format!(
+                "✓ release {id} deployed: {} instance(s) replaced in {:.1} s",
+                view.replaced,
+                start.elapsed().as_secs_f64()
+            ));
+            Ok(())
+        }
+        _ => Err(LocalError::RolledBack {
+            reason: view.reason.unwrap_or_else(|| format!("release {id} rolled back")),
+        }),
+    }
 }
 
 async fn verify_tier(ctx: &Ctx<'_>, state: &State) -> bool {
@@ -137,6 +210,7 @@ fn spawn_serve(
         .env("ORCH_ROOT", root)
         .env("ORCH_APP_BIN", &artifact.program)
         .env(artifact::ENV_VAR, serde_json::to_string(&artifact.env).unwrap_or_default())
+        .env(artifact::DIGEST_VAR, &artifact.digest)
         .env(TIER_MARK, &paths.dir)
         .stdin(Stdio::null());
     if detach {
@@ -264,8 +338,7 @@ pub async fn serve(ctx: &Ctx<'_>, stack: &Stack) -> Result<Outcome, OrchError> {
     let (db_url, _) = database(stack, &paths)?;
     let artifact =
         artifact::resolve(&project, stack, &Duct, ctx.printer).map_err(LocalError::from)?;
-    let mut env = artifact.env.clone();
-    env.push(("DATABASE_URL".into(), db_url));
+    let release = release_of(stack, &artifact);
     let local = stack.local_settings();
     let cfg = ServeConfig {
         desired: stack.instances.desired,
@@ -278,10 +351,10 @@ pub async fn serve(ctx: &Ctx<'_>, stack: &Stack) -> Result<Outcome, OrchError> {
         pages_dir: project.pages_dir(),
         program: artifact.program.clone(),
         launcher: Box::new(ProcessLauncher {
-            program: artifact.program,
-            env,
+            env: vec![("DATABASE_URL".into(), db_url)],
             log_dir: paths.instances(),
         }),
+        release,
         paths,
     };
     serve::serve(cfg).await?;

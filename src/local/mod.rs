@@ -11,7 +11,9 @@ mod lifecycle;
 pub mod pages;
 pub mod pool;
 pub mod proxy;
+pub mod release;
 mod report;
+mod rollout;
 pub mod serve;
 pub mod state;
 pub mod supervisor;
@@ -52,6 +54,8 @@ pub enum LocalError {
     Exited { detail: String },
     #[error("zone `{zone}` has no loopback range `127.x.y.0/24` in local.loopback")]
     Loopback { zone: String },
+    #[error("{reason}; the previous release keeps serving and is still the deployed one")]
+    RolledBack { reason: String },
 }
 
 impl LocalError {
@@ -69,6 +73,7 @@ impl LocalError {
             LocalError::NotHealthy { .. } | LocalError::Exited { .. } => "see .orch/local/serve.log and .orch/local/instances/*.log, then `orch down --env local`".into(),
             LocalError::Artifact(_) => "fix the app build (`cargo build -p app`) or set ORCH_APP_BIN".into(),
             LocalError::Loopback { .. } => "give one 127.x.y.0/24 range per zone in local.loopback".into(),
+            LocalError::RolledBack { .. } => "fix the release (the instance logs above say why), then `orch up --env local` again; `orch releases --env local` lists what ran".into(),
             LocalError::Tls(_) | LocalError::Io { .. } => "remove .orch/local/tls/ to regenerate the certificate, then retry".into(),
         }
     }

@@ -38,6 +38,7 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
             "balanced": state.balanced,
             "zones": state.zones,
             "instances": state.instances,
+            "release": state.release,
             "events": state.events,
         }))?;
     } else {
@@ -50,6 +51,17 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
             state.pid
         ));
         p.data(&format!("  {}  {}", state.http_url, state.https_url));
+        let r = &state.release;
+        p.data(&format!(
+            "release {} ({}): {}{}",
+            r.id,
+            r.digest.chars().take(19).collect::<String>(),
+            serde_json::to_value(&r.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            r.reason.as_deref().map(|why| format!(" — {why}")).unwrap_or_default()
+        ));
         for zone in &state.zones {
             let avail = if zone.available { "up" } else { "DOWN" };
             p.data(&format!(
@@ -64,8 +76,13 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
                 };
                 let pid = i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
                 p.data(&format!(
-                    "  {}  {:<21} {:<9} pid {:<7} up {} s",
-                    i.id, i.addr, health, pid, i.age_seconds
+                    "  {}  {:<21} {:<9} pid {:<7} up {:>4} s  {}",
+                    i.id,
+                    i.addr,
+                    health,
+                    pid,
+                    i.age_seconds,
+                    i.image_digest.chars().take(19).collect::<String>()
                 ));
             }
         }

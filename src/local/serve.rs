@@ -14,8 +14,9 @@ use super::launcher::Launcher;
 use super::pages::Pages;
 use super::pool::Pool;
 use super::proxy::Lb;
+use super::release::Release;
 use super::state::{self, Paths, State};
-use super::supervisor::{Supervisor, Zone};
+use super::supervisor::{Fleet, Supervisor, Zone};
 use super::{tls, LocalError};
 
 /// Supervisor period.
@@ -36,6 +37,8 @@ pub struct ServeConfig {
     pub pages_dir: PathBuf,
     pub program: PathBuf,
     pub launcher: Box<dyn Launcher>,
+    /// The release the tier starts with.
+    pub release: Release,
 }
 
 async fn bind(port: u16) -> Result<TcpListener, LocalError> {
@@ -67,15 +70,16 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
         tokio::spawn(lb.clone().serve_https(https, tls_config)),
     ];
 
-    let mut sup = Supervisor::new(
-        cfg.desired,
-        cfg.zones.clone(),
-        cfg.base_port,
-        cfg.grace,
-        pool,
-        Checker::new(cfg.health.clone()),
-        cfg.launcher,
-    );
+    let fleet = Fleet {
+        desired: cfg.desired,
+        zones: cfg.zones.clone(),
+        base_port: cfg.base_port,
+        grace: cfg.grace,
+    };
+    let mut sup =
+        Supervisor::new(fleet, pool, Checker::new(cfg.health.clone()), cfg.launcher, cfg.release)
+            .with_history(cfg.paths.releases());
+    let mut release_generation = 0;
     let started_at = chrono::Utc::now().to_rfc3339();
     let (http_url, https_url) = urls(cfg.http_port, cfg.https_port);
 
@@ -94,6 +98,10 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
             sup.desired = desired;
         }
         sup.set_zones_down(&ctl.zones_down);
+        if let Some(req) = ctl.release.filter(|r| r.generation > release_generation) {
+            release_generation = req.generation;
+            sup.start_rollout(req.release, req.generation, req.by);
+        }
         sup.tick();
         let (instances, zones, balanced) = sup.views();
         let snapshot = State {
@@ -110,6 +118,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
             instances,
             control_generation: ctl.generation,
             events: sup.events().to_vec(),
+            release: sup.release_view().clone(),
         };
         if let Err(e) = state::write(&cfg.paths, &snapshot) {
             tracing::warn!("writing {}: {e}", cfg.paths.state().display());

@@ -41,6 +41,16 @@ impl Paths {
     pub fn db(&self) -> PathBuf {
         self.dir.join("app.db")
     }
+    /// The release history (`orch releases`).
+    pub fn releases(&self) -> PathBuf {
+        self.dir.join("releases.json")
+    }
+    /// Unpacked images, one folder per digest.
+    pub fn release_dir(&self, digest: &str) -> PathBuf {
+        self.dir
+            .join("releases")
+            .join(digest.trim_start_matches("sha256:").chars().take(12).collect::<String>())
+    }
 }
 
 /// One instance, as recorded.
@@ -54,6 +64,11 @@ pub struct InstanceView {
     pub in_rotation: bool,
     pub in_grace: bool,
     pub age_seconds: u64,
+    /// The release it runs, and that release's image digest.
+    #[serde(default)]
+    pub release: String,
+    #[serde(default)]
+    pub image_digest: String,
 }
 
 /// One zone, as recorded.
@@ -86,6 +101,8 @@ pub struct State {
     pub control_generation: u64,
     /// Recent supervisor events, newest last.
     pub events: Vec<String>,
+    /// The release the supervisor targets and how its rollout stands.
+    pub release: super::release::ReleaseView,
 }
 
 impl State {

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use super::health::Checker;
 use super::launcher::{new_instance_id, Instance, LaunchSpec, Launcher};
 use super::pool::{Pool, Target};
+use super::release::{Release, ReleaseView, Status};
+use super::rollout::Rollout;
 use super::state::{InstanceView, ZoneView};
 use crate::placement::{self, Action, Observed, ZoneState};
 
@@ -35,9 +37,19 @@ impl Zone {
     }
 }
 
-struct Running {
-    target: Arc<Target>,
-    process: Box<dyn Instance>,
+/// The group's shape: capacity, zones, the first instance port and the health-check grace.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    pub desired: u32,
+    pub zones: Vec<Zone>,
+    pub base_port: u16,
+    pub grace: Duration,
+}
+
+pub(super) struct Running {
+    pub(super) target: Arc<Target>,
+    pub(super) process: Box<dyn Instance>,
+    pub(super) release: Arc<Release>,
 }
 
 /// The supervisor's settings and what it runs.
@@ -45,26 +57,41 @@ pub struct Supervisor {
     pub desired: u32,
     zones: Vec<Zone>,
     base_port: u16,
-    grace: Duration,
-    pool: Arc<Pool>,
+    pub(super) grace: Duration,
+    pub(super) pool: Arc<Pool>,
     checker: Checker,
     launcher: Box<dyn Launcher>,
-    running: Vec<Running>,
-    stopping: Vec<(Box<dyn Instance>, Instant)>,
+    pub(super) running: Vec<Running>,
+    pub(super) stopping: Vec<(Box<dyn Instance>, Instant)>,
     zones_down: BTreeSet<String>,
     events: Vec<String>,
+    /// The release new instances run.
+    pub(super) release: Arc<Release>,
+    /// The release being rolled out, instance by instance.
+    pub(super) rollout: Option<Rollout>,
+    /// How the last requested release fared.
+    pub(super) release_view: ReleaseView,
+    /// Where finished rollouts are recorded (`releases.json`).
+    pub(super) history: Option<std::path::PathBuf>,
 }
 
 impl Supervisor {
     pub fn new(
-        desired: u32,
-        zones: Vec<Zone>,
-        base_port: u16,
-        grace: Duration,
+        fleet: Fleet,
         pool: Arc<Pool>,
         checker: Checker,
         launcher: Box<dyn Launcher>,
+        release: Release,
     ) -> Self {
+        let Fleet { desired, zones, base_port, grace } = fleet;
+        let release_view = ReleaseView {
+            id: release.id.clone(),
+            digest: release.digest.clone(),
+            outcome: Status::Deployed,
+            reason: None,
+            generation: 0,
+            replaced: 0,
+        };
         Supervisor {
             desired,
             zones,
@@ -77,10 +104,25 @@ impl Supervisor {
             stopping: vec![],
             zones_down: BTreeSet::new(),
             events: vec![],
+            release: Arc::new(release),
+            rollout: None,
+            release_view,
+            history: None,
         }
     }
 
-    fn event(&mut self, text: String) {
+    /// Record finished rollouts in `path`.
+    pub fn with_history(mut self, path: std::path::PathBuf) -> Self {
+        self.history = Some(path);
+        self
+    }
+
+    /// The release view `state.json` carries.
+    pub fn release_view(&self) -> &ReleaseView {
+        &self.release_view
+    }
+
+    pub(super) fn event(&mut self, text: String) {
         tracing::info!("{text}");
         self.events.push(format!("{} {text}", chrono::Utc::now().format("%H:%M:%S%.3f")));
         if self.events.len() > EVENTS_KEPT {
@@ -107,7 +149,7 @@ impl Supervisor {
         }
     }
 
-    fn reap(&mut self, id: &str, why: &str) {
+    pub(super) fn reap(&mut self, id: &str, why: &str) {
         if let Some(pos) = self.running.iter().position(|r| r.target.id == id) {
             let mut r = self.running.remove(pos);
             self.pool.deregister(id);
@@ -137,6 +179,11 @@ impl Supervisor {
             }
             true
         });
+        if self.rollout.is_some() {
+            // A rollout owns the capacity until it ends (launch first, then drain one old instance).
+            self.rollout_tick();
+            return vec![];
+        }
 
         let zones: Vec<ZoneState> = self
             .zones
@@ -156,7 +203,10 @@ impl Supervisor {
                     }
                     self.reap(id, &format!("terminated ({reason:?})"));
                 }
-                Action::Launch { zone } => self.launch(zone),
+                Action::Launch { zone } => {
+                    let release = self.release.clone();
+                    self.launch(zone, release);
+                }
             }
         }
         actions
@@ -174,29 +224,37 @@ impl Supervisor {
             .collect()
     }
 
-    fn launch(&mut self, zone_name: &str) {
+    /// Launch an instance of `release` in `zone_name`; its id, or None when the launch failed.
+    pub(super) fn launch(&mut self, zone_name: &str, release: Arc<Release>) -> Option<String> {
         if self.zones_down.contains(zone_name) {
             self.event(format!("launch in {zone_name} failed: zone is down"));
-            return;
+            return None;
         }
-        let Some(zone) = self.zones.iter().find(|z| z.name == zone_name).cloned() else { return };
+        let zone = self.zones.iter().find(|z| z.name == zone_name).cloned()?;
         let Some(addr) = self.free_addr(&zone) else {
             self.event(format!(
                 "launch in {zone_name} failed: no free address in {}.{}.{}.0/24",
                 zone.prefix[0], zone.prefix[1], zone.prefix[2]
             ));
-            return;
+            return None;
         };
-        let spec = LaunchSpec { id: new_instance_id(), zone: zone.name.clone(), addr };
+        let spec = LaunchSpec { id: new_instance_id(), zone: zone.name.clone(), addr, release };
         match self.launcher.launch(&spec) {
             Ok(process) => {
                 let target = Arc::new(Target::new(&spec.id, &spec.zone, addr));
                 self.pool.register(target.clone());
                 self.checker.spawn(target.clone());
-                self.running.push(Running { target, process });
-                self.event(format!("{} launched in {} on {addr}", spec.id, spec.zone));
+                self.running.push(Running { target, process, release: spec.release.clone() });
+                self.event(format!(
+                    "{} launched in {} on {addr} (release {})",
+                    spec.id, spec.zone, spec.release.id
+                ));
+                Some(spec.id)
             }
-            Err(e) => self.event(format!("launch in {zone_name} failed: {e}")),
+            Err(e) => {
+                self.event(format!("launch in {zone_name} failed: {e}"));
+                None
+            }
         }
     }
 
@@ -249,6 +307,8 @@ impl Supervisor {
                 in_rotation: r.target.in_rotation(),
                 in_grace: r.target.launched.elapsed() < self.grace,
                 age_seconds: r.target.launched.elapsed().as_secs(),
+                release: r.release.id.clone(),
+                image_digest: r.release.digest.clone(),
             })
             .collect();
         let names: Vec<String> = self.zones.iter().map(|z| z.name.clone()).collect();
@@ -262,7 +322,8 @@ impl Supervisor {
                 healthy: z.healthy,
             })
             .collect();
-        let balanced = placement::is_balanced(self.desired, &names, &observed);
+        let balanced =
+            self.rollout.is_none() && placement::is_balanced(self.desired, &names, &observed);
         (instances, zones, balanced)
     }
 

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use crate::support::{port_open, Tier};
 
 impl Tier {
-    fn status(&self) -> (i32, serde_json::Value) {
+    pub(crate) fn status(&self) -> (i32, serde_json::Value) {
         let out = self.orch().args(["status", "--env", "local", "--json"]).output().unwrap();
         let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
         (out.status.code().unwrap_or(-1), json)
     }
 
-    fn client(&self) -> reqwest::Client {
+    pub(crate) fn client(&self) -> reqwest::Client {
         let ca = std::fs::read(self.ca()).unwrap();
         reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
@@ -29,7 +29,10 @@ impl Tier {
     }
 }
 
-async fn identity(client: &reqwest::Client, url: &str) -> Result<(String, String), String> {
+pub(crate) async fn identity(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<(String, String), String> {
     let resp = client
         .get(url)
         .header("accept", "application/json")
@@ -47,7 +50,7 @@ async fn identity(client: &reqwest::Client, url: &str) -> Result<(String, String
 }
 
 /// Steady load on `url` from `workers` clients until `stop`; returns (ok, failures).
-fn load(
+pub(crate) fn load(
     client: reqwest::Client,
     url: String,
     workers: usize,
@@ -110,7 +113,7 @@ fn by_zone(status: &serde_json::Value) -> BTreeMap<String, (u64, u64)> {
 }
 
 /// Wait until `cond(status)` holds; returns the time it took.
-fn wait_for(
+pub(crate) fn wait_for(
     tier: &Tier,
     within: Duration,
     what: &str,

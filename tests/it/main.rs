@@ -9,4 +9,5 @@ mod image;
 mod local;
 mod ops;
 mod render;
+mod rollout;
 mod verify;

@@ -1,0 +1,147 @@
+//! A release of the local tier: the program every instance runs (the image's entrypoint, unpacked),
+//! its environment (the image's, plus the stack's `instances.env`) and the image digest. Its id is a
+//! hash of digest and environment, so a new image or a changed environment is a new release, which
+//! the supervisor rolls out instance by instance (see [`super::rollout`]). The history of releases
+//! (`releases.json`) is what `orch releases --env local` lists.
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// What instances run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// 12 hex digits over digest and environment.
+    pub id: String,
+    /// The image digest (`sha256:…`), or the hash of a program handed over by `ORCH_APP_BIN`.
+    pub digest: String,
+    pub program: PathBuf,
+    /// Environment of every instance of this release (never secrets: the database URL is not here).
+    pub env: Vec<(String, String)>,
+}
+
+impl Release {
+    pub fn new(digest: &str, program: PathBuf, env: Vec<(String, String)>) -> Self {
+        let mut h = Sha256::new();
+        h.update(digest.as_bytes());
+        for (k, v) in &env {
+            h.update([0u8]);
+            h.update(k.as_bytes());
+            h.update([b'=']);
+            h.update(v.as_bytes());
+        }
+        let id = hex::encode(h.finalize())[..12].to_string();
+        Release { id, digest: digest.to_string(), program, env }
+    }
+
+    /// The digest, short (`sha256:` and 12 hex digits).
+    pub fn short_digest(&self) -> String {
+        self.digest.chars().take(19).collect()
+    }
+}
+
+/// How a rollout ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Instances are being replaced.
+    Rolling,
+    /// Every instance runs the release.
+    Deployed,
+    /// Its instances failed their health checks; the previous release keeps serving.
+    RolledBack,
+}
+
+/// The release the supervisor targets, as `state.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseView {
+    pub id: String,
+    pub digest: String,
+    pub outcome: Status,
+    /// Why it was rolled back (the failed checks), and the logs to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The control generation that asked for it (0: the release the tier started with).
+    pub generation: u64,
+    /// Instances replaced so far.
+    pub replaced: u32,
+}
+
+/// One line of the release history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub time: String,
+    pub id: String,
+    pub digest: String,
+    pub outcome: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who ran the `orch up` (user@host).
+    pub by: String,
+    /// Seconds the rollout took.
+    pub seconds: f64,
+    /// The program, to roll back to without a build.
+    pub program: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// The history at `path`, oldest first (an unreadable file counts as empty).
+pub fn history(path: &Path) -> Vec<Entry> {
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+/// Append `entry` to the history at `path` (atomically), keeping the last 50.
+pub fn record(path: &Path, entry: Entry) -> std::io::Result<()> {
+    let mut all = history(path);
+    all.push(entry);
+    let skip = all.len().saturating_sub(50);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&all[skip..]).map_err(std::io::Error::other)?)?;
+    std::fs::rename(tmp, path)
+}
+
+/// `user@host` of this process.
+pub fn who() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{user}@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_follows_digest_and_environment() {
+        let a = Release::new("sha256:aa", "/p".into(), vec![("A".into(), "1".into())]);
+        assert_eq!(a.id.len(), 12);
+        assert_eq!(a, Release::new("sha256:aa", "/p".into(), vec![("A".into(), "1".into())]));
+        assert_ne!(a.id, Release::new("sha256:bb", "/p".into(), a.env.clone()).id);
+        assert_ne!(a.id, Release::new("sha256:aa", "/p".into(), vec![("A".into(), "2".into())]).id);
+    }
+
+    #[test]
+    fn history_appends_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("releases.json");
+        assert!(history(&path).is_empty());
+        let e = Entry {
+            time: "t".into(),
+            id: "abc".into(),
+            digest: "sha256:1".into(),
+            outcome: Status::Deployed,
+            reason: None,
+            by: who(),
+            seconds: 1.0,
+            program: "/p".into(),
+            env: vec![],
+        };
+        record(&path, e.clone()).unwrap();
+        record(&path, Entry { outcome: Status::RolledBack, ..e.clone() }).unwrap();
+        let all = history(&path);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].outcome, Status::RolledBack);
+    }
+}

@@ -1,0 +1,206 @@
+//! Rolling a new release over the running instances, as an Auto Scaling instance refresh with
+//! MinHealthyPercentage 100 / MaxHealthyPercentage 200 does: one instance at a time, launch a
+//! new-release instance in the zone of an old one, wait until it passes `healthy_threshold` health
+//! checks, then drain the old one (out of rotation first; SIGTERM after a short delay so requests
+//! already routed to it finish; SIGKILL after the stop grace). Instances in service never drop below
+//! desired. A new instance that exits, or is not healthy within `grace_period_seconds`, rolls the
+//! release back: every instance of it is terminated and the previous release keeps serving.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::release::{Entry, Release, Status};
+use super::supervisor::Supervisor;
+
+/// How long a drained instance stays out of rotation before it gets SIGTERM.
+const DRAIN_DELAY: Duration = Duration::from_millis(500);
+
+/// A rollout in progress.
+#[derive(Debug)]
+pub struct Rollout {
+    to: Arc<Release>,
+    from: Arc<Release>,
+    generation: u64,
+    by: String,
+    started: Instant,
+    step: Option<Step>,
+    /// Old instances out of rotation, waiting for their SIGTERM.
+    draining: Vec<(String, Instant)>,
+    replaced: u32,
+}
+
+#[derive(Debug)]
+struct Step {
+    new_id: String,
+    old_id: String,
+    launched: Instant,
+}
+
+impl Supervisor {
+    /// Start rolling `release` out (asked by control generation `generation`, by `by`). A release
+    /// already targeted is ignored; a rollout in progress is rolled back first.
+    pub fn start_rollout(&mut self, release: Release, generation: u64, by: String) {
+        if release.id == self.release.id && self.rollout.is_none() {
+            self.release_view.generation = generation;
+            return;
+        }
+        if let Some(r) = &self.rollout {
+            if r.to.id == release.id {
+                return;
+            }
+            self.roll_back("a newer release was requested".into());
+        }
+        let to = Arc::new(release);
+        self.event(format!("rollout of release {} ({}) started", to.id, to.short_digest()));
+        self.release_view = super::release::ReleaseView {
+            id: to.id.clone(),
+            digest: to.digest.clone(),
+            outcome: Status::Rolling,
+            reason: None,
+            generation,
+            replaced: 0,
+        };
+        self.rollout = Some(Rollout {
+            from: std::mem::replace(&mut self.release, to.clone()),
+            to,
+            generation,
+            by,
+            started: Instant::now(),
+            step: None,
+            draining: vec![],
+            replaced: 0,
+        });
+    }
+
+    /// One rollout round; called by `tick` instead of the placement while a rollout runs.
+    pub(super) fn rollout_tick(&mut self) {
+        let Some(mut r) = self.rollout.take() else { return };
+        // Drained instances get their SIGTERM once the drain delay is over.
+        let due: Vec<String> = r
+            .draining
+            .iter()
+            .filter(|(_, at)| at.elapsed() >= DRAIN_DELAY)
+            .map(|(id, _)| id.clone())
+            .collect();
+        r.draining.retain(|(_, at)| at.elapsed() < DRAIN_DELAY);
+        for id in due {
+            if let Some(old) = self.running.iter_mut().find(|x| x.target.id == id) {
+                old.process.stop(false);
+            }
+            self.reap(&id, "replaced by the new release");
+        }
+        if let Some(step) = &r.step {
+            let new = self.running.iter().find(|x| x.target.id == step.new_id);
+            let healthy = new.is_some_and(|x| x.target.is_healthy());
+            if new.is_none() {
+                let why =
+                    format!("its instance {} exited before passing health checks", step.new_id);
+                return self.fail(r, why);
+            }
+            if !healthy && step.launched.elapsed() > self.grace {
+                let why = format!(
+                    "its instance {} did not pass health checks within {} s",
+                    step.new_id,
+                    self.grace.as_secs()
+                );
+                return self.fail(r, why);
+            }
+            if !healthy {
+                self.rollout = Some(r);
+                return;
+            }
+            let old_id = step.old_id.clone();
+            self.pool.deregister(&old_id);
+            r.draining.push((old_id, Instant::now()));
+            r.replaced += 1;
+            self.release_view.replaced = r.replaced;
+            r.step = None;
+        }
+        let draining: Vec<String> = r.draining.iter().map(|(id, _)| id.clone()).collect();
+        let next = self
+            .running
+            .iter()
+            .filter(|x| x.release.id != r.to.id && !draining.contains(&x.target.id))
+            .max_by_key(|x| x.target.launched.elapsed())
+            .map(|x| (x.target.id.clone(), x.target.zone.clone()));
+        match next {
+            Some((old_id, zone)) => match self.launch(&zone, r.to.clone()) {
+                Some(new_id) => {
+                    r.step = Some(Step { new_id, old_id, launched: Instant::now() });
+                    self.rollout = Some(r);
+                }
+                None => self.fail(r, format!("no instance could be launched in {zone}")),
+            },
+            None if r.draining.is_empty() => self.finish(r, Status::Deployed, None),
+            None => self.rollout = Some(r),
+        }
+    }
+
+    /// Roll the rollout in progress back (a newer request, or shutdown).
+    fn roll_back(&mut self, why: String) {
+        if let Some(r) = self.rollout.take() {
+            self.fail(r, why);
+        }
+    }
+
+    /// The release failed: terminate its instances, put the drained old ones back, keep serving
+    /// the previous release.
+    fn fail(&mut self, r: Rollout, why: String) {
+        let new: Vec<String> = self
+            .running
+            .iter()
+            .filter(|x| x.release.id == r.to.id)
+            .map(|x| x.target.id.clone())
+            .collect();
+        for id in &new {
+            self.pool.deregister(id);
+            if let Some(x) = self.running.iter_mut().find(|x| &x.target.id == id) {
+                x.process.stop(false);
+            }
+            self.reap(id, "terminated: its release is rolled back");
+        }
+        for (id, _) in &r.draining {
+            if let Some(x) = self.running.iter().find(|x| &x.target.id == id) {
+                self.pool.register(x.target.clone());
+            }
+        }
+        self.release = r.from.clone();
+        let mut ids = new.clone();
+        if let Some(step) = r.step.as_ref().filter(|s| !new.contains(&s.new_id)) {
+            ids.push(step.new_id.clone());
+        }
+        let logs = ids.iter().map(|id| format!("instances/{id}.log")).collect::<Vec<_>>();
+        let reason = format!(
+            "release {} rolled back: {why}; read {} under the tier's folder",
+            r.to.id,
+            if logs.is_empty() { "serve.log".into() } else { logs.join(", ") }
+        );
+        self.finish(r, Status::RolledBack, Some(reason));
+    }
+
+    fn finish(&mut self, r: Rollout, outcome: Status, reason: Option<String>) {
+        let seconds = r.started.elapsed().as_secs_f64();
+        self.event(match &reason {
+            None => format!("release {} deployed in {seconds:.1} s", r.to.id),
+            Some(why) => why.clone(),
+        });
+        self.release_view.outcome = outcome.clone();
+        self.release_view.reason = reason.clone();
+        self.release_view.generation = r.generation;
+        if let Some(path) = &self.history {
+            let entry = Entry {
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                id: r.to.id.clone(),
+                digest: r.to.digest.clone(),
+                outcome,
+                reason,
+                by: r.by.clone(),
+                seconds,
+                program: r.to.program.clone(),
+                env: r.to.env.clone(),
+            };
+            if let Err(e) = super::release::record(path, entry) {
+                tracing::warn!("recording the release in {}: {e}", path.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Shipping a new release to a running local tier: a rolling replacement under steady load with no
+//! failed request, and a release whose instances never pass their health checks rolled back by
+//! itself, again without a failed request; `orch status` shows each instance's image digest.
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::local::{load, wait_for};
+use crate::support::Tier;
+
+impl Tier {
+    /// Give every instance `env` (the stack's `instances.env`): a new release.
+    fn set_env(&self, env: &[(&str, &str)]) {
+        let stack = self.scratch.read("stacks/local.yaml");
+        let mut out = String::new();
+        let mut in_env = false;
+        for line in stack.lines() {
+            if line == "  env:" {
+                in_env = true;
+                continue;
+            }
+            if in_env && line.starts_with("    ") {
+                continue;
+            }
+            in_env = false;
+            out.push_str(line);
+            out.push('\n');
+            if line == "instances:" {
+                out.push_str("  env:\n");
+                for (k, v) in env {
+                    out.push_str(&format!("    {k}: \"{v}\"\n"));
+                }
+            }
+        }
+        self.scratch.write("stacks/local.yaml", &out);
+    }
+}
+
+fn releases(status: &serde_json::Value) -> BTreeSet<String> {
+    status["instances"]
+        .as_array()
+        .map(|a| a.iter().map(|i| i["release"].as_str().unwrap_or("").to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_release_rolls_out_without_a_failed_request_and_a_bad_one_rolls_back_by_itself() {
+    let tier = Tier::scratch();
+    tier.up();
+    let (_, before) = tier.status();
+    let first = before["release"]["id"].as_str().unwrap().to_string();
+    assert_eq!(releases(&before), BTreeSet::from([first.clone()]));
+    assert!(before["instances"][0]["image_digest"].as_str().unwrap().starts_with("sha256:"));
+
+    // A new release under steady load.
+    let client = tier.client();
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = load(client.clone(), tier.https("/"), 4, stop.clone());
+    tier.set_env(&[("RELEASE_NOTE", "v2")]);
+    let started = Instant::now();
+    let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("deployed: 4 instance(s) replaced"), "{stderr}");
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = traffic.await.unwrap();
+    println!(
+        "rollout of 4 instances: {took:.1?} for `orch up`, {ok} requests served, {} failed",
+        failed.len()
+    );
+    assert!(ok >= 50, "only {ok} requests went through");
+    assert!(failed.is_empty(), "{} failed requests during the rollout: {failed:?}", failed.len());
+    let (code, after) = tier.status();
+    assert_eq!(code, 0, "{after:#}");
+    let second = after["release"]["id"].as_str().unwrap().to_string();
+    assert_ne!(second, first);
+    assert_eq!(after["release"]["outcome"], "deployed");
+    assert_eq!(releases(&after), BTreeSet::from([second.clone()]), "{after:#}");
+    assert_eq!(after["instances"].as_array().unwrap().len(), 4);
+
+    // A release whose instances never pass health checks (the app refuses its configuration).
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = load(client.clone(), tier.https("/"), 4, stop.clone());
+    tier.set_env(&[("RELEASE_NOTE", "v3"), ("MESSAGE_TTL_MS", "not-a-number")]);
+    let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("rolled back") && stderr.contains("instances/i-"), "{stderr}");
+    assert!(stderr.contains("health checks"), "{stderr}");
+    wait_for(&tier, Duration::from_secs(15), "back to the previous release, healthy", |s| {
+        s["healthy"] == true && releases(s) == BTreeSet::from([second.clone()])
+    });
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = traffic.await.unwrap();
+    assert!(ok >= 20, "only {ok} requests went through");
+    assert!(failed.is_empty(), "{} failed requests during the rollback: {failed:?}", failed.len());
+    let (_, s) = tier.status();
+    assert_eq!(s["release"]["outcome"], "rolled_back", "{s:#}");
+
+    // The history: v2 deployed, v3 rolled back.
+    let history: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tier.scratch.path().join(".orch/local/releases.json")).unwrap(),
+    )
+    .unwrap();
+    let outcomes: Vec<(&str, &str)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(outcomes[0], (second.as_str(), "deployed"), "{history:#}");
+    assert_eq!(outcomes[1].1, "rolled_back", "{history:#}");
+}
