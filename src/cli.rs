@@ -49,6 +49,13 @@ pub enum Command {
     /// Local: the tier stops; the database file is kept. AWS: `pulumi destroy` under the deploy lock and
     /// the deployment record retired; the state bucket, hosted zone and certificate are kept.
     Down(DownArgs),
+    /// List the releases: time, release, image digest, revision, outcome, who ran it (* = live)
+    Releases(ReportArgs),
+    /// Redeploy an earlier release by digest, without a build
+    ///
+    /// Through the same lock, plan, rollout and verify as `orch up`. Default: the deployed release
+    /// before the live one. Local: the tier must be running.
+    Rollback(RollbackArgs),
     /// Local-target operations: zone drills and the supervisor
     #[command(subcommand)]
     Local(LocalCommand),
@@ -101,6 +108,17 @@ pub struct DownArgs {
     /// protected environment and changes nothing
     #[arg(long)]
     pub unprotect: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The release to go back to: a release id from `orch releases`, or an image digest (or at
+    /// least 7 hex digits of it)
+    #[arg(long, value_name = "RELEASE|DIGEST")]
+    pub to: Option<String>,
+    /// Do not ask for confirmation on a protected environment
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,11 @@ pub fn name() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
+/// `user@host`: who ran a deployment, as the release history records it.
+pub fn who() -> String {
+    format!("{}@{}", user(), name())
+}
+
 /// The user running orch: `$USER`, else the passwd entry, else `unknown`.
 pub fn user() -> String {
     std::env::var("USER")

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod error;
+pub mod history;
 pub mod host;
 pub mod image;
 pub mod local;

@@ -2,6 +2,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::OrchError;
+use crate::runner::{Cmd, Runner};
 
 /// The project root and the derived paths.
 #[derive(Debug, Clone)]
@@ -44,6 +45,20 @@ impl Project {
     }
     pub fn pages_dir(&self) -> PathBuf {
         self.root.join("app").join("pages")
+    }
+
+    /// The source revision: `git rev-parse HEAD`, `-dirty` when the tree has changes, or `unknown`.
+    pub fn revision(&self, runner: &dyn Runner) -> String {
+        let head = runner
+            .run(&Cmd::new("git", ["rev-parse", "HEAD"]).dir(&self.root))
+            .ok()
+            .filter(|o| o.success());
+        let Some(head) = head else { return "unknown".into() };
+        let dirty = runner
+            .run(&Cmd::new("git", ["status", "--porcelain"]).dir(&self.root))
+            .ok()
+            .is_some_and(|o| o.success() && !o.stdout.trim().is_empty());
+        format!("{}{}", head.stdout.trim(), if dirty { "-dirty" } else { "" })
     }
 
     /// The environments that have a stack file, sorted.

@@ -5,7 +5,9 @@ pub mod completions;
 pub mod down;
 pub mod drift;
 pub mod local;
+pub mod releases;
 pub mod render;
+pub mod rollback;
 pub mod status;
 pub mod up;
 pub mod verify;
@@ -46,6 +48,8 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Outcome, OrchError> {
         Command::Build(args) => build::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
         Command::Down(args) => down::run(&ctx, args).await,
+        Command::Releases(args) => releases::run(&ctx, args).await,
+        Command::Rollback(args) => rollback::run(&ctx, args).await,
         Command::Local(command) => local::run(&ctx, command).await,
         Command::Completions { shell } => completions::run(shell),
     }

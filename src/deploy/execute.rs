@@ -14,7 +14,7 @@ use crate::error::{OrchError, Outcome};
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::pulumi::Pulumi;
-use crate::runner::{Cmd, Runner};
+use crate::runner::Runner;
 
 /// Knobs for one run.
 pub struct Run<'a> {
@@ -188,7 +188,8 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     }
     let rec = Record {
         env: env.into(),
-        revision: revision(run.runner.as_ref(), run.project),
+        revision: run.project.revision(run.runner.as_ref()),
+        by: Some(crate::host::who()),
         image_uri: image.uri.clone(),
         image_digest: image.digest.clone(),
         program_hash: program.hash.clone(),
@@ -223,18 +224,4 @@ async fn check_delegation(name: &str, ns: &[String], p: &Printer) -> Result<(), 
         delegation::Delegation::Unknown(why) => p.progress(&format!("  delegation check by DNS skipped: no answer ({why}); check with `dig +short NS {name}`")),
     }
     Ok(())
-}
-
-/// The source revision: `git rev-parse HEAD`, `-dirty` when the tree has changes, or `unknown`.
-pub fn revision(runner: &dyn Runner, project: &Project) -> String {
-    let head = runner
-        .run(&Cmd::new("git", ["rev-parse", "HEAD"]).dir(&project.root))
-        .ok()
-        .filter(|o| o.success());
-    let Some(head) = head else { return "unknown".into() };
-    let dirty = runner
-        .run(&Cmd::new("git", ["status", "--porcelain"]).dir(&project.root))
-        .ok()
-        .is_some_and(|o| o.success() && !o.stdout.trim().is_empty());
-    format!("{}{}", head.stdout.trim(), if dirty { "-dirty" } else { "" })
 }

@@ -14,6 +14,7 @@ pub mod observe;
 pub mod plan;
 pub mod record;
 pub mod refresh;
+pub mod releases;
 pub mod snapshot;
 pub mod steps;
 pub mod store;
@@ -41,7 +42,7 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
     ));
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend, &aws)?;
-    let steps = steps::Wired;
+    let steps = steps::Wired::default();
     if args.dry_run {
         let observed = observe::observe(&project, stack, &aws, &store, &steps, ctx.printer).await?;
         let plan = plan::plan(stack, &observed, args.force, args.force_unlock);
@@ -82,6 +83,28 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outco
     confirm(stack, args.yes, "tear down")?;
     down::execute(&project, stack, &plan, &aws, &store, Arc::new(crate::runner::Duct), ctx.printer)
         .await
+}
+
+/// The releases of an AWS environment, newest first (`orch releases`).
+pub async fn releases_of(stack: &Stack) -> Result<Vec<crate::history::Row>, OrchError> {
+    let aws = observe::Aws::new(&stack.region).await;
+    let store = observe::store_for(&backend(stack)?, &aws)?;
+    releases::list(&store, &stack.name).await
+}
+
+/// `orch rollback` for an AWS environment: confirm (protected), then redeploy the release.
+pub async fn rollback(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    to: Option<&str>,
+    yes: bool,
+) -> Result<Outcome, OrchError> {
+    let project = ctx.project()?;
+    backend(stack)?;
+    preflight(&project, stack)?;
+    crate::check::gate(&project, stack)?;
+    confirm(stack, yes, "roll back")?;
+    releases::rollback(&project, stack, to, ctx.printer).await
 }
 
 /// The URLs of the last recorded deployment (`url`, `httpUrl` outputs), for `orch verify --env ENV`.

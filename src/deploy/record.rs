@@ -31,6 +31,9 @@ pub struct Record {
     /// The AMI id the instances boot (absent in records of older orch versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ami: Option<String>,
+    /// Who ran the deployment (`user@host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     pub time: String,
     pub orch_version: String,
 }
@@ -207,6 +210,7 @@ mod tests {
             certificate_arn: Some("arn:aws:acm:eu-west-1:1:certificate/c".into()),
             stack_file: None,
             ami: None,
+            by: None,
             time: "2026-01-01T00:00:00Z".into(),
             orch_version: "0".into(),
         }

@@ -69,7 +69,17 @@ pub trait Steps: Sync {
 
 /// The steps `orch up` runs.
 #[derive(Debug, Default)]
-pub struct Wired;
+pub struct Wired {
+    /// An image already in the registry to deploy instead of building (`orch rollback`).
+    pinned: Option<ImageRef>,
+}
+
+impl Wired {
+    /// Deploy `image` (already pushed) instead of building one.
+    pub fn pinned(image: ImageRef) -> Self {
+        Wired { pinned: Some(image) }
+    }
+}
 
 impl Steps for Wired {
     fn render(
@@ -96,8 +106,11 @@ impl Steps for Wired {
         stack: &Stack,
         printer: &Printer,
     ) -> Result<ImageRef, OrchError> {
-        // ORCH_IMAGE pins an image already in the registry, by digest: a rollback, or a deploy of
-        // what CI built. Otherwise the image is built here (nothing is pushed yet).
+        // A rollback pins an image already in the registry, by digest; so does ORCH_IMAGE (a deploy
+        // of what CI built). Otherwise the image is built here (nothing is pushed yet).
+        if let Some(image) = &self.pinned {
+            return Ok(image.clone());
+        }
         if let Some(uri) = std::env::var("ORCH_IMAGE").ok().filter(|v| !v.is_empty()) {
             let Some((_, digest)) =
                 uri.split_once('@').filter(|(_, d)| d.starts_with("sha256:") && d.len() == 71)
@@ -125,7 +138,7 @@ impl Steps for Wired {
         image: &ImageRef,
         printer: &Printer,
     ) -> Result<u64, OrchError> {
-        if std::env::var("ORCH_IMAGE").is_ok_and(|v| !v.is_empty()) {
+        if self.pinned.is_some() || std::env::var("ORCH_IMAGE").is_ok_and(|v| !v.is_empty()) {
             return Ok(0); // a pinned image is already in the registry
         }
         let report = crate::image::publish(project, stack, printer).await?;

@@ -139,6 +139,34 @@ impl Store {
         }
     }
 
+    /// The keys under `prefix` (a folder-like prefix ending in `/`), sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, DeployError> {
+        let mut keys = vec![];
+        match self {
+            Store::S3 { client, bucket } => {
+                let mut pages =
+                    client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page =
+                        page.map_err(DeployError::aws(format!("listing s3://{bucket}/{prefix}")))?;
+                    keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+                }
+            }
+            Store::Dir(dir) => {
+                let folder = dir.join(prefix);
+                if let Ok(entries) = std::fs::read_dir(&folder) {
+                    for entry in entries.flatten() {
+                        if let Some(name) = entry.file_name().to_str() {
+                            keys.push(format!("{prefix}{name}"));
+                        }
+                    }
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
     /// Where a key lives, for messages.
     pub fn describe(&self, key: &str) -> String {
         match self {

@@ -28,6 +28,9 @@ pub struct ReleaseRequest {
     pub release: super::release::Release,
     /// Who asked (user@host).
     pub by: String,
+    /// The source revision of the release.
+    #[serde(default)]
+    pub revision: String,
     /// The control generation that carried the request.
     pub generation: u64,
 }

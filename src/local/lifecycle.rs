@@ -75,6 +75,22 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
             match result {
                 Ok(state) => {
                     p.progress(&format!("healthy in {:.1} s", started.elapsed().as_secs_f64()));
+                    let first = release_of(stack, &artifact);
+                    let entry = release::Entry {
+                        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        id: first.id,
+                        digest: first.digest,
+                        outcome: Status::Deployed,
+                        reason: None,
+                        by: crate::host::who(),
+                        revision: project.revision(&Duct),
+                        seconds: started.elapsed().as_secs_f64(),
+                        program: first.program,
+                        env: first.env,
+                    };
+                    if let Err(e) = release::record(&paths.releases(), entry) {
+                        p.warn(&format!("recording the release: {e}"));
+                    }
                     if !args.detach {
                         return foreground(ctx, child, &state).await;
                     }
@@ -110,11 +126,13 @@ pub(super) async fn roll_out(
 ) -> Result<(), LocalError> {
     let p = ctx.printer;
     let id = wanted.id.clone();
+    let revision = ctx.project().map(|pr| pr.revision(&Duct)).unwrap_or_else(|_| "unknown".into());
     p.progress(&format!("rolling out release {id} ({})", wanted.short_digest()));
     let generation = control::update(&paths.control(), |c| {
         c.release = Some(ReleaseRequest {
             release: wanted,
-            by: release::who(),
+            by: crate::host::who(),
+            revision: revision.clone(),
             generation: c.generation + 1,
         })
     })

@@ -12,6 +12,7 @@ pub mod pages;
 pub mod pool;
 pub mod proxy;
 pub mod release;
+mod releases;
 mod report;
 mod rollout;
 pub mod serve;
@@ -147,6 +148,18 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outco
 }
 pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
     report::status(ctx, stack, args).await
+}
+/// `orch releases` for the local target.
+pub fn releases(project: &Project, stack: &Stack) -> Vec<crate::history::Row> {
+    releases::list(&paths(project, stack))
+}
+/// `orch rollback` for the local target.
+pub async fn rollback(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    to: Option<&str>,
+) -> Result<Outcome, OrchError> {
+    releases::rollback(ctx, stack, to).await
 }
 pub async fn command(
     ctx: &Ctx<'_>,

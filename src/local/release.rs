@@ -77,6 +77,9 @@ pub struct Entry {
     pub reason: Option<String>,
     /// Who ran the `orch up` (user@host).
     pub by: String,
+    /// The source revision it was built from.
+    #[serde(default)]
+    pub revision: String,
     /// Seconds the rollout took.
     pub seconds: f64,
     /// The program, to roll back to without a build.
@@ -97,16 +100,6 @@ pub fn record(path: &Path, entry: Entry) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&all[skip..]).map_err(std::io::Error::other)?)?;
     std::fs::rename(tmp, path)
-}
-
-/// `user@host` of this process.
-pub fn who() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{user}@{host}")
 }
 
 #[cfg(test)]
@@ -133,7 +126,8 @@ mod tests {
             digest: "sha256:1".into(),
             outcome: Status::Deployed,
             reason: None,
-            by: who(),
+            by: crate::host::who(),
+            revision: "abc".into(),
             seconds: 1.0,
             program: "/p".into(),
             env: vec![],

@@ -21,6 +21,7 @@ pub struct Rollout {
     from: Arc<Release>,
     generation: u64,
     by: String,
+    revision: String,
     started: Instant,
     step: Option<Step>,
     /// Old instances out of rotation, waiting for their SIGTERM.
@@ -38,7 +39,8 @@ struct Step {
 impl Supervisor {
     /// Start rolling `release` out (asked by control generation `generation`, by `by`). A release
     /// already targeted is ignored; a rollout in progress is rolled back first.
-    pub fn start_rollout(&mut self, release: Release, generation: u64, by: String) {
+    pub fn start_rollout(&mut self, req: super::control::ReleaseRequest) {
+        let super::control::ReleaseRequest { release, by, revision, generation } = req;
         if release.id == self.release.id && self.rollout.is_none() {
             self.release_view.generation = generation;
             return;
@@ -64,6 +66,7 @@ impl Supervisor {
             to,
             generation,
             by,
+            revision,
             started: Instant::now(),
             step: None,
             draining: vec![],
@@ -194,6 +197,7 @@ impl Supervisor {
                 outcome,
                 reason,
                 by: r.by.clone(),
+                revision: r.revision.clone(),
                 seconds,
                 program: r.to.program.clone(),
                 env: r.to.env.clone(),

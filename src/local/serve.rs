@@ -100,7 +100,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
         sup.set_zones_down(&ctl.zones_down);
         if let Some(req) = ctl.release.filter(|r| r.generation > release_generation) {
             release_generation = req.generation;
-            sup.start_rollout(req.release, req.generation, req.by);
+            sup.start_rollout(req);
         }
         sup.tick();
         let (instances, zones, balanced) = sup.views();

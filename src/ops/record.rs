@@ -121,6 +121,7 @@ mod tests {
             certificate_arn: None,
             stack_file: None,
             ami: None,
+            by: None,
             time: "2026-01-01T00:00:00Z".into(),
             orch_version: "0".into(),
         };

@@ -110,6 +110,33 @@ async fn a_new_release_rolls_out_without_a_failed_request_and_a_bad_one_rolls_ba
         .iter()
         .map(|e| (e["id"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
         .collect();
-    assert_eq!(outcomes[0], (second.as_str(), "deployed"), "{history:#}");
-    assert_eq!(outcomes[1].1, "rolled_back", "{history:#}");
+    assert_eq!(outcomes[0], (first.as_str(), "deployed"), "{history:#}");
+    assert_eq!(outcomes[1], (second.as_str(), "deployed"), "{history:#}");
+    assert_eq!(outcomes[2].1, "rolled_back", "{history:#}");
+
+    // `orch releases`: newest first, the live one marked.
+    let out = tier.orch().args(["releases", "--env", "local", "--json"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = list["releases"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{list:#}");
+    assert_eq!(rows[0]["outcome"], "rolled_back");
+    assert_eq!(
+        (rows[1]["id"].as_str(), rows[1]["live"].as_bool()),
+        (Some(second.as_str()), Some(true))
+    );
+    assert!(rows[2]["digest"].as_str().unwrap().starts_with("sha256:"));
+
+    // `orch rollback`: back to the release before the live one, no build, under load.
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = load(client.clone(), tier.https("/"), 4, stop.clone());
+    let out = tier.orch().args(["rollback", "--env", "local"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Compiling"), "a rollback builds nothing: {stderr}");
+    stop.store(true, Ordering::Relaxed);
+    let (_, failed) = traffic.await.unwrap();
+    assert!(failed.is_empty(), "{} failed requests during the rollback: {failed:?}", failed.len());
+    let (_, s) = tier.status();
+    assert_eq!(s["release"]["id"].as_str(), Some(first.as_str()), "{s:#}");
+    assert_eq!(releases(&s), BTreeSet::from([first.clone()]));
 }

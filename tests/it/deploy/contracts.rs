@@ -167,3 +167,63 @@ async fn orch_check_gates_up_before_anything_changes() {
     assert_eq!(env.moto_state().await, before, "nothing may change");
     assert!(env.calls().is_empty(), "pulumi never ran");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn releases_lists_the_history_and_rollback_redeploys_an_earlier_digest_without_a_build() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = Env::new(&moto, false).await;
+    env.up(DIGEST_A, &[], &[]).success();
+    env.up(DIGEST_B, &[], &[]).success();
+    let releases = || {
+        let out = env
+            .scratch
+            .orch()
+            .envs(env.envs(DIGEST_A))
+            .args(["releases", "--env", &env.name, "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["releases"].as_array().unwrap().clone()
+    };
+    let rows = releases();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(
+        (rows[0]["digest"].as_str(), rows[0]["live"].as_bool()),
+        (Some(DIGEST_B), Some(true))
+    );
+    assert_eq!(rows[1]["digest"], DIGEST_A);
+    assert!(rows[0]["ami"].as_str().is_some_and(|a| a.starts_with("ami-")));
+    assert!(rows[0]["by"].as_str().is_some_and(|b| b.contains('@')));
+
+    // The default: the release before the live one. ORCH_IMAGE is not what picks the image here.
+    let rollback = |args: &[&str]| {
+        let mut cmd = env.scratch.orch();
+        cmd.envs(env.envs(DIGEST_A))
+            .env_remove("ORCH_IMAGE")
+            .args(["rollback", "--env", &env.name])
+            .args(args);
+        cmd.assert()
+    };
+    let ups = env.calls().iter().filter(|c| c[0] == "up").count();
+    rollback(&[]).success();
+    assert_eq!(env.calls().iter().filter(|c| c[0] == "up").count(), ups + 1);
+    let latest: serde_json::Value = serde_json::from_str(
+        &env.object(&format!("deployments/{}/latest.json", env.name)).await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(latest["image_digest"], DIGEST_A);
+    let rows = releases();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        (rows[0]["digest"].as_str(), rows[0]["live"].as_bool()),
+        (Some(DIGEST_A), Some(true))
+    );
+
+    // By digest prefix, forward again.
+    let hex = DIGEST_B.trim_start_matches("sha256:");
+    rollback(&["--to", &hex[..10]]).success();
+    assert_eq!(releases()[0]["digest"], DIGEST_B);
+    let out = rollback(&["--to", "deadbeefdead"]).code(2);
+    assert!(stderr(&out).contains("no deployed release matches"), "{}", stderr(&out));
+}

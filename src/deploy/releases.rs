@@ -1,0 +1,101 @@
+//! The AWS target's releases: every deployment record under `deployments/<env>/history/` as a
+//! [`Row`] (the live one is `latest.json`), and `orch rollback`: an earlier release redeployed by
+//! digest — no build — with the AMI it ran on, through the same lock, plan, rollout and verify as
+//! `orch up`.
+use std::sync::Arc;
+
+use super::record::{self, Record};
+use super::store::Store;
+use super::{execute, observe, steps};
+use crate::config::Stack;
+use crate::error::{OrchError, Outcome};
+use crate::history::Row;
+use crate::printer::Printer;
+use crate::project::Project;
+
+/// The releases of `env`, newest first.
+pub async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
+    let live = record::latest(store, env).await?;
+    let mut rows = vec![];
+    for key in store.list(&format!("deployments/{env}/history/")).await? {
+        let Some(bytes) = store.get(&key).await? else { continue };
+        let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else { continue };
+        let name = key.rsplit('/').next().unwrap_or(&key).trim_end_matches(".json").to_string();
+        let destroyed = name.ends_with("-destroyed");
+        let is_live = !destroyed
+            && live
+                .as_ref()
+                .is_some_and(|l| l.time == rec.time && l.image_digest == rec.image_digest);
+        rows.push((rec.time.clone(), row(name, &rec, destroyed, is_live)));
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(rows.into_iter().map(|(_, r)| r).collect())
+}
+
+fn row(id: String, rec: &Record, destroyed: bool, live: bool) -> Row {
+    Row {
+        id,
+        time: rec.time.clone(),
+        revision: rec.revision.clone(),
+        digest: rec.image_digest.clone(),
+        ami: rec.ami.clone(),
+        outcome: if destroyed { "destroyed" } else { "deployed" }.into(),
+        by: rec.by.clone().unwrap_or_else(|| "-".into()),
+        live,
+        runs: format!("{} {}", rec.image_digest, rec.ami.as_deref().unwrap_or("")),
+    }
+}
+
+/// Redeploy the release `to` names (default: the one before the live one).
+pub async fn rollback(
+    project: &Project,
+    stack: &Stack,
+    to: Option<&str>,
+    printer: &Printer,
+) -> Result<Outcome, OrchError> {
+    let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
+    let aws = observe::Aws::new(&stack.region).await;
+    let store = observe::store_for(&backend, &aws)?;
+    let rows = list(&store, &stack.name).await?;
+    let target = crate::history::target(&rows, to).map_err(|why| {
+        OrchError::failed(
+            format!("cannot roll `{}` back: {why}", stack.name),
+            format!("`orch releases --env {}` lists the releases", stack.name),
+        )
+    })?;
+    let key = format!("deployments/{}/history/{}.json", stack.name, target.id);
+    let rec: Record = match store.get(&key).await? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            OrchError::failed(format!("reading {key}: {e}"), "report this as a bug")
+        })?,
+        None => return Err(OrchError::failed(format!("{key} is gone"), "run `orch releases`")),
+    };
+    printer.progress(&format!(
+        "rolling `{}` back to {} ({} of {}, revision {})",
+        stack.name,
+        target.id,
+        record::short(&rec.image_digest),
+        rec.time,
+        rec.revision
+    ));
+    // The release as it ran: its image by digest (no build) and its AMI.
+    let mut pinned = stack.clone();
+    if let Some(ami) = &rec.ami {
+        pinned.instances.ami = Some(ami.clone());
+    }
+    let steps = steps::Wired::pinned(steps::ImageRef {
+        uri: rec.image_uri.clone(),
+        digest: rec.image_digest.clone(),
+    });
+    let run = execute::Run {
+        project,
+        stack: &pinned,
+        printer,
+        aws: &aws,
+        store: &store,
+        runner: Arc::new(crate::runner::Duct),
+        force: false,
+        force_unlock: false,
+    };
+    execute::up(&run, &steps).await
+}

@@ -1,0 +1,101 @@
+//! The local target's releases: the history the supervisor and `up` keep in `releases.json` as
+//! [`Row`]s (the live one is the release the running tier serves), and `orch rollback`: an earlier
+//! release rolled out again — its unpacked program and environment, no build.
+use super::release::{self, Release, Status};
+use super::state::{self, Tier};
+use super::{lifecycle, paths, LocalError};
+use crate::commands::Ctx;
+use crate::config::Stack;
+use crate::error::{OrchError, Outcome};
+use crate::history::Row;
+
+/// The releases, newest first; the live one is what the running tier serves.
+pub fn list(paths: &state::Paths) -> Vec<Row> {
+    let live = state::read(paths)
+        .filter(|s| state::in_tier(s.pid, &paths.dir))
+        .filter(|s| s.release.outcome != Status::Rolling)
+        .map(|s| {
+            if s.release.outcome == Status::Deployed {
+                s.release.id
+            } else {
+                last_deployed(paths)
+            }
+        });
+    let entries = release::history(&paths.releases());
+    let newest_live = entries
+        .iter()
+        .rposition(|e| e.outcome == Status::Deployed && live.as_deref() == Some(e.id.as_str()));
+    entries
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, e)| Row {
+            id: e.id.clone(),
+            time: e.time.clone(),
+            revision: e.revision.clone(),
+            digest: e.digest.clone(),
+            ami: None,
+            outcome: match e.outcome {
+                Status::Deployed => "deployed",
+                Status::RolledBack => "rolled_back",
+                Status::Rolling => "rolling",
+            }
+            .into(),
+            by: e.by.clone(),
+            live: Some(i) == newest_live,
+            runs: e.id.clone(),
+        })
+        .collect()
+}
+
+fn last_deployed(paths: &state::Paths) -> String {
+    release::history(&paths.releases())
+        .into_iter()
+        .rev()
+        .find(|e| e.outcome == Status::Deployed)
+        .map(|e| e.id)
+        .unwrap_or_default()
+}
+
+/// Roll the running tier back to the release `to` names (default: the one before the live one).
+pub async fn rollback(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    to: Option<&str>,
+) -> Result<Outcome, OrchError> {
+    let project = ctx.project()?;
+    let paths = paths(&project, stack);
+    let Tier::Running(_) = state::inspect(&paths) else {
+        return Err(LocalError::NotRunning.into());
+    };
+    let rows = list(&paths);
+    let target = crate::history::target(&rows, to).map_err(|why| {
+        OrchError::failed(
+            format!("cannot roll `{}` back: {why}", stack.name),
+            format!("`orch releases --env {}` lists the releases", stack.name),
+        )
+    })?;
+    let entry = release::history(&paths.releases())
+        .into_iter()
+        .rev()
+        .find(|e| e.id == target.id)
+        .ok_or_else(|| {
+        OrchError::failed("the release vanished from releases.json", "run `orch releases`")
+    })?;
+    if !entry.program.is_file() {
+        return Err(OrchError::failed(
+            format!("release {} ran {}, which is gone", entry.id, entry.program.display()),
+            "rebuild it: check out its revision and run `orch up --env local`",
+        ));
+    }
+    let wanted = Release::new(&entry.digest, entry.program, entry.env);
+    ctx.printer.progress(&format!(
+        "rolling `{}` back to release {} ({}, revision {})",
+        stack.name,
+        wanted.id,
+        wanted.short_digest(),
+        entry.revision
+    ));
+    lifecycle::roll_out(ctx, stack, &paths, wanted).await?;
+    Ok(Outcome::Ok)
+}
