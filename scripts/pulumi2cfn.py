@@ -39,6 +39,7 @@ TYPES = {
     "aws-native:rds:DbInstance": "AWS::RDS::DBInstance",
     "aws-native:rds:DbSubnetGroup": "AWS::RDS::DBSubnetGroup",
     "aws-native:logs:LogGroup": "AWS::Logs::LogGroup",
+    "aws-native:cloudwatch:Alarm": "AWS::CloudWatch::Alarm",
 }
 # aws-native camelCases the CloudFormation names; these are the ones where un-camelCasing is not just
 # upper-casing the first letter (CloudFormation keeps acronyms upper case).
@@ -54,6 +55,7 @@ RAW = {"assumeRolePolicyDocument", "policyDocument"}
 # Outputs that CloudFormation returns from `Ref` rather than `Fn::GetAtt`.
 REF_OUTPUTS = {
     "id", "roleName", "autoScalingGroupName", "dbSubnetGroupName", "logGroupName", "dbInstanceIdentifier",
+    "alarmName",
 }
 # Config keys whose CloudFormation parameter has a type of its own (cfn-lint checks the use).
 PARAM_TYPES = {"amiId": "AWS::EC2::Image::Id"}

@@ -75,9 +75,12 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Print the plan and change nothing
+    /// Print the plan and change nothing (building the image to name its digest is allowed)
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: print the plan as JSON on stdout
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Do not ask for confirmation on a protected environment
     #[arg(long, short = 'y')]
     pub yes: bool,

@@ -172,6 +172,7 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
             group: output("asgName")?,
             template_id: output("launchTemplateId")?,
             version: output("launchTemplateVersion")?,
+            alarm: output("targetErrorsAlarm").ok(),
         };
         refresh::run(&aws.asg, &target, poll(), Duration::from_secs(3600), p).await?;
     }

@@ -46,8 +46,12 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
     if args.dry_run {
         let observed = observe::observe(&project, stack, &aws, &store, &steps, ctx.printer).await?;
         let plan = plan::plan(stack, &observed, args.force, args.force_unlock);
-        for line in plan.lines() {
-            ctx.printer.data(&line);
+        if args.json {
+            ctx.printer.json(&plan)?;
+        } else {
+            for line in plan.lines() {
+                ctx.printer.data(&line);
+            }
         }
         return Ok(Outcome::Ok);
     }

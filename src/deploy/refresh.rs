@@ -5,7 +5,8 @@
 //! refuses without a desired configuration or with `$Latest`/`$Default` (RefreshPreferences
 //! reference). Followed to its end with progress.
 use aws_sdk_autoscaling::types::{
-    DesiredConfiguration, InstanceRefreshStatus, LaunchTemplateSpecification, RefreshPreferences,
+    AlarmSpecification, DesiredConfiguration, InstanceRefreshStatus, LaunchTemplateSpecification,
+    RefreshPreferences,
 };
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,8 @@ pub struct Target {
     pub group: String,
     pub template_id: String,
     pub version: String,
+    /// The CloudWatch alarm that rolls the refresh back when it fires (target 5xx), if any.
+    pub alarm: Option<String>,
 }
 
 /// The refresh request's desired configuration and preferences (a pure function, so tests check it).
@@ -30,12 +33,15 @@ pub fn request(target: &Target) -> (DesiredConfiguration, RefreshPreferences) {
                 .build(),
         )
         .build();
-    let prefs = RefreshPreferences::builder()
+    let mut prefs = RefreshPreferences::builder()
         .min_healthy_percentage(100)
         .max_healthy_percentage(200)
         .skip_matching(true)
-        .auto_rollback(true)
-        .build();
+        .auto_rollback(true);
+    if let Some(alarm) = &target.alarm {
+        prefs = prefs.alarm_specification(AlarmSpecification::builder().alarms(alarm).build());
+    }
+    let prefs = prefs.build();
     (desired, prefs)
 }
 

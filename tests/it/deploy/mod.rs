@@ -27,6 +27,19 @@ async fn up_runs_every_step_to_a_record_then_the_rerun_is_a_no_op_and_dry_run_ch
             && plan_text.contains("[run   ] pulumi up"),
         "{plan_text}"
     );
+    let json = env.up(DIGEST_A, &[], &["--dry-run", "--json"]).success();
+    let plan: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    let steps: Vec<(&str, &str)> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["action"].as_str().unwrap()))
+        .collect();
+    assert!(
+        steps.contains(&("state bucket", "create")) && steps.contains(&("AMI", "exists")),
+        "{plan:#}"
+    );
+    assert!(steps.contains(&("pulumi up", "run")), "{plan:#}");
     assert_eq!(env.moto_state().await, before, "--dry-run changed moto state");
 
     let run = env.up(DIGEST_A, &[], &[]).success();
@@ -281,6 +294,7 @@ async fn a_new_image_rolls_the_group_with_an_instance_refresh_and_a_failed_refre
         ("Preferences.AutoRollback", "true"),
         ("AutoScalingGroupName", &format!("orch-{}-asg", env.name)),
         ("DesiredConfiguration.LaunchTemplate.Version", "2"),
+        ("Preferences.AlarmSpecification.Alarms.member.1", "fake-targetErrorsAlarm"),
     ] {
         assert_eq!(request.get(key).map(String::as_str), Some(want), "{key} in {start}");
     }
