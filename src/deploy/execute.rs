@@ -1,12 +1,16 @@
-//! The executor: runs the steps in order, each idempotent (it re-reads before it writes), under the
-//! deploy lock, which is released at the end whatever happens.
+//! The executor: runs exactly the steps of the plan `--dry-run` prints, matching on each
+//! ([`run_step`]), each idempotent (it re-reads before it writes), under the deploy lock, which is
+//! released at the end whatever happens.
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use super::error::DeployError;
 use super::observe::{deploy_config, Aws};
+use super::plan::{Action, Kind, Plan, Step};
 use super::record::{self, Record};
-use super::steps::Steps;
+use super::steps::{ImageRef, Program, Steps};
 use super::store::Store;
 use super::{bucket, cert, delegation, dns, lock, refresh};
 use crate::config::Stack;
@@ -35,21 +39,42 @@ pub fn poll() -> Duration {
     )
 }
 
-/// `orch up`: the state bucket, then everything else under the lock.
+/// `orch up`: observe (read-only), [`plan`](super::plan::plan), then run exactly that plan.
 pub async fn up<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError> {
+    let observed =
+        super::observe::observe(run.project, run.stack, run.aws, run.store, steps, run.printer)
+            .await?;
+    let plan = super::plan::plan(run.stack, &observed, run.force, run.force_unlock);
+    execute(run, steps, &plan).await
+}
+
+/// Run the steps of `plan` in order, matching on each; those after the lock step run under the
+/// deploy lock, which is released at the end whatever happens. Each step re-reads before it writes,
+/// so a rerun converges. A refused step (other than the lock, which `lock::acquire` judges with
+/// `--force-unlock` and stale holders in mind) stops the run before anything changes.
+pub async fn execute<S: Steps>(
+    run: &Run<'_>,
+    steps: &S,
+    plan: &Plan,
+) -> Result<Outcome, OrchError> {
     let p = run.printer;
-    if let Store::S3 { bucket, .. } = run.store {
-        let changed = bucket::ensure(&run.aws.s3, bucket, &run.stack.region).await?;
-        p.progress(&if changed.is_empty() {
-            format!("✓ state bucket {bucket}")
-        } else {
-            format!("✓ state bucket {bucket}: {}", changed.join(", "))
-        });
+    if let Some(s) = plan.steps.iter().find(|s| s.action == Action::Refuse && s.kind != Kind::Lock)
+    {
+        return Err(DeployError::Refused(format!("{}: {}", s.name, s.detail)).into());
+    }
+    let at = plan.steps.iter().position(|s| s.kind == Kind::Lock).unwrap_or(0);
+    let mut cx = Cx::default();
+    for step in &plan.steps[..at] {
+        run_step(run, steps, step, &mut cx).await?;
+    }
+    if let Some(step) = plan.steps.get(at).filter(|s| s.kind == Kind::Lock) {
+        p.progress(&format!("→ {}: {}", step.name, step.detail));
     }
     let lock = lock::acquire(run.store, &run.stack.name, "orch up", run.force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", run.store.describe(&lock::key(&run.stack.name))));
+    let rest = plan.steps.get(at + 1..).unwrap_or_default();
     let result = tokio::select! {
-        r = locked(run, steps) => r,
+        r = locked(run, steps, rest, &mut cx) => r,
         _ = tokio::signal::ctrl_c() => Err(OrchError::failed("interrupted", "rerun `orch up`; every step is idempotent")),
     };
     let released = lock.release().await;
@@ -58,53 +83,242 @@ pub async fn up<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
     Ok(outcome)
 }
 
-async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError> {
+async fn locked<S: Steps>(
+    run: &Run<'_>,
+    steps: &S,
+    rest: &[Step],
+    cx: &mut Cx,
+) -> Result<Outcome, OrchError> {
+    for step in rest {
+        if let Some(outcome) = run_step(run, steps, step, cx).await? {
+            return Ok(outcome);
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// What the steps hand on to the ones after them.
+#[derive(Default)]
+struct Cx {
+    last: Option<Record>,
+    program: Option<Program>,
+    image: Option<ImageRef>,
+    ami: Option<super::ami::Ami>,
+    zone_id: Option<String>,
+    cert_arn: Option<String>,
+    config: BTreeMap<String, String>,
+    outputs: BTreeMap<String, serde_json::Value>,
+    url: Option<String>,
+}
+
+fn missing(what: &str) -> OrchError {
+    OrchError::failed(
+        format!("the plan runs a step before {what} is known"),
+        "report this as a bug",
+    )
+}
+
+/// One step of the plan; `Some(outcome)` ends the run there (no-op, failed verification).
+async fn run_step<S: Steps>(
+    run: &Run<'_>,
+    steps: &S,
+    step: &Step,
+    cx: &mut Cx,
+) -> Result<Option<Outcome>, OrchError> {
     let (p, stack, aws) = (run.printer, run.stack, run.aws);
     let env = stack.name.as_str();
-    let last = record::latest(run.store, env).await?;
-    let program =
-        steps.render(run.project, stack, last.as_ref().and_then(|r| r.stack_file.as_deref()))?;
-    p.progress(&format!(
-        "✓ program rendered into {} ({})",
-        program.dir.display(),
-        record::short(&program.hash)
-    ));
-    let image = steps.image(run.project, stack, p).await?;
-    p.progress(&format!("✓ image {}", image.uri));
-    let ami = super::ami::resolve(&aws.ssm, stack).await?;
-    p.progress(&format!("✓ AMI {} ({})", ami.id, ami.source));
-
-    let mut zone_id = None;
-    if let Some(domain) = &stack.domain {
-        let (id, ns, created) = dns::ensure_zone(&aws.r53, env, &domain.name).await?;
-        p.progress(&format!(
-            "✓ hosted zone {} ({id}){}",
-            domain.name,
-            if created { " created" } else { "" }
-        ));
-        match dns::observe_parent(&aws.r53, &domain.parent_zone, &domain.name).await? {
-            Some(parent) if parent.delegation.as_deref() == Some(&ns[..]) => {
-                p.progress(&format!("✓ NS delegation in {}", domain.parent_zone))
-            }
-            Some(parent) => {
-                dns::delegate(&aws.r53, &parent.id, &domain.name, &ns).await?;
-                p.progress(&format!(
-                    "✓ NS delegation UPSERTed in {} and INSYNC",
-                    domain.parent_zone
-                ));
-            }
-            None => {
-                p.warn(&format!("{} is not a hosted zone in this account: set these name servers for {} at your registrar:", domain.parent_zone, domain.name));
-                for n in &ns {
-                    p.data(n);
-                }
-                check_delegation(&domain.name, &ns, p).await?;
+    p.progress(&format!("→ {}: {}", step.name, step.detail));
+    match step.kind {
+        Kind::StateStore | Kind::Lock => {}
+        Kind::StateBucket => {
+            if let Store::S3 { bucket, .. } = run.store {
+                let changed = bucket::ensure(&aws.s3, bucket, &stack.region).await?;
+                p.progress(&if changed.is_empty() {
+                    format!("✓ state bucket {bucket}")
+                } else {
+                    format!("✓ state bucket {bucket}: {}", changed.join(", "))
+                });
             }
         }
-        zone_id = Some(id);
+        Kind::Program => {
+            cx.last = record::latest(run.store, env).await?;
+            let recorded = cx.last.as_ref().and_then(|r| r.stack_file.as_deref());
+            let program = steps.render(run.project, stack, recorded)?;
+            p.progress(&format!(
+                "✓ program rendered into {} ({})",
+                program.dir.display(),
+                record::short(&program.hash)
+            ));
+            cx.program = Some(program);
+        }
+        Kind::Image => {
+            let image = steps.image(run.project, stack, p).await?;
+            p.progress(&format!("✓ image {}", image.uri));
+            cx.image = Some(image);
+        }
+        Kind::Ami => {
+            let ami = super::ami::resolve(&aws.ssm, stack).await?;
+            p.progress(&format!("✓ AMI {} ({})", ami.id, ami.source));
+            cx.ami = Some(ami);
+        }
+        Kind::HostedZone => {
+            let Some(domain) = &stack.domain else { return Ok(None) };
+            let (id, _, created) = dns::ensure_zone(&aws.r53, env, &domain.name).await?;
+            let suffix = if created { " created" } else { "" };
+            p.progress(&format!("✓ hosted zone {} ({id}){suffix}", domain.name));
+            cx.zone_id = Some(id);
+        }
+        Kind::Delegation => delegate(run).await?,
+        Kind::Certificate => {
+            let arn = certificate(run, cx.zone_id.as_deref()).await?;
+            p.progress(&format!("✓ certificate {arn}"));
+            cx.cert_arn = Some(arn);
+        }
+        Kind::PulumiUp if step.action == Action::Skip => {
+            p.progress("✓ no changes since the last deployment: pulumi skipped (use --force to deploy anyway)");
+            if let Some(url) = cx.last.as_ref().and_then(|l| l.output("url")) {
+                p.data(url);
+            }
+            return Ok(Some(Outcome::Ok));
+        }
+        Kind::Push => {
+            let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
+            let pushed = steps.push(run.project, stack, image, p).await?;
+            p.progress(&format!("✓ image in the registry ({pushed} bytes pushed)"));
+        }
+        Kind::PulumiStack => {
+            let (program, image) = (
+                cx.program.as_ref().ok_or_else(|| missing("the program"))?,
+                cx.image.as_ref().ok_or_else(|| missing("the image"))?,
+            );
+            let cert = cx.cert_arn.as_deref().ok_or_else(|| missing("the certificate"))?;
+            let ami = cx.ami.as_ref().ok_or_else(|| missing("the AMI"))?;
+            cx.config = deploy_config(program, image, cert, cx.zone_id.as_deref(), &ami.id);
+            Pulumi::check_passphrase().map_err(DeployError::from)?;
+            let pulumi = pulumi_for(run, program);
+            pulumi.select_stack().map_err(DeployError::from)?;
+            pulumi.set_config(&cx.config, &program.secrets).map_err(DeployError::from)?;
+        }
+        Kind::PulumiUp => {
+            let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
+            let pulumi = pulumi_for(run, program);
+            p.progress(&format!("  pulumi up (stack {env})"));
+            pulumi.up(p).await.map_err(DeployError::from)?;
+            cx.outputs = pulumi.outputs().map_err(DeployError::from)?;
+        }
+        Kind::InstanceRefresh => {
+            let (program, image) = (
+                cx.program.as_ref().ok_or_else(|| missing("the program"))?,
+                cx.image.as_ref().ok_or_else(|| missing("the image"))?,
+            );
+            let outputs = &cx.outputs;
+            if !record::launch_template_changed(
+                cx.last.as_ref(),
+                outputs,
+                &image.digest,
+                &program.hash,
+            ) {
+                p.progress("✓ launch template unchanged: no instance refresh");
+                return Ok(None);
+            }
+            let output = |key: &str| {
+                outputs.get(key).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| {
+                    DeployError::step(
+                        "instance refresh",
+                        format!("the stack has no `{key}` output"),
+                    )
+                })
+            };
+            let target = refresh::Target {
+                group: output("asgName")?,
+                template_id: output("launchTemplateId")?,
+                version: output("launchTemplateVersion")?,
+                alarm: output("targetErrorsAlarm").ok(),
+            };
+            refresh::run(&aws.asg, &target, poll(), Duration::from_secs(3600), p).await?;
+        }
+        Kind::Verify => {
+            let url = cx
+                .outputs
+                .get("url")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| DeployError::step("verify", "the stack has no `url` output"))?
+                .to_string();
+            let http_url = cx.outputs.get("httpUrl").and_then(|v| v.as_str());
+            if !steps.verify(run.project, stack, &url, http_url, p).await? {
+                p.warn(&format!("deployed, but {url} failed verification; the deployment is not recorded, so the next `orch up` deploys and verifies again"));
+                return Ok(Some(Outcome::Finding));
+            }
+            cx.url = Some(url);
+        }
+        Kind::Record => {
+            let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
+            let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
+            let rec = Record {
+                env: env.into(),
+                revision: run.project.revision(run.runner.as_ref()),
+                by: Some(crate::host::who()),
+                image_uri: image.uri.clone(),
+                image_digest: image.digest.clone(),
+                program_hash: program.hash.clone(),
+                config_hash: record::config_hash(&cx.config, &program.secrets),
+                outputs: std::mem::take(&mut cx.outputs),
+                certificate_arn: cx.cert_arn.clone(),
+                stack_file: std::fs::read_to_string(
+                    program.dir.join(crate::render::stack_file_name(env)),
+                )
+                .ok(),
+                ami: cx.ami.as_ref().map(|a| a.id.clone()),
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                orch_version: env!("CARGO_PKG_VERSION").into(),
+            };
+            let at = record::save(run.store, &rec).await?;
+            p.progress(&format!("✓ deployment recorded at {at}"));
+            if let Some(url) = &cx.url {
+                p.data(url);
+            }
+        }
     }
+    Ok(None)
+}
 
-    let cert_arn = match &stack.domain {
+fn pulumi_for(run: &Run<'_>, program: &Program) -> Pulumi {
+    let stack = run.stack;
+    let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
+    Pulumi::new(run.runner.clone(), &program.dir, &backend, &stack.name)
+}
+
+/// The NS delegation of the env's zone: UPSERTed in a parent zone of this account, or checked by
+/// DNS at a registrar.
+async fn delegate(run: &Run<'_>) -> Result<(), OrchError> {
+    let (p, aws, env) = (run.printer, run.aws, run.stack.name.as_str());
+    let Some(domain) = &run.stack.domain else { return Ok(()) };
+    let (_, ns, _) = dns::ensure_zone(&aws.r53, env, &domain.name).await?;
+    match dns::observe_parent(&aws.r53, &domain.parent_zone, &domain.name).await? {
+        Some(parent) if parent.delegation.as_deref() == Some(&ns[..]) => {
+            p.progress(&format!("✓ NS delegation in {}", domain.parent_zone))
+        }
+        Some(parent) => {
+            dns::delegate(&aws.r53, &parent.id, &domain.name, &ns).await?;
+            p.progress(&format!("✓ NS delegation UPSERTed in {} and INSYNC", domain.parent_zone));
+        }
+        None => {
+            p.warn(&format!("{} is not a hosted zone in this account: set these name servers for {} at your registrar:", domain.parent_zone, domain.name));
+            for n in &ns {
+                p.data(n);
+            }
+            check_delegation(&domain.name, &ns, p).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The certificate ARN: ACM with DNS validation for a domain, else a self-signed one imported
+/// (re-imported when it nears its end).
+async fn certificate(run: &Run<'_>, zone_id: Option<&str>) -> Result<String, OrchError> {
+    let (p, aws, stack) = (run.printer, run.aws, run.stack);
+    let env = stack.name.as_str();
+    Ok(match &stack.domain {
         Some(domain) => {
             let timeout = Duration::from_secs(
                 std::env::var("ORCH_ACM_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(1800),
@@ -114,7 +328,7 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
                 &aws.r53,
                 env,
                 &domain.name,
-                zone_id.as_deref().unwrap_or_default(),
+                zone_id.unwrap_or_default(),
                 timeout,
                 p,
             )
@@ -130,83 +344,7 @@ async fn locked<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
             }
             _ => cert::import_self_signed(&aws.acm, env, &stack.region, None).await?,
         },
-    };
-    p.progress(&format!("✓ certificate {cert_arn}"));
-
-    let config = deploy_config(&program, &image, &cert_arn, zone_id.as_deref(), &ami.id);
-    let config_hash = record::config_hash(&config, &program.secrets);
-    match record::change_reason(last.as_ref(), &image.digest, &program.hash, &config_hash) {
-        None if !run.force => {
-            p.progress("✓ no changes since the last deployment: pulumi skipped (use --force to deploy anyway)");
-            if let Some(url) =
-                last.as_ref().and_then(|l| l.outputs.get("url")).and_then(|u| u.as_str())
-            {
-                p.data(url);
-            }
-            return Ok(Outcome::Ok);
-        }
-        reason => p.progress(&format!(
-            "  deploying: {}",
-            if run.force { "--force".into() } else { reason.unwrap_or_default() }
-        )),
-    }
-
-    let pushed = steps.push(run.project, stack, &image, p).await?;
-    p.progress(&format!("✓ image in the registry ({pushed} bytes pushed)"));
-    Pulumi::check_passphrase().map_err(DeployError::from)?;
-    let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
-    let pulumi = Pulumi::new(run.runner.clone(), &program.dir, &backend, env);
-    pulumi.select_stack().map_err(DeployError::from)?;
-    pulumi.set_config(&config, &program.secrets).map_err(DeployError::from)?;
-    p.progress(&format!("  pulumi up (stack {env})"));
-    pulumi.up(p).await.map_err(DeployError::from)?;
-    let outputs = pulumi.outputs().map_err(DeployError::from)?;
-
-    if record::launch_template_changed(last.as_ref(), &outputs, &image.digest, &program.hash) {
-        let output = |key: &str| {
-            outputs.get(key).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| {
-                DeployError::step("instance refresh", format!("the stack has no `{key}` output"))
-            })
-        };
-        let target = refresh::Target {
-            group: output("asgName")?,
-            template_id: output("launchTemplateId")?,
-            version: output("launchTemplateVersion")?,
-            alarm: output("targetErrorsAlarm").ok(),
-        };
-        refresh::run(&aws.asg, &target, poll(), Duration::from_secs(3600), p).await?;
-    }
-
-    let url = outputs
-        .get("url")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| DeployError::step("verify", "the stack has no `url` output"))?
-        .to_string();
-    let http_url = outputs.get("httpUrl").and_then(|v| v.as_str());
-    if !steps.verify(run.project, stack, &url, http_url, p).await? {
-        p.warn(&format!("deployed, but {url} failed verification; the deployment is not recorded, so the next `orch up` deploys and verifies again"));
-        return Ok(Outcome::Finding);
-    }
-    let rec = Record {
-        env: env.into(),
-        revision: run.project.revision(run.runner.as_ref()),
-        by: Some(crate::host::who()),
-        image_uri: image.uri.clone(),
-        image_digest: image.digest.clone(),
-        program_hash: program.hash.clone(),
-        config_hash,
-        outputs,
-        certificate_arn: Some(cert_arn.clone()),
-        stack_file: std::fs::read_to_string(program.dir.join(crate::render::stack_file_name(env)))
-            .ok(),
-        ami: Some(ami.id.clone()),
-        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        orch_version: env!("CARGO_PKG_VERSION").into(),
-    };
-    let at = record::save(run.store, &rec).await?;
-    p.progress(&format!("✓ deployment recorded at {at}"));
-    p.data(&url);
-    Ok(Outcome::Ok)
+    })
 }
 
 /// A delegation made at a registrar, checked by a DNS query. Skipped with ORCH_OFFLINE, under an

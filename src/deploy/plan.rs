@@ -67,8 +67,55 @@ impl Action {
     }
 }
 
+/// What a step does; the executor matches on it (`execute::run_step`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Render the program into build/<env>/.
+    Program,
+    /// A file backend: nothing to manage.
+    StateStore,
+    StateBucket,
+    Lock,
+    Image,
+    Ami,
+    HostedZone,
+    Delegation,
+    Certificate,
+    /// Make sure the image is in the registry.
+    Push,
+    PulumiStack,
+    PulumiUp,
+    InstanceRefresh,
+    Verify,
+    Record,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Program => "program",
+            Kind::StateStore => "state store",
+            Kind::StateBucket => "state bucket",
+            Kind::Lock => "deploy lock",
+            Kind::Image => "image",
+            Kind::Ami => "AMI",
+            Kind::HostedZone => "hosted zone",
+            Kind::Delegation => "NS delegation",
+            Kind::Certificate => "certificate",
+            Kind::Push => "push",
+            Kind::PulumiStack => "pulumi stack",
+            Kind::PulumiUp => "pulumi up",
+            Kind::InstanceRefresh => "instance refresh",
+            Kind::Verify => "verify",
+            Kind::Record => "record",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
+    pub kind: Kind,
     pub name: &'static str,
     pub action: Action,
     pub detail: String,
@@ -101,31 +148,33 @@ impl Plan {
 /// The steps `orch up` would take, given what is there. Pure.
 pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Plan {
     let mut steps = vec![];
-    let mut step = |name, action, detail: String| steps.push(Step { name, action, detail });
+    let mut step = |kind: Kind, action, detail: String| {
+        steps.push(Step { kind, name: kind.label(), action, detail })
+    };
     let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
 
     match &o.bucket {
-        None => step("state store", Action::Exists, format!("{backend} (no bucket to manage)")),
+        None => step(Kind::StateStore, Action::Exists, format!("{backend} (no bucket to manage)")),
         Some(b) if !b.exists => step(
-            "state bucket",
+            Kind::StateBucket,
             Action::Create,
             format!("{backend} with versioning, encryption, public access block"),
         ),
         Some(b) if b.missing().is_empty() => step(
-            "state bucket",
+            Kind::StateBucket,
             Action::Exists,
             format!("{backend}: versioning, encryption, public access block"),
         ),
         Some(b) => step(
-            "state bucket",
+            Kind::StateBucket,
             Action::Change,
             format!("{backend}: add {}", b.missing().join(", ")),
         ),
     }
     match &o.lock {
-        None => step("deploy lock", Action::Create, format!("locks/{}.json", stack.name)),
+        None => step(Kind::Lock, Action::Create, format!("locks/{}.json", stack.name)),
         Some(l) if force_unlock || o.lock_stale => step(
-            "deploy lock",
+            Kind::Lock,
             Action::Change,
             format!(
                 "break the lock of {}@{} (pid {}, since {}){}",
@@ -137,7 +186,7 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             ),
         ),
         Some(l) => step(
-            "deploy lock",
+            Kind::Lock,
             Action::Refuse,
             format!(
                 "held by {} ({}@{}, pid {}) since {}",
@@ -145,10 +194,19 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             ),
         ),
     }
+    step(
+        Kind::Program,
+        Action::Run,
+        format!(
+            "render build/{}/ ({})",
+            stack.name,
+            o.program_hash.as_deref().map(super::record::short).unwrap_or_else(|| "-".into())
+        ),
+    );
     match (&o.image, &o.image_problem) {
-        (Some(i), _) => step("image", Action::Run, format!("deploy {}", i.uri)),
+        (Some(i), _) => step(Kind::Image, Action::Run, format!("deploy {}", i.uri)),
         (None, p) => step(
-            "image",
+            Kind::Image,
             Action::Run,
             format!("build and push ({})", p.as_deref().unwrap_or("digest known after the build")),
         ),
@@ -156,7 +214,7 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
     let last_ami = o.last.as_ref().and_then(|r| r.ami.as_deref());
     match (&o.ami, &o.ami_problem) {
         (Some(a), _) if last_ami.is_some_and(|l| l != a.id) => step(
-            "AMI",
+            Kind::Ami,
             Action::Change,
             format!(
                 "{} → {} ({}): a reason for a rollout",
@@ -165,47 +223,47 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
                 a.source
             ),
         ),
-        (Some(a), _) => step("AMI", Action::Exists, format!("{} ({})", a.id, a.source)),
-        (None, p) => step("AMI", Action::Refuse, p.clone().unwrap_or_else(|| "unknown".into())),
+        (Some(a), _) => step(Kind::Ami, Action::Exists, format!("{} ({})", a.id, a.source)),
+        (None, p) => step(Kind::Ami, Action::Refuse, p.clone().unwrap_or_else(|| "unknown".into())),
     }
     if let Some(domain) = &stack.domain {
         match &o.zone {
             Some(ZoneState::One { id, name_servers }) => step(
-                "hosted zone",
+                Kind::HostedZone,
                 Action::Exists,
                 format!("{} ({id}; {})", domain.name, name_servers.join(" ")),
             ),
             Some(ZoneState::Many(ids)) => step(
-                "hosted zone",
+                Kind::HostedZone,
                 Action::Refuse,
                 format!("{} zones named {}: {}", ids.len(), domain.name, ids.join(", ")),
             ),
-            _ => step("hosted zone", Action::Create, domain.name.clone()),
+            _ => step(Kind::HostedZone, Action::Create, domain.name.clone()),
         }
         let ns = match &o.zone {
             Some(ZoneState::One { name_servers, .. }) => Some(name_servers.clone()),
             _ => None,
         };
         match &o.parent {
-            Some(p) if p.delegation.is_some() && p.delegation == ns => step("NS delegation", Action::Exists, format!("{} in {} ({})", domain.name, domain.parent_zone, p.id)),
-            Some(p) if p.delegation.is_some() => step("NS delegation", Action::Change, format!("UPSERT {} NS in {} ({})", domain.name, domain.parent_zone, p.id)),
-            Some(p) => step("NS delegation", Action::Create, format!("UPSERT {} NS in {} ({})", domain.name, domain.parent_zone, p.id)),
+            Some(p) if p.delegation.is_some() && p.delegation == ns => step(Kind::Delegation, Action::Exists, format!("{} in {} ({})", domain.name, domain.parent_zone, p.id)),
+            Some(p) if p.delegation.is_some() => step(Kind::Delegation, Action::Change, format!("UPSERT {} NS in {} ({})", domain.name, domain.parent_zone, p.id)),
+            Some(p) => step(Kind::Delegation, Action::Create, format!("UPSERT {} NS in {} ({})", domain.name, domain.parent_zone, p.id)),
             None => match &o.registrar {
-                Some(Delegation::Matches) => step("NS delegation", Action::Exists, format!("at the registrar of {}: public DNS lists the zone's name servers", domain.parent_zone)),
+                Some(Delegation::Matches) => step(Kind::Delegation, Action::Exists, format!("at the registrar of {}: public DNS lists the zone's name servers", domain.parent_zone)),
                 Some(Delegation::Differs { found }) => step(
-                    "NS delegation",
+                    Kind::Delegation,
                     Action::Refuse,
                     format!("public DNS lists {} for {}: set the zone's name servers at the registrar of {}", if found.is_empty() { "no name servers".into() } else { found.join(", ") }, domain.name, domain.parent_zone),
                 ),
-                _ => step("NS delegation", Action::Run, format!("{} is not in this account: print the name servers for the registrar and check the delegation by DNS", domain.parent_zone)),
+                _ => step(Kind::Delegation, Action::Run, format!("{} is not in this account: print the name servers for the registrar and check the delegation by DNS", domain.parent_zone)),
             },
         }
         match &o.cert {
             Some(CertState::Issued { arn }) => {
-                step("certificate", Action::Exists, format!("{} ISSUED ({arn})", domain.name))
+                step(Kind::Certificate, Action::Exists, format!("{} ISSUED ({arn})", domain.name))
             }
             Some(CertState::Pending { arn }) => step(
-                "certificate",
+                Kind::Certificate,
                 Action::Change,
                 format!(
                     "{} pending validation: UPSERT validation records, wait ({arn})",
@@ -213,7 +271,7 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
                 ),
             ),
             _ => step(
-                "certificate",
+                Kind::Certificate,
                 Action::Create,
                 format!(
                     "request {} (DNS validation), UPSERT validation records, wait",
@@ -224,17 +282,17 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
     } else {
         match &o.cert {
             Some(CertState::Imported { arn, days_left }) if *days_left >= RENEW_DAYS => step(
-                "certificate",
+                Kind::Certificate,
                 Action::Exists,
                 format!("self-signed, {days_left} days left ({arn})"),
             ),
             Some(CertState::Imported { arn, days_left }) => step(
-                "certificate",
+                Kind::Certificate,
                 Action::Change,
                 format!("re-import a fresh self-signed certificate ({days_left} days left; {arn})"),
             ),
             _ => step(
-                "certificate",
+                Kind::Certificate,
                 Action::Create,
                 "generate a self-signed certificate and import it into ACM".into(),
             ),
@@ -248,25 +306,88 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
     let noop = reason.is_none() && !force;
     if noop {
         step(
-            "pulumi up",
+            Kind::PulumiUp,
             Action::Skip,
             "image, program and config match the last deployment (--force to deploy anyway)".into(),
         );
     } else {
         let why = if force { "--force".to_string() } else { reason.unwrap_or_default() };
         step(
-            "pulumi stack",
+            Kind::Push,
+            Action::Run,
+            "make sure the image is in the registry (missing blobs only)".into(),
+        );
+        step(
+            Kind::PulumiStack,
             Action::Run,
             format!("select or create stack {}, set the deploy-time config", stack.name),
         );
-        step("pulumi up", Action::Run, why);
-        step("instance refresh", Action::Run, "if the launch template changed: MinHealthyPercentage 100, skip matching, auto-rollback".into());
-        step("verify", Action::Run, "the acceptance suite against the stack's url output".into());
+        step(Kind::PulumiUp, Action::Run, why);
+        step(Kind::InstanceRefresh, Action::Run, "if the launch template changed: MinHealthyPercentage 100, skip matching, auto-rollback".into());
         step(
-            "record",
+            Kind::Verify,
+            Action::Run,
+            "the acceptance suite against the stack's url output".into(),
+        );
+        step(
+            Kind::Record,
             Action::Create,
             format!("deployments/{}/latest.json (+ history)", stack.name),
         );
     }
     Plan { env: stack.name.clone(), steps, noop }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::ami::Ami;
+
+    fn stack() -> Stack {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/dev.yaml");
+        crate::config::load_str(&std::fs::read_to_string(&path).unwrap(), "dev", &path).unwrap()
+    }
+
+    fn record(ami: &str) -> Record {
+        Record {
+            env: "dev".into(),
+            revision: "r".into(),
+            image_uri: "r/a@sha256:1".into(),
+            image_digest: "sha256:1".into(),
+            program_hash: "sha256:p".into(),
+            config_hash: "sha256:c".into(),
+            outputs: Default::default(),
+            certificate_arn: None,
+            stack_file: None,
+            ami: Some(ami.into()),
+            by: None,
+            time: "t".into(),
+            orch_version: "0".into(),
+        }
+    }
+
+    #[test]
+    fn a_new_ami_is_a_reason_for_a_rollout_and_an_unknown_one_refuses() {
+        let mut o = Observed { last: Some(record("ami-0aaaaaaaaaaaaaaaa")), ..Observed::default() };
+        o.ami = Some(Ami { id: "ami-0bbbbbbbbbbbbbbbb".into(), source: "/aws/service/x".into() });
+        let planned = plan(&stack(), &o, false, false);
+        let ami = planned.steps.iter().find(|s| s.kind == Kind::Ami).unwrap();
+        assert_eq!(ami.action, Action::Change);
+        assert!(ami.detail.starts_with("ami-0aaaaaaaaaaaaaaaa → ami-0bbbbbbbbbbbbbbbb"), "{ami:?}");
+        o.ami = None;
+        o.ami_problem = Some("AccessDenied".into());
+        let refused = plan(&stack(), &o, false, false);
+        assert!(refused.steps.iter().any(|s| s.kind == Kind::Ami && s.action == Action::Refuse));
+    }
+
+    #[test]
+    fn the_steps_run_in_the_order_the_executor_needs() {
+        let planned = plan(&stack(), &Observed::default(), false, false);
+        let kinds: Vec<Kind> = planned.steps.iter().map(|s| s.kind).collect();
+        let pos = |k: Kind| kinds.iter().position(|x| *x == k).unwrap();
+        assert!(pos(Kind::Lock) < pos(Kind::Program) && pos(Kind::Program) < pos(Kind::Image));
+        assert!(pos(Kind::Certificate) < pos(Kind::PulumiStack));
+        assert!(pos(Kind::Push) < pos(Kind::PulumiUp) && pos(Kind::PulumiUp) < pos(Kind::Verify));
+        assert_eq!(kinds.last(), Some(&Kind::Record));
+    }
 }

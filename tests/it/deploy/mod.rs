@@ -43,6 +43,16 @@ async fn up_runs_every_step_to_a_record_then_the_rerun_is_a_no_op_and_dry_run_ch
     assert_eq!(env.moto_state().await, before, "--dry-run changed moto state");
 
     let run = env.up(DIGEST_A, &[], &[]).success();
+    // The plan that runs is the plan --dry-run printed: the same steps, in the same order.
+    let planned: Vec<&str> =
+        plan["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let ran: Vec<String> = stderr(&run)
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("→ ").and_then(|l| l.split_once(": ")).map(|(n, _)| n.to_string())
+        })
+        .collect();
+    assert_eq!(ran, planned, "{}", stderr(&run));
     assert_eq!(
         String::from_utf8_lossy(&run.get_output().stdout).trim().lines().last(),
         Some(env.url.as_str())
