@@ -12,6 +12,10 @@ scripts/install-deps.sh
 start_services
 trap stop_services EXIT
 
+echo "== cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 echo "== fake pulumi self-test (tests/fake-pulumi/README.md names the source of each behaviour)"
 tests/fake-pulumi/selftest.sh
 

@@ -47,8 +47,6 @@ pub enum OrchError {
     Check(#[from] CheckError),
     #[error(transparent)]
     Image(#[from] ImageError),
-    #[error("`orch {command}` is not built yet for {what}")]
-    NotBuilt { command: &'static str, what: String },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -86,7 +84,6 @@ impl OrchError {
             OrchError::Render(e) => Some(e.hint()),
             OrchError::Check(e) => Some(e.hint()),
             OrchError::Image(e) => e.hint(),
-            OrchError::NotBuilt { .. } => Some("run `orch --help` to see what is available".into()),
             OrchError::Usage(_) => Some("run `orch --help`".into()),
             OrchError::Failed { hint, .. } => hint.clone(),
             OrchError::Io { .. } => None,

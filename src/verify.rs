@@ -159,7 +159,7 @@ fn http_for(https: &str) -> Option<String> {
 pub async fn run_suite(base_url: &str, opts: &Options) -> Report {
     let mut checks = Vec::new();
     let mut check = |name: &str, passed: bool, detail: String| {
-        checks.push(Check { name: name.into(), passed, detail })
+        checks.push(Check { name: name.into(), passed, detail });
     };
     let client = match client(opts) {
         Ok(c) => c,
@@ -205,7 +205,7 @@ pub async fn run_suite(base_url: &str, opts: &Options) -> Report {
                 );
             }
             Err(e) => {
-                check("http redirects to https", false, format!("GET {http}: {}", error_chain(&e)))
+                check("http redirects to https", false, format!("GET {http}: {}", error_chain(&e)));
             }
         },
         None => check("http redirects to https", false, "no HTTP URL to test".into()),

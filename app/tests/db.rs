@@ -34,7 +34,7 @@ async fn sqlite_concurrent_migrations_all_succeed() {
 async fn sqlite_uses_wal_and_persists_hits() {
     let dir = tempfile::tempdir().unwrap();
     let state = sqlite_state(&dir).await;
-    let app::Db::Sqlite(pool) = state.db() else { panic!("sqlite expected") };
+    let Db::Sqlite(pool) = state.db() else { panic!("sqlite expected") };
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.unwrap();
     assert_eq!(mode, "wal");
     state.hits().record();

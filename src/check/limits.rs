@@ -150,7 +150,7 @@ pub fn run(doc: &Mapping) -> Vec<Finding> {
                         one_of: Some(strings(&l.rds_postgres_classes)),
                         ..Default::default()
                     },
-                ))
+                ));
             }
             _ => {}
         }

@@ -261,7 +261,7 @@ impl<'a> Checker<'a> {
                 }
             }
             (_, Value::Null) => {
-                self.add("wrong-type", path, format!("expected {}, got null", ty.describe()))
+                self.add("wrong-type", path, format!("expected {}, got null", ty.describe()));
             }
             _ => self.add(
                 "wrong-type",

@@ -83,7 +83,7 @@ pub struct Instances {
     pub ami_parameter: String,
     /// Extra environment of every instance (never secrets); a change is a new release.
     #[serde(default)]
-    pub env: std::collections::BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
 }
 
 /// Amazon Linux 2023, x86_64: the AMI the user data is written for.

@@ -133,7 +133,7 @@ fn zones(s: &Stack, out: &mut Problems) {
             format!("`{}` is not an AWS region like eu-west-1", s.region),
         ),
         Target::Local => {
-            out.check(s.region == "local", "region", "the local target's region must be `local`")
+            out.check(s.region == "local", "region", "the local target's region must be `local`");
         }
     }
     if s.target == Target::Local {
@@ -302,7 +302,7 @@ fn health(s: &Stack, out: &mut Problems) {
 fn backend(s: &Stack, out: &mut Problems) {
     match (&s.pulumi, s.target) {
         (None, Target::Aws) => {
-            out.add("pulumi", "aws environments need `pulumi.backend` (s3://bucket or file://path)")
+            out.add("pulumi", "aws environments need `pulumi.backend` (s3://bucket or file://path)");
         }
         (Some(p), _) => {
             let ok = p.backend.strip_prefix("s3://").is_some_and(is_bucket)

@@ -241,7 +241,7 @@ pub async fn import_self_signed(
                     .value(env)
                     .build()
                     .map_err(|e| DeployError::step("certificate tag", e.to_string()))?,
-            )
+            );
         }
     }
     let out =

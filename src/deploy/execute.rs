@@ -296,7 +296,7 @@ async fn delegate(run: &Run<'_>) -> Result<(), OrchError> {
     let (_, ns, _) = dns::ensure_zone(&aws.r53, env, &domain.name).await?;
     match dns::observe_parent(&aws.r53, &domain.parent_zone, &domain.name).await? {
         Some(parent) if parent.delegation.as_deref() == Some(&ns[..]) => {
-            p.progress(&format!("✓ NS delegation in {}", domain.parent_zone))
+            p.progress(&format!("✓ NS delegation in {}", domain.parent_zone));
         }
         Some(parent) => {
             dns::delegate(&aws.r53, &parent.id, &domain.name, &ns).await?;

@@ -149,7 +149,7 @@ impl Plan {
 pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Plan {
     let mut steps = vec![];
     let mut step = |kind: Kind, action, detail: String| {
-        steps.push(Step { kind, name: kind.label(), action, detail })
+        steps.push(Step { kind, name: kind.label(), action, detail });
     };
     let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
 
@@ -260,7 +260,7 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
         }
         match &o.cert {
             Some(CertState::Issued { arn }) => {
-                step(Kind::Certificate, Action::Exists, format!("{} ISSUED ({arn})", domain.name))
+                step(Kind::Certificate, Action::Exists, format!("{} ISSUED ({arn})", domain.name));
             }
             Some(CertState::Pending { arn }) => step(
                 Kind::Certificate,

@@ -134,7 +134,7 @@ pub(super) async fn roll_out(
             by: crate::host::who(),
             revision: revision.clone(),
             generation: c.generation + 1,
-        })
+        });
     })
     .map_err(|e| LocalError::io(paths.control(), e))?;
     let per_instance = u64::from(stack.health_check.grace_period_seconds) + 10;
@@ -322,7 +322,7 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outco
             p.progress(&format!("stopped the load balancer, the supervisor and {n} instance(s)"));
         }
         Tier::Stopped { cleaned } if cleaned > 0 => {
-            p.progress(&format!("the tier was not running; stopped {cleaned} leftover process(es)"))
+            p.progress(&format!("the tier was not running; stopped {cleaned} leftover process(es)"));
         }
         Tier::Stopped { .. } => p.progress("the local tier is not running"),
     }

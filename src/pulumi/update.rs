@@ -171,11 +171,11 @@ impl<'p> View<'p> {
                 }
             }
             Show::Done { urn, op } => {
-                self.end(&urn, format!("  ✓ {op} {}", events::short_name(&urn)))
+                self.end(&urn, format!("  ✓ {op} {}", events::short_name(&urn)));
             }
             Show::Failed { urn, partial } => {
                 let what = if partial { "partially applied" } else { "failed" };
-                self.end(&urn, format!("  ✗ {what} {}", events::short_name(&urn)))
+                self.end(&urn, format!("  ✗ {what} {}", events::short_name(&urn)));
             }
             Show::Warning(text) => self.printer.warn(&text),
         }
