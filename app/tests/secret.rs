@@ -56,7 +56,8 @@ fn secret_json(user: &str, password: &str) -> String {
 /// A fresh role in `pwauth` (password enforced) with its own schema; returns its name.
 async fn create_role(env: &Env, password: &str) -> String {
     let role = format!("rot_{:x}", rand::random::<u32>());
-    let mut admin = PgConnection::connect(&env.admin).await.expect("connect ORCH_TEST_PG_ADMIN_URL");
+    let mut admin =
+        PgConnection::connect(&env.admin).await.expect("connect ORCH_TEST_PG_ADMIN_URL");
     for sql in [
         format!("CREATE ROLE {role} LOGIN PASSWORD '{password}' IN ROLE pwauth"),
         format!("CREATE SCHEMA {role} AUTHORIZATION {role}"),
@@ -242,7 +243,10 @@ async fn rotated_password_is_picked_up_without_restart_or_failed_requests() {
     for pw in [old_pw, new_pw] {
         assert!(!logs.contains(pw), "the log shows a password");
     }
-    eprintln!("{} requests after the secret update, all 200; / served again {recovered:?} after the cut", after.len());
+    eprintln!(
+        "{} requests after the secret update, all 200; / served again {recovered:?} after the cut",
+        after.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
