@@ -14,7 +14,6 @@
 //!   re-reads it and the query is retried once on a fresh connection.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -23,8 +22,6 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-
-use crate::secret::{is_auth_error, Credentials, SecretSource};
 
 /// Pool settings.
 #[derive(Debug, Clone)]
@@ -63,7 +60,7 @@ impl DbKind {
 pub enum Db {
     Sqlite(SqlitePool),
     /// The pool, and the secret its credentials come from (`None`: they are in the URL).
-    Postgres(PgPool, Option<Arc<Credentials>>),
+    Postgres(PgPool, Option<std::sync::Arc<crate::secret::Credentials>>),
 }
 
 const MESSAGE_SQL: &str = "SELECT body FROM messages WHERE id = 1";
@@ -156,61 +153,12 @@ impl Db {
         }
     }
 
-    /// Take Postgres credentials from `source` instead of the URL, which must carry none.
-    pub fn with_secret(self, url: &str, source: SecretSource) -> Result<Self, sqlx::Error> {
-        let config = |msg: &str| Err(sqlx::Error::Configuration(msg.to_string().into()));
-        match self {
-            Db::Postgres(pool, _) if redact(url) == url => {
-                let base = PgConnectOptions::from_str(url)?;
-                Ok(Db::Postgres(pool, Some(Arc::new(Credentials::new(source, base)))))
-            }
-            Db::Postgres(..) => config(
-                "DATABASE_URL carries a password while DATABASE_SECRET_ARN is set; \
-                 the password comes from the secret only",
-            ),
-            Db::Sqlite(_) => config("DATABASE_SECRET_ARN needs a postgres:// DATABASE_URL"),
-        }
-    }
-
     /// Backend kind.
     pub fn kind(&self) -> DbKind {
         match self {
             Db::Sqlite(_) => DbKind::Sqlite,
             Db::Postgres(..) => DbKind::Postgres,
         }
-    }
-
-    /// Install credentials from the secret if none are yet; their generation (0 without a secret).
-    async fn ensure_credentials(&self) -> Result<u64, sqlx::Error> {
-        match self {
-            Db::Postgres(pool, Some(creds)) => creds.ensure(pool).await.map_err(|e| {
-                sqlx::Error::Configuration(format!("database credentials unavailable: {e}").into())
-            }),
-            _ => Ok(0),
-        }
-    }
-
-    /// After `e`: if it is a refused login and the secret now holds other credentials, true.
-    async fn reauthenticate(&self, generation: u64, e: &sqlx::Error) -> bool {
-        match self {
-            Db::Postgres(pool, Some(creds)) if is_auth_error(e) => {
-                creds.on_auth_failure(pool, generation, e).await
-            }
-            _ => false,
-        }
-    }
-
-    /// (retries, time budget) for connection errors.
-    fn retry_limits(&self) -> (u32, Duration) {
-        let o = match self {
-            Db::Sqlite(p) => p.options().get_max_connections(),
-            Db::Postgres(p, _) => p.options().get_max_connections(),
-        };
-        let t = match self {
-            Db::Sqlite(p) => p.options().get_acquire_timeout(),
-            Db::Postgres(p, _) => p.options().get_acquire_timeout(),
-        };
-        (o.max(2), t)
     }
 
     /// Apply embedded migrations; safe to call from several instances at once.

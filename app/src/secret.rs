@@ -9,12 +9,16 @@
 //! that hit the same refusal wait for one read instead of each calling Secrets Manager.
 //!
 //! The password never leaves this module except into the connect options: it is not in `Debug`,
-//! in logs or in errors.
+//! in logs or in errors. The `impl Db` block at the end is the glue `db.rs` calls around queries.
 
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPool};
+
+use crate::db::{redact, Db};
 use tokio::sync::Mutex;
 
 /// First backoff after a re-read that brought nothing new; doubled up to [`MAX_BACKOFF`].
@@ -213,6 +217,58 @@ pub fn is_auth_error(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => db.code().is_some_and(|c| c == "28P01" || c == "28000"),
         _ => false,
+    }
+}
+
+/// The credential side of [`Db`]: a pool built from the URL, then switched to the secret.
+impl Db {
+    /// Take Postgres credentials from `source` instead of the URL, which must carry none.
+    pub fn with_secret(self, url: &str, source: SecretSource) -> Result<Self, sqlx::Error> {
+        let config = |msg: &str| Err(sqlx::Error::Configuration(msg.to_string().into()));
+        match self {
+            Db::Postgres(pool, _) if redact(url) == url => {
+                let base = PgConnectOptions::from_str(url)?;
+                Ok(Db::Postgres(pool, Some(Arc::new(Credentials::new(source, base)))))
+            }
+            Db::Postgres(..) => config(
+                "DATABASE_URL carries a password while DATABASE_SECRET_ARN is set; \
+                 the password comes from the secret only",
+            ),
+            Db::Sqlite(_) => config("DATABASE_SECRET_ARN needs a postgres:// DATABASE_URL"),
+        }
+    }
+
+    /// Install credentials from the secret if none are yet; their generation (0 without a secret).
+    pub(crate) async fn ensure_credentials(&self) -> Result<u64, sqlx::Error> {
+        match self {
+            Db::Postgres(pool, Some(creds)) => creds.ensure(pool).await.map_err(|e| {
+                sqlx::Error::Configuration(format!("database credentials unavailable: {e}").into())
+            }),
+            _ => Ok(0),
+        }
+    }
+
+    /// After `e`: if it is a refused login and the secret now holds other credentials, true.
+    pub(crate) async fn reauthenticate(&self, generation: u64, e: &sqlx::Error) -> bool {
+        match self {
+            Db::Postgres(pool, Some(creds)) if is_auth_error(e) => {
+                creds.on_auth_failure(pool, generation, e).await
+            }
+            _ => false,
+        }
+    }
+
+    /// (retries, time budget) for connection errors.
+    pub(crate) fn retry_limits(&self) -> (u32, Duration) {
+        let o = match self {
+            Db::Sqlite(p) => p.options().get_max_connections(),
+            Db::Postgres(p, _) => p.options().get_max_connections(),
+        };
+        let t = match self {
+            Db::Sqlite(p) => p.options().get_acquire_timeout(),
+            Db::Postgres(p, _) => p.options().get_acquire_timeout(),
+        };
+        (o.max(2), t)
     }
 }
 
