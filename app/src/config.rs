@@ -45,7 +45,8 @@ pub struct Config {
 
     /// An explicit local run: never ask IMDS; fields without an override get an identity derived
     /// from the host name and the zone `local`. Without it the app stays not ready until IMDS answers.
-    #[arg(long, env = "LOCAL_IDENTITY")]
+    #[arg(long, env = "LOCAL_IDENTITY", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub local_identity: bool,
 
     /// Log filter (e.g. `info`, `debug`, `app=debug,sqlx=warn`).
@@ -138,5 +139,7 @@ mod tests {
         let c = Config::try_parse_from(["app", "--port", "9000", "--bind", "127.0.0.1"]).unwrap();
         assert_eq!(c.listen_addr().to_string(), "127.0.0.1:9000");
         assert_eq!(c.body_limit_bytes, 65536);
+        assert!(!c.local_identity);
+        assert!(Config::try_parse_from(["app", "--local-identity"]).unwrap().local_identity);
     }
 }
