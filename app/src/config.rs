@@ -21,9 +21,15 @@ pub struct Config {
     #[arg(long, env = "BIND", default_value = "0.0.0.0")]
     pub bind: IpAddr,
 
-    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user:pw@host/db?sslmode=require`.
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user:pw@host/db?sslmode=require`
+    /// (without the password when `DATABASE_SECRET_ARN` is set).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://app.db?mode=rwc")]
     pub database_url: String,
+
+    /// Secrets Manager secret (ARN or name) holding JSON `username`/`password` for Postgres; read
+    /// through the AWS SDK's standard chain (`AWS_REGION`, `AWS_ENDPOINT_URL`, instance role).
+    #[arg(long, env = "DATABASE_SECRET_ARN")]
+    pub database_secret_arn: Option<String>,
 
     /// Instance id override (skips IMDS for this field).
     #[arg(long, env = "INSTANCE_ID")]
@@ -33,9 +39,15 @@ pub struct Config {
     #[arg(long, env = "AVAILABILITY_ZONE")]
     pub availability_zone: Option<String>,
 
-    /// EC2 instance metadata service base URL.
-    #[arg(long, env = "IMDS_ENDPOINT", default_value = "http://169.254.169.254")]
-    pub imds_endpoint: String,
+    /// EC2 instance metadata service base URL (default `http://169.254.169.254`).
+    #[arg(long, env = "IMDS_ENDPOINT")]
+    pub imds_endpoint: Option<String>,
+
+    /// An explicit local run: never ask IMDS; fields without an override get an identity derived
+    /// from the host name and the zone `local`. Without it the app stays not ready until IMDS answers.
+    #[arg(long, env = "LOCAL_IDENTITY", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub local_identity: bool,
 
     /// Log filter (e.g. `info`, `debug`, `app=debug,sqlx=warn`).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
@@ -107,8 +119,13 @@ impl Config {
         crate::identity::IdentityOptions {
             instance_id: self.instance_id.clone().filter(|s| !s.is_empty()),
             availability_zone: self.availability_zone.clone().filter(|s| !s.is_empty()),
-            imds_endpoint: self.imds_endpoint.clone(),
-            deadline: Duration::from_millis(1_000),
+            imds_endpoint: self
+                .imds_endpoint
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| crate::imds::DEFAULT_ENDPOINT.into()),
+            local: self.local_identity,
+            attempt_deadline: Duration::from_millis(1_000),
         }
     }
 }
@@ -122,5 +139,7 @@ mod tests {
         let c = Config::try_parse_from(["app", "--port", "9000", "--bind", "127.0.0.1"]).unwrap();
         assert_eq!(c.listen_addr().to_string(), "127.0.0.1:9000");
         assert_eq!(c.body_limit_bytes, 65536);
+        assert!(!c.local_identity);
+        assert!(Config::try_parse_from(["app", "--local-identity"]).unwrap().local_identity);
     }
 }

@@ -9,9 +9,12 @@
 //!   `_sqlx_migrations` primary key and simply re-runs, finding nothing to do.
 //! * SQLite runs in WAL mode with a busy timeout so readers never block on
 //!   the periodic hit-counter flush.
+//! * Postgres credentials either sit in the URL or come from a Secrets Manager
+//!   secret ([`crate::secret`]); with a secret, a refused login (`28P01`)
+//!   re-reads it and the query is retried once on a fresh connection.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sqlx::migrate::Migrator;
@@ -56,7 +59,8 @@ impl DbKind {
 #[derive(Debug, Clone)]
 pub enum Db {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// The pool, and the secret its credentials come from (`None`: they are in the URL).
+    Postgres(PgPool, Option<std::sync::Arc<crate::secret::Credentials>>),
 }
 
 const MESSAGE_SQL: &str = "SELECT body FROM messages WHERE id = 1";
@@ -84,14 +88,29 @@ pub fn is_connection_error(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Run `op` up to three times while it fails with connection errors (a pool
-/// may hold several connections that died during an outage).
+/// Run `op` on `db` with credentials in place; retry while it fails with connection errors (every
+/// connection of the pool may have died during an outage: up to `max_connections` retries, as long
+/// as the acquire timeout has not elapsed), and once more after a refused login brought new
+/// credentials from the secret.
 macro_rules! retry_conn {
-    ($op:expr) => {{
-        let mut attempt = 0;
+    ($db:expr, $op:expr) => {{
+        let started = Instant::now();
+        let (max_retries, budget) = $db.retry_limits();
+        let mut retries = 0;
+        let mut reauthenticated = false;
         loop {
+            let generation = $db.ensure_credentials().await?;
             match $op.await {
-                Err(e) if attempt < 2 && is_connection_error(&e) => attempt += 1,
+                Err(e)
+                    if is_connection_error(&e)
+                        && retries < max_retries
+                        && started.elapsed() < budget =>
+                {
+                    retries += 1
+                }
+                Err(e) if !reauthenticated && $db.reauthenticate(generation, &e).await => {
+                    reauthenticated = true
+                }
                 other => break other,
             }
         }
@@ -110,7 +129,7 @@ impl Db {
                 .test_before_acquire(false)
                 .idle_timeout(Some(Duration::from_secs(300)))
                 .connect_lazy_with(conn);
-            Ok(Db::Postgres(pool))
+            Ok(Db::Postgres(pool, None))
         } else if url.starts_with("sqlite:") {
             let conn = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -138,7 +157,7 @@ impl Db {
     pub fn kind(&self) -> DbKind {
         match self {
             Db::Sqlite(_) => DbKind::Sqlite,
-            Db::Postgres(_) => DbKind::Postgres,
+            Db::Postgres(..) => DbKind::Postgres,
         }
     }
 
@@ -146,7 +165,14 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         let m = migrator();
         match self {
-            Db::Postgres(p) => m.run(p).await,
+            Db::Postgres(p, _) => {
+                let generation = self.ensure_credentials().await?;
+                let result = m.run(p).await;
+                if let Err(sqlx::migrate::MigrateError::Execute(e)) = &result {
+                    self.reauthenticate(generation, e).await;
+                }
+                result
+            }
             Db::Sqlite(p) => {
                 let mut attempt = 0;
                 loop {
@@ -166,8 +192,10 @@ impl Db {
     /// The greeting seeded by the migration (read on every `GET /`).
     pub async fn message(&self) -> Result<String, sqlx::Error> {
         let body: Option<String> = match self {
-            Db::Postgres(p) => retry_conn!(sqlx::query_scalar(MESSAGE_SQL).fetch_optional(p))?,
-            Db::Sqlite(p) => retry_conn!(sqlx::query_scalar(MESSAGE_SQL).fetch_optional(p))?,
+            Db::Postgres(p, _) => {
+                retry_conn!(self, sqlx::query_scalar(MESSAGE_SQL).fetch_optional(p))?
+            }
+            Db::Sqlite(p) => retry_conn!(self, sqlx::query_scalar(MESSAGE_SQL).fetch_optional(p))?,
         };
         Ok(body.unwrap_or_else(|| "(no message row)".into()))
     }
@@ -175,14 +203,17 @@ impl Db {
     /// Add `n` hits for `instance_id` (upsert) and return the stored total.
     pub async fn add_hits(&self, instance_id: &str, n: i64) -> Result<i64, sqlx::Error> {
         match self {
-            Db::Postgres(p) => {
-                retry_conn!(sqlx::query_scalar(PG_ADD_HITS).bind(instance_id).bind(n).fetch_one(p))
+            Db::Postgres(p, _) => {
+                retry_conn!(
+                    self,
+                    sqlx::query_scalar(PG_ADD_HITS).bind(instance_id).bind(n).fetch_one(p)
+                )
             }
             Db::Sqlite(p) => {
-                retry_conn!(sqlx::query_scalar(SQLITE_ADD_HITS)
-                    .bind(instance_id)
-                    .bind(n)
-                    .fetch_one(p))
+                retry_conn!(
+                    self,
+                    sqlx::query_scalar(SQLITE_ADD_HITS).bind(instance_id).bind(n).fetch_one(p)
+                )
             }
         }
     }
@@ -190,7 +221,8 @@ impl Db {
     /// Stored hit count for `instance_id` (0 when absent).
     pub async fn stored_hits(&self, instance_id: &str) -> Result<i64, sqlx::Error> {
         let n: Option<i64> = match self {
-            Db::Postgres(p) => {
+            Db::Postgres(p, _) => {
+                self.ensure_credentials().await?;
                 sqlx::query_scalar("SELECT count FROM hits WHERE instance_id = $1")
                     .bind(instance_id)
                     .fetch_optional(p)
@@ -209,15 +241,15 @@ impl Db {
     /// Cheap round trip used by `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         match self {
-            Db::Postgres(p) => retry_conn!(sqlx::query("SELECT 1").execute(p)).map(drop),
-            Db::Sqlite(p) => retry_conn!(sqlx::query("SELECT 1").execute(p)).map(drop),
+            Db::Postgres(p, _) => retry_conn!(self, sqlx::query("SELECT 1").execute(p)).map(drop),
+            Db::Sqlite(p) => retry_conn!(self, sqlx::query("SELECT 1").execute(p)).map(drop),
         }
     }
 
     /// Close the pool (graceful shutdown).
     pub async fn close(&self) {
         match self {
-            Db::Postgres(p) => p.close().await,
+            Db::Postgres(p, _) => p.close().await,
             Db::Sqlite(p) => p.close().await,
         }
     }

@@ -138,7 +138,7 @@ where
             if crate::logging::access_enabled() {
                 let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
                 crate::logging::access(
-                    &state.identity().instance_id,
+                    state.identity().map_or("-", |id| id.instance_id.as_str()),
                     method.as_str(),
                     &path,
                     status.as_u16(),

@@ -49,6 +49,10 @@ impl AppError {
     pub fn detail(&self) -> &'static str {
         match self {
             AppError::NotFound => "no such page",
+            AppError::Database(e) if crate::secret::is_auth_error(e) => {
+                "database refused the credentials (SQLSTATE 28P01)"
+            }
+            AppError::Database(sqlx::Error::Configuration(_)) => "database credentials unavailable",
             AppError::Database(_) => "database unavailable",
             AppError::Unavailable(d) => d,
             AppError::Internal(_) => "internal server error",

@@ -6,7 +6,8 @@
 //!   `Accept: application/json`.
 //! * `GET /healthz` is liveness: it never touches the database, so a DB
 //!   outage does not make the load balancer recycle healthy instances.
-//! * `GET /readyz` is readiness: migrations applied and a DB round trip OK.
+//! * `GET /readyz` is readiness: identity known, a DB round trip OK and
+//!   migrations applied.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -32,12 +33,14 @@ pub async fn index(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    let Some(id) = state.identity() else {
+        return Err(AppError::Unavailable("instance identity not known yet"));
+    };
     if !state.is_db_ready() {
         return Err(AppError::Unavailable("database not ready yet"));
     }
     let message = state.message().await?;
     let hits = state.hits().record();
-    let id = state.identity();
     let body = IndexBody {
         instance_id: &id.instance_id,
         availability_zone: &id.availability_zone,
@@ -99,15 +102,19 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: schema applied and the database answers.
+/// `GET /readyz`: identity known, the database answers (a refusal names its reason) and the
+/// schema is applied.
 pub async fn readyz(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    if state.identity().is_none() {
+        return Err(AppError::Unavailable("instance identity not known yet"));
+    }
+    state.db().ping().await?;
     if !state.is_db_ready() {
         return Err(AppError::Unavailable("database not ready yet"));
     }
-    state.db().ping().await?;
     let db = state.db().kind().as_str();
     Ok(if wants_json(&headers) {
         Json(serde_json::json!({"status": "ready", "db": db})).into_response()

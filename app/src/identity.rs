@@ -1,18 +1,19 @@
 //! Instance identity: who am I, and in which availability zone?
 //!
-//! Resolution order per field: explicit override (`INSTANCE_ID`,
-//! `AVAILABILITY_ZONE`) → IMDSv2 → a stable local fallback. The IMDS lookup
-//! is bounded by a short deadline (≈1 s) so start-up never hangs off EC2.
-//! The fallback id is `i-` followed by 17 hex digits derived from a hash of
-//! the host name, so it is stable across restarts of the same machine; the
-//! zone is `local`. Where the identity came from is recorded in [`Source`].
+//! Per field: explicit override (`INSTANCE_ID`, `AVAILABILITY_ZONE`) → IMDSv2. IMDS is asked in
+//! rounds bounded by a short deadline (≈1 s), retried with backoff (250 ms doubling to 5 s) for as
+//! long as it takes: until it answers the app is not ready (`/` and `/readyz` answer 503), because
+//! serving an invented id would defeat the service's purpose. Each round uses a fresh client, so a
+//! token the service stopped accepting costs one round.
+//!
+//! Only an explicit local run (`LOCAL_IDENTITY=1`) skips IMDS: fields without an override get `i-`
+//! followed by 17 hex digits derived from the host name (stable across restarts) and the zone
+//! `local`. Where the identity came from is recorded in [`Source`].
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
-
-use crate::imds::ImdsClient;
 
 /// Where the identity came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -22,8 +23,8 @@ pub enum Source {
     Override,
     /// At least one field came from the metadata service.
     Imds,
-    /// IMDS did not answer in time; a local identity was derived.
-    Fallback,
+    /// An explicit local run (`LOCAL_IDENTITY`): derived from the host name.
+    Local,
 }
 
 impl fmt::Display for Source {
@@ -31,7 +32,7 @@ impl fmt::Display for Source {
         f.write_str(match self {
             Source::Override => "override",
             Source::Imds => "imds",
-            Source::Fallback => "fallback",
+            Source::Local => "local",
         })
     }
 }
@@ -60,47 +61,68 @@ impl Identity {
 pub struct IdentityOptions {
     pub instance_id: Option<String>,
     pub availability_zone: Option<String>,
+    /// IMDS base URL (`http://169.254.169.254` on EC2).
     pub imds_endpoint: String,
-    /// Upper bound for the whole IMDS lookup.
-    pub deadline: Duration,
+    /// An explicit local run: never ask IMDS.
+    pub local: bool,
+    /// Upper bound for one IMDS round (both fields).
+    pub attempt_deadline: Duration,
 }
 
-/// Resolve the identity; never takes much longer than `opts.deadline`.
-pub async fn resolve(opts: &IdentityOptions) -> Identity {
+/// The identity known without asking IMDS: both overrides, or an explicit local run.
+pub fn known(opts: &IdentityOptions) -> Option<Identity> {
     if let (Some(id), Some(az)) = (&opts.instance_id, &opts.availability_zone) {
-        let ident = Identity::fixed(id, az);
-        tracing::info!(instance_id = %ident.instance_id, availability_zone = %ident.availability_zone, source = %ident.source, "identity resolved");
-        return ident;
+        return Some(Identity::fixed(id, az));
     }
-    let client = ImdsClient::new(&opts.imds_endpoint);
+    opts.local.then(|| Identity {
+        instance_id: opts.instance_id.clone().unwrap_or_else(|| fallback_instance_id(&hostname())),
+        availability_zone: opts.availability_zone.clone().unwrap_or_else(|| "local".into()),
+        source: Source::Local,
+    })
+}
+
+/// One IMDS round, bounded by `opts.attempt_deadline`.
+pub async fn try_imds(opts: &IdentityOptions) -> Result<Identity, String> {
+    let client = crate::imds::client(&opts.imds_endpoint)?;
     let lookup = async {
-        let id = match &opts.instance_id {
+        let instance_id = match &opts.instance_id {
             Some(v) => v.clone(),
-            None => client.instance_id().await?,
+            None => crate::imds::instance_id(&client).await?,
         };
-        let az = match &opts.availability_zone {
+        let availability_zone = match &opts.availability_zone {
             Some(v) => v.clone(),
-            None => client.availability_zone().await?,
+            None => crate::imds::availability_zone(&client).await?,
         };
-        Ok::<_, crate::imds::ImdsError>((id, az))
+        Ok::<_, crate::imds::ImdsError>(Identity {
+            instance_id,
+            availability_zone,
+            source: Source::Imds,
+        })
     };
-    let ident = match tokio::time::timeout(opts.deadline, lookup).await {
-        Ok(Ok((instance_id, availability_zone))) => {
-            Identity { instance_id, availability_zone, source: Source::Imds }
-        }
-        outcome => {
-            let reason = match outcome {
-                Ok(Err(e)) => e.to_string(),
-                _ => format!("no answer within {:?}", opts.deadline),
-            };
-            tracing::warn!(endpoint = %opts.imds_endpoint, %reason, "IMDS unavailable, using local identity");
-            Identity {
-                instance_id: opts
-                    .instance_id
-                    .clone()
-                    .unwrap_or_else(|| fallback_instance_id(&hostname())),
-                availability_zone: opts.availability_zone.clone().unwrap_or_else(|| "local".into()),
-                source: Source::Fallback,
+    match tokio::time::timeout(opts.attempt_deadline, lookup).await {
+        Ok(Ok(ident)) => Ok(ident),
+        Ok(Err(e)) => Err(aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string()),
+        Err(_) => Err(format!("no answer within {:?}", opts.attempt_deadline)),
+    }
+}
+
+/// Resolve the identity: at once when [`known`], else IMDS until it answers (never invented).
+pub async fn resolve(opts: &IdentityOptions) -> Identity {
+    let ident = match known(opts) {
+        Some(ident) => ident,
+        None => {
+            let mut delay = Duration::from_millis(250);
+            let mut attempt = 1u32;
+            loop {
+                match try_imds(opts).await {
+                    Ok(ident) => break ident,
+                    Err(reason) => {
+                        tracing::warn!(endpoint = %opts.imds_endpoint, %reason, attempt, retry_in_ms = delay.as_millis() as u64, "IMDS did not give the instance identity; not ready until it does");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                        attempt += 1;
+                    }
+                }
             }
         }
     };
@@ -154,7 +176,8 @@ mod tests {
             availability_zone: Some("local-a".into()),
             // Would hang if contacted: TEST-NET-1 address, never routed.
             imds_endpoint: "http://192.0.2.1".into(),
-            deadline: Duration::from_secs(5),
+            local: false,
+            attempt_deadline: Duration::from_secs(5),
         };
         let started = std::time::Instant::now();
         let id = resolve(&opts).await;

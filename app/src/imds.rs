@@ -1,134 +1,60 @@
-//! Minimal EC2 instance metadata (IMDSv2) client.
+//! EC2 instance metadata (IMDSv2) through the AWS SDK's client (`aws_config::imds`).
 //!
 //! IMDSv2 is session based: `PUT /latest/api/token` with
-//! `X-aws-ec2-metadata-token-ttl-seconds` returns a token, which then goes in
-//! `X-aws-ec2-metadata-token` on every `GET /latest/meta-data/...`. The token
-//! is cached and renewed shortly before it expires; a `401` (token revoked or
-//! expired early) drops the cached token and retries once with a fresh one.
-//! Timeouts are short: the caller bounds the whole lookup to about a second.
+//! `X-aws-ec2-metadata-token-ttl-seconds` returns a token (and its lifetime in the same header),
+//! which then goes in `X-aws-ec2-metadata-token` on every `GET /latest/meta-data/...`. The SDK's
+//! client caches the token and renews it 120 s before it expires (so a token shorter than that is
+//! fetched for every request) and retries 5xx and 401 answers. It is the app's only IMDS client;
+//! the SDK's credential chain uses the same implementation for the instance role.
+//!
+//! Timeouts are short (300 ms connect, 800 ms per read): the caller retries a failed lookup with
+//! backoff on a fresh client (see [`crate::identity`]), which also drops a token the service no
+//! longer accepts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::Mutex;
+pub use aws_config::imds::client::error::ImdsError;
+pub use aws_config::imds::Client;
 
 /// Header carrying the requested token lifetime on `PUT /latest/api/token`.
 pub const TTL_HEADER: &str = "X-aws-ec2-metadata-token-ttl-seconds";
 /// Header carrying the session token on metadata requests.
 pub const TOKEN_HEADER: &str = "X-aws-ec2-metadata-token";
+/// Where IMDS answers on EC2.
+pub const DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
 
-/// Errors from the metadata service.
-#[derive(Debug, thiserror::Error)]
-pub enum ImdsError {
-    /// Transport failure (connection refused, timeout, ...).
-    #[error("IMDS request failed: {0}")]
-    Http(#[from] reqwest::Error),
-    /// The service answered with an unexpected status.
-    #[error("IMDS answered {status} for {path}")]
-    Status { status: u16, path: String },
+/// Client for `endpoint` (e.g. `http://169.254.169.254`) with 6 h tokens.
+pub fn client(endpoint: &str) -> Result<Client, String> {
+    client_with_ttl(endpoint, Duration::from_secs(21_600))
 }
 
-#[derive(Debug, Clone)]
-struct CachedToken {
-    value: String,
-    renew_at: Instant,
+/// Client requesting tokens that live `ttl` (IMDS accepts 1 s ..= 6 h).
+pub fn client_with_ttl(endpoint: &str, ttl: Duration) -> Result<Client, String> {
+    let config = aws_config::provider_config::ProviderConfig::default()
+        .with_http_client(crate::aws::http_client());
+    Ok(Client::builder()
+        .configure(&config)
+        .endpoint(endpoint)
+        .map_err(|e| format!("IMDS endpoint {endpoint:?}: {e}"))?
+        .token_ttl(ttl.clamp(Duration::from_secs(1), Duration::from_secs(21_600)))
+        .connect_timeout(Duration::from_millis(300))
+        .read_timeout(Duration::from_millis(800))
+        .max_attempts(2)
+        .build())
 }
 
-/// IMDSv2 client with a cached, auto-renewed session token.
-#[derive(Debug)]
-pub struct ImdsClient {
-    base: String,
-    http: reqwest::Client,
-    ttl: Duration,
-    token: Mutex<Option<CachedToken>>,
+/// `GET /latest/meta-data/{path}`, trimmed.
+pub async fn get_metadata(client: &Client, path: &str) -> Result<String, ImdsError> {
+    let path = format!("/latest/meta-data/{}", path.trim_start_matches('/'));
+    Ok(client.get(path).await?.as_ref().trim().to_string())
 }
 
-impl ImdsClient {
-    /// Client for `endpoint` (e.g. `http://169.254.169.254`) with 6 h tokens.
-    pub fn new(endpoint: &str) -> Self {
-        Self::with_ttl(endpoint, Duration::from_secs(21_600))
-    }
+/// The instance id (`i-...`).
+pub async fn instance_id(client: &Client) -> Result<String, ImdsError> {
+    get_metadata(client, "instance-id").await
+}
 
-    /// Client requesting tokens that live `ttl` (IMDS accepts 1 s ..= 6 h).
-    pub fn with_ttl(endpoint: &str, ttl: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(300))
-            .timeout(Duration::from_millis(800))
-            .no_proxy()
-            .build()
-            .expect("reqwest client builds with static settings");
-        Self {
-            base: endpoint.trim_end_matches('/').to_string(),
-            http,
-            ttl: ttl.clamp(Duration::from_secs(1), Duration::from_secs(21_600)),
-            token: Mutex::new(None),
-        }
-    }
-
-    /// A valid session token, fetching a new one when none is cached or the
-    /// cached one is about to expire (renewed after 80 % of its lifetime).
-    pub async fn token(&self) -> Result<String, ImdsError> {
-        let mut guard = self.token.lock().await;
-        if let Some(t) = guard.as_ref() {
-            if Instant::now() < t.renew_at {
-                return Ok(t.value.clone());
-            }
-        }
-        let requested_at = Instant::now();
-        let resp = self
-            .http
-            .put(format!("{}/latest/api/token", self.base))
-            .header(TTL_HEADER, self.ttl.as_secs().to_string())
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            return Err(ImdsError::Status {
-                status: resp.status().as_u16(),
-                path: "/latest/api/token".into(),
-            });
-        }
-        let value = resp.text().await?.trim().to_string();
-        let renew_at = requested_at + self.ttl.mul_f64(0.8);
-        *guard = Some(CachedToken { value: value.clone(), renew_at });
-        Ok(value)
-    }
-
-    /// Drop the cached token so the next call fetches a fresh one.
-    pub async fn invalidate(&self) {
-        *self.token.lock().await = None;
-    }
-
-    /// `GET /latest/meta-data/{path}`, retrying once with a new token on 401.
-    pub async fn get_metadata(&self, path: &str) -> Result<String, ImdsError> {
-        let path = format!("/latest/meta-data/{}", path.trim_start_matches('/'));
-        for attempt in 0..2 {
-            let token = self.token().await?;
-            let resp = self
-                .http
-                .get(format!("{}{}", self.base, path))
-                .header(TOKEN_HEADER, token)
-                .send()
-                .await?;
-            let status = resp.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
-                tracing::debug!(%path, "IMDS token rejected, fetching a new one");
-                self.invalidate().await;
-                continue;
-            }
-            if !status.is_success() {
-                return Err(ImdsError::Status { status: status.as_u16(), path });
-            }
-            return Ok(resp.text().await?.trim().to_string());
-        }
-        unreachable!("loop returns on the second attempt")
-    }
-
-    /// The instance id (`i-...`).
-    pub async fn instance_id(&self) -> Result<String, ImdsError> {
-        self.get_metadata("instance-id").await
-    }
-
-    /// The availability zone (e.g. `eu-west-1a`).
-    pub async fn availability_zone(&self) -> Result<String, ImdsError> {
-        self.get_metadata("placement/availability-zone").await
-    }
+/// The availability zone (e.g. `eu-west-1a`).
+pub async fn availability_zone(client: &Client) -> Result<String, ImdsError> {
+    get_metadata(client, "placement/availability-zone").await
 }

@@ -1,7 +1,7 @@
 //! `app`: the web service orch deploys behind its load balancer.
 //!
 //! It shows which instance answered (EC2 instance id + availability zone,
-//! resolved via IMDSv2 with overrides and a local fallback) and proves a
+//! resolved via IMDSv2, or given explicitly) and proves a
 //! working database (a message read on every request, a per-instance hit
 //! counter persisted periodically). See `docs/app.md` for the design.
 //!
@@ -9,6 +9,7 @@
 //! stack (error pages, security headers, access log, panic catching,
 //! request timeout, body limit) to any `Router<AppState>`.
 
+pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod db;
@@ -21,6 +22,7 @@ pub mod imds;
 pub mod logging;
 pub mod pages;
 pub mod probe;
+pub mod secret;
 pub mod server;
 pub mod state;
 

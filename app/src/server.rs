@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::db::{redact, Db};
+use crate::secret::SecretSource;
 use crate::state::AppState;
 
 /// Connection-level settings.
@@ -97,14 +98,29 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Resolve identity, open the pool, start background tasks, serve until a
-/// signal, then flush the hit counter and close the pool.
+/// Open the pool (credentials from the secret when `DATABASE_SECRET_ARN` is set), start serving at
+/// once (liveness), resolve the identity in the background and then start the database tasks;
+/// serve until a signal, then flush the hit counter and close the pool.
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let identity = crate::identity::resolve(&config.identity_options()).await;
-    let db = Db::connect_lazy(&config.db_options())?;
-    tracing::info!(db = db.kind().as_str(), url = %redact(&config.database_url), "database configured");
-    let state = AppState::new(identity, db, config.http_settings());
-    let background = state.spawn_background(Duration::from_millis(config.hits_flush_ms.max(10)));
+    let mut db = Db::connect_lazy(&config.db_options())?;
+    match config.database_secret_arn.as_deref().filter(|s| !s.is_empty()) {
+        Some(arn) => {
+            let sdk = crate::aws::sdk_config().await;
+            db = db.with_secret(&config.database_url, SecretSource::new(&sdk, arn))?;
+            tracing::info!(db = db.kind().as_str(), url = %redact(&config.database_url), secret = %arn, "database configured; credentials from the secret");
+        }
+        None => {
+            tracing::info!(db = db.kind().as_str(), url = %redact(&config.database_url), "database configured")
+        }
+    }
+    let state = AppState::unidentified(db, config.http_settings());
+    let identity_opts = config.identity_options();
+    let flush_every = Duration::from_millis(config.hits_flush_ms.max(10));
+    let st = state.clone();
+    let background = tokio::spawn(async move {
+        st.set_identity(crate::identity::resolve(&identity_opts).await);
+        st.spawn_background(flush_every)
+    });
 
     let listener = TcpListener::bind(config.listen_addr()).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
@@ -114,7 +130,13 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     };
     serve(listener, crate::router(state.clone()), opts, shutdown_signal()).await?;
 
-    background.abort();
+    if background.is_finished() {
+        if let Ok(tasks) = background.await {
+            tasks.abort();
+        }
+    } else {
+        background.abort();
+    }
     if state.is_db_ready() {
         match tokio::time::timeout(Duration::from_secs(2), state.flush_hits()).await {
             Ok(Ok(total)) => tracing::info!(hits = total, "hit counter flushed"),

@@ -1,14 +1,14 @@
 //! Shared application state and its background tasks.
 //!
-//! `AppState` is cheap to clone (one `Arc`). It owns the resolved identity,
-//! the database pool, the in-memory hit counter, the message cache and a
-//! "schema ready" flag.
-//! Until migrations have succeeded, data routes answer 503; a background
-//! task keeps retrying them with back-off, so the app can start before its
-//! database and recovers by itself.
+//! `AppState` is cheap to clone (one `Arc`). It owns the identity (set once
+//! it is known: see [`crate::identity`]), the database pool, the in-memory
+//! hit counter, the message cache and a "schema ready" flag.
+//! Until the identity is known and migrations have succeeded, data routes
+//! answer 503; a background task keeps retrying migrations with back-off, so
+//! the app can start before its database and recovers by itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -42,7 +42,7 @@ impl Default for HttpSettings {
 
 #[derive(Debug)]
 struct Inner {
-    identity: Identity,
+    identity: OnceLock<Identity>,
     db: Db,
     hits: HitCounter,
     messages: MessageCache,
@@ -74,11 +74,19 @@ impl Background {
 }
 
 impl AppState {
+    /// State with a known identity.
     pub fn new(identity: Identity, db: Db, http: HttpSettings) -> Self {
+        let state = Self::unidentified(db, http);
+        state.set_identity(identity);
+        state
+    }
+
+    /// State whose identity is set later ([`set_identity`](Self::set_identity)).
+    pub fn unidentified(db: Db, http: HttpSettings) -> Self {
         let (ready_tx, _) = watch::channel(false);
         Self {
             inner: Arc::new(Inner {
-                identity,
+                identity: OnceLock::new(),
                 db,
                 hits: HitCounter::new(),
                 messages: MessageCache::new(http.message_ttl),
@@ -89,8 +97,14 @@ impl AppState {
         }
     }
 
-    pub fn identity(&self) -> &Identity {
-        &self.inner.identity
+    /// The identity, once known.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.inner.identity.get()
+    }
+
+    /// Record the identity (the first call wins).
+    pub fn set_identity(&self, identity: Identity) {
+        let _ = self.inner.identity.set(identity);
     }
 
     pub fn db(&self) -> &Db {
@@ -122,16 +136,21 @@ impl AppState {
     /// Apply migrations, create/load this instance's hit row, mark ready.
     pub async fn prepare_db(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.inner.db.migrate().await?;
-        self.flush_hits().await?;
+        if self.identity().is_some() {
+            self.flush_hits().await?;
+        }
         self.inner.messages.refresh(&self.inner.db).await?;
         self.inner.ready.store(true, Ordering::Release);
         self.inner.ready_tx.send_replace(true);
         Ok(())
     }
 
-    /// Persist pending hits now; returns the stored total.
+    /// Persist pending hits now; returns the stored total (0 while the identity is unknown).
     pub async fn flush_hits(&self) -> Result<u64, sqlx::Error> {
-        self.inner.hits.flush(&self.inner.db, &self.inner.identity.instance_id).await
+        match self.identity() {
+            Some(id) => self.inner.hits.flush(&self.inner.db, &id.instance_id).await,
+            None => Ok(0),
+        }
     }
 
     /// Wait until [`prepare_db`](Self::prepare_db) succeeded, up to `timeout`.

@@ -24,11 +24,19 @@ start_postgres() {
   local as_pg=(runuser -u postgres --)
   [ "$(id -u)" = 0 ] || as_pg=()
   "${as_pg[@]}" "$bin/initdb" -A trust -U postgres -D "$SERVICES_DIR/pg/data" >/dev/null
+  # Members of the group `pwauth` must authenticate with a password (the credential-rotation tests in
+  # app/tests/secret.rs create such roles); every other role stays trusted. First match wins.
+  local hba="$SERVICES_DIR/pg/data/pg_hba.conf"
+  { echo "host all +pwauth 127.0.0.1/32 scram-sha-256"; cat "$hba"; } >"$hba.new"
+  cat "$hba.new" >"$hba" && rm -f "$hba.new"
   "${as_pg[@]}" "$bin/pg_ctl" -D "$SERVICES_DIR/pg/data" -l "$SERVICES_DIR/pg/log" -w \
     -o "-p $PG_PORT -k $SERVICES_DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE ROLE orch LOGIN PASSWORD 'orch' CREATEDB" >/dev/null
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE orch OWNER orch" >/dev/null
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE ROLE pwauth NOLOGIN" >/dev/null
   export ORCH_TEST_PG_URL="postgres://orch:orch@127.0.0.1:$PG_PORT/orch"
+  # Superuser (trusted on 127.0.0.1): creates per-test roles and changes their passwords.
+  export ORCH_TEST_PG_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/orch"
   PG_STOP=("${as_pg[@]}" "$bin/pg_ctl" -D "$SERVICES_DIR/pg/data" -m immediate stop)
 }
 

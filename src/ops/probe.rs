@@ -1,5 +1,7 @@
-//! A live probe of the environment's URL. Against an emulated cloud (an `AWS_ENDPOINT_URL*`
-//! override is set) the load balancer names are fake, so only loopback URLs are probed there.
+//! A live probe of the environment's URL, and of the app's readiness behind it (`GET /readyz` as
+//! JSON: whether an instance reaches its database, and if not the reason it gives, e.g. refused
+//! credentials). Against an emulated cloud (an `AWS_ENDPOINT_URL*` override is set) the load
+//! balancer names are fake, so only loopback URLs are probed there.
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,61 @@ pub async fn get(url: &str) -> Probe {
     }
 }
 
+/// What `GET <url>/readyz` said: the status and the app's own detail (never a secret: the app
+/// only ever puts a fixed phrase there).
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub url: String,
+    pub status: Option<u16>,
+    pub detail: Option<String>,
+    pub error: Option<String>,
+}
+
+/// `GET <base>/readyz` with `Accept: application/json`, through the load balancer (one instance).
+pub async fn readiness(base: &str) -> Readiness {
+    let url = format!("{}/readyz", base.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(3))
+        .danger_accept_invalid_certs(true)
+        .build();
+    let sent = match client {
+        Ok(c) => c.get(&url).header("accept", "application/json").send().await,
+        Err(e) => return Readiness { url, status: None, detail: None, error: Some(e.to_string()) },
+    };
+    match sent {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            let detail = ["detail", "db"]
+                .iter()
+                .find_map(|k| body.get(*k).and_then(|v| v.as_str()).map(str::to_string));
+            Readiness { url, status: Some(status), detail, error: None }
+        }
+        Err(e) => {
+            Readiness { url, status: None, detail: None, error: Some(super::cloud::describe(&e)) }
+        }
+    }
+}
+
+/// The `database` row: ready, or not ready with the app's reason.
+pub fn database_row(r: &Readiness) -> Row {
+    let detail = r.detail.as_deref().unwrap_or("no detail");
+    match r.status {
+        Some(code) if (200..300).contains(&code) => {
+            Row::ok("database", format!("ready ({detail})"))
+        }
+        Some(code) => {
+            Row::bad("database", format!("not ready: {detail} ({} answered {code})", r.url))
+        }
+        None => Row::bad(
+            "database",
+            format!("{} did not answer: {}", r.url, r.error.as_deref().unwrap_or("?")),
+        ),
+    }
+    .data(r)
+}
+
 /// The status row for a probe.
 pub fn row(p: &Probe) -> Row {
     match (p.status, &p.error) {
@@ -96,5 +153,19 @@ mod tests {
         assert_eq!(row(&p(Some(200), None)).level, Level::Ok);
         assert_eq!(row(&p(Some(503), None)).level, Level::Bad);
         assert_eq!(row(&p(None, Some("refused"))).level, Level::Bad);
+    }
+
+    #[test]
+    fn database_row_names_the_reason() {
+        let r = |status, detail: &str| Readiness {
+            url: "https://x/readyz".into(),
+            status,
+            detail: Some(detail.into()),
+            error: None,
+        };
+        assert_eq!(database_row(&r(Some(200), "postgres")).level, Level::Ok);
+        let bad = database_row(&r(Some(503), "database refused the credentials (SQLSTATE 28P01)"));
+        assert_eq!(bad.level, Level::Bad);
+        assert!(bad.summary.contains("refused the credentials"), "{}", bad.summary);
     }
 }

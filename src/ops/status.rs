@@ -56,7 +56,17 @@ pub async fn gather(
             Some(url) => probe::row(&probe::get(url).await),
         }
     };
-    let (fleet, cert, delegation, live) = tokio::join!(fleet, cert, delegation, live);
+    let database = async {
+        match rec.output("url") {
+            None => Row::error("database", "no url output recorded"),
+            Some(url) if !probe::allowed(url, emulated()) => {
+                Row::skipped("database", format!("{url}readyz not probed (emulated cloud)"))
+            }
+            Some(url) => probe::database_row(&probe::readiness(url).await),
+        }
+    };
+    let (fleet, cert, delegation, live, database) =
+        tokio::join!(fleet, cert, delegation, live, database);
 
     let mut rows = vec![deployment_row(&rec)];
     rows.extend(fleet);
@@ -65,6 +75,7 @@ pub async fn gather(
     rows.push(delegation);
     rows.push(judge::image(rec.digest(), record::latest_built(&build_dir).as_deref()));
     rows.push(live);
+    rows.push(database);
     let verdict = if Report::worst(&rows) >= Level::Bad { "degraded" } else { "healthy" };
     Ok(Report { env: stack.name.clone(), kind: "status", verdict, rows })
 }

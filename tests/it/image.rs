@@ -252,6 +252,8 @@ fn the_binary_unpacked_from_the_image_starts_and_answers_healthz() {
         .env("PORT", port.to_string())
         .env("BIND", "127.0.0.1");
     cmd.env("DATABASE_URL", format!("sqlite://{}/app.db?mode=rwc", scratch.path().display()));
+    // An explicit local run: the app never asks the real metadata service from here.
+    cmd.env("LOCAL_IDENTITY", "1");
     cmd.current_dir(&image.rootfs)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

@@ -422,9 +422,16 @@ async fn status_exits_1_when_a_zone_has_no_healthy_instance() {
     }
     assert_eq!(row(&report, "instances")["data"]["instances"].as_array().unwrap().len(), 2);
     // Everything else is healthy, read concurrently from the same record.
-    for check in
-        ["deployment", "instances", "targets", "certificate", "cert-wiring", "delegation", "probe"]
-    {
+    for check in [
+        "deployment",
+        "instances",
+        "targets",
+        "certificate",
+        "cert-wiring",
+        "delegation",
+        "probe",
+        "database",
+    ] {
         assert_eq!(level(&report, check), "ok", "{check}: {report:#}");
     }
     assert!(row(&report, "probe")["summary"].as_str().unwrap().contains("answered 200"));
@@ -461,6 +468,7 @@ async fn status_degrades_on_a_certificate_expiring_within_30_days_and_never_prob
     assert!((8..=10).contains(&days), "{days}");
     // The ALB name from an emulator is not probed at all.
     assert_eq!(level(&report, "probe"), "skipped");
+    assert_eq!(level(&report, "database"), "skipped");
 }
 
 #[tokio::test(flavor = "multi_thread")]
