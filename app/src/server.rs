@@ -110,7 +110,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
             tracing::info!(db = db.kind().as_str(), url = %redact(&config.database_url), secret = %arn, "database configured; credentials from the secret");
         }
         None => {
-            tracing::info!(db = db.kind().as_str(), url = %redact(&config.database_url), "database configured")
+            tracing::info!(db = db.kind().as_str(), url = %redact(&config.database_url), "database configured");
         }
     }
     let state = AppState::unidentified(db, config.http_settings());

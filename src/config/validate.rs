@@ -302,7 +302,10 @@ fn health(s: &Stack, out: &mut Problems) {
 fn backend(s: &Stack, out: &mut Problems) {
     match (&s.pulumi, s.target) {
         (None, Target::Aws) => {
-            out.add("pulumi", "aws environments need `pulumi.backend` (s3://bucket or file://path)");
+            out.add(
+                "pulumi",
+                "aws environments need `pulumi.backend` (s3://bucket or file://path)",
+            );
         }
         (Some(p), _) => {
             let ok = p.backend.strip_prefix("s3://").is_some_and(is_bucket)

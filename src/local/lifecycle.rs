@@ -322,7 +322,9 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outco
             p.progress(&format!("stopped the load balancer, the supervisor and {n} instance(s)"));
         }
         Tier::Stopped { cleaned } if cleaned > 0 => {
-            p.progress(&format!("the tier was not running; stopped {cleaned} leftover process(es)"));
+            p.progress(&format!(
+                "the tier was not running; stopped {cleaned} leftover process(es)"
+            ));
         }
         Tier::Stopped { .. } => p.progress("the local tier is not running"),
     }
