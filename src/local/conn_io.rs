@@ -16,12 +16,29 @@ use tokio::time::{Instant, Sleep};
 
 use super::proxy::Lb;
 
-/// The automatic answers hyper writes for a head it cannot parse: their start, and the status.
+/// The automatic answers hyper writes for a head it cannot parse: their status line and status.
+/// Only the headers `connection`, `content-length: 0` and `date` follow, and no body.
 const AUTOMATIC: [(&[u8], u16); 3] = [
-    (b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n", 400),
-    (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n", 431),
-    (b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\n", 414),
+    (b"HTTP/1.1 400 Bad Request\r\n", 400),
+    (b"HTTP/1.1 431 Request Header Fields Too Large\r\n", 431),
+    (b"HTTP/1.1 414 URI Too Long\r\n", 414),
 ];
+
+/// Is `buf` one of hyper's automatic answers? Its status, if so.
+fn automatic(buf: &[u8]) -> Option<u16> {
+    let &(line, status) = AUTOMATIC.iter().find(|(line, _)| buf.starts_with(line))?;
+    let headers = buf.get(line.len()..)?.strip_suffix(b"\r\n\r\n")?;
+    let mut zero_length = false;
+    for header in headers.split(|&b| b == b'\n') {
+        let header = header.strip_suffix(b"\r").unwrap_or(header).to_ascii_lowercase();
+        if header == b"content-length: 0" {
+            zero_length = true;
+        } else if !header.starts_with(b"connection: ") && !header.starts_with(b"date: ") {
+            return None;
+        }
+    }
+    zero_length.then_some(status)
+}
 
 /// The stream of one client connection.
 pub struct ConnIo<S> {
@@ -91,12 +108,7 @@ impl<S: AsyncWrite + Unpin> ConnIo<S> {
 
     /// `buf` is one of hyper's automatic answers: remember our page instead.
     fn intercept(&mut self, buf: &[u8]) -> bool {
-        let Some(&(_, status)) = AUTOMATIC.iter().find(|(start, _)| buf.starts_with(start)) else {
-            return false;
-        };
-        if !buf.ends_with(b"\r\n\r\n") {
-            return false;
-        }
+        let Some(status) = automatic(buf) else { return false };
         self.replacement = Some(self.lb.raw_error_page(status, self.https));
         true
     }
@@ -174,5 +186,24 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
         ready!(this.drain(cx))?;
         let polled = Pin::new(&mut this.inner).poll_shutdown(cx);
         this.progress(polled, cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hypers_bare_answers_are_recognised() {
+        let bare = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\ndate: Mon, 30 Nov 2026 20:03:47 GMT\r\n\r\n";
+        assert_eq!(automatic(bare), Some(400));
+        let bare = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(automatic(bare), Some(431));
+        let app =
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/html\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(automatic(app), None);
+        let with_body = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 5\r\n\r\n";
+        assert_eq!(automatic(with_body), None);
+        assert_eq!(automatic(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"), None);
     }
 }
