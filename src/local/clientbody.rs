@@ -69,12 +69,15 @@ impl ClientBodyError {
 pub struct ClientBody {
     inner: Incoming,
     idle: Duration,
-    deadline: Pin<Box<Sleep>>,
+    /// Armed when the body first has to wait (a request without a body never allocates it).
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// The last frame's arrival: the deadline is `idle` after it.
+    last: Option<Instant>,
 }
 
 impl ClientBody {
     pub fn new(inner: Incoming, idle: Duration) -> Self {
-        ClientBody { inner, idle, deadline: Box::pin(tokio::time::sleep(idle)) }
+        ClientBody { inner, idle, deadline: None, last: None }
     }
 }
 
@@ -89,16 +92,23 @@ impl Body for ClientBody {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let next = Instant::now() + this.idle;
-                this.deadline.as_mut().reset(next);
+                this.last = Some(Instant::now());
+                if let Some(deadline) = this.deadline.as_mut() {
+                    deadline.as_mut().reset(Instant::now() + this.idle);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ClientBodyError::classify(&e)))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(ClientBodyError::Stalled))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let at = this.last.unwrap_or_else(Instant::now) + this.idle;
+                let deadline =
+                    this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(ClientBodyError::Stalled))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
