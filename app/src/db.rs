@@ -255,18 +255,37 @@ impl Db {
     }
 }
 
-/// `url` with any password replaced by `***`, for logs.
+/// `url` with any password replaced by `***`, for logs: the userinfo's (`user:pw@`) and the value
+/// of any query parameter whose name holds "password" (`?password=`, `&sslpassword=`).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
+            let creds = &base[s + 3..at];
             match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
+                Some(c) => format!("{}{}:***{}", &base[..s + 3], &creds[..c], &base[at..]),
+                None => base.to_string(),
             }
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                    format!("{key}=***")
+                }
+                _ => param.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 #[cfg(test)]
@@ -277,6 +296,15 @@ mod tests {
     fn redacts_password() {
         assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact("sqlite://app.db"), "sqlite://app.db");
+        assert_eq!(
+            redact("postgres://h:5432/db?user=u&password=secret&sslmode=require"),
+            "postgres://h:5432/db?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("postgresql://u:pw@h/db?PassWord=x&sslpassword=y"),
+            "postgresql://u:***@h/db?PassWord=***&sslpassword=***"
+        );
+        assert_eq!(redact("sqlite:///a.db?mode=rwc"), "sqlite:///a.db?mode=rwc");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Active health checks: one task per registered instance probes the stack's liveness path every
 //! `interval_seconds` (every 200 ms until its first pass, so a booting instance joins quickly) and
 //! moves it in and out of service after `healthy_threshold` / `unhealthy_threshold` results in a row.
+//! A probe this process could not even make (out of file descriptors) proves nothing about the
+//! instance and is not counted: a flood of sockets on the listeners never makes instances unhealthy.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use hyper::{Request, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
+use super::limits::is_exhaustion;
 use super::pool::Target;
 use crate::config::HealthCheck;
 
@@ -54,17 +57,22 @@ impl Checker {
         Checker { client, settings: Arc::new(settings) }
     }
 
-    /// One probe: a 2xx answer within the timeout passes.
-    pub async fn probe(&self, target: &Target) -> bool {
+    /// One probe: a 2xx answer within the timeout passes; `None` when this process could not
+    /// make it (out of descriptors).
+    pub async fn probe(&self, target: &Target) -> Option<bool> {
         let Ok(uri) = format!("http://{}{}", target.addr, self.settings.path).parse::<Uri>() else {
-            return false;
+            return Some(false);
         };
         let Ok(req) =
             Request::get(uri).header("user-agent", "orch-health-check").body(Empty::new())
         else {
-            return false;
+            return Some(false);
         };
-        matches!(tokio::time::timeout(self.settings.timeout, self.client.request(req)).await, Ok(Ok(resp)) if resp.status().is_success())
+        match tokio::time::timeout(self.settings.timeout, self.client.request(req)).await {
+            Ok(Ok(resp)) => Some(resp.status().is_success()),
+            Ok(Err(e)) if local_exhaustion(&e) => None,
+            _ => Some(false),
+        }
     }
 
     /// Check `target` until it is deregistered.
@@ -72,13 +80,31 @@ impl Checker {
         let checker = self.clone();
         tokio::spawn(async move {
             while !target.is_removed() {
-                let passed = checker.probe(&target).await;
                 let s = &checker.settings;
-                if target.record_check(passed, s.healthy_threshold, s.unhealthy_threshold) {
-                    tracing::info!(instance = %target.id, healthy = target.is_healthy(), "health changed");
+                match checker.probe(&target).await {
+                    Some(passed) => {
+                        if target.record_check(passed, s.healthy_threshold, s.unhealthy_threshold) {
+                            tracing::info!(instance = %target.id, healthy = target.is_healthy(), "health changed");
+                        }
+                    }
+                    None => {
+                        tracing::warn!(instance = %target.id, "health probe not made: out of file descriptors");
+                    }
                 }
                 tokio::time::sleep(if target.has_booted() { s.interval } else { BOOT_PROBE }).await;
             }
         })
     }
+}
+
+/// Is `e` (or a cause of it) this process running out of descriptors?
+fn local_exhaustion(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err.downcast_ref::<std::io::Error>().is_some_and(is_exhaustion) {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }

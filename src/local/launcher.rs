@@ -1,6 +1,8 @@
 //! Starting and stopping instances. [`Launcher`] is the seam: [`ProcessLauncher`] runs the app's
 //! entrypoint as a child process with the instance's identity, zone, address and database in its
-//! environment (output to `.orch/local/instances/<id>.log`); tests can launch anything else.
+//! environment (output to `.orch/local/instances/<id>.log`); tests can launch anything else. The
+//! log of a terminated instance moves to `instances/retired/`, where only the newest
+//! [`RETIRED_LOGS_KEPT`] stay: a crash loop cannot fill the disk with logs.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -30,9 +32,14 @@ pub trait Instance: Send {
     fn stop(&mut self, hard: bool);
 }
 
+/// Logs of terminated instances kept (the newest ones).
+pub const RETIRED_LOGS_KEPT: usize = 8;
+
 /// Launches instances.
 pub trait Launcher: Send + Sync {
     fn launch(&self, spec: &LaunchSpec) -> std::io::Result<Box<dyn Instance>>;
+    /// The instance `id` is gone for good: clean up after it (its log).
+    fn retire(&self, _id: &str) {}
 }
 
 /// Runs the release's program per instance.
@@ -64,6 +71,31 @@ impl Launcher for ProcessLauncher {
             .stderr(log)
             .spawn()?;
         Ok(Box::new(Process { child, done: false }))
+    }
+
+    fn retire(&self, id: &str) {
+        let retired = self.log_dir.join("retired");
+        let name = format!("{id}.log");
+        if std::fs::create_dir_all(&retired).is_err()
+            || std::fs::rename(self.log_dir.join(&name), retired.join(&name)).is_err()
+        {
+            let _ = std::fs::remove_file(self.log_dir.join(&name));
+            return;
+        }
+        prune(&retired, RETIRED_LOGS_KEPT);
+    }
+}
+
+/// Remove all but the `keep` most recently modified files of `dir`.
+fn prune(dir: &std::path::Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    for (_, path) in files.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -142,5 +174,19 @@ mod tests {
         assert!(inst.exited());
         assert!(inst.pid().is_none());
         inst.stop(true);
+    }
+
+    #[test]
+    fn retired_logs_are_pruned_to_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let launcher = ProcessLauncher { env: vec![], log_dir: dir.path().into() };
+        for k in 0..RETIRED_LOGS_KEPT + 5 {
+            let id = format!("i-{k:017x}");
+            std::fs::write(dir.path().join(format!("{id}.log")), "x").unwrap();
+            launcher.retire(&id);
+        }
+        let left = std::fs::read_dir(dir.path().join("retired")).unwrap().count();
+        assert_eq!(left, RETIRED_LOGS_KEPT);
+        assert!(!dir.path().join("i-00000000000000000.log").exists());
     }
 }

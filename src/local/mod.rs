@@ -4,10 +4,16 @@
 //! zone drill drive it through the files under `.orch/<env>/` (see docs/local.md).
 pub mod accesslog;
 pub mod artifact;
+pub mod backoff;
+pub mod clientbody;
+mod conn_io;
 pub mod control;
+pub mod headers;
 pub mod health;
 pub mod launcher;
 mod lifecycle;
+pub mod limits;
+mod listen;
 pub mod pages;
 pub mod pool;
 pub mod proxy;

@@ -68,6 +68,12 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
                 "zone {} ({avail}): {} instance(s), {} healthy",
                 zone.name, zone.instances, zone.healthy
             ));
+            if zone.launch_failures > 0 {
+                p.data(&format!(
+                    "  launches failing: {} in a row, next attempt in {:.1} s (backoff)",
+                    zone.launch_failures, zone.backoff_seconds
+                ));
+            }
             for i in state.instances.iter().filter(|i| i.zone == zone.name) {
                 let health = match (i.healthy, i.in_grace) {
                     (true, _) => "healthy",

@@ -171,7 +171,8 @@ impl Supervisor {
         if let Some(step) = r.step.as_ref().filter(|s| !new.contains(&s.new_id)) {
             ids.push(step.new_id.clone());
         }
-        let logs = ids.iter().map(|id| format!("instances/{id}.log")).collect::<Vec<_>>();
+        // Reaped instances' logs are kept under instances/retired/ (Launcher::retire).
+        let logs = ids.iter().map(|id| format!("instances/retired/{id}.log")).collect::<Vec<_>>();
         let reason = format!(
             "release {} rolled back: {why}; read {} under the tier's folder",
             r.to.id,

@@ -11,6 +11,7 @@ use super::accesslog::AccessLog;
 use super::control;
 use super::health::{Checker, HealthSettings};
 use super::launcher::Launcher;
+use super::limits::{self, Limits};
 use super::pages::Pages;
 use super::pool::Pool;
 use super::proxy::Lb;
@@ -57,6 +58,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
         .map_err(|e| LocalError::io(cfg.paths.access_log(), e))?;
     let _ = std::fs::remove_file(cfg.paths.control());
 
+    let nofile = limits::raise_nofile();
+    let lb_limits = Limits::from_env(nofile);
+    tracing::info!(nofile, ?lb_limits, "load balancer limits");
     let pool = Arc::new(Pool::default());
     let lb = Arc::new(Lb::new(
         pool.clone(),
@@ -64,6 +68,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
         log,
         cfg.https_port,
         UPSTREAM_TIMEOUT,
+        lb_limits,
     ));
     let listeners = [
         tokio::spawn(lb.clone().serve_http(http)),

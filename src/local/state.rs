@@ -78,6 +78,12 @@ pub struct ZoneView {
     pub available: bool,
     pub instances: u32,
     pub healthy: u32,
+    /// Failed launches in a row in this zone (crash loop), 0 when launches succeed.
+    #[serde(default)]
+    pub launch_failures: u32,
+    /// Seconds before the supervisor launches in this zone again (exponential backoff).
+    #[serde(default)]
+    pub backoff_seconds: f64,
 }
 
 /// What the running supervisor writes every tick.

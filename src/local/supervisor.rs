@@ -2,11 +2,15 @@
 //! taken down by the drill, asks [`crate::placement::plan`] what to do and does it: launches on a
 //! free address of the zone's loopback range (registering the instance with the load balancer and
 //! its health checker) and terminates gracefully (deregister first, then SIGTERM, SIGKILL after 5 s).
+//! Brakes: launches in a zone whose launches keep failing wait (exponential backoff, `backoff`),
+//! at most [`MAX_REPLACEMENTS_PER_TICK`] unhealthy instances are replaced per tick, and a failed
+//! launch names its real cause (out of descriptors is not "no free address").
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::backoff::Backoff;
 use super::health::Checker;
 use super::launcher::{new_instance_id, Instance, LaunchSpec, Launcher};
 use super::pool::{Pool, Target};
@@ -19,6 +23,9 @@ use crate::placement::{self, Action, Observed, ZoneState};
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Events kept for `status`.
 const EVENTS_KEPT: usize = 30;
+/// Unhealthy instances terminated (and replaced) per tick at most; the others wait for the next
+/// ticks, so a fault that makes every instance look unhealthy at once cannot replace them all.
+pub const MAX_REPLACEMENTS_PER_TICK: usize = 1;
 
 /// A zone and the first three octets of its loopback /24.
 #[derive(Debug, Clone)]
@@ -46,6 +53,13 @@ pub struct Fleet {
     pub grace: Duration,
 }
 
+/// Why a launch could not start an instance.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("checking that {addr} is free: {source}")]
+    Probe { addr: SocketAddr, source: std::io::Error },
+}
+
 pub(super) struct Running {
     pub(super) target: Arc<Target>,
     pub(super) process: Box<dyn Instance>,
@@ -65,6 +79,7 @@ pub struct Supervisor {
     pub(super) stopping: Vec<(Box<dyn Instance>, Instant)>,
     zones_down: BTreeSet<String>,
     events: Vec<String>,
+    backoff: Backoff,
     /// The release new instances run.
     pub(super) release: Arc<Release>,
     /// The release being rolled out, instance by instance.
@@ -104,6 +119,7 @@ impl Supervisor {
             stopping: vec![],
             zones_down: BTreeSet::new(),
             events: vec![],
+            backoff: Backoff::default(),
             release: Arc::new(release),
             rollout: None,
             release_view,
@@ -156,6 +172,7 @@ impl Supervisor {
             if !r.process.exited() {
                 self.stopping.push((r.process, Instant::now()));
             }
+            self.launcher.retire(id);
             self.event(format!("{id} ({}) {why}", r.target.zone));
         }
     }
@@ -168,7 +185,24 @@ impl Supervisor {
             .filter_map(|r| r.process.exited().then(|| r.target.id.clone()))
             .collect();
         for id in exited {
+            if let Some(r) = self.running.iter().find(|r| r.target.id == id) {
+                if !r.target.has_booted() {
+                    let zone = r.target.zone.clone();
+                    let wait = self.backoff.failed(&zone);
+                    self.reap(&id, &format!("exited before passing a health check; next launch in {zone} in {wait:?}"));
+                    continue;
+                }
+            }
             self.reap(&id, "exited");
+        }
+        let healthy_zones: BTreeSet<String> = self
+            .running
+            .iter()
+            .filter(|r| r.target.is_healthy())
+            .map(|r| r.target.zone.clone())
+            .collect();
+        for zone in &healthy_zones {
+            self.backoff.succeeded(zone);
         }
         self.stopping.retain_mut(|(p, since)| {
             if p.exited() {
@@ -193,7 +227,7 @@ impl Supervisor {
                 available: !self.zones_down.contains(&z.name),
             })
             .collect();
-        let actions = placement::plan(self.desired, &zones, &self.observed());
+        let actions = placement::plan(self.desired, &zones, &self.braked(self.observed()));
         for action in &actions {
             match action {
                 Action::Terminate { id, reason } => {
@@ -203,10 +237,11 @@ impl Supervisor {
                     }
                     self.reap(id, &format!("terminated ({reason:?})"));
                 }
-                Action::Launch { zone } => {
+                Action::Launch { zone } if self.backoff.ready(zone) => {
                     let release = self.release.clone();
                     self.launch(zone, release);
                 }
+                Action::Launch { .. } => {}
             }
         }
         actions
@@ -224,6 +259,21 @@ impl Supervisor {
             .collect()
     }
 
+    /// What the plan sees: unhealthy instances past their grace beyond the first
+    /// [`MAX_REPLACEMENTS_PER_TICK`] look as if still in grace, so this tick neither terminates
+    /// nor replaces them.
+    fn braked(&self, mut observed: Vec<Observed>) -> Vec<Observed> {
+        let mut replacing = 0;
+        for o in observed.iter_mut().filter(|o| !o.healthy && !o.in_grace) {
+            if self.zones_down.contains(&o.zone) {
+                continue;
+            }
+            replacing += 1;
+            o.in_grace = replacing > MAX_REPLACEMENTS_PER_TICK;
+        }
+        observed
+    }
+
     /// Launch an instance of `release` in `zone_name`; its id, or None when the launch failed.
     pub(super) fn launch(&mut self, zone_name: &str, release: Arc<Release>) -> Option<String> {
         if self.zones_down.contains(zone_name) {
@@ -231,12 +281,21 @@ impl Supervisor {
             return None;
         }
         let zone = self.zones.iter().find(|z| z.name == zone_name).cloned()?;
-        let Some(addr) = self.free_addr(&zone) else {
-            self.event(format!(
-                "launch in {zone_name} failed: no free address in {}.{}.{}.0/24",
-                zone.prefix[0], zone.prefix[1], zone.prefix[2]
-            ));
-            return None;
+        let addr = match self.free_addr(&zone) {
+            Ok(Some(addr)) => addr,
+            Ok(None) => {
+                let wait = self.backoff.failed(zone_name);
+                self.event(format!(
+                    "launch in {zone_name} failed: no free address in {}.{}.{}.0/24; retry in {wait:?}",
+                    zone.prefix[0], zone.prefix[1], zone.prefix[2]
+                ));
+                return None;
+            }
+            Err(e) => {
+                let wait = self.backoff.failed(zone_name);
+                self.event(format!("launch in {zone_name} failed: {e}; retry in {wait:?}"));
+                return None;
+            }
         };
         let spec = LaunchSpec { id: new_instance_id(), zone: zone.name.clone(), addr, release };
         match self.launcher.launch(&spec) {
@@ -252,22 +311,36 @@ impl Supervisor {
                 Some(spec.id)
             }
             Err(e) => {
-                self.event(format!("launch in {zone_name} failed: {e}"));
+                let wait = self.backoff.failed(zone_name);
+                self.event(format!(
+                    "launch in {zone_name} failed: starting the instance: {e}; retry in {wait:?}"
+                ));
                 None
             }
         }
     }
 
     /// The first address of the zone's range (hosts .2 to .254, base port then the next ones) that
-    /// no instance uses and that can be bound right now.
-    fn free_addr(&self, zone: &Zone) -> Option<SocketAddr> {
+    /// no instance uses and that can be bound right now. An error other than the address being
+    /// taken (out of descriptors, for one) ends the search: it is the launch's real cause.
+    fn free_addr(&self, zone: &Zone) -> Result<Option<SocketAddr>, LaunchError> {
         let used: Vec<SocketAddr> = self.running.iter().map(|r| r.target.addr).collect();
         let [a, b, c] = zone.prefix;
-        (0..16u16).filter_map(|k| self.base_port.checked_add(k)).find_map(|port| {
-            (2..=254u8)
-                .map(|host| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, host), port)))
-                .find(|addr| !used.contains(addr) && std::net::TcpListener::bind(addr).is_ok())
-        })
+        for port in (0..16u16).filter_map(|k| self.base_port.checked_add(k)) {
+            for host in 2..=254u8 {
+                let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, host), port));
+                if used.contains(&addr) {
+                    continue;
+                }
+                match std::net::TcpListener::bind(addr) {
+                    Ok(_) => return Ok(Some(addr)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {}
+                    Err(source) => return Err(LaunchError::Probe { addr, source }),
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Stop every instance (SIGTERM, then SIGKILL after `grace`).
@@ -315,11 +388,16 @@ impl Supervisor {
         let observed = self.observed();
         let zones = placement::zone_health(&names, &observed)
             .into_iter()
-            .map(|z| ZoneView {
-                available: !self.zones_down.contains(&z.zone),
-                name: z.zone,
-                instances: z.instances,
-                healthy: z.healthy,
+            .map(|z| {
+                let (launch_failures, backoff_seconds) = self.backoff.view(&z.zone);
+                ZoneView {
+                    available: !self.zones_down.contains(&z.zone),
+                    name: z.zone,
+                    instances: z.instances,
+                    healthy: z.healthy,
+                    launch_failures,
+                    backoff_seconds,
+                }
             })
             .collect();
         let balanced =

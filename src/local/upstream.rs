@@ -2,31 +2,41 @@
 //! `SendRequest` handles per target. A request takes the most recently used idle connection (or
 //! dials a new one: TCP_NODELAY, 1 s connect timeout); the handle goes back on the stack when the
 //! response body has been read to its end, so a connection never carries two requests at once.
+//! A connection idle for [`IDLE_TIMEOUT`] is dropped instead of reused: shorter than the app's
+//! keep-alive (its 5 s header-read timeout), so the LB never writes to a connection the app is
+//! closing. A failure is classified: the instance's (connection), the client's (its body), or
+//! this process's (out of descriptors) — only the first may mark the instance suspect.
 //! This replaces hyper-util's legacy client, which parses a URI, looks up a keyed pool and spawns a
 //! task per request to hand the connection back (see docs/local.md, "Benchmark").
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
+use hyper::client::conn::TrySendError;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::clientbody::{ClientBody, ClientBodyError};
+use super::limits::is_exhaustion;
 use super::pool::Target;
 use super::workers;
 
 /// What goes upstream: a buffered body (idempotent requests, replayable) or the client's own stream.
-pub type UpBody = Either<Full<Bytes>, Incoming>;
+pub type UpBody = Either<Full<Bytes>, ClientBody>;
 type Sender = http1::SendRequest<UpBody>;
 
 /// Idle connections kept per instance (more are closed when they come back).
 const MAX_IDLE: usize = 512;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Idle upstream connections older than this are closed, not reused (the app closes its idle
+/// keep-alive connections after 5 s).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Separate idle stacks per load-balancer worker thread (indexed modulo this), so a connection is
 /// reused on the thread whose runtime drives it.
@@ -35,7 +45,7 @@ const SLOTS: usize = 8;
 /// The idle connections to one instance, one stack per worker.
 #[derive(Default)]
 pub struct Conns {
-    idle: [Mutex<Vec<Sender>>; SLOTS],
+    idle: [Mutex<Vec<(Sender, Instant)>>; SLOTS],
 }
 
 impl std::fmt::Debug for Conns {
@@ -45,25 +55,47 @@ impl std::fmt::Debug for Conns {
 }
 
 impl Conns {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Sender>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Sender, Instant)>> {
         self.idle[workers::current() % SLOTS]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+    /// The most recently used idle connection; when it has been idle too long, so have all the
+    /// ones below it: they are all closed.
     fn pop(&self) -> Option<Sender> {
-        self.lock().pop()
+        let mut idle = self.lock();
+        let (sender, since) = idle.pop()?;
+        if since.elapsed() < IDLE_TIMEOUT {
+            return Some(sender);
+        }
+        idle.clear();
+        None
     }
     fn push(&self, sender: Sender) {
         let mut idle = self.lock();
         if idle.len() < MAX_IDLE {
-            idle.push(sender);
+            idle.push((sender, Instant::now()));
         }
     }
 }
 
-/// Connecting failed or the connection broke before a response head arrived.
-#[derive(Debug)]
-pub struct Broken;
+/// Why no response head came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Connecting failed or the connection broke before a response head arrived: the instance's.
+    Broken,
+    /// The client's body failed (framing, hang-up, no progress): the client's.
+    Client(ClientBodyError),
+    /// This process could not open a connection (out of descriptors): nobody's instance.
+    Exhausted,
+}
+
+fn failed<R>(e: &TrySendError<R>) -> SendError {
+    match ClientBodyError::find(e.error()) {
+        Some(client) => SendError::Client(client),
+        None => SendError::Broken,
+    }
+}
 
 /// Send `req` to `target` over an idle connection or a new one. A request that an idle connection
 /// could not even start writing (it was closed meanwhile) moves on to the next one, so a stale
@@ -71,7 +103,7 @@ pub struct Broken;
 pub async fn send(
     target: &Arc<Target>,
     mut req: Request<UpBody>,
-) -> Result<Response<Returning>, Broken> {
+) -> Result<Response<Returning>, SendError> {
     while let Some(mut sender) = target.conns.pop() {
         if sender.is_closed() || (!sender.is_ready() && sender.ready().await.is_err()) {
             continue;
@@ -80,23 +112,25 @@ pub async fn send(
             Ok(resp) => return Ok(returning(resp, sender, target)),
             Err(mut e) => match e.take_message() {
                 Some(unsent) => req = unsent,
-                None => return Err(Broken),
+                None => return Err(failed(&e)),
             },
         }
     }
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr)).await
     {
         Ok(Ok(stream)) => stream,
-        _ => return Err(Broken),
+        Ok(Err(e)) if is_exhaustion(&e) => return Err(SendError::Exhausted),
+        _ => return Err(SendError::Broken),
     };
     let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|_| Broken)?;
+    let (mut sender, conn) =
+        http1::handshake(TokioIo::new(stream)).await.map_err(|_| SendError::Broken)?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
     match sender.try_send_request(req).await {
         Ok(resp) => Ok(returning(resp, sender, target)),
-        Err(_) => Err(Broken),
+        Err(e) => Err(failed(&e)),
     }
 }
 

@@ -29,31 +29,32 @@ pub fn count() -> usize {
     }
 }
 
-/// Handles to the running workers.
-pub struct Workers {
-    queues: Vec<mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+/// Handles to the running workers; `E` travels with each connection (its slot in the listener's
+/// connection cap).
+pub struct Workers<E> {
+    queues: Vec<mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr, E)>>,
     next: usize,
 }
 
-impl Workers {
-    /// Start `n` workers; each runs `handle(stream, peer)` as a task on its own thread for every
-    /// connection handed to it.
+impl<E: Send + 'static> Workers<E> {
+    /// Start `n` workers; each runs `handle(stream, peer, extra)` as a task on its own thread for
+    /// every connection handed to it.
     pub fn start<F, Fut>(n: usize, handle: F) -> std::io::Result<Self>
     where
-        F: Fn(TcpStream, SocketAddr) -> Fut + Clone + Send + 'static,
+        F: Fn(TcpStream, SocketAddr, E) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let mut queues = Vec::with_capacity(n);
         for index in 0..n {
-            let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+            let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr, E)>();
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let handle = handle.clone();
             std::thread::Builder::new().name(format!("lb-worker-{index}")).spawn(move || {
                 INDEX.with(|i| i.set(index));
                 runtime.block_on(async move {
-                    while let Some((stream, peer)) = rx.recv().await {
+                    while let Some((stream, peer, extra)) = rx.recv().await {
                         if let Ok(stream) = TcpStream::from_std(stream) {
-                            tokio::spawn(handle(stream, peer));
+                            tokio::spawn(handle(stream, peer, extra));
                         }
                     }
                 });
@@ -68,14 +69,15 @@ impl Workers {
         &mut self,
         stream: TcpStream,
         peer: SocketAddr,
-    ) -> Option<(TcpStream, SocketAddr)> {
+        extra: E,
+    ) -> Option<(TcpStream, SocketAddr, E)> {
         if self.queues.is_empty() {
-            return Some((stream, peer));
+            return Some((stream, peer, extra));
         }
         let Ok(stream) = stream.into_std() else { return None };
         let k = self.next % self.queues.len();
         self.next = self.next.wrapping_add(1);
-        let _ = self.queues[k].send((stream, peer));
+        let _ = self.queues[k].send((stream, peer, extra));
         None
     }
 }

@@ -5,6 +5,7 @@ mod check;
 mod cli;
 mod config;
 mod deploy;
+mod hostile;
 mod image;
 mod local;
 mod ops;

@@ -87,7 +87,7 @@ async fn a_new_release_rolls_out_without_a_failed_request_and_a_bad_one_rolls_ba
     let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("rolled back") && stderr.contains("instances/i-"), "{stderr}");
+    assert!(stderr.contains("rolled back") && stderr.contains("instances/retired/i-"), "{stderr}");
     assert!(stderr.contains("health checks"), "{stderr}");
     wait_for(&tier, Duration::from_secs(15), "back to the previous release, healthy", |s| {
         s["healthy"] == true && releases(s) == BTreeSet::from([second.clone()])

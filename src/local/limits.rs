@@ -1,0 +1,137 @@
+//! What the load balancer bounds, and the values: how long each connection state may last (TLS
+//! handshake, request head, keep-alive idle, request body progress), how many connections each
+//! listener holds at once, and how long the accept loops pause after an error such as EMFILE.
+//! The connection caps follow the process's file-descriptor limit (raised to its hard limit at
+//! start, like HAProxy does): a reserve stays free for health checks, the supervisor, logs and
+//! `state.json`, so a flood of sockets never starves them. docs/local.md explains the choices.
+//! `ORCH_LB_*` variables override the values (the tests shorten the timeouts with them).
+use std::time::Duration;
+
+/// File descriptors kept out of the listeners' reach (health probes, launches, logs, state).
+const FD_RESERVE: u64 = 64;
+
+/// The load balancer's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// TLS handshake, from accept to the first request byte being readable.
+    pub tls_handshake: Duration,
+    /// A whole request head; also how long a keep-alive connection may sit idle (hyper's
+    /// `header_read_timeout` runs from the end of the previous response).
+    pub head: Duration,
+    /// Request body progress: no byte for this long → 408.
+    pub body_idle: Duration,
+    /// A buffered (idempotent, ≤ 1 MiB) request body must arrive whole within this → 408; a
+    /// trickle of one byte every few seconds cannot hold a connection forever.
+    pub body_buffered: Duration,
+    /// Response progress: a client that takes no byte of its response for this long is dropped.
+    pub send_idle: Duration,
+    /// Concurrent connections on the HTTPS listener (each also holds an upstream connection).
+    pub https_conns: usize,
+    /// Concurrent connections on the HTTP (redirect) listener.
+    pub http_conns: usize,
+    /// Pause of an accept loop after an accept error (EMFILE, ENFILE, ENOBUFS...).
+    pub accept_backoff: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            tls_handshake: Duration::from_secs(10),
+            head: Duration::from_secs(10),
+            body_idle: Duration::from_secs(10),
+            body_buffered: Duration::from_secs(30),
+            send_idle: Duration::from_secs(30),
+            https_conns: 10_000,
+            http_conns: 1_000,
+            accept_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, overridden by `ORCH_LB_{TLS,HEAD,BODY,SEND}_TIMEOUT_MS`, `ORCH_LB_BODY_TOTAL_MS`,
+    /// `ORCH_LB_MAX_{HTTPS,HTTP}_CONNS`, then capped by the file-descriptor budget `nofile`.
+    pub fn from_env(nofile: u64) -> Self {
+        let ms = |var: &str, default: Duration| {
+            env_u64(var).filter(|v| *v > 0).map(Duration::from_millis).unwrap_or(default)
+        };
+        let d = Limits::default();
+        let limits = Limits {
+            tls_handshake: ms("ORCH_LB_TLS_TIMEOUT_MS", d.tls_handshake),
+            head: ms("ORCH_LB_HEAD_TIMEOUT_MS", d.head),
+            body_idle: ms("ORCH_LB_BODY_TIMEOUT_MS", d.body_idle),
+            body_buffered: ms("ORCH_LB_BODY_TOTAL_MS", d.body_buffered),
+            send_idle: ms("ORCH_LB_SEND_TIMEOUT_MS", d.send_idle),
+            https_conns: env_u64("ORCH_LB_MAX_HTTPS_CONNS").map_or(d.https_conns, to_usize),
+            http_conns: env_u64("ORCH_LB_MAX_HTTP_CONNS").map_or(d.http_conns, to_usize),
+            accept_backoff: d.accept_backoff,
+        };
+        limits.within_fds(nofile)
+    }
+
+    /// Caps that fit `nofile` descriptors: after the reserve, a quarter for the HTTP listener (one
+    /// descriptor per connection) and the rest for HTTPS (two: the client and the upstream).
+    pub fn within_fds(mut self, nofile: u64) -> Self {
+        let budget = nofile.saturating_sub(FD_RESERVE);
+        let http = to_usize((budget / 4).max(1));
+        let https = to_usize((budget.saturating_sub(budget / 4) / 2).max(1));
+        self.http_conns = self.http_conns.clamp(1, http);
+        self.https_conns = self.https_conns.clamp(1, https);
+        self
+    }
+}
+
+fn env_u64(var: &str) -> Option<u64> {
+    std::env::var(var).ok().and_then(|v| v.trim().parse().ok())
+}
+
+fn to_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+/// Raise the soft file-descriptor limit to the hard one (at most 1 << 20) and return the limit in
+/// force. A lowered hard limit (`prlimit --nofile=200`) stays what it is.
+pub fn raise_nofile() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) => {
+            let want = hard.min(1 << 20);
+            if want > soft && setrlimit(Resource::RLIMIT_NOFILE, want, hard).is_ok() {
+                want
+            } else {
+                soft
+            }
+        }
+        Err(_) => 1024,
+    }
+}
+
+/// Is this error the process or the system running out of descriptors (or buffers)?
+pub fn is_exhaustion(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EMFILE | nix::libc::ENFILE | nix::libc::ENOBUFS | nix::libc::ENOMEM)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_follow_the_descriptor_budget() {
+        let l = Limits::default().within_fds(200);
+        assert_eq!((l.http_conns, l.https_conns), (34, 51));
+        assert!(l.http_conns + 2 * l.https_conns + FD_RESERVE as usize <= 200);
+        let l = Limits::default().within_fds(1 << 20);
+        assert_eq!((l.http_conns, l.https_conns), (1_000, 10_000));
+        let l = Limits::default().within_fds(10);
+        assert_eq!((l.http_conns, l.https_conns), (1, 1));
+    }
+
+    #[test]
+    fn emfile_is_exhaustion_refused_is_not() {
+        assert!(is_exhaustion(&std::io::Error::from_raw_os_error(nix::libc::EMFILE)));
+        assert!(!is_exhaustion(&std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+    }
+}

@@ -1,0 +1,145 @@
+//! The load balancer's two listeners and what bounds them. Each accept loop first takes a slot of
+//! its listener's connection cap (a semaphore; at the cap, new connections wait in the kernel's
+//! backlog and cost no descriptor) and pauses after an accept error (EMFILE, ENFILE...) instead of
+//! spinning. Every connection state is bounded in time: the TLS handshake, the request head and
+//! keep-alive idle (hyper's `header_read_timeout`), the request body's progress (`clientbody`)
+//! and a client that stops reading its response (`conn_io`). See `limits` for the values.
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::conn_io::ConnIo;
+use super::headers;
+use super::proxy::{Lb, Seen};
+use super::workers::{self, Workers};
+
+/// A slot of a listener's connection cap, held as long as the connection lives.
+type Slot = OwnedSemaphorePermit;
+
+/// Accept connections on `listener` forever, at most `cap` at once, and hand each to `handle`.
+async fn accept_loop<F>(listener: TcpListener, cap: usize, lb: &Lb, mut handle: F)
+where
+    F: FnMut(TcpStream, SocketAddr, Slot),
+{
+    let slots = Arc::new(Semaphore::new(cap));
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                handle(stream, peer, slot);
+            }
+            Err(e) => {
+                if last_warning.is_none_or(|t| t.elapsed().as_secs() >= 5) {
+                    tracing::warn!(
+                        "accept on {:?} failed: {e}; pausing {:?}",
+                        listener.local_addr().ok(),
+                        lb.limits.accept_backoff
+                    );
+                    last_warning = Some(Instant::now());
+                }
+                drop(slot);
+                tokio::time::sleep(lb.limits.accept_backoff).await;
+            }
+        }
+    }
+}
+
+impl Lb {
+    /// Serve HTTPS on `listener` until the task is aborted: connections are spread over one
+    /// single-threaded worker per core (see `workers`).
+    pub async fn serve_https(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+    ) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let (lb, tls_acceptor) = (self.clone(), acceptor.clone());
+        let workers = Workers::start(workers::count(), move |stream, peer, slot| {
+            lb.clone().serve_tls(stream, peer, tls_acceptor.clone(), slot)
+        });
+        let mut workers = match workers {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!("starting the load balancer's workers: {e}");
+                return;
+            }
+        };
+        let cap = self.limits.https_conns;
+        accept_loop(listener, cap, &self.clone(), |stream, peer, slot| {
+            if let Some((stream, peer, slot)) = workers.dispatch(stream, peer, slot) {
+                tokio::spawn(self.clone().serve_tls(stream, peer, acceptor.clone(), slot));
+            }
+        })
+        .await;
+    }
+
+    /// One HTTPS client connection: the TLS handshake, then HTTP/1.1 keep-alive requests.
+    async fn serve_tls(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        acceptor: tokio_rustls::TlsAcceptor,
+        _slot: Slot,
+    ) {
+        let Ok(Ok(tls)) =
+            tokio::time::timeout(self.limits.tls_handshake, acceptor.accept(stream)).await
+        else {
+            return;
+        };
+        let io = ConnIo::new(tls, self.clone(), true);
+        let service = hyper::service::service_fn(move |req| {
+            let lb = self.clone();
+            async move { Ok::<_, Infallible>(lb.forward(req, peer).await) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(io.head_timeout())
+            .serve_connection(TokioIo::new(io), service)
+            .await;
+    }
+
+    /// Serve the HTTP → HTTPS redirect on `listener` until the task is aborted.
+    pub async fn serve_http(self: Arc<Self>, listener: TcpListener) {
+        let cap = self.limits.http_conns;
+        accept_loop(listener, cap, &self.clone(), |stream, peer, slot| {
+            tokio::spawn(self.clone().serve_redirects(stream, peer, slot));
+        })
+        .await;
+    }
+
+    /// One HTTP client connection: every request answered 301 (400 without a proper Host).
+    async fn serve_redirects(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, _slot: Slot) {
+        let io = ConnIo::new(stream, self.clone(), false);
+        let head_timeout = io.head_timeout();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let lb = self.clone();
+            async move {
+                let started = Instant::now();
+                let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                let seen = Seen { method: req.method(), path, peer, started };
+                let resp = if headers::host_ok(req.version(), req.headers()) {
+                    let resp = headers::redirect(&req, lb.https_port);
+                    lb.record(&seen, resp.status(), None, false);
+                    resp
+                } else {
+                    lb.error_page(&seen, StatusCode::BAD_REQUEST, false)
+                };
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(head_timeout)
+            .serve_connection(TokioIo::new(io), service)
+            .await;
+    }
+}
