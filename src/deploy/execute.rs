@@ -45,17 +45,20 @@ pub async fn up<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
         super::observe::observe(run.project, run.stack, run.aws, run.store, steps, run.printer)
             .await?;
     let plan = super::plan::plan(run.stack, &observed, run.force, run.force_unlock);
-    execute(run, steps, &plan).await
+    execute(run, steps, &plan, observed.image, observed.ami).await
 }
 
 /// Run the steps of `plan` in order, matching on each; those after the lock step run under the
 /// deploy lock, which is released at the end whatever happens. Each step re-reads before it writes,
 /// so a rerun converges. A refused step (other than the lock, which `lock::acquire` judges with
-/// `--force-unlock` and stale holders in mind) stops the run before anything changes.
+/// `--force-unlock` and stale holders in mind) stops the run before anything changes. `image` and
+/// `ami`, when the observation already produced them, are not built or read a second time.
 pub async fn execute<S: Steps>(
     run: &Run<'_>,
     steps: &S,
     plan: &Plan,
+    image: Option<ImageRef>,
+    ami: Option<super::ami::Ami>,
 ) -> Result<Outcome, OrchError> {
     let p = run.printer;
     if let Some(s) = plan.steps.iter().find(|s| s.action == Action::Refuse && s.kind != Kind::Lock)
@@ -63,7 +66,7 @@ pub async fn execute<S: Steps>(
         return Err(DeployError::Refused(format!("{}: {}", s.name, s.detail)).into());
     }
     let at = plan.steps.iter().position(|s| s.kind == Kind::Lock).unwrap_or(0);
-    let mut cx = Cx::default();
+    let mut cx = Cx { image, ami, ..Cx::default() };
     for step in &plan.steps[..at] {
         run_step(run, steps, step, &mut cx).await?;
     }
@@ -152,12 +155,18 @@ async fn run_step<S: Steps>(
             cx.program = Some(program);
         }
         Kind::Image => {
-            let image = steps.image(run.project, stack, p).await?;
+            let image = match cx.image.take() {
+                Some(image) => image,
+                None => steps.image(run.project, stack, p).await?,
+            };
             p.progress(&format!("✓ image {}", image.uri));
             cx.image = Some(image);
         }
         Kind::Ami => {
-            let ami = super::ami::resolve(&aws.ssm, stack).await?;
+            let ami = match cx.ami.take() {
+                Some(ami) => ami,
+                None => super::ami::resolve(&aws.ssm, stack).await?,
+            };
             p.progress(&format!("✓ AMI {} ({})", ami.id, ami.source));
             cx.ami = Some(ami);
         }
