@@ -195,10 +195,10 @@ pub fn launch_template_changed(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rec() -> Record {
+    pub(crate) fn rec() -> Record {
         Record {
             env: "dev".into(),
             revision: "abc".into(),

@@ -26,7 +26,9 @@ pub async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
             && live
                 .as_ref()
                 .is_some_and(|l| l.time == rec.time && l.image_digest == rec.image_digest);
-        rows.push((rec.time.clone(), row(name, &rec, destroyed, is_live)));
+        // Ordered by the instant, not the text: records from before millisecond stamps sort too.
+        let at = chrono::DateTime::parse_from_rfc3339(&rec.time).ok();
+        rows.push((at, row(name, &rec, destroyed, is_live)));
     }
     rows.sort_by(|a, b| b.0.cmp(&a.0));
     Ok(rows.into_iter().map(|(_, r)| r).collect())
@@ -98,4 +100,30 @@ pub async fn rollback(
         force_unlock: false,
     };
     execute::up(&run, &steps).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn two_releases_within_one_second_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Dir(dir.path().to_path_buf());
+        // The second sorts first by key ("…-aaaa" < "…-bbbb" is not the order they ran in).
+        for (time, digest) in [
+            ("2026-01-01T00:00:00.900Z", "sha256:bbbb"),
+            ("2026-01-01T00:00:00Z", "sha256:cccc"),
+            ("2026-01-01T00:00:01.100Z", "sha256:aaaa"),
+        ] {
+            let mut r = record::tests::rec();
+            r.time = time.into();
+            r.image_digest = digest.into();
+            record::save(&store, &r).await.unwrap();
+        }
+        let rows = list(&store, "dev").await.unwrap();
+        let digests: Vec<_> = rows.iter().map(|r| r.digest.as_str()).collect();
+        assert_eq!(digests, ["sha256:aaaa", "sha256:bbbb", "sha256:cccc"]);
+        assert!(rows[0].live && !rows[1].live);
+    }
 }
