@@ -36,6 +36,7 @@ TYPES = {
     "aws-native:iam:Role": "AWS::IAM::Role",
     "aws-native:iam:InstanceProfile": "AWS::IAM::InstanceProfile",
     "aws-native:autoscaling:AutoScalingGroup": "AWS::AutoScaling::AutoScalingGroup",
+    "aws-native:autoscaling:ScalingPolicy": "AWS::AutoScaling::ScalingPolicy",
     "aws-native:rds:DbInstance": "AWS::RDS::DBInstance",
     "aws-native:rds:DbSubnetGroup": "AWS::RDS::DBSubnetGroup",
     "aws-native:logs:LogGroup": "AWS::Logs::LogGroup",

@@ -18,6 +18,7 @@ pub mod project;
 pub mod pulumi;
 pub mod render;
 pub mod runner;
+pub mod scaling;
 pub mod verify;
 
 use clap::Parser;

@@ -15,6 +15,7 @@ const RESOURCES = [
   "ec2:SecurityGroupIngress", "ec2:SecurityGroupEgress", "ec2:LaunchTemplate",
   "elasticloadbalancingv2:LoadBalancer", "elasticloadbalancingv2:Listener", "elasticloadbalancingv2:ListenerRule",
   "elasticloadbalancingv2:TargetGroup", "iam:Role", "iam:InstanceProfile", "autoscaling:AutoScalingGroup",
+  "autoscaling:ScalingPolicy",
   "rds:DbInstance", "rds:DbSubnetGroup", "logs:LogGroup", "cloudwatch:Alarm",
 ];
 

@@ -48,6 +48,10 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     ("capacity-rebalance", "the group has capacity rebalancing on"),
     (
+        "asg-scaling-policy",
+        "a group whose max exceeds its min has a target tracking policy on ALBRequestCountPerTarget",
+    ),
+    (
         "target-health-check",
         "the target group probes the stack's liveness path at its interval and thresholds",
     ),
@@ -489,6 +493,7 @@ fn compute(cx: &mut Ctx, stack: &Stack) {
                 "attach the group to the target group",
             );
         }
+        scaling_policy(cx, &name, p, stack);
         if !is_true(p.get("capacityRebalance")) {
             cx.add(
                 "capacity-rebalance",
@@ -514,5 +519,44 @@ fn compute(cx: &mut Ctx, stack: &Stack) {
                 );
             }
         }
+    }
+}
+
+/// A group that may grow (max > min) needs a target tracking policy on its requests per target,
+/// aimed at the stack's `scaling.target_requests_per_minute`; otherwise nothing moves it.
+fn scaling_policy(cx: &mut Ctx, asg: &str, p: &Value, stack: &Stack) {
+    let (min, max) = (number(p.get("minSize")), number(p.get("maxSize")));
+    if max.zip(min).is_none_or(|(max, min)| max <= min) {
+        return;
+    }
+    let policies: Vec<_> = cx
+        .of("aws-native:autoscaling:ScalingPolicy")
+        .into_iter()
+        .filter(|(_, sp)| ref_root(sp.get("autoScalingGroupName")).as_deref() == Some(asg))
+        .collect();
+    let want = stack.scaling.as_ref().map(|s| i64::from(s.target_requests_per_minute));
+    let fits = |sp: &Value| {
+        text(sp.get("policyType")).as_deref() == Some("TargetTrackingScaling")
+            && text(get(
+                sp,
+                "targetTrackingConfiguration.predefinedMetricSpecification.predefinedMetricType",
+            ))
+            .as_deref()
+                == Some("ALBRequestCountPerTarget")
+            && get(sp, "targetTrackingConfiguration.predefinedMetricSpecification.resourceLabel")
+                .is_some()
+            && want.is_some_and(|w| {
+                number(get(sp, "targetTrackingConfiguration.targetValue")) == Some(w)
+            })
+    };
+    if !policies.iter().any(|(_, sp)| fits(sp)) {
+        cx.add(
+            "asg-scaling-policy",
+            rp(asg, "maxSize"),
+            match want {
+                None => format!("maxSize {} > minSize {}: add a `scaling` section to the stack file", max.unwrap_or(0), min.unwrap_or(0)),
+                Some(w) => format!("maxSize > minSize: add a TargetTrackingScaling policy on ALBRequestCountPerTarget (with its resourceLabel) targeting {w} for this group"),
+            },
+        );
     }
 }

@@ -40,6 +40,9 @@ pub struct Stack {
     #[serde(default)]
     pub protected: bool,
     pub instances: Instances,
+    /// Scaling on load between `instances.min` and `instances.max`; required when max > min.
+    #[serde(default)]
+    pub scaling: Option<Scaling>,
     #[serde(default)]
     pub health_check: HealthCheck,
     pub database: Database,
@@ -84,6 +87,33 @@ pub struct Instances {
     /// Extra environment of every instance (never secrets); a change is a new release.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+}
+
+/// Target tracking on requests per instance per minute (AWS: `ALBRequestCountPerTarget`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scaling {
+    /// Requests per instance per minute the group is kept near (the policy's target value).
+    pub target_requests_per_minute: u32,
+    /// Seconds after a scale-out before the next one; on AWS the policy's instance warmup.
+    #[serde(default = "default_scale_out_cooldown")]
+    pub scale_out_cooldown_seconds: u32,
+    /// Seconds after any scaling before a scale-in (local; AWS scales in on its own, gradually).
+    #[serde(default = "default_scale_in_cooldown")]
+    pub scale_in_cooldown_seconds: u32,
+    /// Local: the window the load balancer's request counter is averaged over (AWS: one minute).
+    #[serde(default = "default_scaling_window")]
+    pub window_seconds: u32,
+}
+
+fn default_scale_out_cooldown() -> u32 {
+    60
+}
+fn default_scale_in_cooldown() -> u32 {
+    300
+}
+fn default_scaling_window() -> u32 {
+    60
 }
 
 /// Amazon Linux 2023, x86_64: the AMI the user data is written for.

@@ -6,6 +6,7 @@ use super::{Engine, Problem, Stack, Target};
 pub fn validate(stack: &Stack) -> Vec<Problem> {
     let mut out = Problems::default();
     capacity(stack, &mut out);
+    scaling(stack, &mut out);
     zones(stack, &mut out);
     names(stack, &mut out);
     domain(stack, &mut out);
@@ -26,6 +27,31 @@ impl Problems {
             self.add(key, message);
         }
     }
+}
+
+fn scaling(s: &Stack, out: &mut Problems) {
+    // Whether a group whose max exceeds its min has a policy is `orch check`'s rule (on the program).
+    let Some(sc) = &s.scaling else { return };
+    out.check(
+        sc.target_requests_per_minute >= 1,
+        "scaling.target_requests_per_minute",
+        "must be at least 1",
+    );
+    out.check(
+        (1..=3600).contains(&sc.scale_out_cooldown_seconds),
+        "scaling.scale_out_cooldown_seconds",
+        "must be 1–3600",
+    );
+    out.check(
+        sc.scale_in_cooldown_seconds >= sc.scale_out_cooldown_seconds
+            && sc.scale_in_cooldown_seconds <= 3600,
+        "scaling.scale_in_cooldown_seconds",
+        format!(
+            "must be from scale_out_cooldown_seconds ({}) to 3600: scale in more slowly than out",
+            sc.scale_out_cooldown_seconds
+        ),
+    );
+    out.check((2..=600).contains(&sc.window_seconds), "scaling.window_seconds", "must be 2–600");
 }
 
 fn capacity(s: &Stack, out: &mut Problems) {

@@ -375,6 +375,7 @@ pub async fn serve(ctx: &Ctx<'_>, stack: &Stack) -> Result<Outcome, OrchError> {
             log_dir: paths.instances(),
         }),
         release,
+        scaling: crate::scaling::Policy::of(stack),
         paths,
     };
     serve::serve(cfg).await?;

@@ -4,6 +4,7 @@
 //! zone drill drive it through the files under `.orch/<env>/` (see docs/local.md).
 pub mod accesslog;
 pub mod artifact;
+pub mod autoscale;
 pub mod backoff;
 pub mod clientbody;
 mod conn_io;

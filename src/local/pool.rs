@@ -2,7 +2,7 @@
 //! the proxy (round robin over healthy targets, passive failure marking), the active health checker
 //! and the supervisor (registers and deregisters instances).
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -81,14 +81,25 @@ impl Target {
     }
 }
 
-/// The registered targets and the round-robin cursor.
+/// The registered targets, the round-robin cursor and the count of requests routed to the group.
 #[derive(Debug, Default)]
 pub struct Pool {
     targets: RwLock<Arc<Vec<Arc<Target>>>>,
     next: AtomicUsize,
+    requests: AtomicU64,
 }
 
 impl Pool {
+    /// Count a request routed to the group (what scaling measures, like ALB's `RequestCount`).
+    pub fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests routed to the group since the tier started.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     pub fn snapshot(&self) -> Arc<Vec<Arc<Target>>> {
         match self.targets.read() {
             Ok(t) => t.clone(),

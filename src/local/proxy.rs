@@ -71,6 +71,7 @@ impl Lb {
         let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         let body = ClientBody::new(body, self.limits.body_idle);
 
+        self.pool.count_request();
         let Some(first) = self.pool.pick(None) else {
             return self.error(&seen, StatusCode::SERVICE_UNAVAILABLE);
         };

@@ -39,6 +39,7 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
             "zones": state.zones,
             "instances": state.instances,
             "release": state.release,
+            "scaling": state.scaling,
             "events": state.events,
         }))?;
     } else {
@@ -62,6 +63,9 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
                 .unwrap_or_default(),
             r.reason.as_deref().map(|why| format!(" — {why}")).unwrap_or_default()
         ));
+        if let Some(sc) = &state.scaling {
+            p.data(&scaling_line(sc));
+        }
         for zone in &state.zones {
             let avail = if zone.available { "up" } else { "DOWN" };
             p.data(&format!(
@@ -94,6 +98,22 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
         }
     }
     Ok(Outcome::finding_if(!healthy))
+}
+
+/// `scaling: 310/1200 requests/instance/min (min 2, max 6); last: out 2 → 4 at … (why)`.
+fn scaling_line(sc: &super::autoscale::ScalingView) -> String {
+    let load = sc.load_per_instance.map_or_else(|| "measuring".into(), |l| format!("{l:.0}"));
+    let last = sc.last.as_ref().map_or_else(
+        || "no scaling yet".into(),
+        |d| {
+            let way = if d.direction == crate::scaling::Direction::Out { "out" } else { "in" };
+            format!("last: {way} {} → {} at {} ({})", d.from, d.to, d.at, d.reason)
+        },
+    );
+    format!(
+        "scaling: {load}/{:.0} requests/instance/min (min {}, max {}); {last}",
+        sc.target_per_instance, sc.min, sc.max
+    )
 }
 
 pub async fn zone(

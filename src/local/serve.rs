@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::accesslog::AccessLog;
+use super::autoscale::Autoscaler;
 use super::control;
 use super::health::{Checker, HealthSettings};
 use super::launcher::Launcher;
@@ -40,6 +41,8 @@ pub struct ServeConfig {
     pub launcher: Box<dyn Launcher>,
     /// The release the tier starts with.
     pub release: Release,
+    /// Scaling on load between min and max, when the stack asks for it.
+    pub scaling: Option<crate::scaling::Policy>,
 }
 
 async fn bind(port: u16) -> Result<TcpListener, LocalError> {
@@ -81,9 +84,18 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
         base_port: cfg.base_port,
         grace: cfg.grace,
     };
-    let mut sup =
-        Supervisor::new(fleet, pool, Checker::new(cfg.health.clone()), cfg.launcher, cfg.release)
-            .with_history(cfg.paths.releases());
+    let mut sup = Supervisor::new(
+        fleet,
+        pool.clone(),
+        Checker::new(cfg.health.clone()),
+        cfg.launcher,
+        cfg.release,
+    )
+    .with_history(cfg.paths.releases());
+    let mut scaler = cfg.scaling.map(|p| Autoscaler::new(p, std::time::Instant::now()));
+    // With scaling, the stack's `desired` is the starting capacity and the scaler owns it afterwards
+    // (as on AWS, where the group ignores later changes to `desiredCapacity`); without, a converging
+    // `orch up` sets it.
     let mut release_generation = 0;
     let started_at = chrono::Utc::now().to_rfc3339();
     let (http_url, https_url) = urls(cfg.http_port, cfg.https_port);
@@ -99,7 +111,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
             _ = term.recv() => break,
         }
         let ctl = control::read(&cfg.paths.control());
-        if let Some(desired) = ctl.desired {
+        if let Some(desired) = ctl.desired.filter(|_| scaler.is_none()) {
             sup.desired = desired;
         }
         sup.set_zones_down(&ctl.zones_down);
@@ -109,6 +121,18 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
         }
         sup.tick();
         let (instances, zones, balanced) = sup.views();
+        if let Some(scaler) = scaler.as_mut() {
+            let in_service = instances.iter().filter(|i| i.healthy).count() as u32;
+            let busy = sup.rollout.is_some();
+            let now = std::time::Instant::now();
+            if let Some(d) = scaler.tick(now, pool.requests(), in_service, sup.desired, busy) {
+                sup.desired = d.to;
+                sup.event(format!(
+                    "scale {:?}: desired {} → {} ({})",
+                    d.direction, d.from, d.to, d.reason
+                ));
+            }
+        }
         let snapshot = State {
             pid: std::process::id(),
             started_at: started_at.clone(),
@@ -124,6 +148,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
             control_generation: ctl.generation,
             events: sup.events().to_vec(),
             release: sup.release_view().clone(),
+            scaling: scaler.as_ref().map(Autoscaler::view),
         };
         if let Err(e) = state::write(&cfg.paths, &snapshot) {
             tracing::warn!("writing {}: {e}", cfg.paths.state().display());

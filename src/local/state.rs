@@ -109,6 +109,9 @@ pub struct State {
     pub events: Vec<String>,
     /// The release the supervisor targets and how its rollout stands.
     pub release: super::release::ReleaseView,
+    /// Scaling on load, when the stack has a `scaling` section.
+    #[serde(default)]
+    pub scaling: Option<super::autoscale::ScalingView>,
 }
 
 impl State {

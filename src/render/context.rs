@@ -58,6 +58,10 @@ pub fn context(stack: &Stack, page404: &str) -> Value {
             "desired": stack.instances.desired,
             "max": stack.instances.max,
         },
+        "scaling": stack.scaling.as_ref().map(|s| json!({
+            "target": s.target_requests_per_minute,
+            "warmup": s.scale_out_cooldown_seconds,
+        })),
         "health": {
             "path": stack.health_check.path,
             "interval": stack.health_check.interval_seconds,

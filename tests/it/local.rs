@@ -56,6 +56,17 @@ pub(crate) fn load(
     workers: usize,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    load_every(client, url, workers, Duration::from_millis(10), stop)
+}
+
+/// Load on `url` from `workers` clients, each pausing `pause` between requests, until `stop`.
+pub(crate) fn load_every(
+    client: reqwest::Client,
+    url: String,
+    workers: usize,
+    pause: Duration,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
     tokio::spawn(async move {
         let tasks: Vec<_> = (0..workers)
             .map(|_| {
@@ -67,7 +78,7 @@ pub(crate) fn load(
                             Ok(_) => ok += 1,
                             Err(e) => failed.push(e),
                         }
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        tokio::time::sleep(pause).await;
                     }
                     (ok, failed)
                 })

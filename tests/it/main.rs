@@ -11,4 +11,5 @@ mod local;
 mod ops;
 mod render;
 mod rollout;
+mod scaling;
 mod verify;

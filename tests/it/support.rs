@@ -105,7 +105,8 @@ impl Tier {
             .replace("http_port: 8080", &format!("http_port: {http}"))
             .replace("https_port: 8443", &format!("https_port: {https}"))
             .replace("port: 18080", &format!("port: {base}"));
-        scratch.write("stacks/local.yaml", &stack);
+        // Fixed capacity: the tests of other things must not see the group scale under their load.
+        scratch.write("stacks/local.yaml", &without_block(&stack, "scaling:"));
         Tier { scratch, http, https }
     }
 
@@ -135,6 +136,25 @@ impl Tier {
     pub fn ca(&self) -> PathBuf {
         self.scratch.path().join(".orch/local/tls/ca.pem")
     }
+}
+
+/// `yaml` without the top-level block that starts with the line `key` (and its indented lines).
+pub fn without_block(yaml: &str, key: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in yaml.lines() {
+        if line == key {
+            skipping = true;
+            continue;
+        }
+        if skipping && (line.starts_with(' ') || line.starts_with('#')) {
+            continue;
+        }
+        skipping = false;
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 impl Drop for Tier {
