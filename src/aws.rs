@@ -38,3 +38,36 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
         aws_sdk_s3::config::Builder::from(sdk).force_path_style(emulated()).build(),
     )
 }
+
+/// An AWS SDK failure as a person reads it: the causes' messages joined (no debug dump of the
+/// SDK's structs), or one sentence when no credentials were found. `-v` gives the SDK's full
+/// context as well.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut parts: Vec<String> = vec![];
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(CredentialsError::CredentialsNotLoaded(_)) = err.downcast_ref() {
+            return NO_CREDENTIALS.into();
+        }
+        let text = err.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    let short = parts.join(": ");
+    if tracing::enabled!(target: "orch", tracing::Level::DEBUG) {
+        format!("{short} [{e:?}]")
+    } else {
+        short
+    }
+}
+
+/// What [`describe`] says when the SDK's credential chain found nothing.
+pub const NO_CREDENTIALS: &str = "no AWS credentials found (tried the environment variables, the \
+     shared config and credentials files for the profile, web identity, the ECS container and \
+     instance metadata)";
+/// The next step for [`NO_CREDENTIALS`].
+pub const NO_CREDENTIALS_HINT: &str = "set AWS_PROFILE to a configured profile (or run `aws sso \
+     login` / `aws configure`), check with `aws sts get-caller-identity`, then rerun";

@@ -56,6 +56,8 @@ pub enum OrchError {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error(transparent)]
     Local(#[from] crate::local::LocalError),
     #[error("{message}")]
     Failed { message: String, hint: Option<String> },
@@ -85,6 +87,10 @@ impl OrchError {
             OrchError::Check(e) => Some(e.hint()),
             OrchError::Image(e) => e.hint(),
             OrchError::Usage(_) => Some("run `orch --help`".into()),
+            OrchError::Settings(e) => Some(format!(
+                "fix or unset {} (docs/operations.md lists every ORCH_* variable)",
+                e.var
+            )),
             OrchError::Failed { hint, .. } => hint.clone(),
             OrchError::Io { .. } => None,
             OrchError::Local(e) => Some(e.hint()),

@@ -5,6 +5,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod deploy;
 pub mod error;
 pub mod history;
@@ -19,6 +20,7 @@ pub mod pulumi;
 pub mod render;
 pub mod runner;
 pub mod scaling;
+pub mod settings;
 pub mod verify;
 
 use clap::Parser;
@@ -38,6 +40,11 @@ pub fn main_entry() -> ExitCode {
     };
     let printer = printer::Printer::new(cli.verbose, cli.quiet);
     printer.init_tracing();
+    if let Err(e) = settings::init() {
+        let err = OrchError::from(e);
+        printer.report(&err);
+        return ExitCode::from(err.exit_code());
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -27,7 +27,8 @@ impl Printer {
     /// Install the tracing subscriber on stderr; `-v` shows debug, `-vv` trace.
     pub fn init_tracing(&self) {
         let default = match self.verbose {
-            0 => "warn",
+            // Only orch's own warnings by default: the SDK's log lines are for `-v`.
+            0 => "orch=warn",
             1 => "orch=debug,info",
             _ => "trace",
         };
@@ -109,10 +110,17 @@ impl Printer {
     /// The one error report, printed at the top level.
     pub fn report(&self, err: &OrchError) {
         let label = if self.fancy { "\x1b[31merror\x1b[0m" } else { "error" };
-        eprintln!("{label}: {err}");
+        let mut said = err.to_string();
+        eprintln!("{label}: {said}");
+        // A cause whose text the report already carries (`{what}: {source}` variants) is not
+        // printed twice.
         let mut source = std::error::Error::source(err);
         while let Some(cause) = source {
-            eprintln!("  caused by: {cause}");
+            let text = cause.to_string();
+            if !said.contains(&text) {
+                eprintln!("  caused by: {text}");
+                said.push_str(&text);
+            }
             source = cause.source();
         }
         if let Some(hint) = err.hint() {

@@ -85,10 +85,11 @@ pub fn options_for_aws(
     http_url: Option<String>,
     requests: u32,
 ) -> Result<Options, String> {
-    let ca_pem = match std::env::var_os("ORCH_VERIFY_CA").filter(|v| !v.is_empty()) {
-        Some(path) => Some(std::fs::read(&path).map_err(|e| {
-            format!("ORCH_VERIFY_CA: cannot read {}: {e}", Path::new(&path).display())
-        })?),
+    let ca_pem = match &crate::settings::get().verify_ca {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("ORCH_VERIFY_CA: cannot read {}: {e}", path.display()))?,
+        ),
         None => None,
     };
     Ok(Options {

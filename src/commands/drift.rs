@@ -5,5 +5,5 @@ use crate::error::{OrchError, Outcome};
 
 pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
-    crate::ops::drift(ctx, &stack, &args).await
+    crate::ops::drift(ctx, &stack, args.json).await
 }

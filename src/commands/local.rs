@@ -5,5 +5,9 @@ use crate::error::{OrchError, Outcome};
 
 pub async fn run(ctx: &Ctx<'_>, command: LocalCommand) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
-    crate::local::command(ctx, &stack, command).await
+    match command {
+        LocalCommand::ZoneDown { zone } => crate::local::zone(ctx, &stack, &zone, true).await,
+        LocalCommand::ZoneUp { zone } => crate::local::zone(ctx, &stack, &zone, false).await,
+        LocalCommand::Serve => crate::local::serve(ctx, &stack).await,
+    }
 }

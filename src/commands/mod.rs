@@ -13,32 +13,13 @@ pub mod up;
 pub mod verify;
 
 use crate::cli::{Cli, Command};
-use crate::config::{self, Stack};
+pub use crate::context::Ctx;
 use crate::error::{OrchError, Outcome};
 use crate::printer::Printer;
-use crate::project::Project;
-
-/// What every command gets: the project, the chosen environment, and the printer.
-pub struct Ctx<'a> {
-    root: Option<std::path::PathBuf>,
-    pub env: String,
-    pub printer: &'a Printer,
-}
-
-impl Ctx<'_> {
-    /// The project (found from `--root` or the working directory).
-    pub fn project(&self) -> Result<Project, OrchError> {
-        Project::discover(self.root.as_deref())
-    }
-    /// The environment's validated stack.
-    pub fn stack(&self) -> Result<Stack, OrchError> {
-        Ok(config::load(&self.project()?, &self.env)?)
-    }
-}
 
 /// Run the parsed command line.
 pub async fn run(cli: Cli, printer: &Printer) -> Result<Outcome, OrchError> {
-    let ctx = Ctx { root: cli.root, env: cli.env, printer };
+    let ctx = Ctx::new(cli.root, cli.env, printer);
     match cli.command {
         Command::Up(args) => up::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,

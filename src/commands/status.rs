@@ -7,7 +7,7 @@ use crate::error::{OrchError, Outcome};
 pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
     match stack.target {
-        Target::Local => crate::local::status(ctx, &stack, &args).await,
-        Target::Aws => crate::ops::status(ctx, &stack, &args).await,
+        Target::Local => crate::local::status(ctx, &stack, args.json).await,
+        Target::Aws => crate::ops::status(ctx, &stack, args.json).await,
     }
 }

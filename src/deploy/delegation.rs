@@ -2,7 +2,7 @@
 //! account): ask a resolver for the name's NS records and compare them with the hosted zone's name
 //! servers. `ORCH_DNS_SERVER` (`ip[:port]`) picks the resolver, else the system's; no answer at all
 //! (offline) is reported as unknown, never as a mismatch.
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
@@ -27,23 +27,9 @@ pub enum Delegation {
 /// Whether to ask DNS, and whom: skipped with `ORCH_OFFLINE`, and under an emulator (public DNS
 /// cannot see its zones) unless `ORCH_DNS_SERVER` names a resolver; a malformed one is an error.
 pub fn mode() -> Result<Option<Option<SocketAddr>>, String> {
-    let server = server_from_env()?;
-    let offline = std::env::var_os("ORCH_OFFLINE").is_some_and(|v| !v.is_empty());
-    Ok((!offline && (server.is_some() || !crate::aws::emulated())).then_some(server))
-}
-
-/// The resolver from `ORCH_DNS_SERVER`, if set and valid.
-fn server_from_env() -> Result<Option<SocketAddr>, String> {
-    let Some(value) = std::env::var("ORCH_DNS_SERVER").ok().filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if let Ok(addr) = value.parse::<SocketAddr>() {
-        return Ok(Some(addr));
-    }
-    value
-        .parse::<IpAddr>()
-        .map(|ip| Some(SocketAddr::new(ip, 53)))
-        .map_err(|_| format!("ORCH_DNS_SERVER must be ip or ip:port, got `{value}`"))
+    let settings = crate::settings::get();
+    let server = settings.dns_server;
+    Ok((!settings.offline && (server.is_some() || !crate::aws::emulated())).then_some(server))
 }
 
 fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, String> {

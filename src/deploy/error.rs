@@ -39,10 +39,7 @@ impl DeployError {
         what: impl Into<String>,
     ) -> impl FnOnce(E) -> DeployError {
         let what = what.into();
-        move |e| DeployError::Aws {
-            what,
-            message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-        }
+        move |e| DeployError::Aws { what, message: crate::aws::describe(&e) }
     }
     pub fn step(what: impl Into<String>, message: impl Into<String>) -> Self {
         DeployError::Step { what: what.into(), message: message.into() }
@@ -54,6 +51,7 @@ impl DeployError {
 
     pub fn hint(&self) -> String {
         match self {
+            DeployError::Aws { message, .. } if message == crate::aws::NO_CREDENTIALS => crate::aws::NO_CREDENTIALS_HINT.into(),
             DeployError::Aws { .. } => "check AWS credentials and region (AWS_PROFILE, AWS_REGION), then rerun `orch up`; every step is idempotent".into(),
             DeployError::Locked { env, .. } => format!("wait for that run to finish; if it crashed, run `orch up --env {env} --force-unlock`"),
             DeployError::Pulumi(e) => e.hint(),

@@ -34,9 +34,7 @@ pub struct Run<'a> {
 
 /// Seconds between status polls (ACM, instance refresh); `ORCH_POLL_SECONDS`, default 15.
 pub fn poll() -> Duration {
-    Duration::from_secs(
-        std::env::var("ORCH_POLL_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(15),
-    )
+    crate::settings::get().poll.unwrap_or(Duration::from_secs(15))
 }
 
 /// `orch up`: observe (read-only), [`plan`](super::plan::plan), then run exactly that plan.
@@ -330,9 +328,7 @@ async fn certificate(run: &Run<'_>, zone_id: Option<&str>) -> Result<String, Orc
     let env = stack.name.as_str();
     Ok(match &stack.domain {
         Some(domain) => {
-            let timeout = Duration::from_secs(
-                std::env::var("ORCH_ACM_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(1800),
-            );
+            let timeout = crate::settings::get().acm_timeout.unwrap_or(Duration::from_secs(1800));
             cert::ensure_acm(
                 &aws.acm,
                 &aws.r53,

@@ -22,14 +22,13 @@ pub mod store;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
-use crate::cli::{DownArgs, UpArgs};
-use crate::commands::Ctx;
 use crate::config::Stack;
+use crate::context::{Ctx, DownOptions, UpOptions};
 use crate::error::{OrchError, Outcome};
 pub use error::DeployError;
 
 /// `orch up` for an aws stack.
-pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, OrchError> {
+pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let backend = backend(stack)?;
     preflight(&project, stack)?;
@@ -70,7 +69,7 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, 
 }
 
 /// `orch down` for an aws stack: observe → [`down::plan`] → `--dry-run` prints it, or it runs.
-pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outcome, OrchError> {
+pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend(stack)?, &aws)?;

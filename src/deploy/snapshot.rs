@@ -8,9 +8,7 @@ use crate::printer::Printer;
 
 /// How long the snapshot may take (`ORCH_SNAPSHOT_TIMEOUT` seconds, default 3600).
 fn timeout() -> Duration {
-    let secs =
-        std::env::var("ORCH_SNAPSHOT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(3600);
-    Duration::from_secs(secs)
+    crate::settings::get().snapshot_timeout.unwrap_or(Duration::from_secs(3600))
 }
 
 /// Snapshot `db` as `id` and wait until it is available.

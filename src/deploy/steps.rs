@@ -111,15 +111,11 @@ impl Steps for Wired {
         if let Some(image) = &self.pinned {
             return Ok(image.clone());
         }
-        if let Some(uri) = std::env::var("ORCH_IMAGE").ok().filter(|v| !v.is_empty()) {
-            let Some((_, digest)) =
-                uri.split_once('@').filter(|(_, d)| d.starts_with("sha256:") && d.len() == 71)
-            else {
-                return Err(OrchError::Usage(format!(
-                    "ORCH_IMAGE must be <registry>/<repository>@sha256:<64 hex>, got {uri}"
-                )));
-            };
-            return Ok(ImageRef { digest: digest.to_string(), uri });
+        // Checked when the settings were read: `<registry>/<repository>@sha256:<64 hex>`.
+        if let Some((uri, digest)) =
+            crate::settings::get().image.as_ref().and_then(|u| Some((u, u.split_once('@')?.1)))
+        {
+            return Ok(ImageRef { digest: digest.to_string(), uri: uri.clone() });
         }
         let built = tokio::task::block_in_place(|| {
             crate::image::build(project, stack, &crate::runner::Duct, printer)
@@ -138,7 +134,7 @@ impl Steps for Wired {
         image: &ImageRef,
         printer: &Printer,
     ) -> Result<u64, OrchError> {
-        if self.pinned.is_some() || std::env::var("ORCH_IMAGE").is_ok_and(|v| !v.is_empty()) {
+        if self.pinned.is_some() || crate::settings::get().image.is_some() {
             return Ok(0); // a pinned image is already in the registry
         }
         let report = crate::image::publish(project, stack, printer).await?;
@@ -205,7 +201,5 @@ async fn registry_host(stack: &Stack) -> Result<String, OrchError> {
 }
 
 fn verify_timeout() -> Duration {
-    let secs =
-        std::env::var("ORCH_VERIFY_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
-    Duration::from_secs(secs)
+    crate::settings::get().verify_timeout.unwrap_or(Duration::from_secs(600))
 }

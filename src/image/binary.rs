@@ -17,17 +17,9 @@ pub enum Profile {
 }
 
 impl Profile {
-    /// From `ORCH_BUILD_PROFILE` (`release` when unset).
+    /// From `ORCH_BUILD_PROFILE` (`release` when unset; checked when the settings were read).
     pub fn from_env() -> Result<Self, ImageError> {
-        match std::env::var("ORCH_BUILD_PROFILE").ok().as_deref() {
-            None | Some("") | Some("release") => Ok(Profile::Release),
-            Some("dev") | Some("debug") => Ok(Profile::Dev),
-            Some(other) => Err(ImageError::Missing {
-                what: "build profile",
-                path: PathBuf::from(other),
-                hint: "set ORCH_BUILD_PROFILE to `release` or `dev`".into(),
-            }),
-        }
+        Ok(if crate::settings::get().dev_build { Profile::Dev } else { Profile::Release })
     }
 }
 

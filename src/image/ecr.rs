@@ -68,8 +68,8 @@ pub fn plan(observed: Option<&Observed>, keep: u32) -> Vec<Action> {
     actions
 }
 
-fn ecr_error(what: &str, e: impl std::error::Error) -> ImageError {
-    ImageError::Ecr(format!("{what}: {}", aws_sdk_ecr::error::DisplayErrorContext(e)))
+fn ecr_error(what: &str, e: impl std::error::Error + 'static) -> ImageError {
+    ImageError::Ecr(format!("{what}: {}", crate::aws::describe(&e)))
 }
 
 /// Look the repository up (`None` when it does not exist).

@@ -70,8 +70,10 @@ pub fn inputs(project: &Project, binary: PathBuf) -> Result<Inputs, ImageError> 
     let pages = project.pages_dir();
     Ok(Inputs {
         binary,
-        ca_bundle: std::env::var_os(CA_BUNDLE_ENV)
-            .map_or_else(|| PathBuf::from(HOST_CA_BUNDLE), PathBuf::from),
+        ca_bundle: crate::settings::get()
+            .ca_bundle
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(HOST_CA_BUNDLE)),
         extra_certs,
         pages: pages.is_dir().then_some(pages),
     })
@@ -84,9 +86,8 @@ pub fn build(
     runner: &dyn Runner,
     printer: &Printer,
 ) -> Result<Built, ImageError> {
-    let binary = match std::env::var_os(BINARY_ENV) {
+    let binary = match crate::settings::get().app_binary.clone() {
         Some(path) => {
-            let path = PathBuf::from(path);
             binary::check_static(&path)?;
             printer.progress(&format!("using the prebuilt app binary {}", path.display()));
             path
@@ -127,8 +128,9 @@ pub fn build(
 
 /// Credentials for a configured registry: `ORCH_REGISTRY_USERNAME` / `ORCH_REGISTRY_PASSWORD`, or none.
 fn registry_auth() -> RegistryAuth {
-    match (std::env::var("ORCH_REGISTRY_USERNAME"), std::env::var("ORCH_REGISTRY_PASSWORD")) {
-        (Ok(user), Ok(password)) if !user.is_empty() => RegistryAuth::Basic(user, password),
+    let s = crate::settings::get();
+    match (&s.registry_user, &s.registry_password) {
+        (Some(user), Some(password)) => RegistryAuth::Basic(user.clone(), password.clone()),
         _ => RegistryAuth::Anonymous,
     }
 }

@@ -43,8 +43,7 @@ pub fn resolve(
     runner: &dyn Runner,
     printer: &Printer,
 ) -> Result<Artifact, ArtifactError> {
-    if let Some(bin) = std::env::var_os("ORCH_APP_BIN").filter(|v| !v.is_empty()) {
-        let program = PathBuf::from(bin);
+    if let Some(program) = crate::settings::get().app_bin.clone() {
         if !is_executable(&program) {
             return Err(ArtifactError::NotExecutable(program));
         }

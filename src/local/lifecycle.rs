@@ -13,9 +13,8 @@ use super::release::{self, Release, Status};
 use super::serve::{self, ServeConfig};
 use super::state::{self, Paths, State, Tier, TIER_MARK};
 use super::{control, database, paths, zones, LocalError};
-use crate::cli::{DownArgs, UpArgs};
-use crate::commands::Ctx;
 use crate::config::Stack;
+use crate::context::{Ctx, DownOptions, UpOptions};
 use crate::error::{OrchError, Outcome};
 use crate::placement::{self, ZoneState};
 use crate::runner::Duct;
@@ -23,7 +22,7 @@ use crate::runner::Duct;
 /// How long `up` waits for the tier to become healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
 
-pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, OrchError> {
+pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let paths = paths(&project, stack);
     let zone_list = zones(stack)?;
@@ -296,7 +295,7 @@ fn log_tail(paths: &Paths) -> String {
     format!("\n{}", lines.into_iter().rev().collect::<Vec<_>>().join("\n"))
 }
 
-pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outcome, OrchError> {
+pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let paths = paths(&project, stack);
     let p = ctx.printer;

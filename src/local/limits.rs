@@ -52,18 +52,15 @@ impl Limits {
     /// The defaults, overridden by `ORCH_LB_{TLS,HEAD,BODY,SEND}_TIMEOUT_MS`, `ORCH_LB_BODY_TOTAL_MS`,
     /// `ORCH_LB_MAX_{HTTPS,HTTP}_CONNS`, then capped by the file-descriptor budget `nofile`.
     pub fn from_env(nofile: u64) -> Self {
-        let ms = |var: &str, default: Duration| {
-            env_u64(var).filter(|v| *v > 0).map(Duration::from_millis).unwrap_or(default)
-        };
-        let d = Limits::default();
+        let (s, d) = (crate::settings::get(), Limits::default());
         let limits = Limits {
-            tls_handshake: ms("ORCH_LB_TLS_TIMEOUT_MS", d.tls_handshake),
-            head: ms("ORCH_LB_HEAD_TIMEOUT_MS", d.head),
-            body_idle: ms("ORCH_LB_BODY_TIMEOUT_MS", d.body_idle),
-            body_buffered: ms("ORCH_LB_BODY_TOTAL_MS", d.body_buffered),
-            send_idle: ms("ORCH_LB_SEND_TIMEOUT_MS", d.send_idle),
-            https_conns: env_u64("ORCH_LB_MAX_HTTPS_CONNS").map_or(d.https_conns, to_usize),
-            http_conns: env_u64("ORCH_LB_MAX_HTTP_CONNS").map_or(d.http_conns, to_usize),
+            tls_handshake: s.lb_tls_timeout.unwrap_or(d.tls_handshake),
+            head: s.lb_head_timeout.unwrap_or(d.head),
+            body_idle: s.lb_body_timeout.unwrap_or(d.body_idle),
+            body_buffered: s.lb_body_total.unwrap_or(d.body_buffered),
+            send_idle: s.lb_send_timeout.unwrap_or(d.send_idle),
+            https_conns: s.lb_max_https_conns.unwrap_or(d.https_conns),
+            http_conns: s.lb_max_http_conns.unwrap_or(d.http_conns),
             accept_backoff: d.accept_backoff,
         };
         limits.within_fds(nofile)
@@ -79,10 +76,6 @@ impl Limits {
         self.https_conns = self.https_conns.clamp(1, https);
         self
     }
-}
-
-fn env_u64(var: &str) -> Option<u64> {
-    std::env::var(var).ok().and_then(|v| v.trim().parse().ok())
 }
 
 fn to_usize(v: u64) -> usize {

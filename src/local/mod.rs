@@ -31,9 +31,8 @@ pub mod workers;
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{DownArgs, LocalCommand, ReportArgs, UpArgs};
-use crate::commands::Ctx;
 use crate::config::{Engine, Stack};
+use crate::context::{Ctx, DownOptions, UpOptions};
 use crate::error::{OrchError, Outcome};
 use crate::project::Project;
 use state::Paths;
@@ -147,14 +146,14 @@ pub fn running_state(project: &Project, stack: &Stack) -> Option<state::State> {
     state::read(&paths).filter(|s| state::in_tier(s.pid, &paths.dir))
 }
 
-pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpArgs) -> Result<Outcome, OrchError> {
+pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcome, OrchError> {
     lifecycle::up(ctx, stack, args).await
 }
-pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownArgs) -> Result<Outcome, OrchError> {
+pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Outcome, OrchError> {
     lifecycle::down(ctx, stack, args).await
 }
-pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
-    report::status(ctx, stack, args).await
+pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
+    report::status(ctx, stack, json).await
 }
 /// `orch releases` for the local target.
 pub fn releases(project: &Project, stack: &Stack) -> Vec<crate::history::Row> {
@@ -168,14 +167,5 @@ pub async fn rollback(
 ) -> Result<Outcome, OrchError> {
     releases::rollback(ctx, stack, to).await
 }
-pub async fn command(
-    ctx: &Ctx<'_>,
-    stack: &Stack,
-    command: LocalCommand,
-) -> Result<Outcome, OrchError> {
-    match command {
-        LocalCommand::ZoneDown { zone } => report::zone(ctx, stack, &zone, true).await,
-        LocalCommand::ZoneUp { zone } => report::zone(ctx, stack, &zone, false).await,
-        LocalCommand::Serve => lifecycle::serve(ctx, stack).await,
-    }
-}
+pub use lifecycle::serve;
+pub use report::zone;

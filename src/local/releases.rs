@@ -4,8 +4,8 @@
 use super::release::{self, Release, Status};
 use super::state::{self, Tier};
 use super::{lifecycle, paths, LocalError};
-use crate::commands::Ctx;
 use crate::config::Stack;
+use crate::context::Ctx;
 use crate::error::{OrchError, Outcome};
 use crate::history::Row;
 

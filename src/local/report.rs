@@ -4,9 +4,8 @@ use std::time::{Duration, Instant};
 
 use super::state::{self, Paths, State};
 use super::{control, paths, LocalError};
-use crate::cli::ReportArgs;
-use crate::commands::Ctx;
 use crate::config::Stack;
+use crate::context::Ctx;
 use crate::error::{OrchError, Outcome};
 use crate::verify;
 
@@ -14,11 +13,11 @@ use crate::verify;
 fn running(paths: &Paths) -> Option<State> {
     state::read(paths).filter(|s| state::in_tier(s.pid, &paths.dir))
 }
-pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
+pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let paths = paths(&project, stack);
     let Some(state) = running(&paths) else {
-        if args.json {
+        if json {
             ctx.printer.json(&serde_json::json!({ "env": stack.name, "running": false }))?;
         }
         return Err(LocalError::NotRunning.into());
@@ -26,7 +25,7 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<O
     let healthy = state.balanced
         && state.zones.iter().all(|z| z.healthy > 0)
         && state.in_service() >= state.desired;
-    if args.json {
+    if json {
         ctx.printer.json(&serde_json::json!({
             "env": stack.name,
             "running": true,
@@ -116,6 +115,7 @@ fn scaling_line(sc: &super::autoscale::ScalingView) -> String {
     )
 }
 
+/// The zone drill: take `zone` down (its instances die, launches there fail) or bring it back.
 pub async fn zone(
     ctx: &Ctx<'_>,
     stack: &Stack,

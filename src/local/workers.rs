@@ -23,7 +23,7 @@ pub fn current() -> usize {
 /// `ORCH_LB_WORKERS` (0: no workers, connections run on the main multi-threaded runtime — kept
 /// for comparing the two in `scripts/bench-lb.sh`).
 pub fn count() -> usize {
-    match std::env::var("ORCH_LB_WORKERS").ok().and_then(|v| v.parse().ok()) {
+    match crate::settings::get().lb_workers {
         Some(n) => n,
         None => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
     }

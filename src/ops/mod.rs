@@ -16,9 +16,8 @@ pub use report::{Level, Report, Row};
 
 use std::sync::Arc;
 
-use crate::cli::ReportArgs;
-use crate::commands::Ctx;
 use crate::config::Stack;
+use crate::context::Ctx;
 use crate::error::{OrchError, Outcome};
 
 /// Why status or drift could not report.
@@ -48,6 +47,9 @@ impl OpsError {
             OpsError::NoBackend(env) | OpsError::BadBackend { env, .. } => {
                 format!("set `pulumi.backend` in stacks/{env}.yaml (see docs/configuration.md)")
             }
+            OpsError::Record(e) if e.contains(crate::aws::NO_CREDENTIALS) => {
+                crate::aws::NO_CREDENTIALS_HINT.into()
+            }
             OpsError::Record(_) => {
                 "check AWS credentials and region (`aws sts get-caller-identity`), then rerun"
                     .into()
@@ -73,19 +75,19 @@ fn emit(ctx: &Ctx<'_>, report: &Report, json: bool) -> Result<(), OrchError> {
 }
 
 /// `orch status` for the aws target.
-pub async fn status(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
+pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let spinner = ctx.printer.spinner(format!("reading the state of {}", stack.name));
     let clients = cloud::Clients::new(&stack.region).await;
     let report = status::gather(&project, stack, &clients).await;
     spinner.finish_and_clear();
     let report = report?;
-    emit(ctx, &report, args.json)?;
+    emit(ctx, &report, json)?;
     Ok(Outcome::finding_if(report.verdict != "healthy"))
 }
 
 /// `orch drift` for the aws target.
-pub async fn drift(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Outcome, OrchError> {
+pub async fn drift(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
     if stack.target == crate::config::Target::Local {
         return Err(OrchError::failed(
             format!(
@@ -103,7 +105,7 @@ pub async fn drift(ctx: &Ctx<'_>, stack: &Stack, args: &ReportArgs) -> Result<Ou
     let report = drift::gather(&project, stack, &clients, Arc::new(crate::runner::Duct)).await;
     spinner.finish_and_clear();
     let report = report?;
-    emit(ctx, &report, args.json)?;
+    emit(ctx, &report, json)?;
     match report.verdict {
         "none" => Ok(Outcome::Ok),
         "drift" => Ok(Outcome::Finding),

@@ -131,10 +131,7 @@ pub struct Pulumi {
 
 impl Pulumi {
     pub fn new(runner: Arc<dyn Runner>, dir: &Path, backend: &str, stack: &str) -> Self {
-        let program = std::env::var("ORCH_PULUMI")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "pulumi".into());
+        let program = crate::settings::get().pulumi.clone().unwrap_or_else(|| "pulumi".into());
         Pulumi {
             runner,
             program,
