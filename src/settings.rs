@@ -112,8 +112,8 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
         self.parsed(var, "must be a whole number", |v| v.parse().ok())
     }
     fn seconds(&self, var: &'static str) -> Result<Option<Duration>, SettingsError> {
-        self.parsed(var, "must be a whole number of seconds above 0", |v| {
-            v.parse().ok().filter(|n| *n > 0).map(Duration::from_secs)
+        self.parsed(var, "must be a whole number of seconds", |v| {
+            v.parse().ok().map(Duration::from_secs)
         })
     }
     fn millis(&self, var: &'static str) -> Result<Option<Duration>, SettingsError> {
@@ -210,14 +210,14 @@ mod tests {
     #[test]
     fn values_are_typed_and_empty_means_unset() {
         let s = of(&[
-            ("ORCH_POLL_SECONDS", "2"),
+            ("ORCH_POLL_SECONDS", "0"),
             ("ORCH_DNS_SERVER", "127.0.0.1"),
             ("ORCH_LB_TLS_TIMEOUT_MS", "250"),
             ("ORCH_BUILD_PROFILE", "dev"),
             ("ORCH_PULUMI", ""),
         ])
         .unwrap();
-        assert_eq!(s.poll, Some(Duration::from_secs(2)));
+        assert_eq!(s.poll, Some(Duration::ZERO), "no wait between polls (tests)");
         assert_eq!(s.dns_server, Some("127.0.0.1:53".parse().unwrap()));
         assert_eq!(s.lb_tls_timeout, Some(Duration::from_millis(250)));
         assert!(s.dev_build);
@@ -228,7 +228,7 @@ mod tests {
     fn a_bad_value_names_its_variable() {
         for (var, value) in [
             ("ORCH_POLL_SECONDS", "soon"),
-            ("ORCH_VERIFY_TIMEOUT", "0"),
+            ("ORCH_VERIFY_TIMEOUT", "-5"),
             ("ORCH_DNS_SERVER", "dns.example"),
             ("ORCH_IMAGE", "registry/app:latest"),
             ("ORCH_BUILD_PROFILE", "fast"),

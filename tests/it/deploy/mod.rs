@@ -555,7 +555,9 @@ async fn bad_late_settings_are_refused_before_anything_changes() {
     );
     let out = env.up(DIGEST_A, &[("ORCH_DNS_SERVER", "not-an-ip")], &[]).code(2);
     assert!(
-        stderr(&out).contains("ORCH_DNS_SERVER must be ip or ip:port, got `not-an-ip`"),
+        stderr(&out).contains(
+            "environment variable ORCH_DNS_SERVER: must be ip or ip:port (got `not-an-ip`)"
+        ),
         "{}",
         stderr(&out)
     );
