@@ -6,17 +6,20 @@
 //! at most [`MAX_REPLACEMENTS_PER_TICK`] unhealthy instances are replaced per tick, and a failed
 //! launch names its real cause (out of descriptors is not "no free address").
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod launch;
+mod views;
+
+pub use launch::LaunchError;
+
 use super::backoff::Backoff;
 use super::health::Checker;
-use super::launcher::{new_instance_id, Instance, LaunchSpec, Launcher};
+use super::launcher::{Instance, Launcher};
 use super::pool::{Pool, Target};
 use super::release::{Release, ReleaseView, Status};
 use super::rollout::Rollout;
-use super::state::{InstanceView, ZoneView};
 use crate::placement::{self, Action, Observed, ZoneState};
 
 /// How long a terminated instance gets to exit after SIGTERM.
@@ -51,13 +54,6 @@ pub struct Fleet {
     pub zones: Vec<Zone>,
     pub base_port: u16,
     pub grace: Duration,
-}
-
-/// Why a launch could not start an instance.
-#[derive(Debug, thiserror::Error)]
-pub enum LaunchError {
-    #[error("checking that {addr} is free: {source}")]
-    Probe { addr: SocketAddr, source: std::io::Error },
 }
 
 pub(super) struct Running {
@@ -274,75 +270,6 @@ impl Supervisor {
         observed
     }
 
-    /// Launch an instance of `release` in `zone_name`; its id, or None when the launch failed.
-    pub(super) fn launch(&mut self, zone_name: &str, release: Arc<Release>) -> Option<String> {
-        if self.zones_down.contains(zone_name) {
-            self.event(format!("launch in {zone_name} failed: zone is down"));
-            return None;
-        }
-        let zone = self.zones.iter().find(|z| z.name == zone_name).cloned()?;
-        let addr = match self.free_addr(&zone) {
-            Ok(Some(addr)) => addr,
-            Ok(None) => {
-                let wait = self.backoff.failed(zone_name);
-                self.event(format!(
-                    "launch in {zone_name} failed: no free address in {}.{}.{}.0/24; retry in {wait:?}",
-                    zone.prefix[0], zone.prefix[1], zone.prefix[2]
-                ));
-                return None;
-            }
-            Err(e) => {
-                let wait = self.backoff.failed(zone_name);
-                self.event(format!("launch in {zone_name} failed: {e}; retry in {wait:?}"));
-                return None;
-            }
-        };
-        let spec = LaunchSpec { id: new_instance_id(), zone: zone.name.clone(), addr, release };
-        match self.launcher.launch(&spec) {
-            Ok(process) => {
-                let target = Arc::new(Target::new(&spec.id, &spec.zone, addr));
-                self.pool.register(target.clone());
-                self.checker.spawn(target.clone());
-                self.running.push(Running { target, process, release: spec.release.clone() });
-                self.event(format!(
-                    "{} launched in {} on {addr} (release {})",
-                    spec.id, spec.zone, spec.release.id
-                ));
-                Some(spec.id)
-            }
-            Err(e) => {
-                let wait = self.backoff.failed(zone_name);
-                self.event(format!(
-                    "launch in {zone_name} failed: starting the instance: {e}; retry in {wait:?}"
-                ));
-                None
-            }
-        }
-    }
-
-    /// The first address of the zone's range (hosts .2 to .254, base port then the next ones) that
-    /// no instance uses and that can be bound right now. An error other than the address being
-    /// taken (out of descriptors, for one) ends the search: it is the launch's real cause.
-    fn free_addr(&self, zone: &Zone) -> Result<Option<SocketAddr>, LaunchError> {
-        let used: Vec<SocketAddr> = self.running.iter().map(|r| r.target.addr).collect();
-        let [a, b, c] = zone.prefix;
-        for port in (0..16u16).filter_map(|k| self.base_port.checked_add(k)) {
-            for host in 2..=254u8 {
-                let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, host), port));
-                if used.contains(&addr) {
-                    continue;
-                }
-                match std::net::TcpListener::bind(addr) {
-                    Ok(_) => return Ok(Some(addr)),
-                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {}
-                    Err(source) => return Err(LaunchError::Probe { addr, source }),
-                }
-            }
-        }
-        Ok(None)
-    }
-
     /// Stop every instance (SIGTERM, then SIGKILL after `grace`).
     pub async fn shutdown(&mut self, grace: Duration) {
         for r in &mut self.running {
@@ -364,49 +291,6 @@ impl Supervisor {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-    }
-
-    /// The instances and zones as `state.json` records them.
-    pub fn views(&self) -> (Vec<InstanceView>, Vec<ZoneView>, bool) {
-        let instances: Vec<InstanceView> = self
-            .running
-            .iter()
-            .map(|r| InstanceView {
-                id: r.target.id.clone(),
-                zone: r.target.zone.clone(),
-                addr: r.target.addr.to_string(),
-                pid: r.process.pid(),
-                healthy: r.target.is_healthy(),
-                in_rotation: r.target.in_rotation(),
-                in_grace: r.target.launched.elapsed() < self.grace,
-                age_seconds: r.target.launched.elapsed().as_secs(),
-                release: r.release.id.clone(),
-                image_digest: r.release.digest.clone(),
-            })
-            .collect();
-        let names: Vec<String> = self.zones.iter().map(|z| z.name.clone()).collect();
-        let observed = self.observed();
-        let zones = placement::zone_health(&names, &observed)
-            .into_iter()
-            .map(|z| {
-                let (launch_failures, backoff_seconds) = self.backoff.view(&z.zone);
-                ZoneView {
-                    available: !self.zones_down.contains(&z.zone),
-                    name: z.zone,
-                    instances: z.instances,
-                    healthy: z.healthy,
-                    launch_failures,
-                    backoff_seconds,
-                }
-            })
-            .collect();
-        let balanced =
-            self.rollout.is_none() && placement::is_balanced(self.desired, &names, &observed);
-        (instances, zones, balanced)
-    }
-
-    pub fn events(&self) -> &[String] {
-        &self.events
     }
 }
 

@@ -1,0 +1,92 @@
+//! Launching an instance of the local group: a free address in the zone's loopback range, the
+//! process started, the target registered with the load balancer and its health checker; a failed
+//! launch backs the zone off and names its real cause.
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+
+use super::super::launcher::{new_instance_id, LaunchSpec};
+use super::super::pool::Target;
+use super::super::release::Release;
+use super::{Running, Supervisor, Zone};
+
+/// Why a launch could not start an instance.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("checking that {addr} is free: {source}")]
+    Probe { addr: SocketAddr, source: std::io::Error },
+}
+
+impl Supervisor {
+    /// Launch an instance of `release` in `zone_name`; its id, or None when the launch failed.
+    pub(in crate::local) fn launch(
+        &mut self,
+        zone_name: &str,
+        release: Arc<Release>,
+    ) -> Option<String> {
+        if self.zones_down.contains(zone_name) {
+            self.event(format!("launch in {zone_name} failed: zone is down"));
+            return None;
+        }
+        let zone = self.zones.iter().find(|z| z.name == zone_name).cloned()?;
+        let addr = match self.free_addr(&zone) {
+            Ok(Some(addr)) => addr,
+            Ok(None) => {
+                let wait = self.backoff.failed(zone_name);
+                self.event(format!(
+                    "launch in {zone_name} failed: no free address in {}.{}.{}.0/24; retry in {wait:?}",
+                    zone.prefix[0], zone.prefix[1], zone.prefix[2]
+                ));
+                return None;
+            }
+            Err(e) => {
+                let wait = self.backoff.failed(zone_name);
+                self.event(format!("launch in {zone_name} failed: {e}; retry in {wait:?}"));
+                return None;
+            }
+        };
+        let spec = LaunchSpec { id: new_instance_id(), zone: zone.name.clone(), addr, release };
+        match self.launcher.launch(&spec) {
+            Ok(process) => {
+                let target = Arc::new(Target::new(&spec.id, &spec.zone, addr));
+                self.pool.register(target.clone());
+                self.checker.spawn(target.clone());
+                self.running.push(Running { target, process, release: spec.release.clone() });
+                self.event(format!(
+                    "{} launched in {} on {addr} (release {})",
+                    spec.id, spec.zone, spec.release.id
+                ));
+                Some(spec.id)
+            }
+            Err(e) => {
+                let wait = self.backoff.failed(zone_name);
+                self.event(format!(
+                    "launch in {zone_name} failed: starting the instance: {e}; retry in {wait:?}"
+                ));
+                None
+            }
+        }
+    }
+
+    /// The first address of the zone's range (hosts .2 to .254, base port then the next ones) that
+    /// no instance uses and that can be bound right now. An error other than the address being
+    /// taken (out of descriptors, for one) ends the search: it is the launch's real cause.
+    fn free_addr(&self, zone: &Zone) -> Result<Option<SocketAddr>, LaunchError> {
+        let used: Vec<SocketAddr> = self.running.iter().map(|r| r.target.addr).collect();
+        let [a, b, c] = zone.prefix;
+        for port in (0..16u16).filter_map(|k| self.base_port.checked_add(k)) {
+            for host in 2..=254u8 {
+                let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, host), port));
+                if used.contains(&addr) {
+                    continue;
+                }
+                match std::net::TcpListener::bind(addr) {
+                    Ok(_) => return Ok(Some(addr)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {}
+                    Err(source) => return Err(LaunchError::Probe { addr, source }),
+                }
+            }
+        }
+        Ok(None)
+    }
+}
