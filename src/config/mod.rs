@@ -1,9 +1,11 @@
 //! Per-environment stack configuration (`stacks/<env>.yaml`): typed, strict (`deny_unknown_fields`),
 //! with defaults documented on each field, loaded and validated all at once by [`load`].
+mod backend;
 mod load;
 mod locate;
 mod validate;
 
+pub use backend::Backend;
 pub use load::{load, load_str, ConfigError, Problem};
 pub use locate::locate;
 pub use validate::{is_ami_id, is_dns_name};
@@ -195,25 +197,17 @@ pub struct Image {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PulumiSettings {
-    /// `s3://bucket` or `file://path`.
-    pub backend: String,
+    /// `s3://bucket[/prefix]` or `file://path`.
+    pub backend: Backend,
     /// Pinned aws-native provider version.
     #[serde(default = "default_aws_native")]
     pub aws_native_version: String,
 }
 
 impl PulumiSettings {
-    /// The backend URL pulumi is given: an `s3://` backend names the stack's region (`?region=`, a
-    /// gocloud.dev s3blob URL parameter), so pulumi's DIY backend does not fall back to the operator's
-    /// ambient AWS region, which may differ from the one orch's own calls use.
+    /// The backend URL pulumi is given (see [`Backend::pulumi_url`]).
     pub fn pulumi_url(&self, region: &str) -> String {
-        match self.backend.strip_prefix("s3://") {
-            Some(rest) if !rest.contains("region=") => {
-                let sep = if rest.contains('?') { '&' } else { '?' };
-                format!("{}{sep}region={region}", self.backend)
-            }
-            _ => self.backend.clone(),
-        }
+        self.backend.pulumi_url(region)
     }
 }
 
@@ -285,24 +279,4 @@ fn default_https_port() -> u16 {
 }
 fn default_loopbacks() -> Vec<String> {
     vec!["127.0.1.0/24".into(), "127.0.2.0/24".into()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_s3_backend_names_the_stack_region_for_pulumi() {
-        let s = |backend: &str| PulumiSettings {
-            backend: backend.into(),
-            aws_native_version: default_aws_native(),
-        };
-        assert_eq!(s("s3://b").pulumi_url("eu-west-1"), "s3://b?region=eu-west-1");
-        assert_eq!(
-            s("s3://b?awssdk=v2").pulumi_url("eu-west-1"),
-            "s3://b?awssdk=v2&region=eu-west-1"
-        );
-        assert_eq!(s("s3://b?region=us-east-1").pulumi_url("eu-west-1"), "s3://b?region=us-east-1");
-        assert_eq!(s("file:///tmp/x").pulumi_url("eu-west-1"), "file:///tmp/x");
-    }
 }

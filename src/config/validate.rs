@@ -326,24 +326,12 @@ fn health(s: &Stack, out: &mut Problems) {
 }
 
 fn backend(s: &Stack, out: &mut Problems) {
-    match (&s.pulumi, s.target) {
-        (None, Target::Aws) => {
-            out.add(
-                "pulumi",
-                "aws environments need `pulumi.backend` (s3://bucket or file://path)",
-            );
-        }
-        (Some(p), _) => {
-            let ok = p.backend.strip_prefix("s3://").is_some_and(is_bucket)
-                || p.backend.starts_with("file://");
-            out.check(
-                ok,
-                "pulumi.backend",
-                format!("`{}` is neither s3://<valid bucket> nor file://path", p.backend),
-            );
-        }
-        (None, Target::Local) => {}
-    }
+    // A malformed URL is refused when the file is parsed (`Backend`); here only its absence.
+    out.check(
+        s.pulumi.is_some() || s.target != Target::Aws,
+        "pulumi",
+        "aws environments need `pulumi.backend` (s3://bucket or file://path)",
+    );
 }
 
 /// S3 bucket naming rules: 3–63 lowercase letters, digits, dots and hyphens, starting and ending alphanumeric.

@@ -40,7 +40,7 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcom
         checked.resources, checked.provider_version
     ));
     let aws = observe::Aws::new(&stack.region).await;
-    let store = observe::store_for(&backend, &aws)?;
+    let store = observe::store_for(&backend, &aws);
     let steps = steps::Wired::default();
     if args.dry_run {
         let observed = observe::observe(&project, stack, &aws, &store, &steps, ctx.printer).await?;
@@ -72,7 +72,7 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcom
 pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let aws = observe::Aws::new(&stack.region).await;
-    let store = observe::store_for(&backend(stack)?, &aws)?;
+    let store = observe::store_for(&backend(stack)?, &aws);
     let observed = down::observe(stack, &aws, &store).await?;
     let opts = down::Options { unprotect: args.unprotect, force_unlock: args.force_unlock };
     let plan = down::plan(stack, &observed, opts);
@@ -91,7 +91,7 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Ou
 /// The releases of an AWS environment, newest first (`orch releases`).
 pub async fn releases_of(stack: &Stack) -> Result<Vec<crate::history::Row>, OrchError> {
     let aws = observe::Aws::new(&stack.region).await;
-    let store = observe::store_for(&backend(stack)?, &aws)?;
+    let store = observe::store_for(&backend(stack)?, &aws);
     releases::list(&store, &stack.name).await
 }
 
@@ -113,7 +113,7 @@ pub async fn rollback(
 /// The URLs of the last recorded deployment (`url`, `httpUrl` outputs), for `orch verify --env ENV`.
 pub async fn deployed_urls(stack: &Stack) -> Result<(String, Option<String>), OrchError> {
     let aws = observe::Aws::new(&stack.region).await;
-    let store = observe::store_for(&backend(stack)?, &aws)?;
+    let store = observe::store_for(&backend(stack)?, &aws);
     let last = record::latest(&store, &stack.name).await?;
     let output = |key: &str| {
         last.as_ref().and_then(|r| r.outputs.get(key)).and_then(|v| v.as_str()).map(str::to_string)
@@ -141,7 +141,7 @@ fn preflight(project: &crate::project::Project, stack: &Stack) -> Result<(), Orc
     Ok(())
 }
 
-fn backend(stack: &Stack) -> Result<String, OrchError> {
+pub(crate) fn backend(stack: &Stack) -> Result<crate::config::Backend, OrchError> {
     stack.pulumi.as_ref().map(|p| p.backend.clone()).ok_or_else(|| {
         OrchError::failed(
             format!("stack `{}` has no `pulumi.backend`", stack.name),

@@ -38,7 +38,7 @@ impl Aws {
 }
 
 /// The state store for a backend URL: the bucket itself, or `<path>/.orch` beside a file backend.
-pub fn store_for(backend: &str, aws: &Aws) -> Result<Store, DeployError> {
+pub fn store_for(backend: &crate::config::Backend, aws: &Aws) -> Store {
     Store::for_backend(backend, &aws.s3)
 }
 

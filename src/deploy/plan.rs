@@ -151,7 +151,7 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
     let mut step = |kind: Kind, action, detail: String| {
         steps.push(Step { kind, name: kind.label(), action, detail });
     };
-    let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
+    let backend = stack.pulumi.as_ref().map(|p| p.backend.to_string()).unwrap_or_default();
 
     match &o.bucket {
         None => step(Kind::StateStore, Action::Exists, format!("{backend} (no bucket to manage)")),

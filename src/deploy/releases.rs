@@ -55,9 +55,9 @@ pub async fn rollback(
     to: Option<&str>,
     printer: &Printer,
 ) -> Result<Outcome, OrchError> {
-    let backend = stack.pulumi.as_ref().map(|p| p.backend.clone()).unwrap_or_default();
+    let backend = super::backend(stack)?;
     let aws = observe::Aws::new(&stack.region).await;
-    let store = observe::store_for(&backend, &aws)?;
+    let store = observe::store_for(&backend, &aws);
     let rows = list(&store, &stack.name).await?;
     let target = crate::history::target(&rows, to).map_err(|why| {
         OrchError::failed(

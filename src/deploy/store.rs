@@ -4,6 +4,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use std::path::PathBuf;
 
 use super::error::DeployError;
+use crate::config::Backend;
 
 /// A tiny key/value store with one conditional write.
 #[derive(Debug, Clone)]
@@ -15,16 +16,11 @@ pub enum Store {
 impl Store {
     /// The store for a Pulumi backend URL: the bucket of `s3://bucket[/…]` itself, or `<path>/.orch`
     /// beside a `file://path` backend.
-    pub fn for_backend(backend: &str, s3: &aws_sdk_s3::Client) -> Result<Store, DeployError> {
-        if let Some(bucket) = super::bucket::bucket_of(backend) {
-            return Ok(Store::S3 { client: s3.clone(), bucket: bucket.to_string() });
+    pub fn for_backend(backend: &Backend, s3: &aws_sdk_s3::Client) -> Store {
+        match backend {
+            Backend::S3 { bucket, .. } => Store::S3 { client: s3.clone(), bucket: bucket.clone() },
+            Backend::File(path) => Store::Dir(path.join(".orch")),
         }
-        if let Some(path) = backend.strip_prefix("file://") {
-            return Ok(Store::Dir(PathBuf::from(path).join(".orch")));
-        }
-        Err(DeployError::Refused(format!(
-            "pulumi backend `{backend}` is neither s3://bucket nor file://path"
-        )))
     }
 
     /// Write `body` under `key` only if nothing is there yet; `Ok(false)` when something is.

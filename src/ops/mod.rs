@@ -25,8 +25,6 @@ use crate::error::{OrchError, Outcome};
 pub enum OpsError {
     #[error("environment `{0}` has no pulumi backend (`pulumi.backend` in its stack file)")]
     NoBackend(String),
-    #[error("unsupported pulumi backend `{url}` for `{env}` (use s3://bucket or file://path)")]
-    BadBackend { env: String, url: String },
     #[error("cannot read the deployment record: {0}")]
     Record(String),
     #[error("environment `{0}` has no recorded deployment")]
@@ -44,7 +42,7 @@ pub enum OpsError {
 impl OpsError {
     pub fn hint(&self) -> String {
         match self {
-            OpsError::NoBackend(env) | OpsError::BadBackend { env, .. } => {
+            OpsError::NoBackend(env) => {
                 format!("set `pulumi.backend` in stacks/{env}.yaml (see docs/configuration.md)")
             }
             OpsError::Record(e) if e.contains(crate::aws::NO_CREDENTIALS) => {

@@ -73,10 +73,14 @@ fn name_and_domain_rules() {
         "domain.name",
     );
     assert_flags(|t| t.replace("name: dev.orch-demo.net", "name: dev.other.org"), "domain.name");
-    assert_flags(
-        |t| t.replace("backend: s3://orch-state-dev", "backend: s3://Bad_Bucket"),
-        "pulumi.backend",
-    );
+    // A malformed backend URL is refused as the file is parsed, with its key and line.
+    let text = dev_text().replace("backend: s3://orch-state-dev", "backend: s3://Bad_Bucket");
+    match load_str(&text, "dev", Path::new("stacks/dev.yaml")) {
+        Err(ConfigError::Parse { line: Some(_), message, .. }) => {
+            assert!(message.contains("pulumi: backend `s3://Bad_Bucket`"), "{message}")
+        }
+        other => panic!("expected a parse error at pulumi.backend, got {other:?}"),
+    }
     assert_flags(
         |t| t.replace("instance_class: db.t3.micro", "instance_class: t3.micro"),
         "database.instance_class",
