@@ -77,7 +77,7 @@ fn name_and_domain_rules() {
     let text = dev_text().replace("backend: s3://orch-state-dev", "backend: s3://Bad_Bucket");
     match load_str(&text, "dev", Path::new("stacks/dev.yaml")) {
         Err(ConfigError::Parse { line: Some(_), message, .. }) => {
-            assert!(message.contains("pulumi: backend `s3://Bad_Bucket`"), "{message}")
+            assert!(message.contains("pulumi: backend `s3://Bad_Bucket`"), "{message}");
         }
         other => panic!("expected a parse error at pulumi.backend, got {other:?}"),
     }
