@@ -34,12 +34,14 @@ impl BucketState {
     }
 }
 
+fn is_404(raw: Option<&aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    raw.is_some_and(|r| r.status().as_u16() == 404)
+}
+
 pub async fn observe(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<BucketState, DeployError> {
     match s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => {}
-        Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(404)) => {
-            return Ok(BucketState::default())
-        }
+        Err(e) if is_404(e.raw_response()) => return Ok(BucketState::default()),
         Err(e) => return Err(DeployError::aws(format!("looking up bucket {bucket}"))(e)),
     }
     let versioning = match s3.get_bucket_versioning().bucket(bucket).send().await {
@@ -52,23 +54,23 @@ pub async fn observe(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<BucketStat
             .is_some_and(|b| String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")),
         Err(e) => return Err(DeployError::aws("reading bucket versioning")(e)),
     };
-    let encryption = s3
-        .get_bucket_encryption()
-        .bucket(bucket)
-        .send()
-        .await
-        .ok()
-        .and_then(|o| o.server_side_encryption_configuration)
-        .is_some_and(|c| {
+    // Not configured is a 404 (ServerSideEncryptionConfigurationNotFoundError,
+    // NoSuchPublicAccessBlockConfiguration); any other failure (AccessDenied) is an error, never
+    // "not set".
+    let encryption = match s3.get_bucket_encryption().bucket(bucket).send().await {
+        Ok(o) => o.server_side_encryption_configuration.is_some_and(|c| {
             c.rules().iter().any(|r| r.apply_server_side_encryption_by_default().is_some())
-        });
-    let pab = s3
-        .get_public_access_block()
-        .bucket(bucket)
-        .send()
-        .await
-        .ok()
-        .and_then(|o| o.public_access_block_configuration);
+        }),
+        Err(e) if is_404(e.raw_response()) => false,
+        Err(e) => return Err(DeployError::aws(format!("reading the encryption of {bucket}"))(e)),
+    };
+    let pab = match s3.get_public_access_block().bucket(bucket).send().await {
+        Ok(o) => o.public_access_block_configuration,
+        Err(e) if is_404(e.raw_response()) => None,
+        Err(e) => {
+            return Err(DeployError::aws(format!("reading the public access block of {bucket}"))(e))
+        }
+    };
     let blocked = pab.is_some_and(|c| {
         c.block_public_acls() == Some(true)
             && c.block_public_policy() == Some(true)

@@ -41,9 +41,29 @@ pub fn key(env: &str) -> String {
     format!("locks/{env}.json")
 }
 
-/// The current lock on `env`, if any (read-only; used by the plan).
+/// The current lock on `env`, if any (read-only; used by the plan). A lock file that does not
+/// parse is an error, never "no lock": only `--force-unlock` removes it.
 pub async fn observe(store: &Store, env: &str) -> Result<Option<LockInfo>, DeployError> {
-    Ok(store.get(&key(env)).await?.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    match read(store, env).await? {
+        Some(Err(why)) => Err(unreadable(store, env, &why)),
+        Some(Ok(info)) => Ok(Some(info)),
+        None => Ok(None),
+    }
+}
+
+fn unreadable(store: &Store, env: &str, why: &str) -> DeployError {
+    DeployError::Refused(format!(
+        "the lock {} is unreadable ({why}); if no run holds it, `orch up --env {env} --force-unlock` removes it",
+        store.describe(&key(env))
+    ))
+}
+
+/// The lock file, parsed or with why it does not parse.
+async fn read(store: &Store, env: &str) -> Result<Option<Result<LockInfo, String>>, DeployError> {
+    Ok(store
+        .get(&key(env))
+        .await?
+        .map(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string())))
 }
 
 /// A held lock; call [`Lock::release`] when done (also on error).
@@ -77,7 +97,16 @@ pub async fn acquire(
             }
             continue;
         }
-        let Some(other) = observe(store, env).await? else { continue };
+        let other = match read(store, env).await? {
+            None => continue,
+            Some(Ok(other)) => other,
+            Some(Err(why)) if attempt == 0 && force => {
+                printer.warn(&format!("--force-unlock: removing an unreadable lock ({why})"));
+                store.delete(&key(env)).await?;
+                continue;
+            }
+            Some(Err(why)) => return Err(unreadable(store, env, &why)),
+        };
         if attempt == 0 && force {
             printer.warn(&format!(
                 "--force-unlock: removing the lock held by {} ({}@{}, pid {}) since {}; make sure that run is really gone",
@@ -130,6 +159,20 @@ mod tests {
         assert!(text.contains(&first.info.holder) && text.contains(&first.info.host), "{text}");
         first.release().await.unwrap();
         acquire(&store, "dev", "up", false, &p).await.unwrap().release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_lock_is_an_error_not_no_lock_and_only_force_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Dir(dir.path().to_path_buf());
+        let p = Printer::plain();
+        store.put(&key("dev"), b"{\"holder\": tru").await.unwrap();
+        let err = observe(&store, "dev").await.unwrap_err().to_string();
+        assert!(err.contains("is unreadable") && err.contains("--force-unlock"), "{err}");
+        let err = acquire(&store, "dev", "up", false, &p).await.unwrap_err().to_string();
+        assert!(err.contains("is unreadable"), "{err}");
+        acquire(&store, "dev", "up", true, &p).await.unwrap().release().await.unwrap();
+        assert_eq!(observe(&store, "dev").await.unwrap(), None);
     }
 
     #[tokio::test]
