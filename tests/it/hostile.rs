@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::support::Tier;
+use crate::support::{wait_until, Tier};
 
 /// Short client timeouts so the tests see them fire (ms).
 const TIMEOUTS: [(&str, &str); 4] = [
@@ -69,15 +69,6 @@ fn instance_ids(tier: &Tier) -> Vec<String> {
         .unwrap_or_default();
     ids.sort();
     ids
-}
-
-fn wait_until(within: Duration, what: &str, cond: impl Fn() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    start.elapsed()
 }
 
 async fn tls(tier: &Tier) -> TlsStream<TcpStream> {

@@ -258,14 +258,11 @@ fn the_binary_unpacked_from_the_image_starts_and_answers_healthz() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let _app = Child(cmd.spawn().expect("start the unpacked app"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        if http_status(port, "/healthz") == Some(200) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("the unpacked app did not answer /healthz with 200 on 127.0.0.1:{port} within 30s");
+    crate::support::wait_until(
+        std::time::Duration::from_secs(30),
+        &format!("the unpacked app answers /healthz with 200 on 127.0.0.1:{port}"),
+        || http_status(port, "/healthz") == Some(200),
+    );
 }
 
 /// A TLS server on 127.0.0.1 for `name`, certified by a fresh CA; returns (CA PEM, port, requests served).

@@ -100,11 +100,7 @@ fn gone(pid: u64) -> bool {
 }
 
 fn wait_dead(pid: u64) {
-    let start = Instant::now();
-    while !gone(pid) {
-        assert!(start.elapsed() < Duration::from_secs(5), "{pid} did not die");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::support::wait_until(Duration::from_secs(5), &format!("{pid} dies"), || gone(pid));
 }
 
 fn by_zone(status: &serde_json::Value) -> BTreeMap<String, (u64, u64)> {

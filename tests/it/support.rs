@@ -162,3 +162,28 @@ impl Drop for Tier {
         let _ = self.orch().args(["down", "--env", "local"]).output();
     }
 }
+
+/// Poll `cond` every 50 ms until it holds; fail the test naming `what` after `within`. Returns how
+/// long it took. The one way tests wait (never a fixed sleep).
+pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
+/// [`wait_until`] for a condition that is itself async (an S3 read, say).
+pub async fn wait_until_async<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> F,
+) -> Duration {
+    let start = std::time::Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}

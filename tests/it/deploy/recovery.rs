@@ -3,7 +3,7 @@
 use super::env::*;
 use crate::support;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_concurrent_up_is_refused_naming_the_holder_and_force_unlock_breaks_a_foreign_lock() {
@@ -11,14 +11,11 @@ async fn a_concurrent_up_is_refused_naming_the_holder_and_force_unlock_breaks_a_
     let env = Env::new(&moto, false).await;
     let mut first = env.background_up("3").spawn().unwrap();
     let lock_key = format!("locks/{}.json", env.name);
-    let start = Instant::now();
-    let lock = loop {
-        if let Some(body) = env.object(&lock_key).await {
-            break body;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "the first run never took the lock");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    support::wait_until_async(Duration::from_secs(30), "the first run takes the lock", || async {
+        env.object(&lock_key).await.is_some()
+    })
+    .await;
+    let lock = env.object(&lock_key).await.unwrap();
     let second = env.up(DIGEST_A, &[], &[]).code(2);
     let text = stderr(&second);
     let holder: serde_json::Value = serde_json::from_str(&lock).unwrap();
@@ -62,11 +59,9 @@ async fn killing_orch_mid_run_then_rerunning_converges_without_duplicates() {
     let env = Env::new(&moto, true).await;
     let domain = env.domain.clone().unwrap();
     let mut victim = env.background_up("2").spawn().unwrap();
-    let start = Instant::now();
-    while !env.calls().iter().any(|c| c[0] == "up") {
-        assert!(start.elapsed() < Duration::from_secs(60), "pulumi up never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::wait_until(Duration::from_secs(60), "pulumi up starts", || {
+        env.calls().iter().any(|c| c[0] == "up")
+    });
     victim.kill().unwrap();
     victim.wait().unwrap();
     assert!(
@@ -106,11 +101,7 @@ async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_
 
     // The whole process group dies (a CI runner cancelled, a laptop lid closed): orch and pulumi.
     let mut victim = env.background_up("30").process_group(0).spawn().unwrap();
-    let start = Instant::now();
-    while held() == 0 {
-        assert!(start.elapsed() < Duration::from_secs(60), "pulumi never took its lock");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::wait_until(Duration::from_secs(60), "pulumi takes its lock", || held() > 0);
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(victim.id() as i32),
         nix::sys::signal::Signal::SIGKILL,
