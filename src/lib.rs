@@ -13,6 +13,7 @@ pub mod host;
 pub mod image;
 pub mod local;
 pub mod ops;
+pub mod outputs;
 pub mod placement;
 pub mod printer;
 pub mod project;

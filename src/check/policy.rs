@@ -10,6 +10,7 @@ use crate::render::{PAGE_404_MAX, TLS_POLICY};
 
 /// Every rule: name and what it demands.
 pub const RULES: &[(&str, &str)] = &[
+    ("program-outputs", "the program defines every stack output orch reads (`outputs::Output`)"),
     (
         "provider-pinned",
         "every aws-native resource pins the provider version of schema/aws-native.json",
@@ -137,6 +138,16 @@ pub fn run(doc: &Mapping, stack: &Stack, schema: &Schema) -> Vec<Finding> {
         }
     }
     let mut cx = Ctx { resources, findings: vec![] };
+    let outputs = doc.get("outputs").and_then(Value::as_mapping);
+    for o in crate::outputs::Output::REQUIRED {
+        if !outputs.is_some_and(|m| m.contains_key(o.key())) {
+            cx.add(
+                "program-outputs",
+                format!("outputs.{o}"),
+                format!("orch reads the `{o}` output after `pulumi up`; define it"),
+            );
+        }
+    }
     for (name, _) in cx.of("!unpinned") {
         cx.add(
             "provider-pinned",

@@ -16,6 +16,7 @@ use super::store::Store;
 use super::{bucket, observe};
 use crate::config::Stack;
 use crate::error::{OrchError, Outcome};
+use crate::outputs::Output;
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::pulumi::Pulumi;
@@ -114,7 +115,7 @@ pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
         let db = o
             .last
             .as_ref()
-            .and_then(|r| r.output("dbInstanceIdentifier"))
+            .and_then(|r| r.output(Output::DbInstanceIdentifier))
             .unwrap_or("the database");
         let id = final_snapshot_id(&env, o.now);
         steps.push(("create".into(), format!("final snapshot `{id}` of {db}, waited for until available (kept after the destroy)")));
@@ -222,7 +223,7 @@ async fn destroy(
             pulumi.up(p).await.map_err(DeployError::from)?;
             let outputs = pulumi.outputs().map_err(DeployError::from)?;
             let db =
-                outputs.get("dbInstanceIdentifier").and_then(|v| v.as_str()).ok_or_else(|| {
+                crate::outputs::get(&outputs, Output::DbInstanceIdentifier).ok_or_else(|| {
                     DeployError::step(
                         "final snapshot",
                         "the stack has no `dbInstanceIdentifier` output",

@@ -15,6 +15,7 @@ use super::store::Store;
 use super::{bucket, cert, delegation, dns, lock, refresh};
 use crate::config::Stack;
 use crate::error::{OrchError, Outcome};
+use crate::outputs::Output;
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::pulumi::Pulumi;
@@ -183,7 +184,7 @@ async fn run_step<S: Steps>(
         }
         Kind::PulumiUp if step.action == Action::Skip => {
             p.progress("✓ no changes since the last deployment: pulumi skipped (use --force to deploy anyway)");
-            if let Some(url) = cx.last.as_ref().and_then(|l| l.output("url")) {
+            if let Some(url) = cx.last.as_ref().and_then(|l| l.output(Output::Url)) {
                 p.data(url);
             }
             return Ok(Some(Outcome::Ok));
@@ -228,30 +229,24 @@ async fn run_step<S: Steps>(
                 p.progress("✓ launch template unchanged: no instance refresh");
                 return Ok(None);
             }
-            let output = |key: &str| {
-                outputs.get(key).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| {
-                    DeployError::step(
-                        "instance refresh",
-                        format!("the stack has no `{key}` output"),
-                    )
+            let output = |o: Output| {
+                crate::outputs::get(outputs, o).map(str::to_string).ok_or_else(|| {
+                    DeployError::step("instance refresh", format!("the stack has no `{o}` output"))
                 })
             };
             let target = refresh::Target {
-                group: output("asgName")?,
-                template_id: output("launchTemplateId")?,
-                version: output("launchTemplateVersion")?,
-                alarm: output("targetErrorsAlarm").ok(),
+                group: output(Output::AsgName)?,
+                template_id: output(Output::LaunchTemplateId)?,
+                version: output(Output::LaunchTemplateVersion)?,
+                alarm: output(Output::TargetErrorsAlarm).ok(),
             };
             refresh::run(&aws.asg, &target, poll(), Duration::from_secs(3600), p).await?;
         }
         Kind::Verify => {
-            let url = cx
-                .outputs
-                .get("url")
-                .and_then(|v| v.as_str())
+            let url = crate::outputs::get(&cx.outputs, Output::Url)
                 .ok_or_else(|| DeployError::step("verify", "the stack has no `url` output"))?
                 .to_string();
-            let http_url = cx.outputs.get("httpUrl").and_then(|v| v.as_str());
+            let http_url = crate::outputs::get(&cx.outputs, Output::HttpUrl);
             if !steps.verify(run.project, stack, &url, http_url, p).await? {
                 p.warn(&format!("deployed, but {url} failed verification; the deployment is not recorded, so the next `orch up` deploys and verifies again"));
                 return Ok(Some(Outcome::Finding));

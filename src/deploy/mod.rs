@@ -115,11 +115,9 @@ pub async fn deployed_urls(stack: &Stack) -> Result<(String, Option<String>), Or
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend(stack)?, &aws);
     let last = record::latest(&store, &stack.name).await?;
-    let output = |key: &str| {
-        last.as_ref().and_then(|r| r.outputs.get(key)).and_then(|v| v.as_str()).map(str::to_string)
-    };
-    match output("url") {
-        Some(url) => Ok((url, output("httpUrl"))),
+    let output = |o| last.as_ref().and_then(|r| r.output(o)).map(str::to_string);
+    match output(crate::outputs::Output::Url) {
+        Some(url) => Ok((url, output(crate::outputs::Output::HttpUrl))),
         None => Err(OrchError::failed(
             format!(
                 "`{}` has no recorded deployment with a `url` output in {}",

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use super::error::DeployError;
 use super::store::Store;
+use crate::outputs::Output;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -40,21 +41,21 @@ pub struct Record {
 
 impl Record {
     /// A non-empty string output.
-    pub fn output(&self, key: &str) -> Option<&str> {
-        self.outputs.get(key).and_then(serde_json::Value::as_str).filter(|s| !s.is_empty())
+    pub fn output(&self, o: Output) -> Option<&str> {
+        crate::outputs::get(&self.outputs, o)
     }
     /// The image digest: the record's own field, else the `imageDigest` output.
     pub fn digest(&self) -> Option<&str> {
         Some(self.image_digest.as_str())
             .filter(|d| !d.is_empty())
-            .or_else(|| self.output("imageDigest"))
+            .or_else(|| self.output(Output::ImageDigest))
     }
     /// The certificate ARN wired into the stack: the record's field, else a `certificateArn` output.
     pub fn certificate(&self) -> Option<&str> {
         self.certificate_arn
             .as_deref()
             .filter(|a| !a.is_empty())
-            .or_else(|| self.output("certificateArn"))
+            .or_else(|| self.output(Output::CertificateArn))
     }
 }
 
@@ -272,7 +273,7 @@ pub(crate) mod tests {
             serde_json::json!({"certificateArn": "arn:out", "imageDigest": "sha256:o", "url": ""});
         let r: Record = serde_json::from_value(old).unwrap();
         assert_eq!((r.certificate_arn.as_deref(), r.certificate()), (None, Some("arn:out")));
-        assert_eq!((r.digest(), r.output("url"), r.output("nope")), (Some("sha256:1"), None, None));
+        assert_eq!((r.digest(), r.output(Output::Url)), (Some("sha256:1"), None));
         assert_eq!(rec().certificate(), Some("arn:aws:acm:eu-west-1:1:certificate/c"));
     }
 }

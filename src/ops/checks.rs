@@ -1,5 +1,6 @@
 //! The checks `status` and `drift` both run, each observing one concern and judging it into rows:
 //! the certificate in use and its wiring into the listener, and the NS delegation in the parent zone.
+use crate::outputs::Output;
 use chrono::Utc;
 use std::path::Path;
 
@@ -22,7 +23,7 @@ pub async fn certificate(
         .certificate()
         .map(str::to_string)
         .or_else(|| record::configured_certificate(build_dir, env));
-    let serving = match rec.output("targetGroupArn") {
+    let serving = match rec.output(Output::TargetGroupArn) {
         Some(a) => observe::listener_certificates(clients, a).await,
         None => Err("no targetGroupArn output recorded".to_string()),
     };

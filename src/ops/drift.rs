@@ -1,6 +1,7 @@
 //! `orch drift` for an environment: Pulumi's view (a preview-only refresh: what changed outside
 //! Pulumi) plus what only orch knows — the NS delegation in the parent zone, the certificate wired
 //! into the listener and its expiry, and the image running against the one recorded.
+use crate::outputs::Output;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub async fn gather(
     let cert = checks::certificate(clients, &rec, &build_dir, &stack.name);
     let delegation = checks::delegation(clients, stack, "no domain");
     let group = async {
-        match rec.output("asgName") {
+        match rec.output(Output::AsgName) {
             Some(name) => Some(observe::group(clients, name).await),
             None => None,
         }
@@ -113,7 +114,7 @@ pub fn image_row(
             return Row::error("image", format!("stack outputs unreadable: {first}"))
                 .lines(lines.map(str::to_string).collect());
         }
-        Ok(o) => o.get("imageDigest").and_then(Value::as_str),
+        Ok(o) => crate::outputs::get(o, Output::ImageDigest),
     };
     let stale: Vec<String> = match group {
         Some(Ok(g)) => stale_instances(g),

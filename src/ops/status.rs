@@ -8,6 +8,7 @@ use super::{checks, judge, probe, OpsError};
 use crate::aws::emulated;
 use crate::config::Stack;
 use crate::deploy::record::Record;
+use crate::outputs::Output;
 use crate::project::Project;
 
 /// Gather the status report of `stack`. Errors only when there is nothing to report on.
@@ -24,8 +25,8 @@ pub async fn gather(
     };
     let build_dir = project.build_dir(&stack.name);
 
-    let asg_name = rec.output("asgName").map(str::to_string);
-    let tg_arn = rec.output("targetGroupArn").map(str::to_string);
+    let asg_name = rec.output(Output::AsgName).map(str::to_string);
+    let tg_arn = rec.output(Output::TargetGroupArn).map(str::to_string);
     let fleet = async {
         let (group, targets) = tokio::join!(
             async {
@@ -47,7 +48,7 @@ pub async fn gather(
     let delegation =
         checks::delegation(clients, stack, "no domain: the load balancer's own name is used");
     let live = async {
-        match rec.output("url") {
+        match rec.output(Output::Url) {
             None => Row::error("probe", "no url output recorded"),
             Some(url) if !probe::allowed(url, emulated()) => Row::skipped(
                 "probe",
@@ -57,7 +58,7 @@ pub async fn gather(
         }
     };
     let database = async {
-        match rec.output("url") {
+        match rec.output(Output::Url) {
             None => Row::error("database", "no url output recorded"),
             Some(url) if !probe::allowed(url, emulated()) => {
                 Row::skipped("database", format!("{url}readyz not probed (emulated cloud)"))
