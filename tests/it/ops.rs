@@ -2,10 +2,8 @@
 //! and a fake `pulumi` written into the scratch project. Every test uses its own bucket, zones,
 //! group and certificate, so they share one moto server safely.
 use crate::support::{service, Scratch};
-use aws_config::{BehaviorVersion, Region};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 const REGION: &str = "eu-west-1";
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -76,13 +74,6 @@ impl Default for Seed {
     }
 }
 
-fn unique() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{:x}{:x}{}", std::process::id(), nanos % 0xfffff, N.fetch_add(1, Ordering::SeqCst))
-}
-
 /// Subnet and VPC ids of moto's default VPC (EC2 query API; no EC2 SDK in this project).
 async fn default_subnets(moto: &str) -> (String, Vec<String>) {
     let auth = format!("AWS4-HMAC-SHA256 Credential=testing/20240101/{REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0");
@@ -132,15 +123,8 @@ impl World {
     async fn new(moto: String, seed: Seed) -> World {
         // Credentials given to the SDK directly (never set_var in parallel tests); the orch child
         // process gets them in `orch()`.
-        let u = unique();
-        let conf = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&moto)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .load()
-            .await;
+        let u = crate::support::unique();
+        let conf = crate::support::moto_sdk(&moto, REGION).await;
         let scratch = Scratch::new();
         let (zone, parent) = (format!("dev.orch-{u}.net"), format!("orch-{u}.net"));
         let dev = scratch.read("stacks/dev.yaml");

@@ -187,3 +187,25 @@ pub async fn wait_until_async<F: std::future::Future<Output = bool>>(
     }
     start.elapsed()
 }
+
+/// A name no other test (or earlier run against the same moto) uses: pid, time and a counter.
+pub fn unique() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!("{}{:x}{n}", std::process::id() % 10000, nanos % 0xfffff)
+}
+
+/// The SDK configuration for the moto at `endpoint` in `region`, with moto's test credentials
+/// given directly (never through the process environment: tests run in parallel).
+pub async fn moto_sdk(endpoint: &str, region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}

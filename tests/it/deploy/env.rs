@@ -2,7 +2,6 @@
 //! bucket and domain on the shared moto, a live local tier behind the fake pulumi's url outputs,
 //! and small servers on 127.0.0.1 (an AutoScaling stub, a DNS server).
 use crate::support::{self, Scratch, Tier};
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -209,17 +208,7 @@ pub(super) fn dns_server(answers: Arc<Mutex<Vec<String>>>) -> String {
     addr
 }
 
-pub(super) fn unique() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!(
-        "{}{:x}{}",
-        std::process::id() % 10000,
-        nanos % 0xfffff,
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
+pub(super) use crate::support::unique;
 
 /// One environment of its own in a scratch project.
 pub(super) struct Env {
@@ -298,12 +287,7 @@ impl Env {
     }
 
     pub(super) async fn sdk(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("eu-west-1"))
-            .endpoint_url(&self.moto)
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .load()
-            .await
+        support::moto_sdk(&self.moto, "eu-west-1").await
     }
     pub(super) async fn s3(&self) -> aws_sdk_s3::Client {
         aws_sdk_s3::Client::from_conf(
