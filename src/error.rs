@@ -97,3 +97,9 @@ impl OrchError {
         }
     }
 }
+
+impl From<crate::state::StateError> for OrchError {
+    fn from(e: crate::state::StateError) -> Self {
+        OrchError::Deploy(crate::deploy::DeployError::from(e))
+    }
+}

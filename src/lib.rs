@@ -22,6 +22,7 @@ pub mod render;
 pub mod runner;
 pub mod scaling;
 pub mod settings;
+pub mod state;
 pub mod verify;
 
 use clap::Parser;

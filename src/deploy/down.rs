@@ -10,9 +10,6 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::error::DeployError;
-use super::lock::{self, LockInfo};
-use super::record::{self, Record};
-use super::store::Store;
 use super::{bucket, observe};
 use crate::config::Stack;
 use crate::error::{OrchError, Outcome};
@@ -21,6 +18,9 @@ use crate::printer::Printer;
 use crate::project::Project;
 use crate::pulumi::Pulumi;
 use crate::runner::Runner;
+use crate::state::lock::{self, LockInfo};
+use crate::state::record::{self, Record};
+use crate::state::store::Store;
 
 /// What `down` read before deciding.
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@ use crate::pulumi::PulumiError;
 pub enum DeployError {
     #[error("{what}: {message}")]
     Aws { what: String, message: String },
-    #[error("environment `{env}` is locked by {} ({}@{}, pid {}) since {}", .by.holder, .by.user, .by.host, .by.pid, .by.since)]
-    Locked { env: String, by: Box<super::lock::LockInfo> },
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error(transparent)]
     Pulumi(#[from] PulumiError),
     #[error("timed out after {seconds} s waiting for {what}")]
@@ -53,7 +53,10 @@ impl DeployError {
         match self {
             DeployError::Aws { message, .. } if message == crate::aws::NO_CREDENTIALS => crate::aws::NO_CREDENTIALS_HINT.into(),
             DeployError::Aws { .. } => "check AWS credentials and region (AWS_PROFILE, AWS_REGION), then rerun `orch up`; every step is idempotent".into(),
-            DeployError::Locked { env, .. } => format!("wait for that run to finish; if it crashed, run `orch up --env {env} --force-unlock`"),
+            DeployError::State(crate::state::StateError::Locked { env, .. }) => format!("wait for that run to finish; if it crashed, run `orch up --env {env} --force-unlock`"),
+            DeployError::State(crate::state::StateError::Aws { what, message }) => DeployError::Aws { what: what.clone(), message: message.clone() }.hint(),
+            DeployError::State(crate::state::StateError::Refused(_)) => "read the message above; nothing was changed by this step".into(),
+            DeployError::State(_) => "fix the cause above and rerun `orch up`; every step is idempotent".into(),
             DeployError::Pulumi(e) => e.hint(),
             DeployError::Timeout { .. } => "rerun `orch up`: finished steps are skipped and the wait resumes".into(),
             DeployError::NotDelegated { name, .. } => {

@@ -9,10 +9,8 @@ use std::collections::BTreeMap;
 use super::error::DeployError;
 use super::observe::{deploy_config, Aws};
 use super::plan::{Action, Kind, Plan, Step};
-use super::record::{self, Record};
 use super::steps::{ImageRef, Program, Steps};
-use super::store::Store;
-use super::{bucket, cert, delegation, dns, lock, refresh};
+use super::{bucket, cert, delegation, dns, refresh};
 use crate::config::Stack;
 use crate::error::{OrchError, Outcome};
 use crate::outputs::Output;
@@ -20,6 +18,9 @@ use crate::printer::Printer;
 use crate::project::Project;
 use crate::pulumi::Pulumi;
 use crate::runner::Runner;
+use crate::state::lock;
+use crate::state::record::{self, Record};
+use crate::state::store::Store;
 
 /// Knobs for one run.
 pub struct Run<'a> {

@@ -9,15 +9,12 @@ pub mod dns;
 pub mod down;
 pub mod error;
 pub mod execute;
-pub mod lock;
 pub mod observe;
 pub mod plan;
-pub mod record;
 pub mod refresh;
 pub mod releases;
 pub mod snapshot;
 pub mod steps;
-pub mod store;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -25,6 +22,7 @@ use std::sync::Arc;
 use crate::config::Stack;
 use crate::context::{Ctx, DownOptions, UpOptions};
 use crate::error::{OrchError, Outcome};
+use crate::state::record;
 pub use error::DeployError;
 
 /// `orch up` for an aws stack.

@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use super::error::DeployError;
 use super::plan::Observed;
 use super::steps::{ImageRef, Program, Steps};
-use super::store::Store;
-use super::{bucket, cert, delegation, dns, lock, record};
+use super::{bucket, cert, delegation, dns};
 use crate::config::Stack;
 use crate::error::OrchError;
 use crate::printer::Printer;
 use crate::project::Project;
+use crate::state::store::Store;
+use crate::state::{lock, record};
 
 /// The AWS clients a deployment uses.
 #[derive(Debug, Clone)]

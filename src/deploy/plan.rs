@@ -7,10 +7,10 @@ use super::bucket::BucketState;
 use super::cert::{CertState, RENEW_DAYS};
 use super::delegation::Delegation;
 use super::dns::{ParentZone, ZoneState};
-use super::lock::LockInfo;
-use super::record::{change_reason, Record};
 use super::steps::ImageRef;
 use crate::config::Stack;
+use crate::state::lock::LockInfo;
+use crate::state::record::{change_reason, Record};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
@@ -200,7 +200,10 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
         format!(
             "render build/{}/ ({})",
             stack.name,
-            o.program_hash.as_deref().map(super::record::short).unwrap_or_else(|| "-".into())
+            o.program_hash
+                .as_deref()
+                .map(crate::state::record::short)
+                .unwrap_or_else(|| "-".into())
         ),
     );
     match (&o.image, &o.image_problem) {

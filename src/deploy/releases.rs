@@ -4,14 +4,14 @@
 //! `orch up`.
 use std::sync::Arc;
 
-use super::record::{self, Record};
-use super::store::Store;
 use super::{execute, observe, steps};
 use crate::config::Stack;
 use crate::error::{OrchError, Outcome};
 use crate::history::Row;
 use crate::printer::Printer;
 use crate::project::Project;
+use crate::state::record::{self, Record};
+use crate::state::store::Store;
 
 /// The releases of `env`, newest first.
 pub async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {

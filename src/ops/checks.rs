@@ -8,7 +8,7 @@ use super::cloud::Clients;
 use super::report::Row;
 use super::{judge, observe, record};
 use crate::config::Stack;
-use crate::deploy::record::Record;
+use crate::state::record::Record;
 
 /// `(certificate, cert-wiring)`: the certificate in use (what the listener serves, else what the
 /// stack was given: the record's ARN, else the rendered stack config's) and whether the listener

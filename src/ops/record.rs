@@ -7,9 +7,9 @@ use std::path::Path;
 use super::cloud::Clients;
 use super::OpsError;
 use crate::config::Stack;
-use crate::deploy::record::{self, Record};
-use crate::deploy::store::Store;
 use crate::image::{layout, PushReport};
+use crate::state::record::{self, Record};
+use crate::state::store::Store;
 
 fn store(clients: &Clients, stack: &Stack) -> Result<Store, OpsError> {
     let backend = stack

@@ -7,9 +7,9 @@ use super::report::{Level, Report, Row};
 use super::{checks, judge, probe, OpsError};
 use crate::aws::emulated;
 use crate::config::Stack;
-use crate::deploy::record::Record;
 use crate::outputs::Output;
 use crate::project::Project;
+use crate::state::record::Record;
 
 /// Gather the status report of `stack`. Errors only when there is nothing to report on.
 pub async fn gather(
@@ -82,7 +82,7 @@ pub async fn gather(
 }
 
 /// A torn-down environment: one row saying since when, and what ran before (exit 1: not serving).
-fn torn_down(stack: &Stack, down: &crate::deploy::record::Down) -> Report {
+fn torn_down(stack: &Stack, down: &crate::state::record::Down) -> Report {
     let last = &down.last;
     let summary = format!(
         "down since {} (`orch down`); last deployed: image {} at {}",

@@ -278,7 +278,7 @@ impl World {
         // The deployment record orch up leaves in the state bucket (its own type, so the format agrees).
         let outputs = json!({ "url": seed.url, "asgName": format!("asg-{u}"), "targetGroupArn": tg,
                               "albDnsName": format!("lb-{u}.eu-west-1.elb.amazonaws.com"), "imageDigest": DIGEST });
-        let record = serde_json::to_value(orch::deploy::record::Record {
+        let record = serde_json::to_value(orch::state::record::Record {
             env: "dev".into(),
             revision: "abc1234".into(),
             image_uri: format!("registry.example/orch-app@{DIGEST}"),

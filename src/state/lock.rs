@@ -3,8 +3,8 @@
 //! process on this host is broken with a warning; any other needs `--force-unlock`.
 use serde::{Deserialize, Serialize};
 
-use super::error::DeployError;
 use super::store::Store;
+use super::StateError;
 use crate::printer::Printer;
 
 /// Who holds the lock; the body of the lock object.
@@ -43,7 +43,7 @@ pub fn key(env: &str) -> String {
 
 /// The current lock on `env`, if any (read-only; used by the plan). A lock file that does not
 /// parse is an error, never "no lock": only `--force-unlock` removes it.
-pub async fn observe(store: &Store, env: &str) -> Result<Option<LockInfo>, DeployError> {
+pub async fn observe(store: &Store, env: &str) -> Result<Option<LockInfo>, StateError> {
     match read(store, env).await? {
         Some(Err(why)) => Err(unreadable(store, env, &why)),
         Some(Ok(info)) => Ok(Some(info)),
@@ -51,15 +51,15 @@ pub async fn observe(store: &Store, env: &str) -> Result<Option<LockInfo>, Deplo
     }
 }
 
-fn unreadable(store: &Store, env: &str, why: &str) -> DeployError {
-    DeployError::Refused(format!(
+fn unreadable(store: &Store, env: &str, why: &str) -> StateError {
+    StateError::Refused(format!(
         "the lock {} is unreadable ({why}); if no run holds it, `orch up --env {env} --force-unlock` removes it",
         store.describe(&key(env))
     ))
 }
 
 /// The lock file, parsed or with why it does not parse.
-async fn read(store: &Store, env: &str) -> Result<Option<Result<LockInfo, String>>, DeployError> {
+async fn read(store: &Store, env: &str) -> Result<Option<Result<LockInfo, String>>, StateError> {
     Ok(store
         .get(&key(env))
         .await?
@@ -81,10 +81,10 @@ pub async fn acquire(
     command: &str,
     force: bool,
     printer: &Printer,
-) -> Result<Lock, DeployError> {
+) -> Result<Lock, StateError> {
     let mine = LockInfo::mine(command);
     let body = serde_json::to_vec_pretty(&mine)
-        .map_err(|e| DeployError::step("encoding the lock", e.to_string()))?;
+        .map_err(|e| StateError::step("encoding the lock", e.to_string()))?;
     for attempt in 0..2 {
         if store.put_if_absent(&key(env), &body).await? {
             // Read back: a backend that ignored the condition would show another holder here.
@@ -122,19 +122,19 @@ pub async fn acquire(
         }
         store.delete(&key(env)).await?;
     }
-    Err(DeployError::Refused(format!(
+    Err(StateError::Refused(format!(
         "could not take the lock {} after breaking it; another run took it first",
         store.describe(&key(env))
     )))
 }
 
-fn locked(env: &str, o: LockInfo) -> DeployError {
-    DeployError::Locked { env: env.into(), by: Box::new(o) }
+fn locked(env: &str, o: LockInfo) -> StateError {
+    StateError::Locked { env: env.into(), by: Box::new(o) }
 }
 
 impl Lock {
     /// Remove the lock if it is still ours.
-    pub async fn release(self) -> Result<(), DeployError> {
+    pub async fn release(self) -> Result<(), StateError> {
         match observe(&self.store, &self.env).await? {
             Some(current) if current.holder == self.info.holder => {
                 self.store.delete(&key(&self.env)).await
@@ -192,7 +192,7 @@ mod tests {
         store.put(&key("dev"), &serde_json::to_vec(&remote).unwrap()).await.unwrap();
         assert!(matches!(
             acquire(&store, "dev", "up", false, &p).await,
-            Err(DeployError::Locked { .. })
+            Err(StateError::Locked { .. })
         ));
         acquire(&store, "dev", "up", true, &p).await.unwrap().release().await.unwrap();
     }

@@ -3,7 +3,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use std::path::PathBuf;
 
-use super::error::DeployError;
+use super::StateError;
 use crate::config::Backend;
 
 /// A tiny key/value store with one conditional write.
@@ -24,7 +24,7 @@ impl Store {
     }
 
     /// Write `body` under `key` only if nothing is there yet; `Ok(false)` when something is.
-    pub async fn put_if_absent(&self, key: &str, body: &[u8]) -> Result<bool, DeployError> {
+    pub async fn put_if_absent(&self, key: &str, body: &[u8]) -> Result<bool, StateError> {
         match self {
             Store::S3 { client, bucket } => {
                 let res = client
@@ -45,7 +45,7 @@ impl Store {
                     {
                         Ok(false)
                     }
-                    Err(e) => Err(DeployError::aws(format!("writing s3://{bucket}/{key}"))(e)),
+                    Err(e) => Err(StateError::aws(format!("writing s3://{bucket}/{key}"))(e)),
                 }
             }
             Store::Dir(dir) => {
@@ -54,17 +54,17 @@ impl Store {
                 match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                     Ok(mut f) => {
                         std::io::Write::write_all(&mut f, body)
-                            .map_err(DeployError::io(format!("writing {}", path.display())))?;
+                            .map_err(StateError::io(format!("writing {}", path.display())))?;
                         Ok(true)
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                    Err(e) => Err(DeployError::io(format!("creating {}", path.display()))(e)),
+                    Err(e) => Err(StateError::io(format!("creating {}", path.display()))(e)),
                 }
             }
         }
     }
 
-    pub async fn put(&self, key: &str, body: &[u8]) -> Result<(), DeployError> {
+    pub async fn put(&self, key: &str, body: &[u8]) -> Result<(), StateError> {
         match self {
             Store::S3 { client, bucket } => {
                 client
@@ -75,26 +75,26 @@ impl Store {
                     .body(ByteStream::from(body.to_vec()))
                     .send()
                     .await
-                    .map_err(DeployError::aws(format!("writing s3://{bucket}/{key}")))?;
+                    .map_err(StateError::aws(format!("writing s3://{bucket}/{key}")))?;
                 Ok(())
             }
             Store::Dir(dir) => {
                 let path = dir.join(key);
                 create_parent(&path)?;
                 std::fs::write(&path, body)
-                    .map_err(DeployError::io(format!("writing {}", path.display())))
+                    .map_err(StateError::io(format!("writing {}", path.display())))
             }
         }
     }
 
     /// The object under `key`, or `None` when there is none.
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, DeployError> {
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         match self {
             Store::S3 { client, bucket } => {
                 match client.get_object().bucket(bucket).key(key).send().await {
                     Ok(out) => {
                         let bytes = out.body.collect().await.map_err(|e| {
-                            DeployError::step(format!("reading s3://{bucket}/{key}"), e.to_string())
+                            StateError::step(format!("reading s3://{bucket}/{key}"), e.to_string())
                         })?;
                         Ok(Some(bytes.into_bytes().to_vec()))
                     }
@@ -104,18 +104,18 @@ impl Store {
                     {
                         Ok(None)
                     }
-                    Err(e) => Err(DeployError::aws(format!("reading s3://{bucket}/{key}"))(e)),
+                    Err(e) => Err(StateError::aws(format!("reading s3://{bucket}/{key}"))(e)),
                 }
             }
             Store::Dir(dir) => match std::fs::read(dir.join(key)) {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(DeployError::io(format!("reading {}", dir.join(key).display()))(e)),
+                Err(e) => Err(StateError::io(format!("reading {}", dir.join(key).display()))(e)),
             },
         }
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), DeployError> {
+    pub async fn delete(&self, key: &str) -> Result<(), StateError> {
         match self {
             Store::S3 { client, bucket } => {
                 client
@@ -124,19 +124,19 @@ impl Store {
                     .key(key)
                     .send()
                     .await
-                    .map_err(DeployError::aws(format!("deleting s3://{bucket}/{key}")))?;
+                    .map_err(StateError::aws(format!("deleting s3://{bucket}/{key}")))?;
                 Ok(())
             }
             Store::Dir(dir) => match std::fs::remove_file(dir.join(key)) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(DeployError::io(format!("deleting {}", dir.join(key).display()))(e)),
+                Err(e) => Err(StateError::io(format!("deleting {}", dir.join(key).display()))(e)),
             },
         }
     }
 
     /// The keys under `prefix` (a folder-like prefix ending in `/`), sorted.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, DeployError> {
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
         let mut keys = vec![];
         match self {
             Store::S3 { client, bucket } => {
@@ -144,7 +144,7 @@ impl Store {
                     client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
                 while let Some(page) = pages.next().await {
                     let page =
-                        page.map_err(DeployError::aws(format!("listing s3://{bucket}/{prefix}")))?;
+                        page.map_err(StateError::aws(format!("listing s3://{bucket}/{prefix}")))?;
                     keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
                 }
             }
@@ -172,10 +172,10 @@ impl Store {
     }
 }
 
-fn create_parent(path: &std::path::Path) -> Result<(), DeployError> {
+fn create_parent(path: &std::path::Path) -> Result<(), StateError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
-            .map_err(DeployError::io(format!("creating {}", parent.display())))?;
+            .map_err(StateError::io(format!("creating {}", parent.display())))?;
     }
     Ok(())
 }

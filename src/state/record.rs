@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-use super::error::DeployError;
 use super::store::Store;
+use super::StateError;
 use crate::outputs::Output;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,22 +63,19 @@ pub fn latest_key(env: &str) -> String {
     format!("deployments/{env}/latest.json")
 }
 
-pub async fn latest(store: &Store, env: &str) -> Result<Option<Record>, DeployError> {
+pub async fn latest(store: &Store, env: &str) -> Result<Option<Record>, StateError> {
     match store.get(&latest_key(env)).await? {
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            DeployError::step(
-                format!("reading {}", store.describe(&latest_key(env))),
-                e.to_string(),
-            )
+            StateError::step(format!("reading {}", store.describe(&latest_key(env))), e.to_string())
         }),
     }
 }
 
 /// Write the record as the latest and into the history.
-pub async fn save(store: &Store, record: &Record) -> Result<String, DeployError> {
+pub async fn save(store: &Store, record: &Record) -> Result<String, StateError> {
     let body = serde_json::to_vec_pretty(record)
-        .map_err(|e| DeployError::step("encoding the deployment record", e.to_string()))?;
+        .map_err(|e| StateError::step("encoding the deployment record", e.to_string()))?;
     let stamp = record.time.replace([':', '-'], "");
     let short =
         record.image_digest.trim_start_matches("sha256:").chars().take(12).collect::<String>();
@@ -102,7 +99,7 @@ pub struct Down {
 }
 
 /// The down marker, if the environment was torn down and not deployed since.
-pub async fn down_since(store: &Store, env: &str) -> Result<Option<Down>, DeployError> {
+pub async fn down_since(store: &Store, env: &str) -> Result<Option<Down>, StateError> {
     match store.get(&down_key(env)).await? {
         None => Ok(None),
         Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
@@ -112,9 +109,9 @@ pub async fn down_since(store: &Store, env: &str) -> Result<Option<Down>, Deploy
 /// Retire the latest record on teardown: a `-destroyed` copy goes into the history, a down marker
 /// (for `orch status`) is written, then the latest is removed (so the next `orch up` deploys afresh).
 /// Returns where the copy went.
-pub async fn retire(store: &Store, record: &Record) -> Result<String, DeployError> {
+pub async fn retire(store: &Store, record: &Record) -> Result<String, StateError> {
     let body = serde_json::to_vec_pretty(record)
-        .map_err(|e| DeployError::step("encoding the deployment record", e.to_string()))?;
+        .map_err(|e| StateError::step("encoding the deployment record", e.to_string()))?;
     let now = chrono::Utc::now();
     let key = format!(
         "deployments/{}/history/{}-destroyed.json",
@@ -127,7 +124,7 @@ pub async fn retire(store: &Store, record: &Record) -> Result<String, DeployErro
         last: record.clone(),
     };
     let marker = serde_json::to_vec_pretty(&down)
-        .map_err(|e| DeployError::step("encoding the down marker", e.to_string()))?;
+        .map_err(|e| StateError::step("encoding the down marker", e.to_string()))?;
     store.put(&down_key(&record.env), &marker).await?;
     store.delete(&latest_key(&record.env)).await?;
     Ok(store.describe(&key))
