@@ -76,7 +76,11 @@ fn report(v: &image::verify::Verdict) -> Vec<String> {
     }
     for (key, ours, theirs) in &v.labels {
         let show = |s: &Option<String>| s.clone().unwrap_or_else(|| "(none)".into());
-        lines.push(format!("  label {key} DIFFERS rebuilt {} / expected {}", show(ours), show(theirs)));
+        lines.push(format!(
+            "  label {key} DIFFERS rebuilt {} / expected {}",
+            show(ours),
+            show(theirs)
+        ));
     }
     if !v.layers.is_empty() && v.layers.iter().all(|r| r.same()) && v.labels.is_empty() {
         lines.push("  layers and labels are the same: the rest of the config differs".into());

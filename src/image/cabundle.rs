@@ -33,7 +33,10 @@ mod tests {
         let lock = include_str!("../../Cargo.lock");
         let (name, version) = SOURCE.split_once(' ').unwrap();
         let entry = format!("name = \"{name}\"\nversion = \"{version}\"\n");
-        assert!(lock.contains(&entry), "Cargo.lock does not lock {SOURCE}: update cabundle::SOURCE");
+        assert!(
+            lock.contains(&entry),
+            "Cargo.lock does not lock {SOURCE}: update cabundle::SOURCE"
+        );
     }
 
     #[test]
@@ -47,6 +50,7 @@ mod tests {
         assert!(count > 100, "{count}");
         let parsed = pem::parse_many(&bundle).unwrap();
         assert_eq!(parsed[0].contents(), webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].as_ref());
-        assert!(describe(&bundle).starts_with(&format!("{SOURCE} (Mozilla roots), {count} certificates, sha256:")));
+        assert!(describe(&bundle)
+            .starts_with(&format!("{SOURCE} (Mozilla roots), {count} certificates, sha256:")));
     }
 }

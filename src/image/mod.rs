@@ -62,7 +62,9 @@ pub enum ImageError {
         "tag {tag} in {registry}/{repository} already names {existing}; refusing to point it at {ours}"
     )]
     TagTaken { registry: String, repository: String, tag: String, existing: String, ours: String },
-    #[error("`{0}` is not an image digest (sha256:<64 hex>) or a reference ending in @sha256:<64 hex>")]
+    #[error(
+        "`{0}` is not an image digest (sha256:<64 hex>) or a reference ending in @sha256:<64 hex>"
+    )]
     BadDigest(String),
 }
 

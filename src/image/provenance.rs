@@ -33,8 +33,10 @@ pub struct Toolchain {
 pub fn toolchain_of(path: &Path) -> Result<Toolchain, ImageError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ImageError::io(format!("reading {}", path.display()), e))?;
-    let unknown =
-        |reason: &str| ImageError::UnknownToolchain { path: path.to_owned(), reason: reason.into() };
+    let unknown = |reason: &str| ImageError::UnknownToolchain {
+        path: path.to_owned(),
+        reason: reason.into(),
+    };
     let file = object::File::parse(&*bytes).map_err(|e| unknown(&e.to_string()))?;
     let comment = file
         .section_by_name(".comment")

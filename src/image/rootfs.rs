@@ -161,6 +161,9 @@ mod tests {
         let app: Vec<_> = layers[1].entries.iter().map(|e| (e.path.as_str(), e.mode)).collect();
         assert_eq!(app, [("app", 0o755), ("pages", 0o755), ("pages/503.html", 0o644)]);
         let missing = Inputs { extra_certs: vec![dir.path().join("nope.pem")], ..inputs };
-        assert!(matches!(plan(&missing), Err(ImageError::Missing { what: "extra certificate", .. })));
+        assert!(matches!(
+            plan(&missing),
+            Err(ImageError::Missing { what: "extra certificate", .. })
+        ));
     }
 }

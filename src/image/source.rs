@@ -107,8 +107,7 @@ mod tests {
 
     #[test]
     fn clean_checkout_is_tagged_with_revision_and_digest_and_dated_by_the_commit() {
-        let rec =
-            Recording::new([ok("abcdef0123456789\n2024-05-01T12:00:00+02:00\n"), ok("")]);
+        let rec = Recording::new([ok("abcdef0123456789\n2024-05-01T12:00:00+02:00\n"), ok("")]);
         let src = describe(&rec, Path::new("/p"));
         assert_eq!(src.created, "2024-05-01T10:00:00Z");
         assert_eq!(src.epoch, 1_714_557_600);
@@ -121,10 +120,8 @@ mod tests {
 
     #[test]
     fn dirty_checkout_and_no_git_get_digest_qualified_tags() {
-        let rec = Recording::new([
-            ok("abcdef0123456789\n2024-05-01T12:00:00Z\n"),
-            ok(" M src/x.rs\n"),
-        ]);
+        let rec =
+            Recording::new([ok("abcdef0123456789\n2024-05-01T12:00:00Z\n"), ok(" M src/x.rs\n")]);
         let src = describe(&rec, Path::new("/p"));
         assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef012345-dirty-0123456789ab");
         assert_eq!(src.label(), "abcdef0123456789-dirty");

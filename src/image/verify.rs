@@ -100,7 +100,9 @@ async fn from_registry(dest: &Destination, digest: &str) -> Result<Theirs, Image
         .await
         .map_err(|e| fail("reading the manifest of", e))?;
     if sha256_digest(&bytes) != digest {
-        return Err(ImageError::Spec(format!("the registry's manifest for {digest} has another digest")));
+        return Err(ImageError::Spec(format!(
+            "the registry's manifest for {digest} has another digest"
+        )));
     }
     let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(ImageError::spec)?;
     let mut config = Vec::new();
@@ -113,7 +115,10 @@ async fn from_registry(dest: &Destination, digest: &str) -> Result<Theirs, Image
 }
 
 /// Compare the rebuilt image with the expected one.
-fn compare(built: &Built, theirs: &Theirs) -> (Vec<LayerRow>, Vec<(String, Option<String>, Option<String>)>) {
+fn compare(
+    built: &Built,
+    theirs: &Theirs,
+) -> (Vec<LayerRow>, Vec<(String, Option<String>, Option<String>)>) {
     let their_layers = theirs.manifest.layers();
     let rows = (0..built.layers.len().max(their_layers.len()))
         .map(|i| LayerRow {
@@ -193,7 +198,9 @@ mod tests {
         );
         let full = parse(&format!("127.0.0.1:5000/orch/app@sha256:{hex}")).unwrap();
         assert_eq!(full.location, Some(("127.0.0.1:5000".into(), "orch/app".into())));
-        for bad in ["sha256:abc", &format!("sha512:{hex}"), &format!("app@sha256:{hex}"), &"A".repeat(71)] {
+        for bad in
+            ["sha256:abc", &format!("sha512:{hex}"), &format!("app@sha256:{hex}"), &"A".repeat(71)]
+        {
             assert!(matches!(parse(bad), Err(ImageError::BadDigest(_))), "{bad}");
         }
     }

@@ -76,10 +76,23 @@ fn home_cargo() -> PathBuf {
 
 #[test]
 fn two_builds_of_one_commit_on_differently_set_up_machines_give_one_digest() {
-    let dirty = git(&repo(), &["status", "--porcelain", "--untracked-files=no", "--", "app", "Cargo.lock", "Cargo.toml", "rust-toolchain.toml"]);
+    let dirty = git(
+        &repo(),
+        &[
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            "app",
+            "Cargo.lock",
+            "Cargo.toml",
+            "rust-toolchain.toml",
+        ],
+    );
     assert!(dirty.is_empty(), "commit the app's sources first: this test builds HEAD\n{dirty}");
     let commit = git(&repo(), &["rev-parse", "HEAD"]);
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
     let base = target.join("orch-repro");
     let (a, b) = (base.join("a"), base.join("b"));
     checkout(&a, &commit);
@@ -89,7 +102,8 @@ fn two_builds_of_one_commit_on_differently_set_up_machines_give_one_digest() {
     let first = orch_build_in(&a, &[("ORCH_APP_BINARY", static_app().as_os_str())]);
     // Machine B: another folder, target directory, cargo home and host CA bundle; compiled by orch.
     let other_ca = base.join("other-ca.pem");
-    std::fs::write(&other_ca, "-----BEGIN CERTIFICATE-----\nMAo=\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(&other_ca, "-----BEGIN CERTIFICATE-----\nMAo=\n-----END CERTIFICATE-----\n")
+        .unwrap();
     let home = cargo_home(&base.join("cargo-home-b"));
     let target_b = base.join("target-b");
     let second = orch_build_in(
@@ -113,7 +127,12 @@ fn two_builds_of_one_commit_on_differently_set_up_machines_give_one_digest() {
         .iter()
         .map(|l| l.size())
         .sum();
-    eprintln!("reproducible: {} ({size} bytes compressed) from {} and {}", first.0, a.display(), b.display());
+    eprintln!(
+        "reproducible: {} ({size} bytes compressed) from {} and {}",
+        first.0,
+        a.display(),
+        b.display()
+    );
 }
 
 /// `orch build` in the checkout `dir` with `env`: (digest, tag).
@@ -124,7 +143,12 @@ fn orch_build_in(dir: &Path, env: &[(&str, &std::ffi::OsStr)]) -> (String, Strin
         cmd.env(k, v);
     }
     let out = cmd.arg("build").timeout(std::time::Duration::from_secs(1800)).output().unwrap();
-    assert!(out.status.success(), "orch build in {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "orch build in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let layout = read_layout(&dir.join("build/local/image")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), layout.digest);
     (layout.digest, layout.tag.unwrap())
@@ -151,12 +175,7 @@ async fn a_tag_never_names_two_digests_of_one_revision_and_verify_names_the_laye
     scratch.write("stacks/local.yaml", &stack);
     let revision = commit(&scratch);
     let push_with = |binary: &Path| -> PushReport {
-        scratch
-            .orch()
-            .env("ORCH_APP_BINARY", binary)
-            .args(["build", "--push"])
-            .assert()
-            .success();
+        scratch.orch().env("ORCH_APP_BINARY", binary).args(["build", "--push"]).assert().success();
         serde_json::from_str(&scratch.read("build/local/image/pushed.json")).unwrap()
     };
     let first = push_with(&static_app());
@@ -214,7 +233,10 @@ fn verify_says_same_then_names_the_layer_an_input_changed() {
         .code(0)
         .stdout(predicates::str::contains(format!("same: this checkout rebuilds {digest}")));
     // One input changed: a certificate added to app/certs/ changes the base layer and its label.
-    scratch.write("app/certs/extra.pem", "-----BEGIN CERTIFICATE-----\nMAo=\n-----END CERTIFICATE-----\n");
+    scratch.write(
+        "app/certs/extra.pem",
+        "-----BEGIN CERTIFICATE-----\nMAo=\n-----END CERTIFICATE-----\n",
+    );
     let out = orch_build(&scratch, &["--verify", &digest]).code(1);
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(text.starts_with("differs: "), "{text}");
