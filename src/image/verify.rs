@@ -56,6 +56,9 @@ impl LayerRow {
     }
 }
 
+/// A label that differs: `(key, ours, theirs)`, `None` where an image lacks it.
+pub type LabelDiff = (String, Option<String>, Option<String>);
+
 /// The outcome of a verification.
 #[derive(Debug, Clone)]
 pub struct Verdict {
@@ -65,7 +68,7 @@ pub struct Verdict {
     /// not be read.
     pub layers: Vec<LayerRow>,
     /// Labels that differ: `(key, ours, theirs)`.
-    pub labels: Vec<(String, Option<String>, Option<String>)>,
+    pub labels: Vec<LabelDiff>,
     /// Why the expected image could not be compared, if it could not.
     pub unreadable: Option<String>,
 }
@@ -115,10 +118,7 @@ async fn from_registry(dest: &Destination, digest: &str) -> Result<Theirs, Image
 }
 
 /// Compare the rebuilt image with the expected one.
-fn compare(
-    built: &Built,
-    theirs: &Theirs,
-) -> (Vec<LayerRow>, Vec<(String, Option<String>, Option<String>)>) {
+fn compare(built: &Built, theirs: &Theirs) -> (Vec<LayerRow>, Vec<LabelDiff>) {
     let their_layers = theirs.manifest.layers();
     let rows = (0..built.layers.len().max(their_layers.len()))
         .map(|i| LayerRow {
