@@ -2,7 +2,8 @@
 //! (`-C target-feature=+crt-static`, an explicit `--target` so build scripts stay dynamic),
 //! compiled through the [`Runner`], then checked to need no program interpreter. The folders
 //! that differ between machines (checkout, cargo home, target directory) are mapped to fixed names
-//! for rustc and the C compiler, so they do not end up in the executable.
+//! for rustc and the C compiler, so they do not end up in the executable, and the C compiler's
+//! `__DATE__`/`__TIME__` are fixed (`SOURCE_DATE_EPOCH`), so neither does the build time.
 use std::path::{Path, PathBuf};
 
 use super::ImageError;
@@ -64,8 +65,17 @@ pub fn command(root: &Path, profile: Profile) -> Cmd {
         .env(RUSTFLAGS_ENV, rustflags.join("\x1f"))
         .env(format!("CFLAGS_{}", TARGET.replace('-', "_")), cflags.join(" "))
         .env("CARGO_INCREMENTAL", "0")
+        .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
         .dir(workspace)
 }
+
+/// The build time the C compiler writes for `__DATE__` and `__TIME__` (mimalloc's `options.c`
+/// prints both in its verbose banner): a constant, so the executable does not record when, or in
+/// which time zone, it was compiled. GCC and Clang read `SOURCE_DATE_EPOCH` and then use UTC. A
+/// constant rather than the commit time: cargo reruns the C builds (SQLite, ring, mimalloc) when the
+/// variable changes (cc declares it with `rerun-if-env-changed`), so the commit time would recompile
+/// them, and change the executable, on every commit, whether the app changed or not.
+pub const SOURCE_DATE_EPOCH: &str = "0";
 
 /// How the rustc flags are passed: unit-separated, so paths with spaces survive.
 pub const RUSTFLAGS_ENV: &str = "CARGO_ENCODED_RUSTFLAGS";
@@ -192,6 +202,7 @@ mod tests {
         let cflags = &env["CFLAGS_x86_64_unknown_linux_gnu"];
         assert!(cflags.contains(&format!("-ffile-prefix-map={root}=/src")), "{cflags}");
         assert_eq!(env["CARGO_INCREMENTAL"], "0");
+        assert_eq!(env["SOURCE_DATE_EPOCH"], "0", "__DATE__/__TIME__ do not record the build time");
         assert_eq!(release.dir.as_deref(), Some(project.path()));
         assert!(!command(project.path(), Profile::Dev).args.contains(&"--release".to_string()));
         // A project folder without the app's sources builds the checkout orch came from.

@@ -1,5 +1,6 @@
 //! Images that come out the same on every machine: two builds of one commit from different
-//! folders, target directories, cargo homes and host CA bundles give one digest; tags carry the
+//! folders, target directories, cargo homes, home folders, time zones, locales, umasks and host CA
+//! bundles give one digest; tags carry the
 //! digest, so two digests of one revision never share a tag in the real registry, and a tag that
 //! names another digest is refused; `orch build --verify` says "same" or names the layer that
 //! differs.
@@ -99,13 +100,20 @@ fn two_builds_of_one_commit_on_differently_set_up_machines_give_one_digest() {
     checkout(&b, &commit);
 
     // Machine A: the app compiled in this checkout, the shared target directory, the usual cargo home.
-    let first = orch_build_in(&a, &[("ORCH_APP_BINARY", static_app().as_os_str())]);
-    // Machine B: another folder, target directory, cargo home and host CA bundle; compiled by orch.
+    let first = orch_build_in(&a, &[("ORCH_APP_BINARY", static_app().as_os_str())], None);
+    // Machine B: another folder, target directory, cargo home, home folder, time zone, locale, umask
+    // and host CA bundle; compiled by orch.
     let other_ca = base.join("other-ca.pem");
     std::fs::write(&other_ca, "-----BEGIN CERTIFICATE-----\nMAo=\n-----END CERTIFICATE-----\n")
         .unwrap();
     let home = cargo_home(&base.join("cargo-home-b"));
     let target_b = base.join("target-b");
+    let home_b = base.join("home-b");
+    std::fs::create_dir_all(&home_b).unwrap();
+    // rustup finds its toolchains under $HOME unless told: B keeps them where A has them.
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".rustup"));
     let second = orch_build_in(
         &b,
         &[
@@ -113,9 +121,17 @@ fn two_builds_of_one_commit_on_differently_set_up_machines_give_one_digest() {
             ("CARGO_TARGET_DIR", target_b.as_os_str()),
             ("CARGO_HOME", home.as_os_str()),
             ("CARGO_NET_OFFLINE", "true".as_ref()),
+            ("HOME", home_b.as_os_str()),
+            ("RUSTUP_HOME", rustup_home.as_os_str()),
+            // UTC+12:45 (+13:45 in summer): a C compiler's local `__DATE__`/`__TIME__` would show it.
+            ("TZ", "Pacific/Chatham".as_ref()),
+            ("LC_ALL", "C.UTF-8".as_ref()),
+            ("LANG", "C.UTF-8".as_ref()),
+            ("SOURCE_DATE_EPOCH", "1234567890".as_ref()),
             ("SSL_CERT_FILE", other_ca.as_os_str()),
             ("SSL_CERT_DIR", base.as_os_str()),
         ],
+        Some("077"),
     );
     assert_eq!(first.0, second.0, "one commit, one digest");
     assert_eq!(first.1, second.1, "one commit, one tag");
@@ -135,9 +151,23 @@ fn two_builds_of_one_commit_on_differently_set_up_machines_give_one_digest() {
     );
 }
 
-/// `orch build` in the checkout `dir` with `env`: (digest, tag).
-fn orch_build_in(dir: &Path, env: &[(&str, &std::ffi::OsStr)]) -> (String, String) {
-    let mut cmd = crate::support::orch();
+/// `orch build` in the checkout `dir` with `env` (and `umask`, if given): (digest, tag).
+fn orch_build_in(
+    dir: &Path,
+    env: &[(&str, &std::ffi::OsStr)],
+    umask: Option<&str>,
+) -> (String, String) {
+    let mut cmd = match umask {
+        None => crate::support::orch(),
+        Some(mask) => {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("umask {mask} && exec \"$0\" \"$@\""))
+                .arg(assert_cmd::cargo::cargo_bin("orch"));
+            sh.env_remove("ORCH_ENV").env("NO_COLOR", "1");
+            assert_cmd::Command::from_std(sh)
+        }
+    };
     cmd.env("ORCH_ROOT", dir).env_remove("ORCH_APP_BINARY").env_remove("ORCH_BUILD_PROFILE");
     for (k, v) in env {
         cmd.env(k, v);
