@@ -50,7 +50,7 @@ pub fn toolchain_of(path: &Path) -> Result<Toolchain, ImageError> {
         match entry.strip_prefix("rustc version ") {
             Some(version) => rustc = Some(format!("rustc {version}")),
             None if !entry.is_empty() && !others.iter().any(|o| o == entry) => {
-                others.push(entry.to_owned())
+                others.push(entry.to_owned());
             }
             None => {}
         }
