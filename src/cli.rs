@@ -129,6 +129,14 @@ pub struct BuildArgs {
     /// Push the image to the environment's registry after building it
     #[arg(long)]
     pub push: bool,
+    /// Rebuild the current checkout and check that it gives this image (exit 0), else list the
+    /// layers and labels that differ (exit 1)
+    ///
+    /// DIGEST is `sha256:…` or `registry/repository@sha256:…`. The image to compare with is read
+    /// from build/<env>/image/ if that is it, else from the registry (the environment's, or the
+    /// one the reference names). The rebuild goes to build/<env>/verify/.
+    #[arg(long, value_name = "DIGEST", conflicts_with = "push")]
+    pub verify: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -26,7 +26,6 @@ pub const VARS: &[(&str, &str)] = &[
     ),
     ("ORCH_VERIFY_CA", "a PEM file trusted besides the system roots by `orch verify` on AWS"),
     ("ORCH_APP_BINARY", "use this static app binary in the image instead of compiling it"),
-    ("ORCH_CA_BUNDLE", "the CA bundle put in the image (default the host's Debian bundle)"),
     ("ORCH_BUILD_PROFILE", "`release` (default) or `dev`: the profile the app is compiled with"),
     (
         "ORCH_REGISTRY_USERNAME",
@@ -66,7 +65,6 @@ pub struct Settings {
     pub snapshot_timeout: Option<Duration>,
     pub verify_ca: Option<PathBuf>,
     pub app_binary: Option<PathBuf>,
-    pub ca_bundle: Option<PathBuf>,
     /// `true` for the dev profile.
     pub dev_build: bool,
     pub registry_user: Option<String>,
@@ -159,7 +157,6 @@ impl Settings {
             snapshot_timeout: r.seconds("ORCH_SNAPSHOT_TIMEOUT")?,
             verify_ca: r.text("ORCH_VERIFY_CA").map(PathBuf::from),
             app_binary: r.text("ORCH_APP_BINARY").map(PathBuf::from),
-            ca_bundle: r.text("ORCH_CA_BUNDLE").map(PathBuf::from),
             dev_build,
             registry_user: r.text("ORCH_REGISTRY_USERNAME"),
             registry_password: (r.0)("ORCH_REGISTRY_PASSWORD"),

@@ -1,6 +1,9 @@
 //! The app as one static x86_64 Linux executable: glibc linked statically
 //! (`-C target-feature=+crt-static`, an explicit `--target` so build scripts stay dynamic),
-//! compiled through the [`Runner`], then checked to need no program interpreter.
+//! compiled through the [`Runner`], then checked to need no program interpreter. The folders
+//! that differ between machines (checkout, cargo home, target directory) are mapped to fixed names
+//! for rustc and the C compiler, so they do not end up in the executable, and the C compiler's
+//! `__DATE__`/`__TIME__` are fixed (`SOURCE_DATE_EPOCH`), so neither does the build time.
 use std::path::{Path, PathBuf};
 
 use super::ImageError;
@@ -39,12 +42,56 @@ pub fn command(root: &Path, profile: Profile) -> Cmd {
     if profile == Profile::Release {
         args.push("--release");
     }
-    Cmd::new("cargo", args).env("RUSTFLAGS", "-C target-feature=+crt-static").dir(workspace(root))
+    let workspace = workspace(root);
+    let remaps = path_remaps(&workspace);
+    let mut rustflags = vec!["-C".to_string(), "target-feature=+crt-static".to_string()];
+    rustflags.extend(
+        remaps.iter().map(|(from, to)| format!("--remap-path-prefix={}={to}", from.display())),
+    );
+    let cflags: Vec<String> = remaps
+        .iter()
+        .map(|(from, to)| format!("-ffile-prefix-map={}={to}", from.display()))
+        .filter(|flag| !flag.contains(char::is_whitespace))
+        .collect();
+    Cmd::new("cargo", args)
+        .env(RUSTFLAGS_ENV, rustflags.join("\x1f"))
+        .env(format!("CFLAGS_{}", TARGET.replace('-', "_")), cflags.join(" "))
+        .env("CARGO_INCREMENTAL", "0")
+        .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
+        .dir(workspace)
+}
+
+/// The build time the C compiler writes for `__DATE__` and `__TIME__` (mimalloc's `options.c`
+/// prints both in its verbose banner): a constant, so the executable does not record when, or in
+/// which time zone, it was compiled. GCC and Clang read `SOURCE_DATE_EPOCH` and then use UTC. A
+/// constant rather than the commit time: cargo reruns the C builds (SQLite, ring, mimalloc) when the
+/// variable changes (cc declares it with `rerun-if-env-changed`), so the commit time would recompile
+/// them, and change the executable, on every commit, whether the app changed or not.
+pub const SOURCE_DATE_EPOCH: &str = "0";
+
+/// How the rustc flags are passed: unit-separated, so paths with spaces survive.
+pub const RUSTFLAGS_ENV: &str = "CARGO_ENCODED_RUSTFLAGS";
+
+/// The machine-specific folders rustc (panic locations, debug info) and the C compiler (`__FILE__`)
+/// would write into the executable, each with the fixed name it gets instead. Later entries are
+/// more specific (the default target directory is inside the checkout) and win.
+pub fn path_remaps(workspace: &Path) -> Vec<(PathBuf, &'static str)> {
+    let mut remaps = vec![(workspace.to_path_buf(), "/src")];
+    if let Ok(home) = home::cargo_home() {
+        remaps.push((home, "/cargo"));
+    }
+    let target = ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"]
+        .into_iter()
+        .find_map(std::env::var_os)
+        .filter(|t| !t.is_empty())
+        .map_or_else(|| workspace.join("target"), |t| workspace.join(t));
+    remaps.push((target, "/target"));
+    remaps
 }
 
 /// The workspace holding the app's sources: the project's own, or else the checkout orch was built
 /// from (a project folder may hold only stacks, templates and pages).
-fn workspace(root: &Path) -> PathBuf {
+pub fn workspace(root: &Path) -> PathBuf {
     let has_app = |dir: &Path| {
         dir.join("Cargo.toml").is_file() && dir.join("app").join("Cargo.toml").is_file()
     };
@@ -137,10 +184,17 @@ mod tests {
             release.display(),
             "cargo build --locked -p app --bin app --target x86_64-unknown-linux-gnu --message-format=json-render-diagnostics --release"
         );
-        assert_eq!(
-            release.env,
-            [("RUSTFLAGS".to_string(), "-C target-feature=+crt-static".to_string())]
-        );
+        let env: std::collections::HashMap<_, _> = release.env.iter().cloned().collect();
+        let rustflags: Vec<&str> = env[RUSTFLAGS_ENV].split('\x1f').collect();
+        assert_eq!(rustflags[..2], ["-C", "target-feature=+crt-static"]);
+        let root = project.path().display();
+        assert!(rustflags.contains(&format!("--remap-path-prefix={root}=/src").as_str()));
+        assert!(rustflags.iter().any(|f| f.ends_with("=/cargo")), "{rustflags:?}");
+        assert!(rustflags.last().unwrap().ends_with("=/target"), "{rustflags:?}");
+        let cflags = &env["CFLAGS_x86_64_unknown_linux_gnu"];
+        assert!(cflags.contains(&format!("-ffile-prefix-map={root}=/src")), "{cflags}");
+        assert_eq!(env["CARGO_INCREMENTAL"], "0");
+        assert_eq!(env["SOURCE_DATE_EPOCH"], "0", "__DATE__/__TIME__ do not record the build time");
         assert_eq!(release.dir.as_deref(), Some(project.path()));
         assert!(!command(project.path(), Profile::Dev).args.contains(&"--release".to_string()));
         // A project folder without the app's sources builds the checkout orch came from.

@@ -1,7 +1,7 @@
 //! The image as an OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/…`):
 //! config, manifest and index built with oci-spec types, serialized with sorted keys so the
 //! same layers always give the same manifest digest.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{
@@ -86,21 +86,22 @@ fn descriptor(media_type: MediaType, digest: &str, size: usize) -> Result<Descri
         .map_err(ImageError::spec)
 }
 
-/// Config and manifest for `layers` (base first).
-pub fn assemble(layers: Vec<Blob>, run: &RunConfig, source: &Source) -> Result<Image, ImageError> {
-    let labels: HashMap<String, String> = [
-        ("org.opencontainers.image.revision".to_string(), source.label()),
-        ("org.opencontainers.image.created".to_string(), source.created.clone()),
-        ("org.opencontainers.image.title".to_string(), "app".to_string()),
-    ]
-    .into();
+/// Config and manifest for `layers` (base first), dated by `source`; `labels` go into the config's
+/// labels and the manifest's annotations.
+pub fn assemble(
+    layers: Vec<Blob>,
+    run: &RunConfig,
+    source: &Source,
+    labels: &BTreeMap<String, String>,
+) -> Result<Image, ImageError> {
+    let labels: HashMap<String, String> = labels.clone().into_iter().collect();
     let exec = ConfigBuilder::default()
         .user(format!("{uid}:{uid}", uid = super::rootfs::APP_UID))
         .entrypoint(run.entrypoint.clone())
         .env(run.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())
         .exposed_ports(vec![format!("{}/tcp", run.port)])
         .working_dir("/")
-        .labels(labels)
+        .labels(labels.clone())
         .stop_signal("SIGTERM")
         .build()
         .map_err(ImageError::spec)?;
@@ -127,6 +128,7 @@ pub fn assemble(layers: Vec<Blob>, run: &RunConfig, source: &Source) -> Result<I
         .media_type(MediaType::ImageManifest)
         .config(descriptor(MediaType::ImageConfig, &sha256_digest(&config), config.len())?)
         .layers(layer_descriptors)
+        .annotations(labels)
         .build()
         .map_err(ImageError::spec)?;
     let manifest = canonical_json(&manifest)?;
@@ -228,7 +230,8 @@ mod tests {
             created: "2024-01-01T00:00:00Z".into(),
             epoch: 7,
         };
-        assemble(layers, &run, &source).unwrap()
+        let labels = [("org.opencontainers.image.revision".to_string(), source.label())].into();
+        assemble(layers, &run, &source, &labels).unwrap()
     }
 
     #[test]
@@ -242,11 +245,10 @@ mod tests {
         assert_eq!(config["config"]["Labels"]["org.opencontainers.image.revision"], "abc");
         assert_eq!(config["created"], "2024-01-01T00:00:00Z");
         let text = String::from_utf8(img.config.clone()).unwrap();
-        let a = text.find("org.opencontainers.image.created").unwrap();
-        assert!(
-            a < text.find("org.opencontainers.image.revision").unwrap(),
-            "labels are sorted: {text}"
-        );
+        let a = text.find("\"Entrypoint\"").unwrap();
+        assert!(a < text.find("\"Labels\"").unwrap(), "keys are sorted: {text}");
+        let manifest: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+        assert_eq!(manifest["annotations"]["org.opencontainers.image.revision"], "abc");
     }
 
     #[test]

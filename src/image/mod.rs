@@ -1,16 +1,22 @@
 //! The app's OCI image without a Docker daemon: a static binary ([`binary`]), deterministic layers
 //! ([`layer`]) of a planned root filesystem ([`rootfs`]), an OCI image layout under
 //! `build/<env>/image/` ([`layout`]), unpacking for the local tier ([`unpack`]), and pushing it
-//! ([`push`], with ECR on AWS in [`ecr`]). [`pipeline`] strings these together for the commands.
+//! ([`push`], with ECR on AWS in [`ecr`]). The CA bundle comes from a pinned crate
+//! ([`cabundle`]), what the image was built from is recorded in its labels ([`provenance`]), and
+//! [`verify`] rebuilds a checkout to compare it with a given digest. [`pipeline`] strings these
+//! together for the commands.
 pub mod binary;
+pub mod cabundle;
 pub mod ecr;
 pub mod layer;
 pub mod layout;
 pub mod pipeline;
+pub mod provenance;
 pub mod push;
 pub mod rootfs;
 pub mod source;
 pub mod unpack;
+pub mod verify;
 
 pub use layout::Layout;
 pub use pipeline::{build, publish, Built};
@@ -48,6 +54,18 @@ pub enum ImageError {
     Ecr(String),
     #[error("environment `{env}` has no registry to push to")]
     NoRegistry { env: String },
+    #[error("cannot tell which toolchain compiled {path}: {reason}")]
+    UnknownToolchain { path: PathBuf, reason: String },
+    #[error("{binary} was compiled by {found}, but rust-toolchain.toml pins {pinned}")]
+    ToolchainMismatch { binary: PathBuf, found: String, pinned: String },
+    #[error(
+        "tag {tag} in {registry}/{repository} already names {existing}; refusing to point it at {ours}"
+    )]
+    TagTaken { registry: String, repository: String, tag: String, existing: String, ours: String },
+    #[error(
+        "`{0}` is not an image digest (sha256:<64 hex>) or a reference ending in @sha256:<64 hex>"
+    )]
+    BadDigest(String),
 }
 
 impl ImageError {
@@ -72,6 +90,10 @@ impl ImageError {
             ImageError::Registry { .. } => "check that the registry is reachable and the credentials (ORCH_REGISTRY_USERNAME/PASSWORD, or the AWS environment) are right".into(),
             ImageError::Ecr(_) => "check AWS_REGION / AWS_PROFILE / AWS_ENDPOINT_URL and the credentials (`aws sts get-caller-identity`)".into(),
             ImageError::NoRegistry { env } => format!("set `image.registry` in stacks/{env}.yaml (e.g. 127.0.0.1:5000), or build without --push"),
+            ImageError::UnknownToolchain { .. } => "build the binary with `orch build` (unset ORCH_APP_BINARY), which compiles it with the pinned toolchain".into(),
+            ImageError::ToolchainMismatch { pinned, .. } => format!("build with rustup so rust-toolchain.toml applies (`rustup toolchain install {pinned}`), then run `orch build` again"),
+            ImageError::TagTaken { .. } => "tags orch writes carry the digest (`<revision>-<12 hex>`): rebuild with `orch build --push` instead of retagging, and deploy by digest".into(),
+            ImageError::BadDigest(_) => "pass the digest `orch build` printed, e.g. `orch build --verify sha256:…` (see build/<env>/image/pushed.json)".into(),
             ImageError::Io { .. } | ImageError::Spec(_) => return None,
         })
     }

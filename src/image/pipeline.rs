@@ -1,7 +1,9 @@
 //! The steps of `orch build` (and of `orch up`, which reuses them): compile or take the static
-//! binary, plan the root filesystem, build the layers, write the layout; and `publish` pushes
-//! the layout to the environment's registry (ECR on AWS) and records the result.
-use std::path::PathBuf;
+//! binary, check its toolchain against the pin, plan the root filesystem, build the layers, label
+//! the image with what it was built from, write the layout; and `publish` pushes the layout to the
+//! environment's registry (ECR on AWS) and records the result.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use oci_client::secrets::RegistryAuth;
@@ -10,18 +12,12 @@ use super::binary::{self, Profile};
 use super::layout::{self, RunConfig};
 use super::push::{self, Destination, PushReport};
 use super::rootfs::{self, Inputs};
-use super::{ecr, layer, source, ImageError};
+use super::{cabundle, ecr, layer, provenance, source, ImageError};
 use crate::config::{Stack, Target};
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::runner::Runner;
 
-/// Use this static binary instead of compiling the app (tests, figures, CI artifacts).
-pub const BINARY_ENV: &str = "ORCH_APP_BINARY";
-/// Take the CA bundle from here instead of the host's Debian bundle.
-pub const CA_BUNDLE_ENV: &str = "ORCH_CA_BUNDLE";
-/// The host CA bundle (Debian `ca-certificates`).
-pub const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The port the app listens on inside the image (deployments map it as they like).
 pub const IMAGE_PORT: u16 = 8080;
 
@@ -33,6 +29,8 @@ pub struct Built {
     pub tag: String,
     /// `(layer name, digest, compressed bytes)`, base first.
     pub layers: Vec<(String, String, u64)>,
+    /// The image's labels (also its manifest's annotations): revision, toolchain, target, bundle.
+    pub labels: BTreeMap<String, String>,
     /// Seconds spent assembling (layers, config, layout), compile excluded.
     pub assembly_seconds: f64,
 }
@@ -56,7 +54,8 @@ pub fn run_config() -> RunConfig {
     }
 }
 
-/// The root filesystem's inputs for `project`.
+/// The root filesystem's inputs for `project`: the CA bundle is the pinned Mozilla set
+/// ([`cabundle`]) followed by the checked-in `app/certs/*.pem`.
 pub fn inputs(project: &Project, binary: PathBuf) -> Result<Inputs, ImageError> {
     let certs = project.root.join("app").join("certs");
     let extra_certs = if certs.is_dir() {
@@ -70,13 +69,24 @@ pub fn inputs(project: &Project, binary: PathBuf) -> Result<Inputs, ImageError> 
     let pages = project.pages_dir();
     Ok(Inputs {
         binary,
-        ca_bundle: crate::settings::get()
-            .ca_bundle
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(HOST_CA_BUNDLE)),
+        ca_bundle: cabundle::mozilla_pem(),
         extra_certs,
         pages: pages.is_dir().then_some(pages),
     })
+}
+
+/// What the `dev.orch.ca-bundle` label says for `inputs`.
+fn bundle_label(inputs: &Inputs) -> String {
+    let mut label = cabundle::describe(&inputs.ca_bundle);
+    let extras: Vec<String> = inputs
+        .extra_certs
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    if !extras.is_empty() {
+        label.push_str(&format!(" + app/certs/{{{}}}", extras.join(",")));
+    }
+    label
 }
 
 /// Build the image for `stack` into `build/<env>/image/`.
@@ -85,6 +95,17 @@ pub fn build(
     stack: &Stack,
     runner: &dyn Runner,
     printer: &Printer,
+) -> Result<Built, ImageError> {
+    let layout_dir = project.build_dir(&stack.name).join("image");
+    build_into(project, runner, printer, &layout_dir)
+}
+
+/// Build the image of `project`'s checkout into the layout folder `layout_dir`.
+pub fn build_into(
+    project: &Project,
+    runner: &dyn Runner,
+    printer: &Printer,
+    layout_dir: &Path,
 ) -> Result<Built, ImageError> {
     let binary = match crate::settings::get().app_binary.clone() {
         Some(path) => {
@@ -101,10 +122,15 @@ pub fn build(
             built?
         }
     };
+    let toolchain = provenance::toolchain_of(&binary)?;
+    let pinned = provenance::pinned_channel(&binary::workspace(&project.root))?;
+    provenance::check_pinned(&toolchain, pinned.as_deref(), &binary)?;
     let started = Instant::now();
     let source = source::describe(runner, &project.root);
     let spinner = printer.spinner("assembling image layers");
-    let plans = rootfs::plan(&inputs(project, binary)?)?;
+    let inputs = inputs(project, binary)?;
+    let labels = provenance::labels(&source, &toolchain, binary::TARGET, &bundle_label(&inputs));
+    let plans = rootfs::plan(&inputs)?;
     let mut blobs = Vec::new();
     let mut layers = Vec::new();
     for plan in &plans {
@@ -112,22 +138,22 @@ pub fn build(
         layers.push((plan.name.to_string(), blob.digest.clone(), blob.gz.len() as u64));
         blobs.push(blob);
     }
-    let image = layout::assemble(blobs, &run_config(), &source)?;
+    let image = layout::assemble(blobs, &run_config(), &source, &labels)?;
     let tag = source.tag(&image.digest);
-    let layout_dir = project.build_dir(&stack.name).join("image");
-    layout::write_layout(&layout_dir, &image, &tag)?;
+    layout::write_layout(layout_dir, &image, &tag)?;
     spinner.finish_and_clear();
     Ok(Built {
-        layout_dir,
+        layout_dir: layout_dir.to_owned(),
         digest: image.digest,
         tag,
         layers,
+        labels,
         assembly_seconds: started.elapsed().as_secs_f64(),
     })
 }
 
 /// Credentials for a configured registry: `ORCH_REGISTRY_USERNAME` / `ORCH_REGISTRY_PASSWORD`, or none.
-fn registry_auth() -> RegistryAuth {
+pub(crate) fn registry_auth() -> RegistryAuth {
     let s = crate::settings::get();
     match (&s.registry_user, &s.registry_password) {
         (Some(user), Some(password)) => RegistryAuth::Basic(user.clone(), password.clone()),
@@ -163,6 +189,12 @@ pub async fn publish(
     let layout_dir = project.build_dir(&stack.name).join("image");
     let layout = layout::read_layout(&layout_dir)?;
     let tag = layout.tag.clone().unwrap_or_else(|| source::Source::unknown().tag(&layout.digest));
+    if !source::tag_carries(&tag, &layout.digest) {
+        return Err(ImageError::Layout {
+            path: layout_dir,
+            reason: format!("its tag {tag} does not carry its digest {}", layout.digest),
+        });
+    }
     let dest = destination(stack, printer).await?;
     let report = push::push(&layout, &dest, &tag, printer).await?;
     let path = layout_dir.join("pushed.json");

@@ -1,8 +1,9 @@
-//! Push an image layout with oci-client: blobs the registry already has (probed first) are
-//! skipped, the manifest is put under the source-revision tag, and the result is recorded by
-//! digest in `pushed.json` beside the layout.
+//! Push an image layout with oci-client: a tag that already names another digest is refused
+//! before anything is sent, blobs the registry already has (probed first) are skipped, the
+//! manifest is put under its tag (which carries the digest), and the result is recorded by digest
+//! in `pushed.json` beside the layout.
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,38 @@ fn registry_error(registry: &str, what: &str, e: OciDistributionError) -> ImageE
     ImageError::Registry { registry: registry.to_owned(), reason: format!("{what}: {e}") }
 }
 
+/// Does this error say that the manifest (or the whole repository) does not exist?
+fn not_found(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::ServerError { code, .. } => *code == 404,
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown)),
+        _ => false,
+    }
+}
+
+/// The digest `reference` (a tag) names in the registry now; `None` when there is no such tag.
+pub async fn tagged_digest(
+    client: &Client,
+    reference: &Reference,
+    auth: &RegistryAuth,
+    registry: &str,
+) -> Result<Option<String>, ImageError> {
+    match client.fetch_manifest_digest(reference, auth).await {
+        Ok(digest) => Ok(Some(digest)),
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(registry_error(registry, &format!("reading tag {}", reference.whole()), e)),
+    }
+}
+
+/// A client for `registry` (plain HTTP only on this machine).
+pub fn client(registry: &str) -> Client {
+    Client::new(ClientConfig { protocol: protocol(registry), ..Default::default() })
+}
+
 /// Does the repository already hold this blob? A one-byte ranged read through the client's auth;
 /// anything but a clear "yes" counts as "no" (the upload then either works or says why).
 async fn has_blob(client: &Client, reference: &Reference, digest: &str) -> bool {
@@ -64,14 +97,23 @@ pub async fn push(
     tag: &str,
     printer: &Printer,
 ) -> Result<PushReport, ImageError> {
-    let client =
-        Client::new(ClientConfig { protocol: protocol(&dest.registry), ..Default::default() });
+    let client = client(&dest.registry);
     let reference =
         Reference::with_tag(dest.registry.clone(), dest.repository.clone(), tag.to_owned());
     client
         .auth(&reference, &dest.auth, RegistryOperation::Push)
         .await
         .map_err(|e| registry_error(&dest.registry, "authentication failed", e))?;
+    let current = tagged_digest(&client, &reference, &dest.auth, &dest.registry).await?;
+    if let Some(existing) = current.as_ref().filter(|d| **d != layout.digest) {
+        return Err(ImageError::TagTaken {
+            registry: dest.registry.clone(),
+            repository: dest.repository.clone(),
+            tag: tag.to_owned(),
+            existing: existing.clone(),
+            ours: layout.digest.clone(),
+        });
+    }
 
     let mut missing = Vec::new();
     let mut skipped = 0;
@@ -105,8 +147,7 @@ pub async fn push(
     }
     bar.finish_and_clear();
 
-    let current = client.fetch_manifest_digest(&reference, &dest.auth).await.ok();
-    let manifest_uploaded = current.as_deref() != Some(layout.digest.as_str());
+    let manifest_uploaded = current.is_none();
     if manifest_uploaded {
         let media_type =
             oci_client::manifest::OCI_IMAGE_MEDIA_TYPE.parse().map_err(ImageError::spec)?;

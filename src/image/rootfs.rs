@@ -47,8 +47,8 @@ pub struct LayerPlan {
 pub struct Inputs {
     /// The static app executable.
     pub binary: PathBuf,
-    /// The CA bundle to copy (Debian `ca-certificates`: /etc/ssl/certs/ca-certificates.crt).
-    pub ca_bundle: PathBuf,
+    /// The CA bundle (PEM), from a versioned source ([`super::cabundle`]), never the host's.
+    pub ca_bundle: Vec<u8>,
     /// Extra PEM certificates appended to the bundle (`app/certs/*.pem`, e.g. the RDS CA bundle).
     pub extra_certs: Vec<PathBuf>,
     /// The error pages folder (`app/pages/`), if it exists.
@@ -72,11 +72,7 @@ fn read(what: &'static str, path: &Path, hint: &str) -> Result<Vec<u8>, ImageErr
 
 /// The layers, base first.
 pub fn plan(inputs: &Inputs) -> Result<Vec<LayerPlan>, ImageError> {
-    let mut bundle = read(
-        "CA certificate bundle",
-        &inputs.ca_bundle,
-        "install Debian's `ca-certificates` package",
-    )?;
+    let mut bundle = inputs.ca_bundle.clone();
     for extra in &inputs.extra_certs {
         if !bundle.ends_with(b"\n") {
             bundle.push(b'\n');
@@ -147,7 +143,7 @@ mod tests {
         };
         let inputs = Inputs {
             binary: write("app", "ELF"),
-            ca_bundle: write("ca.crt", "HOST-CAS"),
+            ca_bundle: b"PINNED-CAS".to_vec(),
             extra_certs: vec![write("rds.pem", "RDS-CA\n")],
             pages: Some(write("pages/503.html", "down").parent().unwrap().to_owned()),
         };
@@ -161,13 +157,13 @@ mod tests {
         };
         assert!(get("etc/passwd").unwrap().contains("app:x:65532:65532:"));
         assert!(get("etc/nsswitch.conf").unwrap().contains("hosts: files dns"));
-        assert_eq!(get(CA_BUNDLE_PATH).unwrap(), "HOST-CAS\nRDS-CA\n");
+        assert_eq!(get(CA_BUNDLE_PATH).unwrap(), "PINNED-CAS\nRDS-CA\n");
         let app: Vec<_> = layers[1].entries.iter().map(|e| (e.path.as_str(), e.mode)).collect();
         assert_eq!(app, [("app", 0o755), ("pages", 0o755), ("pages/503.html", 0o644)]);
-        let missing = Inputs { ca_bundle: dir.path().join("nope"), ..inputs };
+        let missing = Inputs { extra_certs: vec![dir.path().join("nope.pem")], ..inputs };
         assert!(matches!(
             plan(&missing),
-            Err(ImageError::Missing { what: "CA certificate bundle", .. })
+            Err(ImageError::Missing { what: "extra certificate", .. })
         ));
     }
 }

@@ -9,7 +9,8 @@ use crate::runner::{Cmd, Runner};
 pub struct Source {
     /// Full commit hash, or `None` outside a git checkout.
     pub revision: Option<String>,
-    /// Abbreviated commit hash.
+    /// The first 12 hex digits of the commit (fixed length: git's own abbreviation grows with
+    /// the repository and differs between a shallow CI clone and a full one).
     pub short: Option<String>,
     /// Tracked files differ from the commit.
     pub dirty: bool,
@@ -40,16 +41,29 @@ impl Source {
         }
     }
 
-    /// The tag to push under: the short revision for a clean checkout; with uncommitted changes
-    /// (or no git) the manifest digest is added, so an immutable tag never names two images.
+    /// The tag to push under: always `<12 hex of the revision>-<12 hex of the manifest digest>`
+    /// (`…-dirty-…` with uncommitted changes, `build-<12 hex>` outside git). Two builds of one
+    /// revision into different digests get different tags, so an immutable tag never has to name
+    /// two images; deploys refer to the digest anyway.
     pub fn tag(&self, manifest_digest: &str) -> String {
-        let hex: String = manifest_digest.trim_start_matches("sha256:").chars().take(12).collect();
+        let hex = digest_hex12(manifest_digest);
         match (&self.short, self.dirty) {
-            (Some(short), false) => short.clone(),
+            (Some(short), false) => format!("{short}-{hex}"),
             (Some(short), true) => format!("{short}-dirty-{hex}"),
             (None, _) => format!("build-{hex}"),
         }
     }
+}
+
+/// The first 12 hex digits of a `sha256:` digest.
+pub fn digest_hex12(digest: &str) -> String {
+    digest.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+/// Does `tag` carry `digest` (end with its 12 hex digits), as every tag orch writes does?
+pub fn tag_carries(tag: &str, digest: &str) -> bool {
+    let hex = digest_hex12(digest);
+    hex.len() == 12 && tag.ends_with(&format!("-{hex}"))
 }
 
 /// Ask git about the checkout at `root`; outside git this is [`Source::unknown`].
@@ -59,19 +73,21 @@ pub fn describe(runner: &dyn Runner, root: &Path) -> Source {
         all.extend(args.iter().map(|a| a.to_string()));
         runner.run(&Cmd::new("git", all)).ok().filter(|o| o.success()).map(|o| o.stdout)
     };
-    let Some(log) = git(&["log", "-1", "--format=%H%n%h%n%cI"]) else { return Source::unknown() };
+    let Some(log) = git(&["log", "-1", "--format=%H%n%cI"]) else { return Source::unknown() };
     let mut lines = log.lines();
-    let (Some(rev), Some(short), Some(created)) = (lines.next(), lines.next(), lines.next()) else {
+    let (Some(rev), Some(created)) = (lines.next(), lines.next()) else {
         return Source::unknown();
     };
+    let rev = rev.trim();
+    let short: String = rev.chars().take(12).collect();
     let Ok(time) = chrono::DateTime::parse_from_rfc3339(created.trim()) else {
         return Source::unknown();
     };
     let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
         .is_none_or(|s| !s.trim().is_empty());
     Source {
-        revision: Some(rev.trim().to_owned()),
-        short: Some(short.trim().to_owned()),
+        revision: Some(rev.to_owned()),
+        short: Some(short),
         dirty,
         created: time
             .with_timezone(&chrono::Utc)
@@ -90,25 +106,24 @@ mod tests {
     }
 
     #[test]
-    fn clean_checkout_is_tagged_with_the_short_revision_and_dated_by_the_commit() {
-        let rec =
-            Recording::new([ok("abcdef0123456789\nabcdef0\n2024-05-01T12:00:00+02:00\n"), ok("")]);
+    fn clean_checkout_is_tagged_with_revision_and_digest_and_dated_by_the_commit() {
+        let rec = Recording::new([ok("abcdef0123456789\n2024-05-01T12:00:00+02:00\n"), ok("")]);
         let src = describe(&rec, Path::new("/p"));
         assert_eq!(src.created, "2024-05-01T10:00:00Z");
         assert_eq!(src.epoch, 1_714_557_600);
-        assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef0");
+        assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef012345-0123456789ab");
+        assert!(tag_carries(&src.tag("sha256:0123456789abcdef"), "sha256:0123456789abcdef"));
+        assert!(!tag_carries("abcdef012345", "sha256:0123456789abcdef"));
         assert_eq!(src.label(), "abcdef0123456789");
-        assert_eq!(rec.calls()[0].display(), "git -C /p log -1 --format=%H%n%h%n%cI");
+        assert_eq!(rec.calls()[0].display(), "git -C /p log -1 --format=%H%n%cI");
     }
 
     #[test]
     fn dirty_checkout_and_no_git_get_digest_qualified_tags() {
-        let rec = Recording::new([
-            ok("abcdef0123456789\nabcdef0\n2024-05-01T12:00:00Z\n"),
-            ok(" M src/x.rs\n"),
-        ]);
+        let rec =
+            Recording::new([ok("abcdef0123456789\n2024-05-01T12:00:00Z\n"), ok(" M src/x.rs\n")]);
         let src = describe(&rec, Path::new("/p"));
-        assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef0-dirty-0123456789ab");
+        assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef012345-dirty-0123456789ab");
         assert_eq!(src.label(), "abcdef0123456789-dirty");
         let none = describe(
             &Recording::new([Output { code: Some(128), ..Default::default() }]),

@@ -71,9 +71,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(latest_built(dir.path()), None);
         let layers = vec![layer::build(&[Entry::file("app", 0o755, "bin")], 0).unwrap()];
-        let img =
-            layout::assemble(layers, &crate::image::pipeline::run_config(), &Source::unknown())
-                .unwrap();
+        let run = crate::image::pipeline::run_config();
+        let img = layout::assemble(layers, &run, &Source::unknown(), &Default::default()).unwrap();
         layout::write_layout(&dir.path().join("image"), &img, "t").unwrap();
         assert_eq!(latest_built(dir.path()), Some(img.digest.clone()));
         let pushed = PushReport {

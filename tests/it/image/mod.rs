@@ -1,7 +1,9 @@
 //! `orch build`: a static app binary, a reproducible OCI layout (read back by skopeo), pushes to
 //! a real registry that skip what is already there, ECR repository and token calls against moto,
 //! and the binary unpacked from the image serving /healthz and resolving + TLS-connecting from
-//! inside the unpacked root.
+//! inside the unpacked root. Reproducibility across machines, tags and `--verify`: [`reproducible`].
+mod reproducible;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -23,17 +25,17 @@ pub fn static_app() -> PathBuf {
 }
 
 /// `orch build` in `scratch` with the prebuilt static app.
-fn orch_build(scratch: &Scratch, args: &[&str]) -> assert_cmd::assert::Assert {
+pub fn orch_build(scratch: &Scratch, args: &[&str]) -> assert_cmd::assert::Assert {
     scratch.orch().env("ORCH_APP_BINARY", static_app()).arg("build").args(args).assert()
 }
 
-fn index_digest(dir: &Path) -> String {
+pub fn index_digest(dir: &Path) -> String {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     index["manifests"][0]["digest"].as_str().unwrap().to_owned()
 }
 
-fn skopeo_digest(target: &str, extra: &[&str]) -> String {
+pub fn skopeo_digest(target: &str, extra: &[&str]) -> String {
     let out = std::process::Command::new("skopeo")
         .arg("inspect")
         .args(extra)
@@ -107,7 +109,7 @@ fn the_unpacked_root_has_the_app_users_name_service_and_certificates() {
     let bundle = std::fs::read_to_string(dest.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
     assert!(
         bundle.matches("BEGIN CERTIFICATE").count() > 100,
-        "the host's CA certificates are in the image"
+        "the pinned Mozilla CA certificates are in the image"
     );
     assert!(bundle.ends_with("EXTRA\n-----END CERTIFICATE-----\n"), "app/certs/*.pem are appended");
     if repo().join("app/pages").is_dir() {
