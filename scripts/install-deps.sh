@@ -1,6 +1,20 @@
 #!/usr/bin/env bash
 # Install what orch's tests and local tier need on Debian/Ubuntu, idempotently.
 set -euo pipefail
+# The Rust toolchain rust-toolchain.toml pins. rustup downloads a missing one; without network, a
+# machine whose `stable` is that very release gets it linked under the pinned name instead
+# (`rustup toolchain link` refuses names like 1.95.0, so a symlink in rustup's toolchains folder).
+pinned=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$(dirname "$0")/../rust-toolchain.toml")
+if ! rustup run "$pinned" rustc --version >/dev/null 2>&1; then
+  if rustup run stable rustc --version 2>/dev/null | grep -q "^rustc $pinned "; then
+    echo "linking the installed stable toolchain (rustc $pinned) as $pinned"
+    host=$(rustup run stable rustc -vV | sed -n 's/^host: //p')
+    toolchains=${RUSTUP_HOME:-$HOME/.rustup}/toolchains
+    ln -sfn "$toolchains/stable-$host" "$toolchains/$pinned-$host"
+  else
+    rustup toolchain install "$pinned" --profile minimal --component rustfmt,clippy
+  fi
+fi
 need_apt=()
 command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
