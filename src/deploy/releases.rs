@@ -30,7 +30,7 @@ pub async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
         let at = chrono::DateTime::parse_from_rfc3339(&rec.time).ok();
         rows.push((at, row(name, &rec, destroyed, is_live)));
     }
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(rows.into_iter().map(|(_, r)| r).collect())
 }
 
