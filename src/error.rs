@@ -57,6 +57,8 @@ pub enum OrchError {
     Usage(String),
     #[error(transparent)]
     Local(#[from] crate::local::LocalError),
+    #[error(transparent)]
+    Logs(#[from] crate::logs::LogsError),
     #[error("{message}")]
     Failed { message: String, hint: Option<String> },
 }
@@ -88,6 +90,7 @@ impl OrchError {
             OrchError::Failed { hint, .. } => hint.clone(),
             OrchError::Io { .. } => None,
             OrchError::Local(e) => Some(e.hint()),
+            OrchError::Logs(e) => Some(e.hint()),
         }
     }
 }
