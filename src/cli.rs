@@ -56,6 +56,13 @@ pub enum Command {
     /// Through the same lock, plan, rollout and verify as `orch up`. Default: the deployed release
     /// before the live one. Local: the tier must be running.
     Rollback(RollbackArgs),
+    /// Show the instances' logs, or the load balancer's access log, merged in time order
+    ///
+    /// Each line is prefixed with its time, instance and zone (`-` where unknown). Local: the files
+    /// under .orch/<env>/ (instances/*.log, the retired instances' instances/retired/*.log, and
+    /// access.log with --access). AWS: the CloudWatch log group /orch/<env>/app, one stream per
+    /// instance.
+    Logs(LogsArgs),
     /// Local-target operations: zone drills and the supervisor
     #[command(subcommand)]
     Local(LocalCommand),
@@ -122,6 +129,29 @@ pub struct RollbackArgs {
     /// Do not ask for confirmation on a protected environment
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new lines, of new instances too, until Ctrl-C
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only lines from this long ago on (`10m`, `1h30m`, `2days`) or from this time on (RFC 3339)
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
+    /// Only the lines of this instance (with --access: the requests it answered)
+    #[arg(long, value_name = "ID")]
+    pub instance: Option<String>,
+    /// Only the lines of instances in this zone (a zone of the stack file)
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// The requests instead: locally the load balancer's access log; on AWS, where the ALB's own
+    /// log is not kept, the app's per-request lines
+    #[arg(long)]
+    pub access: bool,
+    /// One JSON object per line: time, instance, zone, source, message, fields
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -59,6 +59,8 @@ pub enum OrchError {
     Settings(#[from] crate::settings::SettingsError),
     #[error(transparent)]
     Local(#[from] crate::local::LocalError),
+    #[error(transparent)]
+    Logs(#[from] crate::logs::LogsError),
     #[error("{message}")]
     Failed { message: String, hint: Option<String> },
 }
@@ -94,6 +96,7 @@ impl OrchError {
             OrchError::Failed { hint, .. } => hint.clone(),
             OrchError::Io { .. } => None,
             OrchError::Local(e) => Some(e.hint()),
+            OrchError::Logs(e) => Some(e.hint()),
         }
     }
 }

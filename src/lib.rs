@@ -12,6 +12,7 @@ pub mod history;
 pub mod host;
 pub mod image;
 pub mod local;
+pub mod logs;
 pub mod ops;
 pub mod outputs;
 pub mod placement;

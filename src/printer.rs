@@ -51,6 +51,18 @@ impl Printer {
         let _ = writeln!(out, "{text}");
     }
 
+    /// True when stdout is a terminal and `NO_COLOR` is not set: data lines may be coloured.
+    pub fn data_is_terminal(&self) -> bool {
+        std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    }
+
+    /// A JSON value on one line of stdout (JSON lines, for streams of records).
+    pub fn json_line<T: serde::Serialize>(&self, value: &T) {
+        if let Ok(text) = serde_json::to_string(value) {
+            self.data(&text);
+        }
+    }
+
     /// A JSON document on stdout.
     pub fn json<T: serde::Serialize>(&self, value: &T) -> Result<(), OrchError> {
         let text = serde_json::to_string_pretty(value).map_err(|e| {

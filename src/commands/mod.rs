@@ -5,6 +5,7 @@ pub mod completions;
 pub mod down;
 pub mod drift;
 pub mod local;
+pub mod logs;
 pub mod releases;
 pub mod render;
 pub mod rollback;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Outcome, OrchError> {
         Command::Down(args) => down::run(&ctx, args).await,
         Command::Releases(args) => releases::run(&ctx, args).await,
         Command::Rollback(args) => rollback::run(&ctx, args).await,
+        Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Local(command) => local::run(&ctx, command).await,
         Command::Completions { shell } => completions::run(shell),
     }

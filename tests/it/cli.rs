@@ -15,6 +15,7 @@ fn help_lists_every_subcommand() {
         "build",
         "verify",
         "down",
+        "logs",
         "local",
         "completions",
     ] {

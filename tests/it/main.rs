@@ -8,6 +8,7 @@ mod deploy;
 mod hostile;
 mod image;
 mod local;
+mod logs;
 mod ops;
 mod render;
 mod rollout;
