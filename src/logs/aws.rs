@@ -1,5 +1,6 @@
 //! An AWS environment's logs: the program's CloudWatch log group [`log_group`] (created by
-//! `pulumi/partials/compute.hbs`; the container's awslogs driver writes one stream per container),
+//! `pulumi/partials/compute.hbs`; the user data runs the container's awslogs driver with the
+//! instance id as `awslogs-stream`, so there is one stream per instance, named after it),
 //! read with `FilterLogEvents` (startTime in epoch milliseconds, at most 100 `logStreamNames`, pages
 //! followed through `nextToken`, which may come with an empty page). The stream name stands for the
 //! instance; its zone is known when the app's "identity resolved" line (which names it) is in the
