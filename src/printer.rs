@@ -2,6 +2,8 @@
 //! no colour or spinners when stderr is not a terminal or `NO_COLOR` is set.
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::OrchError;
@@ -11,17 +13,19 @@ pub struct Printer {
     verbose: u8,
     quiet: bool,
     fancy: bool,
+    /// Set once a write to stdout failed because its reader went away (`orch logs -f | head`).
+    closed: Arc<AtomicBool>,
 }
 
 impl Printer {
     pub fn new(verbose: u8, quiet: bool) -> Self {
         let fancy = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Printer { verbose, quiet, fancy }
+        Printer { verbose, quiet, fancy, closed: Arc::default() }
     }
 
     /// A printer for tests and non-interactive use: no spinners, no progress.
     pub fn plain() -> Self {
-        Printer { verbose: 0, quiet: true, fancy: false }
+        Printer { verbose: 0, quiet: true, fancy: false, closed: Arc::default() }
     }
 
     /// Install the tracing subscriber on stderr; `-v` shows debug, `-vv` trace.
@@ -47,8 +51,20 @@ impl Printer {
 
     /// A line of data on stdout.
     pub fn data(&self, text: &str) {
+        if self.stdout_closed() {
+            return;
+        }
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
+        if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                self.closed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// True once stdout's reader has gone away: whoever streams data (`--follow`) can stop.
+    pub fn stdout_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// True when stdout is a terminal and `NO_COLOR` is not set: data lines may be coloured.

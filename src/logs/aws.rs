@@ -145,7 +145,7 @@ pub async fn show(
             seen.retain(|_, ms| *ms >= from);
             start = Some(from);
         }
-        if interrupt.within(POLL).await {
+        if sink.closed() || interrupt.within(POLL).await {
             return Ok(());
         }
     }

@@ -174,6 +174,9 @@ pub async fn show(
         let mut ready = held.ready(Utc::now(), hold);
         reader.zone(&mut ready);
         ready.iter().filter(|l| filter.keeps(l)).for_each(|l| sink.emit(l));
+        if sink.closed() {
+            return Ok(());
+        }
         if interrupt.within(POLL).await {
             let mut rest = held.drain();
             reader.zone(&mut rest);

@@ -74,6 +74,11 @@ impl<'a> Sink<'a> {
         Sink { printer, json, colour: !json && printer.data_is_terminal(), zones }
     }
 
+    /// True once stdout's reader has gone away (`orch logs -f | head`): following can stop.
+    pub fn closed(&self) -> bool {
+        self.printer.stdout_closed()
+    }
+
     pub fn emit(&self, line: &Line) {
         if self.json {
             self.printer.json_line(&JsonLine::from(line));

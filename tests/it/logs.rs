@@ -37,8 +37,9 @@ struct Follow {
 }
 
 impl Follow {
-    fn start(root: &std::path::Path, envs: &[(String, String)], args: &[&str]) -> Follow {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("orch"))
+    /// `orch logs --follow --json ARGS`, its stdout piped.
+    fn spawn(root: &std::path::Path, envs: &[(String, String)], args: &[&str]) -> Child {
+        Command::new(assert_cmd::cargo::cargo_bin("orch"))
             .env_remove("ORCH_ENV")
             .env("ORCH_ROOT", root)
             .env("NO_COLOR", "1")
@@ -48,7 +49,11 @@ impl Follow {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    fn start(root: &std::path::Path, envs: &[(String, String)], args: &[&str]) -> Follow {
+        let mut child = Follow::spawn(root, envs, args);
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -339,6 +344,30 @@ async fn aws_logs_read_the_log_group_merged_and_filtered() {
         "printed twice: {again:?}"
     );
     follow.interrupt();
+
+    // Its reader going away (`orch logs -f | head -1`) ends --follow too, with exit 0.
+    let mut hung_up = Follow {
+        child: Follow::spawn(scratch.path(), &moto_envs(&moto), &["--env", &env, "--since", "5m"]),
+        rx: mpsc::channel().1,
+    };
+    let child = &mut hung_up.child;
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("INFO a"), "first line: {first}");
+    cw.put_log_events()
+        .log_group_name(&group)
+        .log_stream_name("i-0aaaaaaaaaaaaaaaa")
+        .log_events(app_line(chrono::Utc::now().timestamp_millis(), "after the reader left", ""))
+        .send()
+        .await
+        .unwrap();
+    let mut status = None;
+    support::wait_until(Duration::from_secs(20), "--follow ends once its reader is gone", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.unwrap();
+    assert!(status.success(), "--follow ended with {status} when its reader went away");
 
     // An environment without a log group: exit 2, naming it.
     let other = format!("{env}x");
