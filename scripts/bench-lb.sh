@@ -33,6 +33,15 @@ mkdir -p "$WORK/app"
 cp -r stacks "$WORK/"
 cp -r app/pages "$WORK/app/"
 sed -i "s/http_port: 8080/http_port: $HTTP/; s/https_port: 8443/https_port: $HTTPS/; s/port: 18080/port: $BASE/" "$WORK/stacks/local.yaml"
+# Fixed capacity on both sides: without the scaling block orch keeps `desired` instances, the same set
+# HAProxy is given (scaling would add instances to orch's pool only, halfway through its run).
+python3 - "$WORK/stacks/local.yaml" <<'PY'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+open(p, "w").write(re.sub(r"^scaling:\n(?:[ #].*\n)*", "", s, flags=re.M))
+PY
+grep -q '^scaling:' "$WORK/stacks/local.yaml" && { echo "bench-lb: could not drop the scaling block" >&2; exit 2; }
 export ORCH_ROOT=$WORK
 
 HAPID=""
