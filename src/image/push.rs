@@ -137,13 +137,15 @@ pub async fn push(
         total,
     );
     for (digest, _) in &missing {
-        let data = std::fs::read(layout.blob_path(digest))
-            .map_err(|e| ImageError::io(format!("reading blob {digest}"), e))?;
+        let data: bytes::Bytes = std::fs::read(layout.blob_path(digest))
+            .map_err(|e| ImageError::io(format!("reading blob {digest}"), e))?
+            .into();
+        let size = data.len() as u64;
         client
-            .push_blob(&reference, &data, digest)
+            .push_blob(&reference, data, digest)
             .await
             .map_err(|e| registry_error(&dest.registry, &format!("uploading {digest}"), e))?;
-        bar.inc(data.len() as u64);
+        bar.inc(size);
     }
     bar.finish_and_clear();
 

@@ -127,7 +127,7 @@ impl Instance for Process {
 
 /// A fresh instance id: `i-` and 17 random hex digits, like EC2's.
 pub fn new_instance_id() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     let mut rng = rand::rng();
     let digits: String =
         (0..17).map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0')).collect();

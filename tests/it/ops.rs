@@ -80,7 +80,8 @@ async fn default_subnets(moto: &str) -> (String, Vec<String>) {
     let body = reqwest::Client::new()
         .post(moto)
         .header("Authorization", auth)
-        .form(&[("Action", "DescribeSubnets"), ("Version", "2016-11-15")])
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("Action=DescribeSubnets&Version=2016-11-15")
         .send()
         .await
         .unwrap()
