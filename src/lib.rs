@@ -24,6 +24,7 @@ pub mod runner;
 pub mod scaling;
 pub mod settings;
 pub mod state;
+pub mod verdict;
 pub mod verify;
 
 use clap::Parser;

@@ -1,4 +1,5 @@
-//! `orch status`: where an environment stands (exit 0 healthy, 1 degraded, 2 error).
+//! `orch status`: where an environment stands (exit 0 healthy, 1 degraded or down, 2 error or
+//! never deployed).
 use super::Ctx;
 use crate::cli::ReportArgs;
 use crate::config::Target;

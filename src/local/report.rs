@@ -1,12 +1,14 @@
 //! `orch status --env local` (instances by zone with health, and the URLs; exit 0 healthy,
-//! 1 degraded, 2 not running) and the zone drill (`orch local zone-down|zone-up ZONE`).
+//! 1 degraded or down, 2 never deployed) and the zone drill (`orch local zone-down|zone-up ZONE`).
 use std::time::{Duration, Instant};
 
 use super::state::{self, Paths, State};
 use super::{control, paths, LocalError};
 use crate::config::Stack;
+use crate::config::Target;
 use crate::context::Ctx;
 use crate::error::{OrchError, Outcome};
+use crate::verdict::{Envelope, Verdict};
 use crate::verify;
 
 /// The running tier's state (read-only: status never stops anything).
@@ -17,33 +19,33 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome,
     let project = ctx.project()?;
     let paths = paths(&project, stack);
     let Some(state) = running(&paths) else {
-        if json {
-            ctx.printer.json(&serde_json::json!({ "env": stack.name, "running": false }))?;
-        }
-        return Err(LocalError::NotRunning.into());
+        return down(ctx, stack, &paths, json);
     };
     let healthy = state.balanced
         && state.zones.iter().all(|z| z.healthy > 0)
         && state.in_service() >= state.desired;
+    let verdict = if healthy { Verdict::Healthy } else { Verdict::Degraded };
     if json {
-        ctx.printer.json(&serde_json::json!({
-            "env": stack.name,
-            "running": true,
-            "healthy": healthy,
-            "http_url": state.http_url,
-            "https_url": state.https_url,
-            "desired": state.desired,
-            "in_service": state.in_service(),
-            "balanced": state.balanced,
-            "zones": state.zones,
-            "instances": state.instances,
-            "release": state.release,
-            "scaling": state.scaling,
-            "events": state.events,
-        }))?;
+        ctx.printer.json(&envelope(
+            stack,
+            verdict,
+            serde_json::json!({
+                "running": true,
+                "healthy": healthy,
+                "http_url": state.http_url,
+                "https_url": state.https_url,
+                "desired": state.desired,
+                "in_service": state.in_service(),
+                "balanced": state.balanced,
+                "zones": state.zones,
+                "instances": state.instances,
+                "release": state.release,
+                "scaling": state.scaling,
+                "events": state.events,
+            }),
+        ))?;
     } else {
         let p = ctx.printer;
-        let verdict = if healthy { "healthy" } else { "degraded" };
         p.data(&format!(
             "local tier: {verdict} — {}/{} in service (supervisor pid {})",
             state.in_service(),
@@ -97,6 +99,45 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome,
         }
     }
     Ok(Outcome::finding_if(!healthy))
+}
+
+/// The envelope every `status --json` starts with (the same keys as on AWS), then `body`.
+fn envelope(
+    stack: &Stack,
+    verdict: Verdict,
+    body: serde_json::Value,
+) -> Envelope<serde_json::Value> {
+    Envelope { env: stack.name.clone(), target: Target::Local, kind: "status", verdict, body }
+}
+
+/// Status of a tier that is not running: `down` (exit 1, like a torn-down AWS environment) when it
+/// was deployed before — `orch down`, or its supervisor is gone — else nothing to report on (exit 2).
+fn down(ctx: &Ctx<'_>, stack: &Stack, paths: &Paths, json: bool) -> Result<Outcome, OrchError> {
+    let history = super::release::history(&paths.releases());
+    let Some(last) = history.iter().rev().find(|e| e.outcome == super::release::Status::Deployed)
+    else {
+        return Err(LocalError::NotRunning.into());
+    };
+    if json {
+        ctx.printer.json(&envelope(
+            stack,
+            Verdict::Down,
+            serde_json::json!({
+                "running": false,
+                "last_release": { "id": last.id, "time": last.time, "digest": last.digest,
+                                  "revision": last.revision },
+            }),
+        ))?;
+    } else {
+        ctx.printer.data(&format!(
+            "local tier: down — not running; last deployed: release {} ({}) at {}",
+            last.id,
+            last.digest.chars().take(19).collect::<String>(),
+            last.time
+        ));
+        ctx.printer.data(&format!("  bring it back: orch up --env {} --detach", stack.name));
+    }
+    Ok(Outcome::Finding)
 }
 
 /// `scaling: 310/1200 requests/instance/min (min 2, max 6); last: out 2 → 4 at … (why)`.

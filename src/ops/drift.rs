@@ -16,6 +16,7 @@ use crate::config::Stack;
 use crate::project::Project;
 use crate::pulumi::Pulumi;
 use crate::runner::Runner;
+use crate::verdict::Verdict;
 
 pub async fn gather(
     project: &Project,
@@ -56,9 +57,9 @@ pub async fn gather(
     rows.extend([wiring, expiry]);
     rows.push(image_row(rec.digest(), &outputs, group.as_ref()));
     let verdict = match Report::worst(&rows) {
-        Level::Error => "error",
-        Level::Bad => "drift",
-        _ => "none",
+        Level::Error => Verdict::Error,
+        Level::Bad => Verdict::Drift,
+        _ => Verdict::None,
     };
     Ok(Report { env: stack.name.clone(), kind: "drift", verdict, rows })
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use crate::config::Stack;
 use crate::context::Ctx;
 use crate::error::{OrchError, Outcome};
+use crate::verdict::Verdict;
 
 /// Why status or drift could not report.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +66,7 @@ impl OpsError {
 
 fn emit(ctx: &Ctx<'_>, report: &Report, json: bool) -> Result<(), OrchError> {
     if json {
-        ctx.printer.json(report)
+        ctx.printer.json(&report.document())
     } else {
         ctx.printer.data(&report.table());
         Ok(())
@@ -81,7 +82,7 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome,
     spinner.finish_and_clear();
     let report = report?;
     emit(ctx, &report, json)?;
-    Ok(Outcome::finding_if(report.verdict != "healthy"))
+    Ok(Outcome::finding_if(report.verdict != Verdict::Healthy))
 }
 
 /// `orch drift` for the aws target.
@@ -104,10 +105,9 @@ pub async fn drift(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, 
     spinner.finish_and_clear();
     let report = report?;
     emit(ctx, &report, json)?;
-    match report.verdict {
-        "none" => Ok(Outcome::Ok),
-        "drift" => Ok(Outcome::Finding),
-        _ => Err(OpsError::Incomplete {
+    match report.verdict.outcome() {
+        Some(outcome) => Ok(outcome),
+        None => Err(OpsError::Incomplete {
             env: stack.name.clone(),
             failed: report.rows.iter().filter(|r| r.level == Level::Error).count(),
         }

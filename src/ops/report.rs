@@ -3,6 +3,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::config::Target;
+use crate::verdict::{Envelope, Verdict};
+
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -72,17 +75,34 @@ impl Row {
 }
 
 /// A whole report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Report {
     pub env: String,
     /// `status` or `drift`.
     pub kind: &'static str,
-    /// `healthy`/`degraded` for status, `none`/`drift`/`error` for drift.
-    pub verdict: &'static str,
+    /// `healthy`/`degraded`/`down` for status, `none`/`drift`/`error` for drift.
+    pub verdict: Verdict,
     pub rows: Vec<Row>,
 }
 
+/// What follows the envelope in an AWS report's `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rows<'a> {
+    pub rows: &'a [Row],
+}
+
 impl Report {
+    /// The `--json` document: the envelope every `status --json` starts with, then the rows.
+    pub fn document(&self) -> Envelope<Rows<'_>> {
+        Envelope {
+            env: self.env.clone(),
+            target: Target::Aws,
+            kind: self.kind,
+            verdict: self.verdict,
+            body: Rows { rows: &self.rows },
+        }
+    }
+
     /// The worst level among the rows.
     pub fn worst(rows: &[Row]) -> Level {
         rows.iter().map(|r| r.level).max().unwrap_or(Level::Ok)
@@ -125,7 +145,7 @@ mod tests {
         let report = Report {
             env: "dev".into(),
             kind: "status",
-            verdict: "degraded",
+            verdict: Verdict::Degraded,
             rows: vec![
                 Row::ok("url", "200 in 3 ms"),
                 Row::bad("zones", "eu-west-1b has no healthy instance")

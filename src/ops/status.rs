@@ -10,6 +10,7 @@ use crate::config::Stack;
 use crate::outputs::Output;
 use crate::project::Project;
 use crate::state::record::Record;
+use crate::verdict::Verdict;
 
 /// Gather the status report of `stack`. Errors only when there is nothing to report on.
 pub async fn gather(
@@ -77,7 +78,8 @@ pub async fn gather(
     rows.push(judge::image(rec.digest(), record::latest_built(&build_dir).as_deref()));
     rows.push(live);
     rows.push(database);
-    let verdict = if Report::worst(&rows) >= Level::Bad { "degraded" } else { "healthy" };
+    let verdict =
+        if Report::worst(&rows) >= Level::Bad { Verdict::Degraded } else { Verdict::Healthy };
     Ok(Report { env: stack.name.clone(), kind: "status", verdict, rows })
 }
 
@@ -91,7 +93,7 @@ fn torn_down(stack: &Stack, down: &crate::state::record::Down) -> Report {
         last.time
     );
     let row = Row::bad("deployment", summary).lines(vec![format!("bring it back: orch up --env {}", stack.name)]).data(serde_json::json!({ "since": down.since, "image_digest": last.image_digest, "revision": last.revision }));
-    Report { env: stack.name.clone(), kind: "status", verdict: "down", rows: vec![row] }
+    Report { env: stack.name.clone(), kind: "status", verdict: Verdict::Down, rows: vec![row] }
 }
 
 fn deployment_row(rec: &Record) -> Row {

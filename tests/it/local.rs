@@ -253,6 +253,12 @@ async fn up_serves_over_tls_and_heals_instance_and_zone_failures() {
 
     // Down: everything stops, ports close, the database stays.
     let (_, s) = tier.status();
+    // The envelope every `status --json` starts with (env, target, kind, verdict), as on AWS.
+    for (key, want) in
+        [("env", "local"), ("target", "local"), ("kind", "status"), ("verdict", "healthy")]
+    {
+        assert_eq!(s[key], want, "{key} in {s:#}");
+    }
     let pids: Vec<u64> =
         s["instances"].as_array().unwrap().iter().filter_map(|i| i["pid"].as_u64()).collect();
     tier.orch().args(["down", "--env", "local"]).assert().success();
@@ -265,8 +271,15 @@ async fn up_serves_over_tls_and_heals_instance_and_zone_failures() {
             || std::env::var_os("ORCH_APP_BIN").is_some(),
         "the database file is kept"
     );
-    let (code, _) = tier.status();
-    assert_eq!(code, 2, "status after down: not running");
+    // Status after down: `down`, exit 1 — like a torn-down AWS environment — naming the last release.
+    let (code, s) = tier.status();
+    assert_eq!(code, 1, "status after down: {s:#}");
+    assert_eq!(
+        (s["verdict"].as_str(), s["running"].as_bool()),
+        (Some("down"), Some(false)),
+        "{s:#}"
+    );
+    assert!(s["last_release"]["id"].as_str().is_some_and(|id| !id.is_empty()), "{s:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +319,8 @@ async fn error_pages_and_leftovers_of_a_killed_orch() {
         .unwrap();
     wait_dead(serve as u64);
     assert!(pids.iter().all(|p| std::path::Path::new(&format!("/proc/{p}")).exists()));
-    assert_eq!(tier.status().0, 2, "a dead supervisor is not a running tier");
+    let (code, s) = tier.status();
+    assert_eq!((code, s["verdict"].as_str()), (1, Some("down")), "a dead supervisor: {s:#}");
 
     // ...and the next `up` cleans them up and starts a fresh tier.
     let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();

@@ -390,6 +390,10 @@ async fn status_exits_1_when_a_zone_has_no_healthy_instance() {
     let (code, report, stderr) = run_json(w.orch("clean"), &["status", "--env", "dev"]);
     assert_eq!(code, 1, "{report:#}\n{stderr}");
     assert_eq!(report["verdict"], "degraded");
+    // The envelope every `status --json` starts with (env, target, kind, verdict), as locally.
+    for (key, want) in [("env", "dev"), ("target", "aws"), ("kind", "status")] {
+        assert_eq!(report[key], want, "{key} in {report:#}");
+    }
     // moto puts both instances in one zone (which one depends on its state): the zone judgement
     // must name the other zone as empty.
     assert_eq!(level(&report, "zones"), "bad");
