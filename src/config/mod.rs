@@ -280,3 +280,12 @@ fn default_https_port() -> u16 {
 fn default_loopbacks() -> Vec<String> {
     vec!["127.0.1.0/24".into(), "127.0.2.0/24".into()]
 }
+
+/// A zone's loopback range as a network: `127.x.y.0/24` (a /24 inside 127.0.0.0/8, no host bits set)
+/// is the only shape the local target takes; anything else is `None`.
+pub fn loopback_net(range: &str) -> Option<ipnet::Ipv4Net> {
+    let net: ipnet::Ipv4Net = range.parse().ok()?;
+    let loopback = ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(127, 0, 0, 0), 8).ok()?;
+    (net.prefix_len() == 24 && net.addr() == net.network() && loopback.contains(&net))
+        .then_some(net)
+}

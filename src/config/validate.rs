@@ -170,11 +170,8 @@ fn zones(s: &Stack, out: &mut Problems) {
             "give one loopback range per zone",
         );
         for (n, range) in local.loopback.iter().enumerate() {
-            let ok = range
-                .strip_suffix(".0/24")
-                .is_some_and(|p| p.starts_with("127.") && p.split('.').count() == 3);
             out.check(
-                ok,
+                super::loopback_net(range).is_some(),
                 &format!("local.loopback[{n}]"),
                 format!("`{range}` is not a 127.x.y.0/24 range"),
             );

@@ -33,8 +33,8 @@ impl Supervisor {
             Ok(None) => {
                 let wait = self.backoff.failed(zone_name);
                 self.event(format!(
-                    "launch in {zone_name} failed: no free address in {}.{}.{}.0/24; retry in {wait:?}",
-                    zone.prefix[0], zone.prefix[1], zone.prefix[2]
+                    "launch in {zone_name} failed: no free address in {}; retry in {wait:?}",
+                    zone.net
                 ));
                 return None;
             }
@@ -72,7 +72,7 @@ impl Supervisor {
     /// taken (out of descriptors, for one) ends the search: it is the launch's real cause.
     fn free_addr(&self, zone: &Zone) -> Result<Option<SocketAddr>, LaunchError> {
         let used: Vec<SocketAddr> = self.running.iter().map(|r| r.target.addr).collect();
-        let [a, b, c] = zone.prefix;
+        let [a, b, c, _] = zone.net.network().octets();
         for port in (0..16u16).filter_map(|k| self.base_port.checked_add(k)) {
             for host in 2..=254u8 {
                 let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(a, b, c, host), port));

@@ -30,20 +30,17 @@ const EVENTS_KEPT: usize = 30;
 /// ticks, so a fault that makes every instance look unhealthy at once cannot replace them all.
 pub const MAX_REPLACEMENTS_PER_TICK: usize = 1;
 
-/// A zone and the first three octets of its loopback /24.
+/// A zone and its loopback /24.
 #[derive(Debug, Clone)]
 pub struct Zone {
     pub name: String,
-    pub prefix: [u8; 3],
+    pub net: ipnet::Ipv4Net,
 }
 
 impl Zone {
-    /// Parse `127.x.y.0/24` into a zone.
+    /// Parse `127.x.y.0/24` into a zone ([`crate::config::loopback_net`]).
     pub fn new(name: &str, range: &str) -> Option<Zone> {
-        let net = range.strip_suffix(".0/24")?;
-        let octets: Vec<u8> = net.split('.').map(|o| o.parse().ok()).collect::<Option<_>>()?;
-        (octets.len() == 3 && octets[0] == 127)
-            .then(|| Zone { name: name.into(), prefix: [octets[0], octets[1], octets[2]] })
+        crate::config::loopback_net(range).map(|net| Zone { name: name.into(), net })
     }
 }
 
@@ -301,8 +298,11 @@ mod tests {
     #[test]
     fn zones_parse_their_loopback_range() {
         let z = Zone::new("local-a", "127.0.1.0/24").unwrap();
-        assert_eq!(z.prefix, [127, 0, 1]);
+        assert_eq!(z.net.network().octets(), [127, 0, 1, 0]);
         assert!(Zone::new("x", "10.0.0.0/24").is_none());
         assert!(Zone::new("x", "127.0.1.0/16").is_none());
+        assert!(Zone::new("x", "127.0.1.7/24").is_none(), "host bits set");
+        assert!(Zone::new("x", "127.0.1/24").is_none());
+        assert!(Zone::new("x", "128.0.1.0/24").is_none());
     }
 }
