@@ -182,7 +182,7 @@ mod tests {
             .map(|(i, l)| Member {
                 id: format!("i-{i}"),
                 zone: "a".into(),
-                lifecycle: "InService".into(),
+                lifecycle: aws_sdk_autoscaling::types::LifecycleState::InService,
                 health: "Healthy".into(),
                 launch: Some(l.to_string()),
                 target: None,

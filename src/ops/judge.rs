@@ -1,5 +1,7 @@
 //! Pure judgements turning observations into report rows; shared by `status` and `drift`, and
 //! unit-tested without any cloud. Zone balance is judged with the supervisor's own placement rules.
+use aws_sdk_autoscaling::types::LifecycleState;
+use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -25,9 +27,9 @@ pub fn observed(group: &Group) -> Vec<Observed> {
         .map(|m| Observed {
             id: m.id.clone(),
             zone: m.zone.clone(),
-            healthy: m.lifecycle == "InService"
+            healthy: m.lifecycle == LifecycleState::InService
                 && m.health.eq_ignore_ascii_case("healthy")
-                && m.target.as_deref().is_none_or(|t| t == "healthy"),
+                && m.target.as_ref().is_none_or(|t| *t == TargetHealthStateEnum::Healthy),
             in_grace: false,
         })
         .collect()
@@ -44,9 +46,9 @@ pub fn instances(group: &Group) -> Row {
                 "{} {} {} asg:{} lb:{}",
                 m.id,
                 m.zone,
-                m.lifecycle,
+                m.lifecycle.as_str(),
                 m.health,
-                m.target.as_deref().unwrap_or("?")
+                m.target.as_ref().map_or("?", |t| t.as_str())
             )
         })
         .collect();
@@ -90,7 +92,7 @@ pub fn zones(zones: &[String], group: &Group) -> Row {
 
 /// The `targets` row on its own (target health per instance).
 pub fn targets(targets: &[Target]) -> Row {
-    let healthy = targets.iter().filter(|t| t.state == "healthy").count();
+    let healthy = targets.iter().filter(|t| t.state == TargetHealthStateEnum::Healthy).count();
     let lines = targets
         .iter()
         .map(|t| {
@@ -213,7 +215,7 @@ mod tests {
         Member {
             id: id.into(),
             zone: zone.into(),
-            lifecycle: "InService".into(),
+            lifecycle: LifecycleState::InService,
             health: health.into(),
             launch: None,
             target: None,
@@ -249,7 +251,7 @@ mod tests {
         let mut g = group(vec![member("i-1", "a", "Healthy"), member("i-2", "b", "Healthy")]);
         merge_targets(
             &mut g,
-            &[Target { id: "i-2".into(), state: "unhealthy".into(), reason: None }],
+            &[Target { id: "i-2".into(), state: TargetHealthStateEnum::Unhealthy, reason: None }],
         );
         assert_eq!(zones(&zs(), &g).level, Level::Bad);
         assert_eq!(instances(&g).level, Level::Bad);

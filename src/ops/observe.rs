@@ -1,8 +1,10 @@
 //! Read-only AWS observations for status and drift: the Auto Scaling group, target health, the
 //! certificate the HTTPS listener serves, the certificate itself, and the NS delegation. Each returns
 //! a readable error string, so a failing call degrades one row and never the whole command.
+use aws_sdk_autoscaling::types::LifecycleState;
+use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use aws_sdk_route53::types::RrType;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::cloud::{describe, Clients};
 
@@ -23,20 +25,49 @@ pub struct Group {
 pub struct Member {
     pub id: String,
     pub zone: String,
-    pub lifecycle: String,
-    /// The ASG's view: `Healthy` or `Unhealthy`.
+    /// The ASG's lifecycle state (`InService`, `Pending`, `Terminating`...), the SDK's enum.
+    #[serde(serialize_with = "aws_name")]
+    pub lifecycle: LifecycleState,
+    /// The ASG's view: `Healthy` or `Unhealthy` (a plain string in the API too).
     pub health: String,
     pub launch: Option<String>,
     /// The target group's view (`healthy`, `unhealthy`, `initial`, `draining`...), when known.
-    pub target: Option<String>,
+    #[serde(serialize_with = "aws_name_opt")]
+    pub target: Option<TargetHealthStateEnum>,
 }
 
 /// A target of the target group.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
     pub id: String,
-    pub state: String,
+    /// The SDK's enum; `unavailable` when the answer names none.
+    #[serde(serialize_with = "aws_name")]
+    pub state: TargetHealthStateEnum,
     pub reason: Option<String>,
+}
+
+/// An SDK enum in `--json` as the API names it (`InService`, `healthy`...).
+trait AwsName {
+    fn aws_name(&self) -> &str;
+}
+impl AwsName for LifecycleState {
+    fn aws_name(&self) -> &str {
+        self.as_str()
+    }
+}
+impl AwsName for TargetHealthStateEnum {
+    fn aws_name(&self) -> &str {
+        self.as_str()
+    }
+}
+fn aws_name<S: Serializer>(value: &impl AwsName, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(value.aws_name())
+}
+fn aws_name_opt<S: Serializer>(value: &Option<impl AwsName>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.serialize_str(v.aws_name()),
+        None => s.serialize_none(),
+    }
 }
 
 /// An ACM certificate.
@@ -94,7 +125,7 @@ pub async fn group(c: &Clients, name: &str) -> Result<Group, String> {
         .map(|i| Member {
             id: i.instance_id().unwrap_or("?").to_string(),
             zone: i.availability_zone().unwrap_or("?").to_string(),
-            lifecycle: i.lifecycle_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            lifecycle: i.lifecycle_state().cloned().unwrap_or_else(|| LifecycleState::from("")),
             health: i.health_status().unwrap_or("").to_string(),
             launch: launch_of(i.launch_template(), i.launch_configuration_name()),
             target: None,
@@ -126,8 +157,8 @@ pub async fn targets(c: &Clients, target_group: &str) -> Result<Vec<Target>, Str
             state: d
                 .target_health()
                 .and_then(|h| h.state())
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
+                .cloned()
+                .unwrap_or(TargetHealthStateEnum::Unavailable),
             reason: d
                 .target_health()
                 .and_then(|h| h.description().or(h.reason().map(|r| r.as_str())))
