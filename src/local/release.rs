@@ -92,6 +92,11 @@ pub fn history(path: &Path) -> Vec<Entry> {
     std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
+/// The newest release of the history at `path` that was deployed (not rolled back or rolling).
+pub fn last_deployed(path: &Path) -> Option<Entry> {
+    history(path).into_iter().rev().find(|e| e.outcome == Status::Deployed)
+}
+
 /// Append `entry` to the history at `path` (atomically), keeping the last 50.
 pub fn record(path: &Path, entry: Entry) -> std::io::Result<()> {
     let mut all = history(path);

@@ -49,12 +49,7 @@ pub fn list(paths: &state::Paths) -> Vec<Row> {
 }
 
 fn last_deployed(paths: &state::Paths) -> String {
-    release::history(&paths.releases())
-        .into_iter()
-        .rev()
-        .find(|e| e.outcome == Status::Deployed)
-        .map(|e| e.id)
-        .unwrap_or_default()
+    release::last_deployed(&paths.releases()).map(|e| e.id).unwrap_or_default()
 }
 
 /// Roll the running tier back to the release `to` names (default: the one before the live one).

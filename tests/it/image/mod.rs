@@ -121,16 +121,22 @@ fn the_unpacked_root_has_the_app_users_name_service_and_certificates() {
     assert!(matches!(unpack(&layout, &foreign), Err(ImageError::DestNotEmpty { .. })));
 }
 
-#[test]
-fn push_reads_back_with_skopeo_and_a_repush_uploads_nothing() {
-    let Some(registry) = service("ORCH_TEST_REGISTRY") else { return };
-    let scratch = Scratch::new();
+/// Point the scratch project's local stack at a fresh repository of `registry`; its name.
+fn push_to(scratch: &Scratch, registry: &str) -> String {
     let repository = format!("orch-test-{}", rand::random::<u32>());
     let stack = scratch.read("stacks/local.yaml").replace(
         "  repository: orch-app",
         &format!("  repository: {repository}\n  registry: {registry}"),
     );
     scratch.write("stacks/local.yaml", &stack);
+    repository
+}
+
+#[test]
+fn push_reads_back_with_skopeo_and_a_repush_uploads_nothing() {
+    let Some(registry) = service("ORCH_TEST_REGISTRY") else { return };
+    let scratch = Scratch::new();
+    let repository = push_to(&scratch, &registry);
     let pushed = |scratch: &Scratch| -> PushReport {
         let out = orch_build(scratch, &["--push"]).success().get_output().stdout.clone();
         let report: PushReport =

@@ -197,12 +197,7 @@ fn other_app(dir: &Path) -> PathBuf {
 async fn a_tag_never_names_two_digests_of_one_revision_and_verify_names_the_layer() {
     let Some(registry) = service("ORCH_TEST_REGISTRY") else { return };
     let scratch = Scratch::new();
-    let repository = format!("orch-test-{}", rand::random::<u32>());
-    let stack = scratch.read("stacks/local.yaml").replace(
-        "  repository: orch-app",
-        &format!("  repository: {repository}\n  registry: {registry}"),
-    );
-    scratch.write("stacks/local.yaml", &stack);
+    let repository = super::push_to(&scratch, &registry);
     let revision = commit(&scratch);
     let push_with = |binary: &Path| -> PushReport {
         scratch.orch().env("ORCH_APP_BINARY", binary).args(["build", "--push"]).assert().success();
