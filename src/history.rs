@@ -8,7 +8,7 @@ use serde::Serialize;
 pub struct Row {
     /// Local: the release id; AWS: the history record's name (`<time>-<digest prefix>`).
     pub id: String,
-    pub time: String,
+    pub time: crate::clock::Time,
     pub revision: String,
     pub digest: String,
     /// The AMI (AWS only).
@@ -35,7 +35,7 @@ pub fn table(rows: &[Row]) -> Vec<String> {
         out.push(format!(
             "{} {:<20} {:<20} {:<19} {:<12} {:<12} {}{}",
             if r.live { "*" } else { " " },
-            r.time,
+            crate::clock::show(&r.time),
             r.id,
             r.digest.chars().take(19).collect::<String>(),
             r.revision.chars().take(12).collect::<String>(),
@@ -79,7 +79,7 @@ mod tests {
     fn row(id: &str, digest: &str, outcome: &str, live: bool) -> Row {
         Row {
             id: id.into(),
-            time: "t".into(),
+            time: chrono::DateTime::UNIX_EPOCH,
             revision: "r".into(),
             digest: digest.into(),
             ami: None,

@@ -96,7 +96,11 @@ pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
             "REFUSE".into(),
             format!(
                 "deploy lock held by {} ({}@{}, pid {}, since {})",
-                l.holder, l.user, l.host, l.pid, l.since
+                l.holder,
+                l.user,
+                l.host,
+                l.pid,
+                crate::clock::show(&l.since)
             ),
         )),
         None => steps.push(("run".into(), "take the deploy lock".into())),
@@ -127,7 +131,7 @@ pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
             "retire".into(),
             format!(
                 "deployment record of {} (image {}) → history",
-                r.time,
+                crate::clock::show(&r.time),
                 record::short(&r.image_digest)
             ),
         )),

@@ -273,7 +273,7 @@ async fn run_step<S: Steps>(
                 .ok(),
                 ami: cx.ami.as_ref().map(|a| a.id.clone()),
                 // Milliseconds: two releases within one second (a quick rollback) keep their order.
-                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                time: crate::clock::now(),
                 orch_version: env!("CARGO_PKG_VERSION").into(),
             };
             let at = record::save(run.store, &rec).await?;

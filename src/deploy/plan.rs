@@ -181,7 +181,7 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
                 l.user,
                 l.host,
                 l.pid,
-                l.since,
+                crate::clock::show(&l.since),
                 if o.lock_stale { ": that process is gone" } else { " (--force-unlock)" }
             ),
         ),
@@ -190,7 +190,11 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             Action::Refuse,
             format!(
                 "held by {} ({}@{}, pid {}) since {}",
-                l.holder, l.user, l.host, l.pid, l.since
+                l.holder,
+                l.user,
+                l.host,
+                l.pid,
+                crate::clock::show(&l.since)
             ),
         ),
     }
@@ -352,21 +356,7 @@ mod tests {
     }
 
     fn record(ami: &str) -> Record {
-        Record {
-            env: "dev".into(),
-            revision: "r".into(),
-            image_uri: "r/a@sha256:1".into(),
-            image_digest: "sha256:1".into(),
-            program_hash: "sha256:p".into(),
-            config_hash: "sha256:c".into(),
-            outputs: Default::default(),
-            certificate_arn: None,
-            stack_file: None,
-            ami: Some(ami.into()),
-            by: None,
-            time: "t".into(),
-            orch_version: "0".into(),
-        }
+        Record { ami: Some(ami.into()), ..crate::state::record::tests::rec() }
     }
 
     #[test]

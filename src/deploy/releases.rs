@@ -26,9 +26,8 @@ pub async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
             && live
                 .as_ref()
                 .is_some_and(|l| l.time == rec.time && l.image_digest == rec.image_digest);
-        // Ordered by the instant, not the text: records from before millisecond stamps sort too.
-        let at = chrono::DateTime::parse_from_rfc3339(&rec.time).ok();
-        rows.push((at, row(name, &rec, destroyed, is_live)));
+        // Ordered by the instant, not the name: records from before millisecond stamps sort too.
+        rows.push((rec.time, row(name, &rec, destroyed, is_live)));
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(rows.into_iter().map(|(_, r)| r).collect())
@@ -37,7 +36,7 @@ pub async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
 fn row(id: String, rec: &Record, destroyed: bool, live: bool) -> Row {
     Row {
         id,
-        time: rec.time.clone(),
+        time: rec.time,
         revision: rec.revision.clone(),
         digest: rec.image_digest.clone(),
         ami: rec.ami.clone(),
@@ -77,7 +76,7 @@ pub async fn rollback(
         stack.name,
         target.id,
         record::short(&rec.image_digest),
-        rec.time,
+        crate::clock::show(&rec.time),
         rec.revision
     ));
     // The release as it ran: its image by digest (no build) and its AMI.
@@ -117,7 +116,7 @@ mod tests {
             ("2026-01-01T00:00:01.100Z", "sha256:aaaa"),
         ] {
             let mut r = record::tests::rec();
-            r.time = time.into();
+            r.time = time.parse().unwrap();
             r.image_digest = digest.into();
             record::save(&store, &r).await.unwrap();
         }

@@ -111,7 +111,7 @@ pub fn assemble(
         .build()
         .map_err(ImageError::spec)?;
     let config = ImageConfigurationBuilder::default()
-        .created(source.created.clone())
+        .created(source.created_rfc3339())
         .architecture(Arch::Amd64)
         .os(Os::Linux)
         .config(exec)
@@ -227,8 +227,7 @@ mod tests {
             revision: Some("abc".into()),
             short: Some("abc".into()),
             dirty: false,
-            created: "2024-01-01T00:00:00Z".into(),
-            epoch: 7,
+            created: "2024-01-01T00:00:00Z".parse().unwrap(),
         };
         let labels = [("org.opencontainers.image.revision".to_string(), source.label())].into();
         assemble(layers, &run, &source, &labels).unwrap()

@@ -134,7 +134,7 @@ pub fn build_into(
     let mut blobs = Vec::new();
     let mut layers = Vec::new();
     for plan in &plans {
-        let blob = layer::build(&plan.entries, source.epoch)?;
+        let blob = layer::build(&plan.entries, source.epoch())?;
         layers.push((plan.name.to_string(), blob.digest.clone(), blob.gz.len() as u64));
         blobs.push(blob);
     }

@@ -110,7 +110,7 @@ pub fn labels(
 ) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = [
         ("org.opencontainers.image.revision", source.label()),
-        ("org.opencontainers.image.created", source.created.clone()),
+        ("org.opencontainers.image.created", source.created_rfc3339()),
         ("org.opencontainers.image.title", "app".to_string()),
         (TOOLCHAIN, toolchain.rustc.clone()),
         (TARGET, target.to_string()),

@@ -14,22 +14,24 @@ pub struct Source {
     pub short: Option<String>,
     /// Tracked files differ from the commit.
     pub dirty: bool,
-    /// Commit time, RFC 3339 (`1970-01-01T00:00:00Z` outside git).
-    pub created: String,
-    /// Commit time as seconds since the epoch (the layers' mtime).
-    pub epoch: u64,
+    /// Commit time (the epoch outside git).
+    pub created: crate::clock::Time,
 }
 
 impl Source {
     /// Outside git: no revision, dated at the epoch.
     pub fn unknown() -> Self {
-        Source {
-            revision: None,
-            short: None,
-            dirty: true,
-            created: "1970-01-01T00:00:00Z".into(),
-            epoch: 0,
-        }
+        Source { revision: None, short: None, dirty: true, created: chrono::DateTime::UNIX_EPOCH }
+    }
+
+    /// The commit time as the image's `created` and its label say it: RFC 3339, UTC, seconds.
+    pub fn created_rfc3339(&self) -> String {
+        crate::clock::show(&self.created)
+    }
+
+    /// The commit time as seconds since the epoch: the layers' mtime.
+    pub fn epoch(&self) -> u64 {
+        u64::try_from(self.created.timestamp()).unwrap_or(0)
     }
 
     /// What `org.opencontainers.image.revision` says.
@@ -89,10 +91,7 @@ pub fn describe(runner: &dyn Runner, root: &Path) -> Source {
         revision: Some(rev.to_owned()),
         short: Some(short),
         dirty,
-        created: time
-            .with_timezone(&chrono::Utc)
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        epoch: u64::try_from(time.timestamp()).unwrap_or(0),
+        created: time.with_timezone(&chrono::Utc),
     }
 }
 
@@ -109,8 +108,8 @@ mod tests {
     fn clean_checkout_is_tagged_with_revision_and_digest_and_dated_by_the_commit() {
         let rec = Recording::new([ok("abcdef0123456789\n2024-05-01T12:00:00+02:00\n"), ok("")]);
         let src = describe(&rec, Path::new("/p"));
-        assert_eq!(src.created, "2024-05-01T10:00:00Z");
-        assert_eq!(src.epoch, 1_714_557_600);
+        assert_eq!(src.created_rfc3339(), "2024-05-01T10:00:00Z");
+        assert_eq!(src.epoch(), 1_714_557_600);
         assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef012345-0123456789ab");
         assert!(tag_carries(&src.tag("sha256:0123456789abcdef"), "sha256:0123456789abcdef"));
         assert!(!tag_carries("abcdef012345", "sha256:0123456789abcdef"));

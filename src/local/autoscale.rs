@@ -23,7 +23,7 @@ pub struct ScalingView {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastDecision {
-    pub at: String,
+    pub at: crate::clock::Time,
     pub direction: Direction,
     pub from: u32,
     pub to: u32,
@@ -73,7 +73,7 @@ impl Autoscaler {
         }
         self.last_change = now;
         let decision = LastDecision {
-            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            at: crate::clock::now(),
             direction: d.direction,
             from: desired,
             to: d.desired,

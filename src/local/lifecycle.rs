@@ -76,7 +76,7 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcom
                     p.progress(&format!("healthy in {:.1} s", started.elapsed().as_secs_f64()));
                     let first = release_of(stack, &artifact);
                     let entry = release::Entry {
-                        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        time: crate::clock::now(),
                         id: first.id,
                         digest: first.digest,
                         outcome: Status::Deployed,

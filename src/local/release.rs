@@ -69,7 +69,7 @@ pub struct ReleaseView {
 /// One line of the release history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    pub time: String,
+    pub time: crate::clock::Time,
     pub id: String,
     pub digest: String,
     pub outcome: Status,
@@ -126,7 +126,7 @@ mod tests {
         let path = dir.path().join("releases.json");
         assert!(history(&path).is_empty());
         let e = Entry {
-            time: "t".into(),
+            time: chrono::DateTime::UNIX_EPOCH,
             id: "abc".into(),
             digest: "sha256:1".into(),
             outcome: Status::Deployed,

@@ -31,7 +31,7 @@ pub fn list(paths: &state::Paths) -> Vec<Row> {
         .rev()
         .map(|(i, e)| Row {
             id: e.id.clone(),
-            time: e.time.clone(),
+            time: e.time,
             revision: e.revision.clone(),
             digest: e.digest.clone(),
             ami: None,

@@ -131,7 +131,7 @@ fn down(ctx: &Ctx<'_>, stack: &Stack, paths: &Paths, json: bool) -> Result<Outco
             "local tier: down — not running; last deployed: release {} ({}) at {}",
             last.id,
             last.digest.chars().take(19).collect::<String>(),
-            last.time
+            crate::clock::show(&last.time)
         ));
         ctx.printer.data(&format!("  bring it back: orch up --env {} --detach", stack.name));
     }
@@ -145,7 +145,13 @@ fn scaling_line(sc: &super::autoscale::ScalingView) -> String {
         || "no scaling yet".into(),
         |d| {
             let way = if d.direction == crate::scaling::Direction::Out { "out" } else { "in" };
-            format!("last: {way} {} → {} at {} ({})", d.from, d.to, d.at, d.reason)
+            format!(
+                "last: {way} {} → {} at {} ({})",
+                d.from,
+                d.to,
+                crate::clock::show(&d.at),
+                d.reason
+            )
         },
     );
     format!(

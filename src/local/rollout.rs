@@ -192,7 +192,7 @@ impl Supervisor {
         self.release_view.generation = r.generation;
         if let Some(path) = &self.history {
             let entry = Entry {
-                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                time: crate::clock::now(),
                 id: r.to.id.clone(),
                 digest: r.to.digest.clone(),
                 outcome,

@@ -97,7 +97,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
     // (as on AWS, where the group ignores later changes to `desiredCapacity`); without, a converging
     // `orch up` sets it.
     let mut release_generation = 0;
-    let started_at = chrono::Utc::now().to_rfc3339();
+    let started_at = crate::clock::now();
     let (http_url, https_url) = urls(cfg.http_port, cfg.https_port);
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -135,8 +135,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
         }
         let snapshot = State {
             pid: std::process::id(),
-            started_at: started_at.clone(),
-            updated_at: chrono::Utc::now().to_rfc3339(),
+            started_at,
+            updated_at: chrono::Utc::now(),
             http_url: http_url.clone(),
             https_url: https_url.clone(),
             ca: certs.ca.clone(),

@@ -91,8 +91,8 @@ pub struct ZoneView {
 pub struct State {
     /// The supervisor (`orch local serve`) process.
     pub pid: u32,
-    pub started_at: String,
-    pub updated_at: String,
+    pub started_at: crate::clock::Time,
+    pub updated_at: crate::clock::Time,
     pub http_url: String,
     pub https_url: String,
     /// The CA certificate clients should trust.

@@ -108,21 +108,7 @@ mod tests {
         let clients = Clients::new("eu-west-1").await;
         let dev = stack(&format!("file://{}", dir.path().display()));
         assert!(load(&clients, &dev).await.unwrap().is_none());
-        let rec = Record {
-            env: "dev".into(),
-            revision: "abc".into(),
-            image_uri: "r/app@sha256:1".into(),
-            image_digest: "sha256:1".into(),
-            program_hash: "sha256:p".into(),
-            config_hash: "sha256:c".into(),
-            outputs: Default::default(),
-            certificate_arn: None,
-            stack_file: None,
-            ami: None,
-            by: None,
-            time: "2026-01-01T00:00:00Z".into(),
-            orch_version: "0".into(),
-        };
+        let rec = record::tests::rec();
         record::save(&Store::Dir(dir.path().join(".orch")), &rec).await.unwrap();
         assert_eq!(load(&clients, &dev).await.unwrap(), Some(rec));
         let mut other = dev.clone();

@@ -88,9 +88,9 @@ fn torn_down(stack: &Stack, down: &crate::state::record::Down) -> Report {
     let last = &down.last;
     let summary = format!(
         "down since {} (`orch down`); last deployed: image {} at {}",
-        down.since,
+        crate::clock::show(&down.since),
         judge::short_digest(&last.image_digest),
-        last.time
+        crate::clock::show(&last.time)
     );
     let row = Row::bad("deployment", summary).lines(vec![format!("bring it back: orch up --env {}", stack.name)]).data(serde_json::json!({ "since": down.since, "image_digest": last.image_digest, "revision": last.revision }));
     Report { env: stack.name.clone(), kind: "status", verdict: Verdict::Down, rows: vec![row] }
@@ -110,7 +110,7 @@ fn deployment_row(rec: &Record) -> Row {
         "revision {} image {} at {}",
         known(&rec.revision),
         rec.digest().map(judge::short_digest).unwrap_or_else(|| "?".into()),
-        known(&rec.time)
+        crate::clock::show(&rec.time)
     );
     // The config hash covers secrets: it stays in the state store, out of reports.
     let mut data = serde_json::to_value(rec).unwrap_or_default();

@@ -14,7 +14,7 @@ pub struct LockInfo {
     pub user: String,
     pub host: String,
     pub pid: u32,
-    pub since: String,
+    pub since: crate::clock::Time,
     pub command: String,
 }
 
@@ -26,7 +26,7 @@ impl LockInfo {
             user: crate::host::user(),
             host: crate::host::name(),
             pid: std::process::id(),
-            since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            since: crate::clock::now(),
             command: command.into(),
         }
     }
@@ -110,12 +110,12 @@ pub async fn acquire(
         if attempt == 0 && force {
             printer.warn(&format!(
                 "--force-unlock: removing the lock held by {} ({}@{}, pid {}) since {}; make sure that run is really gone",
-                other.holder, other.user, other.host, other.pid, other.since
+                other.holder, other.user, other.host, other.pid, crate::clock::show(&other.since)
             ));
         } else if attempt == 0 && other.is_stale_here(&mine.host) {
             printer.warn(&format!(
                 "breaking a stale lock: pid {} on this host ({}) held it since {} and no longer runs",
-                other.pid, other.host, other.since
+                other.pid, other.host, crate::clock::show(&other.since)
             ));
         } else {
             return Err(locked(env, other));

@@ -35,7 +35,7 @@ pub struct Record {
     /// Who ran the deployment (`user@host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
-    pub time: String,
+    pub time: crate::clock::Time,
     pub orch_version: String,
 }
 
@@ -64,10 +64,18 @@ pub fn latest_key(env: &str) -> String {
 }
 
 pub async fn latest(store: &Store, env: &str) -> Result<Option<Record>, StateError> {
-    match store.get(&latest_key(env)).await? {
+    read(store, &latest_key(env)).await
+}
+
+/// The JSON object at `key`, if there is one; one that does not parse is an error naming it.
+async fn read<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    key: &str,
+) -> Result<Option<T>, StateError> {
+    match store.get(key).await? {
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            StateError::step(format!("reading {}", store.describe(&latest_key(env))), e.to_string())
+            StateError::step(format!("reading {}", store.describe(key)), e.to_string())
         }),
     }
 }
@@ -76,7 +84,7 @@ pub async fn latest(store: &Store, env: &str) -> Result<Option<Record>, StateErr
 pub async fn save(store: &Store, record: &Record) -> Result<String, StateError> {
     let body = serde_json::to_vec_pretty(record)
         .map_err(|e| StateError::step("encoding the deployment record", e.to_string()))?;
-    let stamp = record.time.replace([':', '-'], "");
+    let stamp = crate::clock::stamp(&record.time);
     let short =
         record.image_digest.trim_start_matches("sha256:").chars().take(12).collect::<String>();
     let history = format!("deployments/{}/history/{stamp}-{short}.json", record.env);
@@ -94,16 +102,14 @@ pub fn down_key(env: &str) -> String {
 /// An environment torn down by `orch down`: since when, and what was deployed before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Down {
-    pub since: String,
+    pub since: crate::clock::Time,
     pub last: Record,
 }
 
-/// The down marker, if the environment was torn down and not deployed since.
+/// The down marker, if the environment was torn down and not deployed since (one that does not
+/// parse is an error naming it, not "up").
 pub async fn down_since(store: &Store, env: &str) -> Result<Option<Down>, StateError> {
-    match store.get(&down_key(env)).await? {
-        None => Ok(None),
-        Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-    }
+    read(store, &down_key(env)).await
 }
 
 /// Retire the latest record on teardown: a `-destroyed` copy goes into the history, a down marker
@@ -112,17 +118,14 @@ pub async fn down_since(store: &Store, env: &str) -> Result<Option<Down>, StateE
 pub async fn retire(store: &Store, record: &Record) -> Result<String, StateError> {
     let body = serde_json::to_vec_pretty(record)
         .map_err(|e| StateError::step("encoding the deployment record", e.to_string()))?;
-    let now = chrono::Utc::now();
+    let now = crate::clock::now();
     let key = format!(
         "deployments/{}/history/{}-destroyed.json",
         record.env,
         now.format("%Y%m%dT%H%M%SZ")
     );
     store.put(&key, &body).await?;
-    let down = Down {
-        since: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        last: record.clone(),
-    };
+    let down = Down { since: now, last: record.clone() };
     let marker = serde_json::to_vec_pretty(&down)
         .map_err(|e| StateError::step("encoding the down marker", e.to_string()))?;
     store.put(&down_key(&record.env), &marker).await?;
@@ -209,7 +212,7 @@ pub(crate) mod tests {
             stack_file: None,
             ami: None,
             by: None,
-            time: "2026-01-01T00:00:00Z".into(),
+            time: "2026-01-01T00:00:00Z".parse().unwrap(),
             orch_version: "0".into(),
         }
     }

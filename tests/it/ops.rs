@@ -291,7 +291,7 @@ impl World {
             stack_file: None,
             ami: None,
             by: None,
-            time: "2026-01-02T03:04:05Z".into(),
+            time: "2026-01-02T03:04:05Z".parse().unwrap(),
             orch_version: "0.0.0".into(),
         })
         .unwrap();
