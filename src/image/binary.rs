@@ -6,6 +6,9 @@
 //! `__DATE__`/`__TIME__` are fixed (`SOURCE_DATE_EPOCH`), so neither does the build time.
 use std::path::{Path, PathBuf};
 
+use object::read::elf::{ElfFile64, ProgramHeader};
+use object::{Architecture, LittleEndian, Object};
+
 use super::ImageError;
 use crate::runner::{Cmd, Runner};
 
@@ -137,33 +140,15 @@ fn executable_from_messages(stdout: &str) -> Option<PathBuf> {
 pub fn check_static(path: &Path) -> Result<(), ImageError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ImageError::io(format!("reading {}", path.display()), e))?;
-    let not_static =
-        |reason: &str| ImageError::NotStatic { path: path.to_owned(), reason: reason.into() };
-    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
-        return Err(not_static("not an ELF file"));
+    let not_static = |reason: String| ImageError::NotStatic { path: path.to_owned(), reason };
+    let elf = ElfFile64::<LittleEndian>::parse(&*bytes)
+        .map_err(|e| not_static(format!("not a little-endian ELF64 file ({e})")))?;
+    if elf.architecture() != Architecture::X86_64 {
+        return Err(not_static(format!("built for {:?}, not x86_64", elf.architecture())));
     }
-    if bytes[4] != 2 || bytes[5] != 1 || u16::from_le_bytes([bytes[18], bytes[19]]) != 62 {
-        return Err(not_static("not a little-endian x86_64 ELF64 file"));
-    }
-    let u64_at =
-        |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
-    let u16_at =
-        |at: usize| bytes.get(at..at + 2).and_then(|b| b.try_into().ok()).map(u16::from_le_bytes);
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return Err(not_static("truncated ELF header"));
-    };
-    for i in 0..usize::from(phnum) {
-        let at =
-            usize::try_from(phoff).unwrap_or(usize::MAX).saturating_add(i * usize::from(phentsize));
-        let Some(kind) =
-            bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
-        else {
-            return Err(not_static("truncated program headers"));
-        };
-        if kind == 3 {
-            return Err(not_static("it has a PT_INTERP header (it is dynamically linked)"));
-        }
+    let endian = elf.endian();
+    if elf.elf_program_headers().iter().any(|h| h.p_type(endian) == object::elf::PT_INTERP) {
+        return Err(not_static("it has a PT_INTERP header (it is dynamically linked)".into()));
     }
     Ok(())
 }
