@@ -9,6 +9,7 @@
 //! * `GET /readyz` is readiness: identity known, a DB round trip OK and
 //!   migrations applied.
 
+use askama::Template;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
@@ -51,50 +52,22 @@ pub async fn index(
     let mut resp = if wants_json(&headers) {
         Json(body).into_response()
     } else {
-        Html(render_index(&body, id.source.to_string().as_str())).into_response()
+        Html(render_index(&body, id.source.to_string().as_str())?).into_response()
     };
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
-fn render_index(b: &IndexBody<'_>, source: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>orch app &middot; {id}</title>
-<style>body{{margin:0;font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1f2933;display:flex;justify-content:center}}
-main{{max-width:40rem;margin:2rem 1rem;padding:2rem;background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08)}}
-dt{{font-weight:600;margin-top:.75rem}}dd{{margin:0;font-family:ui-monospace,monospace}}</style></head>
-<body><main><h1>Hello from {id}</h1>
-<dl><dt>Instance</dt><dd id="instance-id">{id}</dd>
-<dt>Availability zone</dt><dd id="availability-zone">{az}</dd>
-<dt>Identity source</dt><dd>{source}</dd>
-<dt>Message from the database ({db})</dt><dd id="message">{msg}</dd>
-<dt>Hits served by this instance</dt><dd id="hits">{hits}</dd></dl></main></body></html>
-"#,
-        id = escape(b.instance_id),
-        az = escape(b.availability_zone),
-        source = escape(source),
-        db = b.db,
-        msg = escape(b.message),
-        hits = b.hits,
-    )
+/// The index page: `app/templates/index.html`, every value HTML-escaped by askama.
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    body: &'a IndexBody<'a>,
+    source: &'a str,
 }
 
-/// Minimal HTML escaping for text content.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+fn render_index(body: &IndexBody<'_>, source: &str) -> Result<String, AppError> {
+    IndexPage { body, source }.render().map_err(|e| AppError::Internal(e.to_string()))
 }
 
 /// `GET /healthz`: liveness, no I/O.
@@ -130,8 +103,23 @@ pub async fn not_found() -> AppError {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn escapes_markup() {
-        assert_eq!(super::escape("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
+        let body = IndexBody {
+            instance_id: "i-0abc",
+            availability_zone: "zone-a",
+            message: "<a href='x'>&</a>",
+            hits: 1,
+            db: "sqlite",
+        };
+        let html = render_index(&body, "imds").unwrap();
+        assert!(!html.contains("<a href"), "{html}");
+        assert!(
+            html.contains(r#"<dd id="message">&#60;a href=&#39;x&#39;&#62;&#38;&#60;/a&#62;</dd>"#),
+            "{html}"
+        );
+        assert!(html.contains("<title>orch app &middot; i-0abc</title>"), "{html}");
     }
 }

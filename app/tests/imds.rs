@@ -2,6 +2,8 @@
 //! IMDSv2 test server on 127.0.0.1: tokens required, TTL honoured and
 //! returned as real IMDS does. These tests never contact 169.254.169.254.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -110,7 +112,7 @@ fn opts(endpoint: &str) -> IdentityOptions {
 #[tokio::test]
 async fn test_server_requires_token() {
     let (base, imds) = start_imds().await;
-    let http = reqwest::Client::new();
+    let http = common::http();
     let r = http.get(format!("{base}/latest/meta-data/instance-id")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let r = http
@@ -269,7 +271,7 @@ async fn late_imds_app_stays_not_ready_then_serves_the_real_identity() {
     ])
     .unwrap();
     let server = tokio::spawn(app::server::run(config));
-    let http = reqwest::Client::new();
+    let http = common::http();
     let url = |p: &str| format!("http://127.0.0.1:{app_port}{p}");
     let status = |p: &'static str| {
         let (http, u) = (http.clone(), url(p));

@@ -244,6 +244,6 @@ async fn message_changes_show_up_within_the_freshness_bound() {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(ttl_ms + 10)).await;
         let (_, _, body) = send(&app, get("/")).await;
-        assert!(body.contains("changed &lt;b&gt;"), "ttl {ttl_ms}: {body}");
+        assert!(body.contains("changed &#60;b&#62;"), "ttl {ttl_ms}: {body}");
     }
 }

@@ -157,7 +157,7 @@ async fn rotated_password_is_picked_up_without_restart_or_failed_requests() {
     let log = dir.path().join("app.log");
     let port = free_port();
     let _app = start_app(&env, &role, &arn, port, &log);
-    let http = reqwest::Client::new();
+    let http = common::http();
     let index = format!("http://127.0.0.1:{port}/");
     wait_until("app serving / from Postgres", Duration::from_secs(20), || async {
         status(&http, &index).await == Some(200)
@@ -268,7 +268,7 @@ async fn wrong_password_in_secret_is_not_ready_with_503_page_and_logged_cause() 
     let log = dir.path().join("app.log");
     let port = free_port();
     let _app = start_app(&env, &role, created.arn().unwrap(), port, &log);
-    let http = reqwest::Client::new();
+    let http = common::http();
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
     wait_until("log names the refusal", Duration::from_secs(20), || async {
         read(&log).contains("28P01")

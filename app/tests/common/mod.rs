@@ -154,3 +154,12 @@ pub async fn pg_via_proxy(pg_url: &str) -> (String, Proxy) {
     url.set_port(Some(proxy.addr.port())).unwrap();
     (url.to_string(), proxy)
 }
+
+/// A client for the plain-HTTP servers of these tests. reqwest builds its TLS setup even so, and
+/// the app's reqwest has no crypto provider of its own: the app's one (ring) is installed first.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::CryptoProvider::install_default(
+        app::probe::crypto_provider().as_ref().clone(),
+    );
+    reqwest::Client::new()
+}
