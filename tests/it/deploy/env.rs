@@ -306,6 +306,19 @@ impl Env {
         self.scratch.path().join("build").join(&self.name)
     }
 
+    /// Whether a (fake) pulumi holds a stack lock in the backend: a file under
+    /// `<bucket>/.pulumi/locks/`, which pulumi removes when it exits (not when it is killed).
+    pub(super) fn pulumi_locked(&self) -> bool {
+        fn any_file(dir: &std::path::Path) -> bool {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.file_type().is_ok_and(|t| t.is_file()) || any_file(&e.path()))
+        }
+        any_file(&self.pulumi_state.path().join(&self.bucket).join(".pulumi/locks"))
+    }
+
     pub(super) fn log(&self) -> std::path::PathBuf {
         self.pulumi_state.path().join("calls.log")
     }

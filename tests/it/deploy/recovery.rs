@@ -59,16 +59,21 @@ async fn killing_orch_mid_run_then_rerunning_converges_without_duplicates() {
     let env = Env::new(&moto, true).await;
     let domain = env.domain.clone().unwrap();
     let mut victim = env.background_up("2").spawn().unwrap();
-    support::wait_until(Duration::from_secs(60), "pulumi up starts", || {
-        env.calls().iter().any(|c| c[0] == "up")
-    });
+    support::wait_until(
+        Duration::from_secs(60),
+        "pulumi up starts and takes its stack lock",
+        || env.calls().iter().any(|c| c[0] == "up") && env.pulumi_locked(),
+    );
     victim.kill().unwrap();
     victim.wait().unwrap();
     assert!(
         env.object(&format!("locks/{}.json", env.name)).await.is_some(),
         "the killed run leaves its lock"
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await; // let the orphaned fake pulumi finish
+    // The orphaned fake pulumi runs on; it drops its stack lock when it exits.
+    support::wait_until(Duration::from_secs(30), "the orphaned pulumi exits", || {
+        !env.pulumi_locked()
+    });
 
     let rerun = env.up(DIGEST_A, &[], &[]).success();
     assert!(stderr(&rerun).contains("breaking a stale lock"), "{}", stderr(&rerun));
