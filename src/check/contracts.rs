@@ -46,7 +46,7 @@ impl Res<'_> {
 }
 
 /// Run every rule over the program.
-pub fn run(doc: &Mapping) -> Vec<Finding> {
+pub(super) fn run(doc: &Mapping) -> Vec<Finding> {
     let mut out = vec![];
     let mut add =
         |rule: &str, path: String, msg: String| out.push(Finding::policy(rule, &path, msg));

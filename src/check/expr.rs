@@ -4,14 +4,14 @@ use serde_yaml::Value;
 
 /// One `${...}` reference: the root name and the property path after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
+pub(super) struct Reference {
     pub root: String,
     pub path: Vec<String>,
     pub text: String,
 }
 
 /// Every `${...}` in `s`.
-pub fn references(s: &str) -> Vec<Reference> {
+pub(super) fn references(s: &str) -> Vec<Reference> {
     let mut out = vec![];
     let bytes = s.as_bytes();
     let mut i = 0;
@@ -40,7 +40,7 @@ fn parse(text: &str) -> Reference {
 }
 
 /// The reference if `s` is exactly one `${...}` and nothing else.
-pub fn whole(s: &str) -> Option<Reference> {
+pub(super) fn whole(s: &str) -> Option<Reference> {
     let inner = s.strip_prefix("${")?.strip_suffix('}')?;
     if inner.contains('}') || inner.contains("${") {
         return None;
@@ -49,7 +49,7 @@ pub fn whole(s: &str) -> Option<Reference> {
 }
 
 /// The function name if `v` is a `fn::` call (a one-key mapping `fn::name: args`).
-pub fn function(v: &Value) -> Option<(String, &Value)> {
+pub(super) fn function(v: &Value) -> Option<(String, &Value)> {
     let map = v.as_mapping()?;
     if map.len() != 1 {
         return None;

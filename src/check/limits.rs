@@ -124,7 +124,7 @@ fn at<'v>(v: &'v Value, path: &str, shown: String, out: &mut Vec<(String, &'v Va
 }
 
 /// Check every literal value of the program against the limits of its resource type.
-pub fn run(doc: &Mapping) -> Vec<Finding> {
+pub(super) fn run(doc: &Mapping) -> Vec<Finding> {
     let l = limits();
     let mut out = vec![];
     let resources = doc.get("resources").and_then(Value::as_mapping).into_iter().flatten();

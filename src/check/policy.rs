@@ -114,7 +114,7 @@ fn rp(name: &str, prop: &str) -> String {
 }
 
 /// Run every rule.
-pub fn run(doc: &Mapping, stack: &Stack, schema: &Schema) -> Vec<Finding> {
+pub(super) fn run(doc: &Mapping, stack: &Stack, schema: &Schema) -> Vec<Finding> {
     let empty = Value::Mapping(Mapping::new());
     let mut resources = vec![];
     if let Some(map) = doc.get("resources").and_then(Value::as_mapping) {

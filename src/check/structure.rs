@@ -50,7 +50,7 @@ enum Target<'a> {
     Other,
 }
 
-pub struct Checker<'a> {
+pub(super) struct Checker<'a> {
     schema: &'a Schema,
     /// Resource name → type token.
     resources: BTreeMap<String, String>,
@@ -60,7 +60,7 @@ pub struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(schema: &'a Schema, doc: &Mapping) -> Self {
+    pub(super) fn new(schema: &'a Schema, doc: &Mapping) -> Self {
         let names = |key: &str| -> Vec<(String, Value)> {
             doc.get(key)
                 .and_then(Value::as_mapping)
@@ -98,7 +98,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Run every structural check over `doc`.
-    pub fn run(&mut self, doc: &Mapping) {
+    pub(super) fn run(&mut self, doc: &Mapping) {
         for key in doc.keys().filter_map(Value::as_str) {
             if !TOP_KEYS.contains(&key) {
                 self.add(

@@ -3,7 +3,7 @@
 use super::{Engine, Problem, Stack, Target};
 
 /// Every problem found in `stack`; empty when it is valid.
-pub fn validate(stack: &Stack) -> Vec<Problem> {
+pub(super) fn validate(stack: &Stack) -> Vec<Problem> {
     let mut out = Problems::default();
     capacity(stack, &mut out);
     scaling(stack, &mut out);
@@ -332,7 +332,7 @@ fn backend(s: &Stack, out: &mut Problems) {
 }
 
 /// S3 bucket naming rules: 3–63 lowercase letters, digits, dots and hyphens, starting and ending alphanumeric.
-pub fn is_bucket(b: &str) -> bool {
+pub(super) fn is_bucket(b: &str) -> bool {
     let b = b.split('/').next().unwrap_or("");
     (3..=63).contains(&b.len())
         && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')

@@ -41,7 +41,7 @@ fn automatic(buf: &[u8]) -> Option<u16> {
 }
 
 /// The stream of one client connection.
-pub struct ConnIo<S> {
+pub(super) struct ConnIo<S> {
     inner: S,
     lb: Arc<Lb>,
     https: bool,
@@ -53,7 +53,7 @@ pub struct ConnIo<S> {
 }
 
 impl<S> ConnIo<S> {
-    pub fn new(inner: S, lb: Arc<Lb>, https: bool) -> Self {
+    pub(super) fn new(inner: S, lb: Arc<Lb>, https: bool) -> Self {
         let send_idle = lb.limits.send_idle;
         ConnIo {
             inner,
@@ -67,7 +67,7 @@ impl<S> ConnIo<S> {
     }
 
     /// The request-head (and keep-alive idle) timeout for hyper.
-    pub fn head_timeout(&self) -> Duration {
+    pub(super) fn head_timeout(&self) -> Duration {
         self.lb.limits.head
     }
 

@@ -22,7 +22,11 @@ use crate::runner::Duct;
 /// How long `up` waits for the tier to become healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
 
-pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcome, OrchError> {
+pub(super) async fn up(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    args: &UpOptions,
+) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let paths = paths(&project, stack);
     let zone_list = zones(stack)?;
@@ -295,7 +299,11 @@ fn log_tail(paths: &Paths) -> String {
     format!("\n{}", lines.into_iter().rev().collect::<Vec<_>>().join("\n"))
 }
 
-pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Outcome, OrchError> {
+pub(super) async fn down(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    args: &DownOptions,
+) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let paths = paths(&project, stack);
     let p = ctx.printer;

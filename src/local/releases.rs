@@ -10,7 +10,7 @@ use crate::error::{OrchError, Outcome};
 use crate::history::Row;
 
 /// The releases, newest first; the live one is what the running tier serves.
-pub fn list(paths: &state::Paths) -> Vec<Row> {
+pub(super) fn list(paths: &state::Paths) -> Vec<Row> {
     let live = state::read(paths)
         .filter(|s| state::in_tier(s.pid, &paths.dir))
         .filter(|s| s.release.outcome != Status::Rolling)
@@ -53,7 +53,7 @@ fn last_deployed(paths: &state::Paths) -> String {
 }
 
 /// Roll the running tier back to the release `to` names (default: the one before the live one).
-pub async fn rollback(
+pub(super) async fn rollback(
     ctx: &Ctx<'_>,
     stack: &Stack,
     to: Option<&str>,

@@ -15,7 +15,7 @@ use crate::verify;
 fn running(paths: &Paths) -> Option<State> {
     state::read(paths).filter(|s| state::in_tier(s.pid, &paths.dir))
 }
-pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
+pub(super) async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let paths = paths(&project, stack);
     let Some(state) = running(&paths) else {
@@ -205,7 +205,7 @@ pub async fn zone(
 }
 
 /// Verify options for the running tier: its HTTP URL, trusting its CA, and our 404 page's marker.
-pub fn verify_options(ctx: &Ctx<'_>, state: &State, requests: u32) -> verify::Options {
+pub(super) fn verify_options(ctx: &Ctx<'_>, state: &State, requests: u32) -> verify::Options {
     let ca_pem = std::fs::read(&state.ca).ok();
     verify::Options {
         requests,

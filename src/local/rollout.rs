@@ -16,7 +16,7 @@ const DRAIN_DELAY: Duration = Duration::from_millis(500);
 
 /// A rollout in progress.
 #[derive(Debug)]
-pub struct Rollout {
+pub(super) struct Rollout {
     to: Arc<Release>,
     from: Arc<Release>,
     generation: u64,

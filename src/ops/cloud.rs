@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// One client per service we read from.
 #[derive(Clone, Debug)]
-pub struct Clients {
+pub(super) struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub asg: aws_sdk_autoscaling::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
@@ -15,7 +15,7 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub async fn new(region: &str) -> Clients {
+    pub(super) async fn new(region: &str) -> Clients {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3))
             .operation_attempt_timeout(Duration::from_secs(10))
@@ -33,7 +33,7 @@ impl Clients {
 }
 
 /// A readable one-line description of an SDK error, with its cause chain.
-pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -18,7 +18,7 @@ use crate::pulumi::Pulumi;
 use crate::runner::Runner;
 use crate::verdict::Verdict;
 
-pub async fn gather(
+pub(super) async fn gather(
     project: &Project,
     stack: &Stack,
     clients: &Clients,
@@ -103,7 +103,7 @@ fn resources_row(refresh: &Refresh) -> Row {
 
 /// The image running against the one recorded: the live stack's `imageDigest` output must equal the
 /// record's, and every instance must run the group's current launch template version.
-pub fn image_row(
+pub(super) fn image_row(
     recorded: Option<&str>,
     outputs: &Result<BTreeMap<String, Value>, String>,
     group: Option<&Result<Group, String>>,

@@ -10,7 +10,7 @@ use super::cloud::{describe, Clients};
 
 /// The Auto Scaling group as it is now.
 #[derive(Debug, Clone, Serialize)]
-pub struct Group {
+pub(super) struct Group {
     pub name: String,
     pub min: i32,
     pub desired: i32,
@@ -22,7 +22,7 @@ pub struct Group {
 
 /// One instance of the group.
 #[derive(Debug, Clone, Serialize)]
-pub struct Member {
+pub(super) struct Member {
     pub id: String,
     pub zone: String,
     /// The ASG's lifecycle state (`InService`, `Pending`, `Terminating`...), the SDK's enum.
@@ -38,7 +38,7 @@ pub struct Member {
 
 /// A target of the target group.
 #[derive(Debug, Clone, Serialize)]
-pub struct Target {
+pub(super) struct Target {
     pub id: String,
     /// The SDK's enum; `unavailable` when the answer names none.
     #[serde(serialize_with = "aws_name")]
@@ -72,7 +72,7 @@ fn aws_name_opt<S: Serializer>(value: &Option<impl AwsName>, s: S) -> Result<S::
 
 /// An ACM certificate.
 #[derive(Debug, Clone, Serialize)]
-pub struct Certificate {
+pub(super) struct Certificate {
     pub arn: String,
     pub domain: Option<String>,
     pub status: String,
@@ -81,7 +81,7 @@ pub struct Certificate {
 
 /// The env zone's name servers against the NS record in the parent zone.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Delegation {
+pub(super) struct Delegation {
     pub zone: String,
     /// Name servers of the env's hosted zone; `None` when the zone does not exist.
     pub zone_ns: Option<Vec<String>>,
@@ -107,7 +107,7 @@ fn launch_of(
     lc.map(|name| format!("lc:{name}"))
 }
 
-pub async fn group(c: &Clients, name: &str) -> Result<Group, String> {
+pub(super) async fn group(c: &Clients, name: &str) -> Result<Group, String> {
     let out = c
         .asg
         .describe_auto_scaling_groups()
@@ -141,7 +141,7 @@ pub async fn group(c: &Clients, name: &str) -> Result<Group, String> {
     })
 }
 
-pub async fn targets(c: &Clients, target_group: &str) -> Result<Vec<Target>, String> {
+pub(super) async fn targets(c: &Clients, target_group: &str) -> Result<Vec<Target>, String> {
     let out = c
         .elb
         .describe_target_health()
@@ -168,7 +168,10 @@ pub async fn targets(c: &Clients, target_group: &str) -> Result<Vec<Target>, Str
 }
 
 /// The certificate ARNs served by the HTTPS listener(s) of the load balancer behind `target_group`.
-pub async fn listener_certificates(c: &Clients, target_group: &str) -> Result<Vec<String>, String> {
+pub(super) async fn listener_certificates(
+    c: &Clients,
+    target_group: &str,
+) -> Result<Vec<String>, String> {
     let tgs = c
         .elb
         .describe_target_groups()
@@ -203,7 +206,7 @@ pub async fn listener_certificates(c: &Clients, target_group: &str) -> Result<Ve
     Ok(arns)
 }
 
-pub async fn certificate(c: &Clients, arn: &str) -> Result<Certificate, String> {
+pub(super) async fn certificate(c: &Clients, arn: &str) -> Result<Certificate, String> {
     let out = c
         .acm
         .describe_certificate()
@@ -225,7 +228,7 @@ fn fqdn(name: &str) -> String {
 }
 
 /// Name servers compared without case or trailing dot, sorted.
-pub fn normalize(ns: &[String]) -> Vec<String> {
+pub(super) fn normalize(ns: &[String]) -> Vec<String> {
     let mut v: Vec<String> =
         ns.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect();
     v.sort();
@@ -249,7 +252,11 @@ async fn public_zone(c: &Clients, name: &str) -> Result<Option<String>, String> 
         .map(|z| z.id().to_string()))
 }
 
-pub async fn delegation(c: &Clients, zone: &str, parent: &str) -> Result<Delegation, String> {
+pub(super) async fn delegation(
+    c: &Clients,
+    zone: &str,
+    parent: &str,
+) -> Result<Delegation, String> {
     let mut d = Delegation {
         zone: zone.into(),
         zone_ns: None,

@@ -13,7 +13,7 @@ use crate::runner::Output;
 
 /// One resource that differs from its recorded state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Drifted {
+pub(super) struct Drifted {
     pub urn: String,
     pub kind: String,
     pub name: String,
@@ -25,14 +25,14 @@ pub struct Drifted {
 /// What the refresh said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "lowercase")]
-pub enum Refresh {
+pub(super) enum Refresh {
     Clean { resources: usize },
     Drift { resources: Vec<Drifted> },
     Failed { code: Option<i32>, message: String },
 }
 
 /// The refresh's arguments: preview-only (the state is never written), failing on changes.
-pub fn args(stack: &str) -> [&str; 7] {
+pub(super) fn args(stack: &str) -> [&str; 7] {
     [
         "refresh",
         "--preview-only",
@@ -45,7 +45,7 @@ pub fn args(stack: &str) -> [&str; 7] {
 }
 
 /// Run the refresh and read it.
-pub fn run(pulumi: &Pulumi) -> Refresh {
+pub(super) fn run(pulumi: &Pulumi) -> Refresh {
     match pulumi.run_any(&pulumi.cmd(args(&pulumi.stack))) {
         Ok(out) => interpret(&out),
         Err(e) => Refresh::Failed { code: None, message: e.to_string() },
@@ -53,7 +53,7 @@ pub fn run(pulumi: &Pulumi) -> Refresh {
 }
 
 /// Judge a finished refresh from its exit code, its JSON and its diagnostics.
-pub fn interpret(out: &Output) -> Refresh {
+pub(super) fn interpret(out: &Output) -> Refresh {
     let parsed = parse(&out.stdout);
     let said_changes = out.stderr.contains("no changes were expected")
         || out.stdout.contains("no changes were expected");

@@ -13,7 +13,7 @@ use crate::state::record::Record;
 use crate::verdict::Verdict;
 
 /// Gather the status report of `stack`. Errors only when there is nothing to report on.
-pub async fn gather(
+pub(super) async fn gather(
     project: &Project,
     stack: &Stack,
     clients: &Clients,

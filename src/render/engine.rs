@@ -11,7 +11,7 @@ use std::path::Path;
 use super::RenderError;
 
 /// A registry holding every template and partial under `dir`.
-pub fn load(dir: &Path) -> Result<Handlebars<'static>, RenderError> {
+pub(super) fn load(dir: &Path) -> Result<Handlebars<'static>, RenderError> {
     if !dir.is_dir() {
         return Err(RenderError::NoTemplates { dir: dir.to_path_buf() });
     }
@@ -56,7 +56,11 @@ fn register_dir(hb: &mut Handlebars<'static>, dir: &Path, prefix: &str) -> Resul
 }
 
 /// Render template `name` with `data`.
-pub fn render(hb: &Handlebars<'static>, name: &str, data: &Value) -> Result<String, RenderError> {
+pub(super) fn render(
+    hb: &Handlebars<'static>,
+    name: &str,
+    data: &Value,
+) -> Result<String, RenderError> {
     if !hb.has_template(name) {
         return Err(RenderError::Template {
             name: format!("{name}.hbs"),

@@ -5,17 +5,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The repository root.
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A temporary project holding a copy of `stacks/`, `pulumi/` and `app/pages/`.
-pub struct Scratch {
+pub(crate) struct Scratch {
     pub dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         for sub in ["stacks", "pulumi", "app/pages", "schema"] {
             let from = repo().join(sub);
@@ -25,19 +25,19 @@ impl Scratch {
         }
         Scratch { dir }
     }
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
-    pub fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         let path = self.path().join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path().join(rel)).unwrap()
     }
     /// `orch` with `--root` set to this scratch project.
-    pub fn orch(&self) -> assert_cmd::Command {
+    pub(crate) fn orch(&self) -> assert_cmd::Command {
         let mut cmd = orch();
         cmd.env("ORCH_ROOT", self.path());
         cmd
@@ -58,7 +58,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// The `orch` binary with a clean environment for the variables it reads.
-pub fn orch() -> assert_cmd::Command {
+pub(crate) fn orch() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("orch").expect("orch binary");
     cmd.env_remove("ORCH_ENV").env_remove("ORCH_ROOT").env("NO_COLOR", "1");
     cmd
@@ -66,7 +66,7 @@ pub fn orch() -> assert_cmd::Command {
 
 /// The value of a test-service variable set by scripts/test.sh. `None` means: skip this test
 /// (locally). Under CI a missing service is a failure, never a silent skip.
-pub fn service(var: &str) -> Option<String> {
+pub(crate) fn service(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
         _ if std::env::var_os("CI").is_some() => {
@@ -79,17 +79,17 @@ pub fn service(var: &str) -> Option<String> {
     }
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-pub fn port_open(port: u16) -> bool {
+pub(crate) fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
         .is_ok()
 }
 
 /// A running tier; dropping it runs `orch down`.
-pub struct Tier {
+pub(crate) struct Tier {
     pub scratch: Scratch,
     pub http: u16,
     pub https: u16,
@@ -97,7 +97,7 @@ pub struct Tier {
 
 impl Tier {
     /// A scratch project whose local stack uses free ports (not started).
-    pub fn scratch() -> Tier {
+    pub(crate) fn scratch() -> Tier {
         let scratch = Scratch::new();
         let (http, https, base) = (free_port(), free_port(), free_port());
         let stack = scratch
@@ -110,14 +110,14 @@ impl Tier {
         Tier { scratch, http, https }
     }
 
-    pub fn orch(&self) -> assert_cmd::Command {
+    pub(crate) fn orch(&self) -> assert_cmd::Command {
         let mut cmd = self.scratch.orch();
         cmd.env("ORCH_BUILD_PROFILE", "dev").timeout(Duration::from_secs(600));
         cmd
     }
 
     /// `orch up --env local --detach`; returns its stdout.
-    pub fn up(&self) -> String {
+    pub(crate) fn up(&self) -> String {
         let out = self.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
@@ -128,18 +128,18 @@ impl Tier {
         stdout
     }
 
-    pub fn https(&self, path: &str) -> String {
+    pub(crate) fn https(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.https)
     }
 
     /// The tier's CA certificate (PEM file).
-    pub fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.scratch.path().join(".orch/local/tls/ca.pem")
     }
 }
 
 /// `yaml` without the top-level block that starts with the line `key` (and its indented lines).
-pub fn without_block(yaml: &str, key: &str) -> String {
+pub(crate) fn without_block(yaml: &str, key: &str) -> String {
     let mut out = String::new();
     let mut skipping = false;
     for line in yaml.lines() {
@@ -165,7 +165,7 @@ impl Drop for Tier {
 
 /// Poll `cond` every 50 ms until it holds; fail the test naming `what` after `within`. Returns how
 /// long it took. The one way tests wait (never a fixed sleep).
-pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+pub(crate) fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
     let start = std::time::Instant::now();
     while !cond() {
         assert!(start.elapsed() < within, "{what}: not within {within:?}");
@@ -175,7 +175,7 @@ pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) 
 }
 
 /// [`wait_until`] for a condition that is itself async (an S3 read, say).
-pub async fn wait_until_async<F: std::future::Future<Output = bool>>(
+pub(crate) async fn wait_until_async<F: std::future::Future<Output = bool>>(
     within: Duration,
     what: &str,
     mut cond: impl FnMut() -> F,
@@ -189,7 +189,7 @@ pub async fn wait_until_async<F: std::future::Future<Output = bool>>(
 }
 
 /// A name no other test (or earlier run against the same moto) uses: pid, time and a counter.
-pub fn unique() -> String {
+pub(crate) fn unique() -> String {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
@@ -199,7 +199,7 @@ pub fn unique() -> String {
 
 /// The SDK configuration for the moto at `endpoint` in `region`, with moto's test credentials
 /// given directly (never through the process environment: tests run in parallel).
-pub async fn moto_sdk(endpoint: &str, region: &str) -> aws_config::SdkConfig {
+pub(crate) async fn moto_sdk(endpoint: &str, region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))
         .endpoint_url(endpoint)

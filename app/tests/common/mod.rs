@@ -16,32 +16,32 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-pub const INSTANCE: &str = "i-0123456789abcdef0";
-pub const ZONE: &str = "local-a";
+pub(crate) const INSTANCE: &str = "i-0123456789abcdef0";
+pub(crate) const ZONE: &str = "local-a";
 /// Marker present in every error page of ours.
-pub const MARKER: &str = "orch-app-error-page";
+pub(crate) const MARKER: &str = "orch-app-error-page";
 
 /// A migrated SQLite-backed state in `dir`.
-pub async fn sqlite_state(dir: &tempfile::TempDir) -> AppState {
+pub(crate) async fn sqlite_state(dir: &tempfile::TempDir) -> AppState {
     let st = sqlite_state_unprepared(dir, HttpSettings::default());
     st.prepare_db().await.expect("sqlite migrations");
     st
 }
 
-pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
+pub(crate) fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}/app.db?mode=rwc", dir.path().display())
 }
 
-pub fn sqlite_state_unprepared(dir: &tempfile::TempDir, http: HttpSettings) -> AppState {
+pub(crate) fn sqlite_state_unprepared(dir: &tempfile::TempDir, http: HttpSettings) -> AppState {
     let db = Db::connect_lazy(&DbOptions::new(sqlite_url(dir))).unwrap();
     AppState::new(Identity::fixed(INSTANCE, ZONE), db, http)
 }
 
 /// Message-cache freshness bound used by `state_for` states.
-pub const MESSAGE_TTL: Duration = Duration::from_millis(200);
+pub(crate) const MESSAGE_TTL: Duration = Duration::from_millis(200);
 
 /// A state for `url` with a short acquire timeout and the given identity.
-pub fn state_for(url: &str, instance_id: &str) -> AppState {
+pub(crate) fn state_for(url: &str, instance_id: &str) -> AppState {
     let opts = DbOptions {
         url: url.to_string(),
         max_connections: 4,
@@ -52,16 +52,16 @@ pub fn state_for(url: &str, instance_id: &str) -> AppState {
     AppState::new(Identity::fixed(instance_id, ZONE), db, http)
 }
 
-pub fn get(path: &str) -> Request<Body> {
+pub(crate) fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
 }
 
-pub fn get_json(path: &str) -> Request<Body> {
+pub(crate) fn get_json(path: &str) -> Request<Body> {
     Request::get(path).header("accept", "application/json").body(Body::empty()).unwrap()
 }
 
 /// Send one request through the router, collecting the body as text.
-pub async fn send(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+pub(crate) async fn send(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -70,7 +70,7 @@ pub async fn send(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, S
 }
 
 /// `ORCH_TEST_PG_URL`, or `None` (skip) — but under CI a missing URL fails.
-pub fn pg_url(test: &str) -> Option<String> {
+pub(crate) fn pg_url(test: &str) -> Option<String> {
     match std::env::var("ORCH_TEST_PG_URL") {
         Ok(u) if !u.trim().is_empty() => Some(u),
         _ => {
@@ -84,13 +84,13 @@ pub fn pg_url(test: &str) -> Option<String> {
 }
 
 /// A unique instance id so Postgres tests never share a `hits` row.
-pub fn unique_instance() -> String {
+pub(crate) fn unique_instance() -> String {
     format!("i-{:017x}", rand::random::<u64>() as u128 | (1u128 << 64))
 }
 
 /// A TCP proxy on 127.0.0.1 that can be cut (all connections dropped, new
 /// ones refused) and restored, to simulate a database outage.
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub addr: SocketAddr,
     enabled: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -98,7 +98,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub async fn start(target: SocketAddr) -> Proxy {
+    pub(crate) async fn start(target: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let enabled = Arc::new(AtomicBool::new(true));
@@ -123,7 +123,7 @@ impl Proxy {
     }
 
     /// Drop every proxied connection and refuse new ones.
-    pub fn cut(&self) {
+    pub(crate) fn cut(&self) {
         self.enabled.store(false, Ordering::SeqCst);
         for h in self.conns.lock().unwrap().drain(..) {
             h.abort();
@@ -131,7 +131,7 @@ impl Proxy {
     }
 
     /// Accept and forward connections again.
-    pub fn restore(&self) {
+    pub(crate) fn restore(&self) {
         self.enabled.store(true, Ordering::SeqCst);
     }
 }
@@ -144,7 +144,7 @@ impl Drop for Proxy {
 }
 
 /// `pg_url` rewritten to go through a new proxy; returns (url, proxy).
-pub async fn pg_via_proxy(pg_url: &str) -> (String, Proxy) {
+pub(crate) async fn pg_via_proxy(pg_url: &str) -> (String, Proxy) {
     let mut url = url::Url::parse(pg_url).unwrap();
     let host = url.host_str().unwrap_or("127.0.0.1").to_string();
     let port = url.port().unwrap_or(5432);
@@ -157,7 +157,7 @@ pub async fn pg_via_proxy(pg_url: &str) -> (String, Proxy) {
 
 /// A client for the plain-HTTP servers of these tests. reqwest builds its TLS setup even so, and
 /// the app's reqwest has no crypto provider of its own: the app's one (ring) is installed first.
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     let _ = rustls::crypto::CryptoProvider::install_default(
         app::probe::crypto_provider().as_ref().clone(),
     );

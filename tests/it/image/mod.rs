@@ -15,7 +15,7 @@ use predicates::prelude::*;
 use crate::support::{free_port, repo, service, Scratch};
 
 /// The app, built once per test run exactly as `orch build` builds it (debug profile).
-pub fn static_app() -> PathBuf {
+pub(crate) fn static_app() -> PathBuf {
     static APP: OnceLock<PathBuf> = OnceLock::new();
     APP.get_or_init(|| match binary::build(&Duct, &repo(), Profile::Dev) {
         Ok(path) => path,
@@ -25,17 +25,17 @@ pub fn static_app() -> PathBuf {
 }
 
 /// `orch build` in `scratch` with the prebuilt static app.
-pub fn orch_build(scratch: &Scratch, args: &[&str]) -> assert_cmd::assert::Assert {
+pub(crate) fn orch_build(scratch: &Scratch, args: &[&str]) -> assert_cmd::assert::Assert {
     scratch.orch().env("ORCH_APP_BINARY", static_app()).arg("build").args(args).assert()
 }
 
-pub fn index_digest(dir: &Path) -> String {
+pub(crate) fn index_digest(dir: &Path) -> String {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     index["manifests"][0]["digest"].as_str().unwrap().to_owned()
 }
 
-pub fn skopeo_digest(target: &str, extra: &[&str]) -> String {
+pub(crate) fn skopeo_digest(target: &str, extra: &[&str]) -> String {
     let out = std::process::Command::new("skopeo")
         .arg("inspect")
         .args(extra)
