@@ -52,7 +52,7 @@ pub async fn index(
     let mut resp = if wants_json(&headers) {
         Json(body).into_response()
     } else {
-        Html(render_index(&body, id.source.to_string().as_str())?).into_response()
+        Html(render_index(&body, &id.source)?).into_response()
     };
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
@@ -63,10 +63,10 @@ pub async fn index(
 #[template(path = "index.html")]
 struct IndexPage<'a> {
     body: &'a IndexBody<'a>,
-    source: &'a str,
+    source: &'a dyn std::fmt::Display,
 }
 
-fn render_index(body: &IndexBody<'_>, source: &str) -> Result<String, AppError> {
+fn render_index(body: &IndexBody<'_>, source: &dyn std::fmt::Display) -> Result<String, AppError> {
     IndexPage { body, source }.render().map_err(|e| AppError::Internal(e.to_string()))
 }
 
@@ -114,7 +114,7 @@ mod tests {
             hits: 1,
             db: "sqlite",
         };
-        let html = render_index(&body, "imds").unwrap();
+        let html = render_index(&body, &"imds").unwrap();
         assert!(!html.contains("<a href"), "{html}");
         assert!(
             html.contains(r#"<dd id="message">&#60;a href=&#39;x&#39;&#62;&#38;&#60;/a&#62;</dd>"#),

@@ -265,6 +265,20 @@ pub(crate) mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_down_marker_reads_back_and_a_corrupt_one_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Dir(dir.path().to_path_buf());
+        save(&store, &rec()).await.unwrap();
+        retire(&store, &rec()).await.unwrap();
+        let down = down_since(&store, "dev").await.unwrap().unwrap();
+        assert_eq!(down.last, rec());
+        assert_eq!(latest(&store, "dev").await.unwrap(), None);
+        std::fs::write(dir.path().join(down_key("dev")), "{ not json").unwrap();
+        let err = down_since(&store, "dev").await.unwrap_err().to_string();
+        assert!(err.contains("deployments/dev/down.json"), "{err}");
+    }
+
     #[test]
     fn records_without_a_certificate_arn_still_read_and_fall_back_to_outputs() {
         let mut old = serde_json::to_value(rec()).unwrap();
