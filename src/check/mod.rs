@@ -1,12 +1,20 @@
 //! `orch check`: the offline proof of a rendered program. Structural checks against the committed
 //! aws-native schema (types, properties, references, cycles; see [`structure`]) and then named policy rules
 //! (security and availability; see [`policy`]). Every finding is reported at once, each with its path.
+mod access;
+mod api_limits;
 mod contracts;
 mod expr;
 mod limits;
 mod policy;
+mod relations;
 mod schema;
 mod structure;
+
+pub use access::RULES as ACCESS_RULES;
+pub use api_limits::rules as api_rules;
+pub use limits::schema_regex;
+pub use relations::RULES as RELATION_RULES;
 
 pub use contracts::RULES as CONTRACT_RULES;
 pub use policy::RULES;
@@ -41,11 +49,20 @@ pub struct Finding {
     /// Where: `resources.<name>.properties.<prop...>`.
     pub path: String,
     pub message: String,
+    /// Where the rule comes from (a schema, an API reference URL); empty for orch's own policy.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 impl Finding {
     pub fn error(rule: &str, path: &str, message: String) -> Self {
-        Finding { category: "schema", rule: rule.into(), path: path.into(), message }
+        Finding {
+            category: "schema",
+            rule: rule.into(),
+            path: path.into(),
+            message,
+            source: String::new(),
+        }
     }
     pub fn policy(rule: &str, path: &str, message: impl Into<String>) -> Self {
         Finding {
@@ -53,6 +70,19 @@ impl Finding {
             rule: rule.into(),
             path: path.into(),
             message: message.into(),
+            source: String::new(),
+        }
+    }
+    /// The same finding, naming where its rule comes from.
+    pub fn with_source(mut self, source: &str) -> Self {
+        self.source = source.into();
+        self
+    }
+    /// The message, followed by the source when there is one.
+    pub fn explained(&self) -> String {
+        match self.source.as_str() {
+            "" => self.message.clone(),
+            source => format!("{} (source: {source})", self.message),
         }
     }
 }
@@ -76,7 +106,7 @@ pub enum CheckError {
 }
 
 fn list(findings: &[Finding]) -> String {
-    findings.iter().map(|f| format!("\n  - {} at {}: {}", f.rule, f.path, f.message)).collect()
+    findings.iter().map(|f| format!("\n  - {} at {}: {}", f.rule, f.path, f.explained())).collect()
 }
 
 impl CheckError {
@@ -134,5 +164,11 @@ pub fn check_program(program: &str, stack: &Stack) -> Report {
     report.findings.extend(policy::run(&doc, stack, schema));
     report.findings.extend(limits::run(&doc));
     report.findings.extend(contracts::run(&doc));
+    report.findings.extend(api_limits::run(&doc));
+    report.findings.extend(relations::run(&doc, stack));
+    report.findings.extend(access::run(&doc));
+    // The registry schema's `required` repeats the provider's: one finding per (rule, path).
+    let mut seen = std::collections::BTreeSet::new();
+    report.findings.retain(|f| seen.insert((f.rule.clone(), f.path.clone())));
     report
 }
