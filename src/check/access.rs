@@ -4,7 +4,7 @@
 use serde_yaml::{Mapping, Value};
 
 use super::expr;
-use super::limits::{literal, resources};
+use super::values::{literal, resources};
 use super::Finding;
 
 /// Every rule: name, what it demands, and its source.

@@ -7,7 +7,7 @@ use serde_yaml::Mapping;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use super::limits::{at, literal, resources, violation, Constraint};
+use super::values::{at, literal, resources, violation, Constraint};
 use super::Finding;
 
 const API_JSON: &str = include_str!("api-limits.json");

@@ -1,8 +1,12 @@
 //! `orch check`: the offline proof of a rendered program. Structural checks against the committed
-//! aws-native schema (types, properties, references, cycles; see [`structure`]) and then named policy rules
-//! (security and availability; see [`policy`]). Every finding is reported at once, each with its path.
+//! aws-native schema (types, properties, references, cycles; see [`structure`]), the value limits of the
+//! registry schemas and the API references ([`limits`], [`api_limits`]), relations across resources
+//! ([`relations`], [`balancing`]), who may do what ([`access`]) and named policy rules (security and
+//! availability; see [`policy`], [`contracts`]). Every finding is reported at once, each with its path
+//! and, where the rule comes from AWS, its source.
 mod access;
 mod api_limits;
+mod balancing;
 mod contracts;
 mod expr;
 mod limits;
@@ -10,11 +14,12 @@ mod policy;
 mod relations;
 mod schema;
 mod structure;
+mod values;
 
 pub use access::RULES as ACCESS_RULES;
 pub use api_limits::rules as api_rules;
-pub use limits::schema_regex;
 pub use relations::RULES as RELATION_RULES;
+pub use values::schema_regex;
 
 pub use contracts::RULES as CONTRACT_RULES;
 pub use policy::RULES;

@@ -6,8 +6,9 @@
 use serde_yaml::{Mapping, Value};
 use std::collections::BTreeMap;
 
+use super::balancing;
 use super::expr;
-use super::limits::{cidr, literal, resources};
+use super::values::{cidr, literal, resources};
 use super::Finding;
 use crate::config::Stack;
 
@@ -35,28 +36,24 @@ pub const RULES: &[(&str, &str, &str)] = &[
      "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IpPermission.html (FromPort/ToPort)"),
 ];
 
-/// The dimensions CloudWatch publishes per namespace (others never receive data, so the alarm never fires).
-const DIMENSIONS: &[(&str, &[&str])] =
-    &[("AWS/ApplicationELB", &["LoadBalancer", "TargetGroup", "AvailabilityZone"])];
-
 fn source(rule: &str) -> &'static str {
     RULES.iter().find(|(r, _, _)| *r == rule).map_or("", |(_, _, s)| s)
 }
 
 /// The program's resources by name: (type, properties).
-struct Program<'a>(BTreeMap<&'a str, (&'a str, &'a Value)>);
+pub(super) struct Program<'a>(pub(super) BTreeMap<&'a str, (&'a str, &'a Value)>);
 
 impl<'a> Program<'a> {
-    fn of(&self, token: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + '_ {
+    pub(super) fn of(&self, token: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + '_ {
         self.0.iter().filter(move |(_, (t, _))| *t == token).map(|(n, (_, p))| (*n, *p))
     }
     /// The resource a whole-string reference names, with its type.
-    fn target(&self, v: Option<&Value>) -> Option<(String, &'a str, &'a Value)> {
+    pub(super) fn target(&self, v: Option<&Value>) -> Option<(String, &'a str, &'a Value)> {
         let r = v.and_then(Value::as_str).and_then(expr::whole)?;
         let (t, p) = self.0.get(r.root.as_str())?;
         Some((r.root, t, p))
     }
-    fn is(&self, v: Option<&Value>, token: &str) -> bool {
+    pub(super) fn is(&self, v: Option<&Value>, token: &str) -> bool {
         self.target(v).is_some_and(|(_, t, _)| t == token)
     }
     /// The route tables associated with `subnet`.
@@ -76,7 +73,7 @@ impl<'a> Program<'a> {
 }
 
 /// Every string under `v`, appended to `out`.
-fn strings(v: Option<&Value>, out: &mut String) {
+pub(super) fn strings(v: Option<&Value>, out: &mut String) {
     match v {
         Some(Value::String(s)) => out.push_str(s),
         Some(Value::Mapping(m)) => m.values().for_each(|v| strings(Some(v), out)),
@@ -85,17 +82,17 @@ fn strings(v: Option<&Value>, out: &mut String) {
     }
 }
 
-fn text(v: Option<&Value>) -> Option<String> {
+pub(super) fn text(v: Option<&Value>) -> Option<String> {
     v.and_then(literal)
 }
 fn refers(v: Option<&Value>, name: &str) -> bool {
     v.and_then(Value::as_str).and_then(expr::whole).is_some_and(|r| r.root == name)
 }
-fn roots(v: Option<&Value>) -> Vec<String> {
+pub(super) fn roots(v: Option<&Value>) -> Vec<String> {
     let items = v.and_then(Value::as_sequence).into_iter().flatten();
     items.filter_map(|x| x.as_str().and_then(expr::whole)).map(|r| r.root).collect()
 }
-fn rp(name: &str, prop: &str) -> String {
+pub(super) fn rp(name: &str, prop: &str) -> String {
     format!("resources.{name}.properties.{prop}")
 }
 
@@ -107,7 +104,7 @@ pub(super) fn run(doc: &Mapping, stack: &Stack) -> Vec<Finding> {
         out.push(Finding::policy(rule, &path, msg).with_source(source(rule)));
     };
     network(&p, &mut add);
-    load_balancing(&p, stack, &mut add);
+    balancing::run(&p, stack, &mut add);
     for (name, lt) in p.of("aws-native:ec2:LaunchTemplate") {
         let data = lt.get("launchTemplateData");
         let mut script = String::new();
@@ -224,137 +221,4 @@ fn network(p: &Program, add: &mut dyn FnMut(&str, String, String)) {
             add("private-route-via-nat", format!("resources.{subnet}"), format!("{subnet} (used by {user}) has no default route through a NAT gateway: no egress to ECR, Secrets Manager or CloudWatch"));
         }
     }
-}
-
-fn load_balancing(p: &Program, stack: &Stack, add: &mut dyn FnMut(&str, String, String)) {
-    for (name, lb) in p.of("aws-native:elasticloadbalancingv2:LoadBalancer") {
-        let subnets = roots(lb.get("subnets"));
-        let zones: std::collections::BTreeSet<String> = subnets
-            .iter()
-            .filter_map(|s| {
-                p.0.get(s.as_str()).and_then(|(_, sp)| text(sp.get("availabilityZone")))
-            })
-            .collect();
-        let kind = text(lb.get("type")).unwrap_or_else(|| "application".into());
-        if kind == "application" && zones.len() < 2 {
-            add(
-                "alb-two-zones",
-                rp(name, "subnets"),
-                format!(
-                    "an Application Load Balancer needs subnets in two zones; these are in {}",
-                    zones.len()
-                ),
-            );
-        }
-        if text(lb.get("ipAddressType")).is_some_and(|t| t.starts_with("dualstack")) {
-            for s in &subnets {
-                let ipv6 = p.0.get(s.as_str()).is_some_and(|(_, sp)| {
-                    ["ipv6CidrBlock", "ipv6CidrBlocks", "ipv6Native", "ipv6IpamPoolId"]
-                        .iter()
-                        .any(|k| sp.get(k).is_some())
-                });
-                if !ipv6 {
-                    add(
-                        "dualstack-needs-ipv6",
-                        rp(name, "ipAddressType"),
-                        format!("dualstack needs IPv6 subnets; {s} has no IPv6 CIDR block"),
-                    );
-                }
-            }
-        }
-    }
-    let attached: Vec<String> = p
-        .of("aws-native:autoscaling:AutoScalingGroup")
-        .flat_map(|(_, a)| roots(a.get("targetGroupArns")))
-        .collect();
-    for (name, tg) in p.of("aws-native:elasticloadbalancingv2:TargetGroup") {
-        let port = text(tg.get("port"));
-        if attached.iter().any(|a| a == name) && port != Some(stack.instances.port.to_string()) {
-            add(
-                "target-group-port",
-                rp(name, "port"),
-                format!(
-                    "the instances serve on {} (instances.port), the target group sends to {}",
-                    stack.instances.port,
-                    port.unwrap_or_else(|| "-".into())
-                ),
-            );
-        }
-    }
-    for (name, alarm) in p.of("aws-native:cloudwatch:Alarm") {
-        let namespace = text(alarm.get("namespace")).unwrap_or_default();
-        let Some((_, known)) = DIMENSIONS.iter().find(|(n, _)| *n == namespace) else { continue };
-        let dims = alarm.get("dimensions").and_then(Value::as_sequence).into_iter().flatten();
-        for (i, d) in dims.enumerate() {
-            let dim = text(d.get("name")).unwrap_or_default();
-            let path = rp(name, &format!("dimensions[{i}]"));
-            if !known.contains(&dim.as_str()) {
-                add("alarm-dimensions", format!("{path}.name"), format!("{namespace} has no dimension `{dim}` (only {}): the alarm would never fire", known.join(", ")));
-            }
-            let want = match dim.as_str() {
-                "LoadBalancer" => {
-                    Some(("aws-native:elasticloadbalancingv2:LoadBalancer", "loadBalancerFullName"))
-                }
-                "TargetGroup" => {
-                    Some(("aws-native:elasticloadbalancingv2:TargetGroup", "targetGroupFullName"))
-                }
-                _ => None,
-            };
-            let value = d.get("value").and_then(Value::as_str).and_then(expr::whole);
-            if let (Some((token, attr)), Some(v)) = (want, value) {
-                let ok =
-                    p.0.get(v.root.as_str()).is_some_and(|(t, _)| *t == token) && v.path == [attr];
-                if !ok {
-                    add("alarm-dimensions", format!("{path}.value"), format!("`${{{}}}`: {dim} takes the {attr} of a {} (what CloudWatch publishes), not an ARN or another attribute", v.text, token.rsplit(':').next().unwrap_or(token)));
-                }
-            }
-        }
-    }
-    scaling_labels(p, add);
-}
-
-fn scaling_labels(p: &Program, add: &mut dyn FnMut(&str, String, String)) {
-    let spec = "targetTrackingConfiguration.predefinedMetricSpecification";
-    for (name, sp) in p.of("aws-native:autoscaling:ScalingPolicy") {
-        let Some(m) = spec.split('.').try_fold(sp, |v, k| v.get(k)) else { continue };
-        if text(m.get("predefinedMetricType")).as_deref() != Some("ALBRequestCountPerTarget") {
-            continue;
-        }
-        let mut label = String::new();
-        strings(m.get("resourceLabel"), &mut label);
-        let group_tgs: Vec<String> = p
-            .target(sp.get("autoScalingGroupName"))
-            .map(|(_, _, a)| roots(a.get("targetGroupArns")))
-            .unwrap_or_default();
-        let refs = expr::references(&label);
-        let ok = if refs.is_empty() {
-            regex_label(&label)
-        } else {
-            let rest = label
-                .replace(&format!("${{{}}}", refs[0].text), "")
-                .replace(&refs.get(1).map_or(String::new(), |r| format!("${{{}}}", r.text)), "");
-            refs.len() == 2
-                && rest == "/"
-                && p.0
-                    .get(refs[0].root.as_str())
-                    .is_some_and(|(t, _)| *t == "aws-native:elasticloadbalancingv2:LoadBalancer")
-                && refs[0].path == ["loadBalancerFullName"]
-                && p.0
-                    .get(refs[1].root.as_str())
-                    .is_some_and(|(t, _)| *t == "aws-native:elasticloadbalancingv2:TargetGroup")
-                && refs[1].path == ["targetGroupFullName"]
-                && group_tgs.contains(&refs[1].root)
-        };
-        if !ok {
-            add("scaling-resource-label", rp(name, &format!("{spec}.resourceLabel")), format!("`{label}` is not `<load balancer full name>/<full name of the group's target group>` (app/<lb>/<id>/targetgroup/<tg>/<id>): use ${{alb.loadBalancerFullName}}/${{targetGroup.targetGroupFullName}}"));
-        }
-    }
-}
-
-fn regex_label(label: &str) -> bool {
-    let parts: Vec<&str> = label.split('/').collect();
-    parts.len() == 6
-        && parts[0] == "app"
-        && parts[3] == "targetgroup"
-        && parts.iter().all(|p| !p.is_empty())
 }
