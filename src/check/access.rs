@@ -5,7 +5,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::expr;
 use super::values::{literal, resources};
-use super::Finding;
+use super::{sourced, Finding};
 
 /// Every rule: name, what it demands, and its source.
 pub const RULES: &[(&str, &str, &str)] = &[
@@ -16,10 +16,6 @@ pub const RULES: &[(&str, &str, &str)] = &[
     ("sg-allowed-sources", "security groups admit only what the architecture allows: the load balancer's 80 and 443 from anywhere; no other group is open",
      "docs/programs.md (Security groups); the instances' and database's groups: instances-only-from-alb, db-only-from-instances"),
 ];
-
-fn source(rule: &str) -> &'static str {
-    RULES.iter().find(|(r, _, _)| *r == rule).map_or("", |(_, _, s)| s)
-}
 
 /// A string or a list of strings, as IAM writes Action/Resource/Principal values.
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -57,7 +53,7 @@ fn documents<'v>(v: &'v Value, path: String, out: &mut Vec<(String, bool, &'v Va
 pub(super) fn run(doc: &Mapping) -> Vec<Finding> {
     let mut out = vec![];
     let mut add = |rule: &str, path: String, msg: String| {
-        out.push(Finding::policy(rule, &path, msg).with_source(source(rule)));
+        out.push(sourced(RULES, rule, &path, msg));
     };
     let all: Vec<_> = resources(doc).collect();
     for (name, _, props) in &all {

@@ -92,6 +92,17 @@ impl Finding {
     }
 }
 
+/// A policy finding for `rule` of `rules` (name, demand, source), naming the rule's source.
+fn sourced(
+    rules: &[(&str, &str, &'static str)],
+    rule: &str,
+    path: &str,
+    message: String,
+) -> Finding {
+    let source = rules.iter().find(|(r, _, _)| *r == rule).map_or("", |(_, _, s)| *s);
+    Finding::policy(rule, path, message).with_source(source)
+}
+
 /// The result of checking one environment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

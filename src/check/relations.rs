@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::balancing;
 use super::expr;
 use super::values::{cidr, literal, resources};
-use super::Finding;
+use super::{sourced, Finding};
 use crate::config::Stack;
 
 /// Every rule: name, what it demands, and its source.
@@ -35,10 +35,6 @@ pub const RULES: &[(&str, &str, &str)] = &[
     ("port-range-order", "a security group rule's fromPort is not above its toPort",
      "https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IpPermission.html (FromPort/ToPort)"),
 ];
-
-fn source(rule: &str) -> &'static str {
-    RULES.iter().find(|(r, _, _)| *r == rule).map_or("", |(_, _, s)| s)
-}
 
 /// The program's resources by name: (type, properties).
 pub(super) struct Program<'a>(pub(super) BTreeMap<&'a str, (&'a str, &'a Value)>);
@@ -101,7 +97,7 @@ pub(super) fn run(doc: &Mapping, stack: &Stack) -> Vec<Finding> {
     let p = Program(resources(doc).map(|(n, t, props)| (n, (t, props))).collect());
     let mut out = vec![];
     let mut add = |rule: &str, path: String, msg: String| {
-        out.push(Finding::policy(rule, &path, msg).with_source(source(rule)));
+        out.push(sourced(RULES, rule, &path, msg));
     };
     network(&p, &mut add);
     balancing::run(&p, stack, &mut add);
