@@ -1,12 +1,25 @@
 //! `orch check`: the offline proof of a rendered program. Structural checks against the committed
-//! aws-native schema (types, properties, references, cycles; see [`structure`]) and then named policy rules
-//! (security and availability; see [`policy`]). Every finding is reported at once, each with its path.
+//! aws-native schema (types, properties, references, cycles; see [`structure`]), the value limits of the
+//! registry schemas and the API references ([`limits`], [`api_limits`]), relations across resources
+//! ([`relations`], [`balancing`]), who may do what ([`access`]) and named policy rules (security and
+//! availability; see [`policy`], [`contracts`]). Every finding is reported at once, each with its path
+//! and, where the rule comes from AWS, its source.
+mod access;
+mod api_limits;
+mod balancing;
 mod contracts;
 mod expr;
 mod limits;
 mod policy;
+mod relations;
 mod schema;
 mod structure;
+mod values;
+
+pub use access::RULES as ACCESS_RULES;
+pub use api_limits::rules as api_rules;
+pub use relations::RULES as RELATION_RULES;
+pub use values::schema_regex;
 
 pub use contracts::RULES as CONTRACT_RULES;
 pub use policy::RULES;
@@ -41,11 +54,20 @@ pub struct Finding {
     /// Where: `resources.<name>.properties.<prop...>`.
     pub path: String,
     pub message: String,
+    /// Where the rule comes from (a schema, an API reference URL); empty for orch's own policy.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 impl Finding {
     pub fn error(rule: &str, path: &str, message: String) -> Self {
-        Finding { category: "schema", rule: rule.into(), path: path.into(), message }
+        Finding {
+            category: "schema",
+            rule: rule.into(),
+            path: path.into(),
+            message,
+            source: String::new(),
+        }
     }
     pub fn policy(rule: &str, path: &str, message: impl Into<String>) -> Self {
         Finding {
@@ -53,8 +75,32 @@ impl Finding {
             rule: rule.into(),
             path: path.into(),
             message: message.into(),
+            source: String::new(),
         }
     }
+    /// The same finding, naming where its rule comes from.
+    pub fn with_source(mut self, source: &str) -> Self {
+        self.source = source.into();
+        self
+    }
+    /// The message, followed by the source when there is one.
+    pub fn explained(&self) -> String {
+        match self.source.as_str() {
+            "" => self.message.clone(),
+            source => format!("{} (source: {source})", self.message),
+        }
+    }
+}
+
+/// A policy finding for `rule` of `rules` (name, demand, source), naming the rule's source.
+fn sourced(
+    rules: &[(&str, &str, &'static str)],
+    rule: &str,
+    path: &str,
+    message: String,
+) -> Finding {
+    let source = rules.iter().find(|(r, _, _)| *r == rule).map_or("", |(_, _, s)| *s);
+    Finding::policy(rule, path, message).with_source(source)
 }
 
 /// The result of checking one environment.
@@ -76,7 +122,7 @@ pub enum CheckError {
 }
 
 fn list(findings: &[Finding]) -> String {
-    findings.iter().map(|f| format!("\n  - {} at {}: {}", f.rule, f.path, f.message)).collect()
+    findings.iter().map(|f| format!("\n  - {} at {}: {}", f.rule, f.path, f.explained())).collect()
 }
 
 impl CheckError {
@@ -134,5 +180,11 @@ pub fn check_program(program: &str, stack: &Stack) -> Report {
     report.findings.extend(policy::run(&doc, stack, schema));
     report.findings.extend(limits::run(&doc));
     report.findings.extend(contracts::run(&doc));
+    report.findings.extend(api_limits::run(&doc));
+    report.findings.extend(relations::run(&doc, stack));
+    report.findings.extend(access::run(&doc));
+    // The registry schema's `required` repeats the provider's: one finding per (rule, path).
+    let mut seen = std::collections::BTreeSet::new();
+    report.findings.retain(|f| seen.insert((f.rule.clone(), f.path.clone())));
     report
 }

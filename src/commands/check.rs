@@ -12,7 +12,7 @@ pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> 
         ctx.printer.json(&report)?;
     } else {
         for f in &report.findings {
-            ctx.printer.data(&format!("{}\t{}\t{}", f.rule, f.path, f.message));
+            ctx.printer.data(&format!("{}\t{}\t{}", f.rule, f.path, f.explained()));
         }
     }
     let summary = match report.findings.len() {
