@@ -3,12 +3,14 @@
 //! (security and availability; see [`policy`]). Every finding is reported at once, each with its path.
 mod contracts;
 mod expr;
+mod idle;
 mod limits;
 mod policy;
 mod schema;
 mod structure;
 
 pub use contracts::RULES as CONTRACT_RULES;
+pub use idle::RULE as IDLE_RULE;
 pub use policy::RULES;
 pub use schema::Schema;
 
@@ -134,5 +136,6 @@ pub fn check_program(program: &str, stack: &Stack) -> Report {
     report.findings.extend(policy::run(&doc, stack, schema));
     report.findings.extend(limits::run(&doc));
     report.findings.extend(contracts::run(&doc));
+    report.findings.extend(idle::run(&doc));
     report
 }

@@ -209,6 +209,7 @@ fn every_fixture_is_caught_and_every_rule_and_kind_has_one() {
     for rule in orch::check::RULES
         .iter()
         .chain(orch::check::CONTRACT_RULES)
+        .chain(std::iter::once(&orch::check::IDLE_RULE))
         .map(|(r, _)| *r)
         .chain(orch::check::ERROR_KINDS.iter().copied())
     {
