@@ -192,10 +192,8 @@ impl<'a> Retry<'a> {
             match self.db.reconnect().try_begin() {
                 Some(slot) => self.slot = Some(slot),
                 None => {
-                    self.db
-                        .reconnect()
-                        .wait(self.budget.saturating_sub(self.started.elapsed()))
-                        .await
+                    let left = self.budget.saturating_sub(self.started.elapsed());
+                    self.db.reconnect().wait(left).await;
                 }
             }
         }

@@ -265,9 +265,12 @@ mod tests {
     use std::sync::{Condvar, Mutex};
     use std::time::UNIX_EPOCH;
 
+    /// Whether writes may proceed, and what was written.
+    type Gate = Mutex<(bool, Vec<u8>)>;
+
     /// Stdout that blocks every write until opened (a pipe nobody reads), then collects.
     #[derive(Clone, Default)]
-    struct Stalled(Arc<(Mutex<(bool, Vec<u8>)>, Condvar)>);
+    struct Stalled(Arc<(Gate, Condvar)>);
 
     impl Write for Stalled {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

@@ -5,8 +5,10 @@
 
 mod common;
 
+use common::{free_port, Kill};
+
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +55,18 @@ fn secrets(env: &Env) -> aws_sdk_secretsmanager::Client {
 
 fn secret_json(user: &str, password: &str) -> String {
     serde_json::json!({"username": user, "password": password, "engine": "postgres"}).to_string()
+}
+
+/// A secret `orch/<role>` in moto holding `role` and `password`; its ARN.
+async fn create_secret(env: &Env, role: &str, password: &str) -> String {
+    let created = secrets(env)
+        .create_secret()
+        .name(format!("orch/{role}"))
+        .secret_string(secret_json(role, password))
+        .send()
+        .await
+        .expect("create the secret in moto");
+    created.arn().unwrap().to_string()
 }
 
 /// A fresh role in `pwauth` (password enforced) with its own schema; returns its name.
@@ -112,18 +126,6 @@ fn start_app(
     Kill(child)
 }
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn read(path: &std::path::Path) -> String {
     let mut s = String::new();
     if let Ok(mut f) = std::fs::File::open(path) {
@@ -156,14 +158,7 @@ async fn rotated_password_is_picked_up_without_restart_or_failed_requests() {
     let (old_pw, new_pw) = ("Old-pw-7f3a", "New-pw-9c1e");
     let role = create_role(&env, old_pw).await;
     let sm = secrets(&env);
-    let created = sm
-        .create_secret()
-        .name(format!("orch/{role}"))
-        .secret_string(secret_json(&role, old_pw))
-        .send()
-        .await
-        .expect("create the secret in moto");
-    let arn = created.arn().unwrap().to_string();
+    let arn = create_secret(&env, &role, old_pw).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let port = free_port();
@@ -268,17 +263,11 @@ async fn wrong_password_in_secret_is_not_ready_with_503_page_and_logged_cause() 
     };
     let (right, wrong) = ("Right-pw-51d2", "Wrong-pw-0e77");
     let role = create_role(&env, right).await;
-    let created = secrets(&env)
-        .create_secret()
-        .name(format!("orch/{role}"))
-        .secret_string(secret_json(&role, wrong))
-        .send()
-        .await
-        .unwrap();
+    let arn = create_secret(&env, &role, wrong).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let port = free_port();
-    let _app = start_app(&env, &role, created.arn().unwrap(), port, &log, None);
+    let _app = start_app(&env, &role, &arn, port, &log, None);
     let http = common::http();
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
     wait_until("log names the refusal", Duration::from_secs(20), || async {
@@ -361,19 +350,13 @@ async fn a_secrets_endpoint_that_never_answers_is_retried_until_one_answers() {
     };
     let pw = "Hang-pw-3b8d";
     let role = create_role(&env, pw).await;
-    let created = secrets(&env)
-        .create_secret()
-        .name(format!("orch/{role}"))
-        .secret_string(secret_json(&role, pw))
-        .send()
-        .await
-        .unwrap();
+    let arn = create_secret(&env, &role, pw).await;
     let hanging = Hanging::start(&env.moto).await;
     let endpoint = format!("http://{}", hanging.addr);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let port = free_port();
-    let _app = start_app(&env, &role, created.arn().unwrap(), port, &log, Some(&endpoint));
+    let _app = start_app(&env, &role, &arn, port, &log, Some(&endpoint));
     let http = common::http();
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
 
