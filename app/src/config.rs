@@ -22,8 +22,13 @@ pub struct Config {
     pub bind: IpAddr,
 
     /// Database URL: `sqlite://path?mode=rwc` or `postgres://user:pw@host/db?sslmode=require`
-    /// (without the password when `DATABASE_SECRET_ARN` is set).
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://app.db?mode=rwc")]
+    /// (without the password when `DATABASE_SECRET_ARN` is set). `--help` never shows its value.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://app.db?mode=rwc",
+        hide_env_values = true
+    )]
     pub database_url: String,
 
     /// Secrets Manager secret (ARN or name) holding JSON `username`/`password` for Postgres; read
@@ -53,13 +58,29 @@ pub struct Config {
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// Log lines queued for stdout before further lines are dropped (and counted) instead of
+    /// blocking a request while stdout stalls.
+    #[arg(long, env = "LOG_QUEUE_LINES", default_value_t = crate::logging::DEFAULT_QUEUE_LINES)]
+    pub log_queue_lines: usize,
+
     /// Per-request timeout in milliseconds (answered with the 504 page).
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
 
-    /// Time allowed for a client to send the request headers, in milliseconds.
+    /// Time allowed for a request's head once its first byte has arrived, in milliseconds.
     #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 5_000)]
     pub header_read_timeout_ms: u64,
+
+    /// How long a keep-alive connection may sit idle between requests (and a new connection before
+    /// its first request), in milliseconds. Behind a load balancer it must exceed the balancer's
+    /// idle timeout (the ALB's 60 s), or the balancer reuses a connection the app is closing (502).
+    #[arg(long, env = "KEEP_ALIVE_TIMEOUT_MS", default_value_t = 75_000)]
+    pub keep_alive_timeout_ms: u64,
+
+    /// Time allowed for one read of the database secret (all of the SDK's attempts together), in
+    /// milliseconds; each attempt gets the same bound.
+    #[arg(long, env = "SECRET_TIMEOUT_MS", default_value_t = 5_000)]
+    pub secret_timeout_ms: u64,
 
     /// Maximum request body size in bytes.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
@@ -111,6 +132,15 @@ impl Config {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             body_limit: self.body_limit_bytes,
             message_ttl: Duration::from_millis(self.message_ttl_ms),
+        }
+    }
+
+    /// Connection timeouts and the shutdown grace period.
+    pub fn serve_options(&self) -> crate::server::ServeOptions {
+        crate::server::ServeOptions {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            keep_alive_timeout: Duration::from_millis(self.keep_alive_timeout_ms),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
         }
     }
 

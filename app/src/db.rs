@@ -14,8 +14,10 @@
 //!   re-reads it and the query is retried once on a fresh connection.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::reconnect::{Reconnect, Slot};
 use serde::Serialize;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -58,9 +60,11 @@ impl DbKind {
 /// A connection pool for one of the supported backends.
 #[derive(Debug, Clone)]
 pub enum Db {
-    Sqlite(SqlitePool),
-    /// The pool, and the secret its credentials come from (`None`: they are in the URL).
-    Postgres(PgPool, Option<std::sync::Arc<crate::secret::Credentials>>),
+    /// The pool and its reconnect state.
+    Sqlite(SqlitePool, Arc<Reconnect>),
+    /// The pool, the secret its credentials come from (`None`: they are in the URL), and its
+    /// reconnect state.
+    Postgres(PgPool, Option<Arc<crate::secret::Credentials>>, Arc<Reconnect>),
 }
 
 const MESSAGE_SQL: &str = "SELECT body FROM messages WHERE id = 1";
@@ -88,33 +92,126 @@ pub fn is_connection_error(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Run `op` on `db` with credentials in place; retry while it fails with connection errors (every
-/// connection of the pool may have died during an outage: up to `max_connections` retries, as long
-/// as the acquire timeout has not elapsed), and once more after a refused login brought new
-/// credentials from the secret.
+/// Run `op` on `db` with credentials in place. A connection error is retried on the pool's other
+/// idle connections and then once on a fresh connection, by one request at a time, with backoff
+/// (see [`crate::reconnect`]), within `max_connections` retries and the acquire timeout; a refused
+/// login that brought new credentials from the secret is retried once.
 macro_rules! retry_conn {
     ($db:expr, $op:expr) => {{
-        let started = Instant::now();
-        let (max_retries, budget) = $db.retry_limits();
-        let mut retries = 0;
+        let mut retry = Retry::new($db);
         let mut reauthenticated = false;
         loop {
+            retry.before()?;
             let generation = $db.ensure_credentials().await?;
             match $op.await {
-                Err(e)
-                    if is_connection_error(&e)
-                        && retries < max_retries
-                        && started.elapsed() < budget =>
-                {
-                    retries += 1
+                Ok(v) => {
+                    retry.reached();
+                    break Ok(v);
                 }
+                Err(e) if retry.again(&e).await => {}
                 Err(e) if !reauthenticated && $db.reauthenticate(generation, &e).await => {
                     reauthenticated = true
                 }
-                other => break other,
+                Err(e) => break Err(e),
             }
         }
     }};
+}
+
+/// One query's retries (see [`retry_conn!`]).
+struct Retry<'a> {
+    db: &'a Db,
+    started: Instant,
+    budget: Duration,
+    max_retries: u32,
+    retries: u32,
+    /// Held while this query is the one reconnecting.
+    slot: Option<Slot<'a>>,
+    /// The attempt in progress may open a fresh connection (the pool had no idle one).
+    fresh: bool,
+}
+
+impl<'a> Retry<'a> {
+    fn new(db: &'a Db) -> Self {
+        let (max_retries, budget) = db.retry_limits();
+        Retry {
+            db,
+            started: Instant::now(),
+            budget,
+            max_retries,
+            retries: 0,
+            slot: None,
+            fresh: false,
+        }
+    }
+
+    /// Before an attempt: fail at once while backing off or while another query reconnects; after
+    /// a backoff, this query becomes the reconnect.
+    fn before(&mut self) -> Result<(), sqlx::Error> {
+        let reconnect = self.db.reconnect();
+        if self.slot.is_none() {
+            reconnect.check().map_err(|left| unreachable_error(Some(left)))?;
+            if reconnect.failures() > 0 {
+                self.slot = Some(reconnect.try_begin().ok_or_else(|| unreachable_error(None))?);
+            }
+        }
+        if let Some(slot) = &self.slot {
+            self.fresh = self.db.idle_connections() == 0;
+            if self.fresh {
+                slot.attempt();
+            }
+        }
+        Ok(())
+    }
+
+    /// The attempt succeeded: a reconnect in progress reached the database. (A query cancelled
+    /// while reconnecting releases the slot without a verdict.)
+    fn reached(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.done(true);
+        }
+    }
+
+    /// After a failed attempt: whether to try again. Ends this query's reconnect otherwise.
+    async fn again(&mut self, e: &sqlx::Error) -> bool {
+        let unreachable = is_connection_error(e) || matches!(e, sqlx::Error::PoolTimedOut);
+        let in_budget = self.retries < self.max_retries && self.started.elapsed() < self.budget;
+        if !is_connection_error(e) || !in_budget || (self.slot.is_some() && self.fresh) {
+            if let Some(slot) = self.slot.take() {
+                slot.done(!unreachable);
+            } else if matches!(e, sqlx::Error::PoolTimedOut) && self.db.connections() == 0 {
+                // sqlx could not open any connection within the acquire timeout.
+                if let Some(slot) = self.db.reconnect().try_begin() {
+                    slot.done(false);
+                }
+            }
+            return false;
+        }
+        self.retries += 1;
+        if self.slot.is_none() {
+            match self.db.reconnect().try_begin() {
+                Some(slot) => self.slot = Some(slot),
+                None => {
+                    let left = self.budget.saturating_sub(self.started.elapsed());
+                    self.db.reconnect().wait(left).await;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The error of a query refused while the database is known unreachable (a 503 `database
+/// unavailable`): backing off for `left`, or (None) another query is reconnecting.
+fn unreachable_error(left: Option<Duration>) -> sqlx::Error {
+    let msg = match left {
+        Some(left) => format!(
+            "the database is unreachable; the next reconnect attempt is in {} ms",
+            left.as_millis()
+        ),
+        None => "the database is unreachable; a reconnect attempt is in flight".to_string(),
+    };
+    sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::NotConnected, msg))
 }
 
 impl Db {
@@ -129,7 +226,7 @@ impl Db {
                 .test_before_acquire(false)
                 .idle_timeout(Some(Duration::from_secs(300)))
                 .connect_lazy_with(conn);
-            Ok(Db::Postgres(pool, None))
+            Ok(Db::Postgres(pool, None, Arc::default()))
         } else if url.starts_with("sqlite:") {
             let conn = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -141,7 +238,7 @@ impl Db {
                 .acquire_timeout(opts.acquire_timeout)
                 .test_before_acquire(false)
                 .connect_lazy_with(conn);
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(pool, Arc::default()))
         } else {
             Err(sqlx::Error::Configuration(
                 format!(
@@ -153,10 +250,33 @@ impl Db {
         }
     }
 
+    /// The reconnect state of this pool.
+    pub fn reconnect(&self) -> &Reconnect {
+        match self {
+            Db::Sqlite(_, r) | Db::Postgres(_, _, r) => r,
+        }
+    }
+
+    /// Idle connections in the pool.
+    fn idle_connections(&self) -> usize {
+        match self {
+            Db::Sqlite(p, _) => p.num_idle(),
+            Db::Postgres(p, ..) => p.num_idle(),
+        }
+    }
+
+    /// Open connections in the pool (idle or in use).
+    fn connections(&self) -> u32 {
+        match self {
+            Db::Sqlite(p, _) => p.size(),
+            Db::Postgres(p, ..) => p.size(),
+        }
+    }
+
     /// Backend kind.
     pub fn kind(&self) -> DbKind {
         match self {
-            Db::Sqlite(_) => DbKind::Sqlite,
+            Db::Sqlite(..) => DbKind::Sqlite,
             Db::Postgres(..) => DbKind::Postgres,
         }
     }
@@ -165,7 +285,7 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         let m = migrator();
         match self {
-            Db::Postgres(p, _) => {
+            Db::Postgres(p, ..) => {
                 let generation = self.ensure_credentials().await?;
                 let result = m.run(p).await;
                 if let Err(sqlx::migrate::MigrateError::Execute(e)) = &result {
@@ -173,7 +293,7 @@ impl Db {
                 }
                 result
             }
-            Db::Sqlite(p) => {
+            Db::Sqlite(p, _) => {
                 let mut attempt = 0;
                 loop {
                     match m.run(p).await {
@@ -192,10 +312,12 @@ impl Db {
     /// The greeting seeded by the migration (read on every `GET /`).
     pub async fn message(&self) -> Result<String, sqlx::Error> {
         let body: Option<String> = match self {
-            Db::Postgres(p, _) => {
+            Db::Postgres(p, ..) => {
                 retry_conn!(self, sqlx::query_scalar(MESSAGE_SQL).fetch_optional(p))?
             }
-            Db::Sqlite(p) => retry_conn!(self, sqlx::query_scalar(MESSAGE_SQL).fetch_optional(p))?,
+            Db::Sqlite(p, _) => {
+                retry_conn!(self, sqlx::query_scalar(MESSAGE_SQL).fetch_optional(p))?
+            }
         };
         Ok(body.unwrap_or_else(|| "(no message row)".into()))
     }
@@ -203,13 +325,13 @@ impl Db {
     /// Add `n` hits for `instance_id` (upsert) and return the stored total.
     pub async fn add_hits(&self, instance_id: &str, n: i64) -> Result<i64, sqlx::Error> {
         match self {
-            Db::Postgres(p, _) => {
+            Db::Postgres(p, ..) => {
                 retry_conn!(
                     self,
                     sqlx::query_scalar(PG_ADD_HITS).bind(instance_id).bind(n).fetch_one(p)
                 )
             }
-            Db::Sqlite(p) => {
+            Db::Sqlite(p, _) => {
                 retry_conn!(
                     self,
                     sqlx::query_scalar(SQLITE_ADD_HITS).bind(instance_id).bind(n).fetch_one(p)
@@ -221,14 +343,14 @@ impl Db {
     /// Stored hit count for `instance_id` (0 when absent).
     pub async fn stored_hits(&self, instance_id: &str) -> Result<i64, sqlx::Error> {
         let n: Option<i64> = match self {
-            Db::Postgres(p, _) => {
+            Db::Postgres(p, ..) => {
                 self.ensure_credentials().await?;
                 sqlx::query_scalar("SELECT count FROM hits WHERE instance_id = $1")
                     .bind(instance_id)
                     .fetch_optional(p)
                     .await?
             }
-            Db::Sqlite(p) => {
+            Db::Sqlite(p, _) => {
                 sqlx::query_scalar("SELECT count FROM hits WHERE instance_id = ?1")
                     .bind(instance_id)
                     .fetch_optional(p)
@@ -241,16 +363,16 @@ impl Db {
     /// Cheap round trip used by `/readyz`.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         match self {
-            Db::Postgres(p, _) => retry_conn!(self, sqlx::query("SELECT 1").execute(p)).map(drop),
-            Db::Sqlite(p) => retry_conn!(self, sqlx::query("SELECT 1").execute(p)).map(drop),
+            Db::Postgres(p, ..) => retry_conn!(self, sqlx::query("SELECT 1").execute(p)).map(drop),
+            Db::Sqlite(p, _) => retry_conn!(self, sqlx::query("SELECT 1").execute(p)).map(drop),
         }
     }
 
     /// Close the pool (graceful shutdown).
     pub async fn close(&self) {
         match self {
-            Db::Postgres(p, _) => p.close().await,
-            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p, ..) => p.close().await,
+            Db::Sqlite(p, _) => p.close().await,
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod cache;
 pub mod config;
+pub mod conn;
 pub mod db;
 pub mod edge;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod imds;
 pub mod logging;
 pub mod pages;
 pub mod probe;
+pub mod reconnect;
 pub mod secret;
 pub mod server;
 pub mod state;

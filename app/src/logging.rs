@@ -1,76 +1,199 @@
-//! Structured JSON logs on stdout, one object per line.
+//! Structured JSON logs on stdout, one object per line, that never block the server.
 //!
-//! Regular events go through `tracing-subscriber`'s JSON formatter and are
-//! written through immediately. The per-request access log (target
-//! `app::access`, same JSON shape) is the hot path, so [`access`] serializes
-//! a borrowed struct with `serde_json` (no field visitors, no intermediate
-//! map; the timestamp by `humantime`) into a 64 KiB buffer
-//! that a background thread flushes every 100 ms and at shutdown: a busy
-//! instance makes a few `write(2)` calls per 100 ms instead of one per
-//! request. It honours `LOG_LEVEL` through `tracing::enabled!`.
+//! Every line — a `tracing` event formatted by `tracing-subscriber`'s JSON formatter, or an access-log
+//! line (target `app::access`) — is put on a bounded queue ([`init`]'s `queue_lines`) that one writer
+//! thread drains into a 64 KiB buffer on stdout. When stdout stalls (a full pipe, a log driver that
+//! stopped reading) the queue fills and further lines are **dropped and counted** instead of
+//! blocking a request: [`dropped_lines`] is the total, and once the writer moves again it writes a
+//! `log lines dropped` warning with the count (at most one per second). The writer flushes at once
+//! after a line that is not an access-log line (or is WARN and above), else every 100 ms, so a busy
+//! instance makes a few `write(2)` calls per 100 ms instead of one per request.
+//!
+//! The access log is the hot path, so [`access`] serializes a borrowed struct with `serde_json` (no
+//! field visitors, no intermediate map; the timestamp by `humantime`). It honours `LOG_LEVEL` through
+//! `tracing::enabled!`.
 
-use std::io::{self, BufWriter, Stdout, Write};
-use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Target of the per-request access log.
 pub const ACCESS_TARGET: &str = "app::access";
+/// Lines the queue holds by default before it drops.
+pub const DEFAULT_QUEUE_LINES: usize = 16_384;
+/// How often buffered access-log lines are written out.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// At most one `log lines dropped` warning per this interval.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-static STDOUT: OnceLock<Mutex<BufWriter<Stdout>>> = OnceLock::new();
-
-fn buffer() -> &'static Mutex<BufWriter<Stdout>> {
-    STDOUT.get_or_init(|| Mutex::new(BufWriter::with_capacity(64 * 1024, io::stdout())))
+enum Msg {
+    /// A complete line (with its newline); `immediate`: flush right after it.
+    Line { bytes: Vec<u8>, immediate: bool },
+    /// Write out everything queued before this, then answer.
+    Flush(SyncSender<()>),
 }
 
-fn lock() -> MutexGuard<'static, BufWriter<Stdout>> {
-    buffer().lock().unwrap_or_else(|e| e.into_inner())
+struct Queue {
+    tx: SyncSender<Msg>,
+    dropped: Arc<AtomicU64>,
 }
 
-/// Write out buffered log lines now (called at shutdown).
+impl Queue {
+    /// A queue of `lines` lines and its writer thread, writing to `out`.
+    fn start(lines: usize, out: impl Write + Send + 'static) -> Queue {
+        let (tx, rx) = mpsc::sync_channel(lines.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counter = dropped.clone();
+        let spawned = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || writer(rx, out, &counter));
+        if let Err(e) = spawned {
+            eprintln!("app: cannot start the log writer thread: {e}");
+        }
+        Queue { tx, dropped }
+    }
+
+    /// Queue one line; drop and count it when the queue is full.
+    fn push(&self, bytes: Vec<u8>, immediate: bool) {
+        if self.tx.try_send(Msg::Line { bytes, immediate }).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Wait until everything queued before is written out, at most `limit`.
+    fn flush(&self, limit: Duration) {
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        let deadline = Instant::now() + limit;
+        let mut msg = Msg::Flush(ack_tx);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = ack_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    }
+}
+
+static QUEUE: OnceLock<Queue> = OnceLock::new();
+
+fn queue() -> &'static Queue {
+    QUEUE.get_or_init(|| Queue::start(DEFAULT_QUEUE_LINES, io::stdout()))
+}
+
+/// Log lines dropped since start because the queue was full.
+pub fn dropped_lines() -> u64 {
+    QUEUE.get().map_or(0, |q| q.dropped.load(Ordering::Relaxed))
+}
+
+/// The writer thread: drain the queue into `out`, flush as documented above, report drops.
+fn writer(rx: Receiver<Msg>, out: impl Write, dropped: &AtomicU64) {
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
+    let mut last_flush = Instant::now();
+    let mut reported = 0u64;
+    let mut last_report: Option<Instant> = None;
+    loop {
+        let msg = match rx.recv_timeout(FLUSH_EVERY) {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut flush_now = false;
+        let total = dropped.load(Ordering::Relaxed);
+        if total > reported && last_report.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+            let _ = out.write_all(&dropped_line(total - reported, total));
+            (reported, last_report, flush_now) = (total, Some(Instant::now()), true);
+        }
+        match msg {
+            Some(Msg::Line { bytes, immediate }) => {
+                let _ = out.write_all(&bytes);
+                flush_now |= immediate;
+            }
+            Some(Msg::Flush(ack)) => {
+                let _ = out.flush();
+                last_flush = Instant::now();
+                let _ = ack.try_send(());
+            }
+            None => {}
+        }
+        if flush_now || last_flush.elapsed() >= FLUSH_EVERY {
+            let _ = out.flush();
+            last_flush = Instant::now();
+        }
+    }
+    let _ = out.flush();
+}
+
+/// The warning line about `n` dropped lines (`total` since start).
+fn dropped_line(n: u64, total: u64) -> Vec<u8> {
+    let line = serde_json::json!({
+        "timestamp": humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        "level": "WARN",
+        "message": "log lines dropped: stdout did not keep up and the log queue was full",
+        "dropped": n,
+        "dropped_total": total,
+        "target": "app::logging",
+    });
+    let mut bytes = line.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Write out queued log lines now, waiting at most 2 s (called at shutdown; a stalled stdout
+/// must not hold the exit).
 pub fn flush() {
-    let _ = lock().flush();
+    if let Some(q) = QUEUE.get() {
+        q.flush(Duration::from_secs(2));
+    }
 }
 
-/// `MakeWriter` over the shared, buffered stdout.
+/// `MakeWriter` over the log queue.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct BufferedStdout;
+pub struct QueuedStdout;
 
-/// One log line's writer; flushes on drop unless it is an access-log line.
+/// One log line being formatted; queued when dropped.
 pub struct LineWriter {
-    guard: MutexGuard<'static, BufWriter<Stdout>>,
+    bytes: Vec<u8>,
     immediate: bool,
 }
 
 impl Write for LineWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.guard.write(buf)
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.guard.flush()
+        Ok(())
     }
 }
 
 impl Drop for LineWriter {
     fn drop(&mut self) {
-        if self.immediate {
-            let _ = self.guard.flush();
+        if !self.bytes.is_empty() {
+            queue().push(std::mem::take(&mut self.bytes), self.immediate);
         }
     }
 }
 
-impl<'a> MakeWriter<'a> for BufferedStdout {
+impl<'a> MakeWriter<'a> for QueuedStdout {
     type Writer = LineWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter { guard: lock(), immediate: true }
+        LineWriter { bytes: Vec::with_capacity(256), immediate: true }
     }
 
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
         let immediate = meta.target() != ACCESS_TARGET || *meta.level() <= tracing::Level::WARN;
-        LineWriter { guard: lock(), immediate }
+        LineWriter { bytes: Vec::with_capacity(256), immediate }
     }
 }
 
@@ -116,36 +239,80 @@ pub fn access(instance_id: &str, method: &str, path: &str, status: u16, latency_
     let mut bytes = Vec::with_capacity(256);
     if serde_json::to_writer(&mut bytes, &line).is_ok() {
         bytes.push(b'\n');
-        let _ = lock().write_all(&bytes);
+        queue().push(bytes, false);
     }
 }
 
-/// Install the JSON subscriber with filter `level` (e.g. `info`,
-/// `app=debug,sqlx=warn`) and start the periodic flusher.
-pub fn init(level: &str) {
+/// Install the JSON subscriber with filter `level` (e.g. `info`, `app=debug,sqlx=warn`) and start
+/// the writer thread with a queue of `queue_lines` lines.
+pub fn init(level: &str, queue_lines: usize) {
+    let _ = QUEUE.set(Queue::start(queue_lines, io::stdout()));
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let installed = tracing_subscriber::fmt()
+    let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_env_filter(filter)
-        .with_writer(BufferedStdout)
-        .try_init()
-        .is_ok();
-    if installed {
-        let _ = std::thread::Builder::new().name("log-flush".into()).spawn(|| loop {
-            std::thread::sleep(Duration::from_millis(100));
-            flush();
-        });
-    }
+        .with_writer(QueuedStdout)
+        .try_init();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Condvar, Mutex};
     use std::time::UNIX_EPOCH;
+
+    /// Whether writes may proceed, and what was written.
+    type Gate = Mutex<(bool, Vec<u8>)>;
+
+    /// Stdout that blocks every write until opened (a pipe nobody reads), then collects.
+    #[derive(Clone, Default)]
+    struct Stalled(Arc<(Gate, Condvar)>);
+
+    impl Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let (lock, open) = &*self.0;
+            let mut st = open.wait_while(lock.lock().unwrap(), |st| !st.0).unwrap();
+            st.1.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_stdout_drops_and_counts_lines_instead_of_blocking() {
+        let out = Stalled::default();
+        let q = Queue::start(8, out.clone());
+        // An immediate line: the writer flushes it and blocks in write(2).
+        q.push(b"first\n".to_vec(), true);
+        let started = Instant::now();
+        for i in 0..1000 {
+            q.push(format!("line {i}\n").into_bytes(), false);
+        }
+        assert!(started.elapsed() < Duration::from_millis(500), "pushing blocked");
+        let dropped = q.dropped.load(Ordering::Relaxed);
+        assert!(dropped >= 1000 - 10, "dropped {dropped}");
+
+        *out.0 .0.lock().unwrap() = (true, Vec::new());
+        out.0 .1.notify_all();
+        q.flush(Duration::from_secs(5));
+        q.push(b"after\n".to_vec(), false);
+        q.flush(Duration::from_secs(5));
+        let text = String::from_utf8(out.0 .0.lock().unwrap().1.clone()).unwrap();
+        assert!(text.contains("after\n"), "{text}");
+        let report = text
+            .lines()
+            .find(|l| l.contains("log lines dropped"))
+            .unwrap_or_else(|| panic!("no report of the dropped lines in {text}"));
+        let v: serde_json::Value = serde_json::from_str(report).unwrap();
+        assert_eq!(v["dropped_total"], dropped);
+        assert_eq!(v["level"], "WARN");
+    }
 
     #[test]
     fn access_lines_are_json_with_rfc3339_timestamps() {

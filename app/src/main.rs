@@ -26,7 +26,7 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    app::logging::init(&config.log_level);
+    app::logging::init(&config.log_level, config.log_queue_lines);
     match app::server::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -5,8 +5,11 @@
 //! secret when the database refuses authentication (SQLSTATE `28P01`), with backoff: a re-read that
 //! brings nothing new (or fails) doubles the wait before the next one, from 1 s up to 30 s; a
 //! re-read that brings a new password installs it as the pool's connect options, so connections
-//! opened afterwards use it while open ones keep working. Re-reads are single-flight: requests
-//! that hit the same refusal wait for one read instead of each calling Secrets Manager.
+//! opened afterwards use it while open ones keep working. Reads are single-flight: one call to
+//! Secrets Manager at a time, and callers that arrive meanwhile wait for it (at most 1 s) and take
+//! its outcome. Every call has an operation timeout (`SECRET_TIMEOUT_MS`), and no lock is held
+//! across it except the single-flight one, so an endpoint that accepts and never answers fails
+//! the read, which is retried on the backoff, instead of keeping the app never-ready.
 //!
 //! The password never leaves this module except into the connect options: it is not in `Debug`,
 //! in logs or in errors. The `impl Db` block at the end is the glue `db.rs` calls around queries.
@@ -68,8 +71,17 @@ pub struct SecretSource {
 }
 
 impl SecretSource {
-    pub fn new(config: &aws_config::SdkConfig, arn: impl Into<String>) -> Self {
-        Self { client: aws_sdk_secretsmanager::Client::new(config), arn: arn.into() }
+    /// A reader whose every `GetSecretValue` ends within `timeout` (the SDK's operation timeout;
+    /// each attempt gets half of it, a connection 3 s at most), so an endpoint that accepts and
+    /// never answers fails the read instead of holding it forever.
+    pub fn new(config: &aws_config::SdkConfig, arn: impl Into<String>, timeout: Duration) -> Self {
+        let timeouts = aws_sdk_secretsmanager::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .operation_attempt_timeout((timeout / 2).max(Duration::from_millis(100)))
+            .operation_timeout(timeout)
+            .build();
+        let conf = aws_sdk_secretsmanager::config::Builder::from(config).timeout_config(timeouts);
+        Self { client: aws_sdk_secretsmanager::Client::from_conf(conf.build()), arn: arn.into() }
     }
 
     /// The secret's ARN (or name), for logs.
@@ -109,7 +121,13 @@ pub struct Credentials {
     base: PgConnectOptions,
     /// Incremented each time new credentials are installed; 0 = none yet.
     generation: AtomicU64,
-    state: Mutex<RefreshState>,
+    /// Cache and backoff; held for short sections only, never across a call to Secrets Manager.
+    state: std::sync::Mutex<RefreshState>,
+    /// Held by the one read in flight (single-flight): others wait for it, briefly, and take its
+    /// outcome instead of calling Secrets Manager themselves.
+    flight: Mutex<()>,
+    /// Reads completed (whatever their outcome).
+    reads: AtomicU64,
 }
 
 impl Credentials {
@@ -119,13 +137,19 @@ impl Credentials {
             source,
             base,
             generation: AtomicU64::new(0),
-            state: Mutex::new(RefreshState {
+            state: std::sync::Mutex::new(RefreshState {
                 current: None,
                 next_allowed: Instant::now(),
                 backoff: MIN_BACKOFF,
                 last_error: None,
             }),
+            flight: Mutex::new(()),
+            reads: AtomicU64::new(0),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, RefreshState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Generation of the installed credentials (0: none yet).
@@ -140,40 +164,67 @@ impl Credentials {
         if gen > 0 {
             return Ok(gen);
         }
-        let mut st = self.state.lock().await;
-        if self.generation() > 0 {
-            return Ok(self.generation());
+        {
+            let st = self.state();
+            if Instant::now() < st.next_allowed {
+                return Err(st.last_error.clone().unwrap_or_else(|| "secret not read yet".into()));
+            }
         }
-        if Instant::now() < st.next_allowed {
-            return Err(st.last_error.clone().unwrap_or_else(|| "secret not read yet".into()));
+        self.read(pool).await?;
+        match self.generation() {
+            0 => Err("secret not read yet".into()),
+            gen => Ok(gen),
         }
-        self.read(&mut st, pool).await.map(|_| self.generation())
     }
 
     /// The database refused the credentials of generation `failed`: re-read the secret unless
     /// someone already did or the backoff forbids it. True when new credentials are installed
     /// (a retry on a fresh connection may succeed).
     pub async fn on_auth_failure(&self, pool: &PgPool, failed: u64, cause: &sqlx::Error) -> bool {
-        let mut st = self.state.lock().await;
         if self.generation() != failed {
             return true;
         }
-        let now = Instant::now();
-        if now < st.next_allowed {
-            let wait = st.next_allowed - now;
-            if wait > MAX_WAIT_IN_REQUEST {
-                return false;
-            }
-            tokio::time::sleep(wait).await;
+        let wait = self.state().next_allowed.saturating_duration_since(Instant::now());
+        if wait > MAX_WAIT_IN_REQUEST {
+            return false;
+        }
+        tokio::time::sleep(wait).await;
+        if self.generation() != failed {
+            return true;
         }
         tracing::warn!(secret = %self.source.arn(), cause = %cause, "the database refused the credentials (SQLSTATE 28P01); re-reading the secret");
-        matches!(self.read(&mut st, pool).await, Ok(true))
+        let _ = self.read(pool).await;
+        self.generation() != failed
     }
 
-    /// Read the secret; install the credentials if they differ from the current ones. Ok(true)
-    /// when something new was installed. Sets the backoff either way.
-    async fn read(&self, st: &mut RefreshState, pool: &PgPool) -> Result<bool, String> {
+    /// Read the secret, single-flight: when a read is in flight, wait for it (at most
+    /// [`MAX_WAIT_IN_REQUEST`]) and take its outcome. Ok(true) when new credentials were installed.
+    async fn read(&self, pool: &PgPool) -> Result<bool, String> {
+        let seen = self.reads.load(Ordering::Acquire);
+        let Ok(_flight) = tokio::time::timeout(MAX_WAIT_IN_REQUEST, self.flight.lock()).await
+        else {
+            return Err("a read of the database secret is in flight and slow".into());
+        };
+        if self.reads.load(Ordering::Acquire) != seen {
+            return match &self.state().last_error {
+                Some(e) => Err(e.clone()),
+                None => Ok(true),
+            };
+        }
         let result = self.source.fetch().await;
+        let outcome = self.install(pool, result);
+        self.reads.fetch_add(1, Ordering::AcqRel);
+        outcome
+    }
+
+    /// Install fetched credentials if they differ from the current ones. Ok(true) when something
+    /// new was installed. Sets the backoff either way.
+    fn install(
+        &self,
+        pool: &PgPool,
+        result: Result<DbCredentials, String>,
+    ) -> Result<bool, String> {
+        let mut st = self.state();
         let now = Instant::now();
         match result {
             Ok(creds) if st.current.as_ref() != Some(&creds) => {
@@ -194,22 +245,22 @@ impl Credentials {
                     self.source.arn()
                 );
                 tracing::warn!(secret = %self.source.arn(), retry_in_ms = st.backoff.as_millis() as u64, "the secret still holds the credentials the database refused; will re-read it");
-                self.back_off(st, now, msg.clone());
+                back_off(&mut st, now, msg.clone());
                 Ok(false)
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = st.backoff.as_millis() as u64, "reading the database secret failed");
-                self.back_off(st, now, e.clone());
+                back_off(&mut st, now, e.clone());
                 Err(e)
             }
         }
     }
+}
 
-    fn back_off(&self, st: &mut RefreshState, now: Instant, error: String) {
-        st.next_allowed = now + st.backoff;
-        st.backoff = (st.backoff * 2).min(MAX_BACKOFF);
-        st.last_error = Some(error);
-    }
+fn back_off(st: &mut RefreshState, now: Instant, error: String) {
+    st.next_allowed = now + st.backoff;
+    st.backoff = (st.backoff * 2).min(MAX_BACKOFF);
+    st.last_error = Some(error);
 }
 
 /// True when Postgres refused the user name or password (`28P01`, or `28000`).
@@ -226,22 +277,22 @@ impl Db {
     pub fn with_secret(self, url: &str, source: SecretSource) -> Result<Self, sqlx::Error> {
         let config = |msg: &str| Err(sqlx::Error::Configuration(msg.to_string().into()));
         match self {
-            Db::Postgres(pool, _) if redact(url) == url => {
+            Db::Postgres(pool, _, reconnect) if redact(url) == url => {
                 let base = PgConnectOptions::from_str(url)?;
-                Ok(Db::Postgres(pool, Some(Arc::new(Credentials::new(source, base)))))
+                Ok(Db::Postgres(pool, Some(Arc::new(Credentials::new(source, base))), reconnect))
             }
             Db::Postgres(..) => config(
                 "DATABASE_URL carries a password while DATABASE_SECRET_ARN is set; \
                  the password comes from the secret only",
             ),
-            Db::Sqlite(_) => config("DATABASE_SECRET_ARN needs a postgres:// DATABASE_URL"),
+            Db::Sqlite(..) => config("DATABASE_SECRET_ARN needs a postgres:// DATABASE_URL"),
         }
     }
 
     /// Install credentials from the secret if none are yet; their generation (0 without a secret).
     pub(crate) async fn ensure_credentials(&self) -> Result<u64, sqlx::Error> {
         match self {
-            Db::Postgres(pool, Some(creds)) => creds.ensure(pool).await.map_err(|e| {
+            Db::Postgres(pool, Some(creds), _) => creds.ensure(pool).await.map_err(|e| {
                 sqlx::Error::Configuration(format!("database credentials unavailable: {e}").into())
             }),
             _ => Ok(0),
@@ -251,7 +302,7 @@ impl Db {
     /// After `e`: if it is a refused login and the secret now holds other credentials, true.
     pub(crate) async fn reauthenticate(&self, generation: u64, e: &sqlx::Error) -> bool {
         match self {
-            Db::Postgres(pool, Some(creds)) if is_auth_error(e) => {
+            Db::Postgres(pool, Some(creds), _) if is_auth_error(e) => {
                 creds.on_auth_failure(pool, generation, e).await
             }
             _ => false,
@@ -261,12 +312,12 @@ impl Db {
     /// (retries, time budget) for connection errors.
     pub(crate) fn retry_limits(&self) -> (u32, Duration) {
         let o = match self {
-            Db::Sqlite(p) => p.options().get_max_connections(),
-            Db::Postgres(p, _) => p.options().get_max_connections(),
+            Db::Sqlite(p, _) => p.options().get_max_connections(),
+            Db::Postgres(p, ..) => p.options().get_max_connections(),
         };
         let t = match self {
-            Db::Sqlite(p) => p.options().get_acquire_timeout(),
-            Db::Postgres(p, _) => p.options().get_acquire_timeout(),
+            Db::Sqlite(p, _) => p.options().get_acquire_timeout(),
+            Db::Postgres(p, ..) => p.options().get_acquire_timeout(),
         };
         (o.max(2), t)
     }

@@ -2,8 +2,9 @@
 //! the `run` entry point used by `main`.
 //!
 //! `axum::serve` does not expose hyper's connection builder, so we drive
-//! hyper's HTTP/1 server directly: that gives us `header_read_timeout`
-//! (slow-loris protection) and `hyper_util`'s `GracefulShutdown`, which on
+//! hyper's HTTP/1 server directly: that gives us its `header_read_timeout`
+//! (used as the keep-alive idle timeout; [`crate::conn`] adds the short
+//! request-head guard against slow clients) and `hyper_util`'s `GracefulShutdown`, which on
 //! SIGTERM/SIGINT stops accepting, lets in-flight requests finish, closes
 //! idle keep-alive connections, and gives up after the grace period.
 
@@ -18,6 +19,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::conn::{Counts, GuardedIo, Tracked};
 use crate::db::{redact, Db};
 use crate::secret::SecretSource;
 use crate::state::AppState;
@@ -25,7 +27,10 @@ use crate::state::AppState;
 /// Connection-level settings.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// From a request's first byte to the end of its head.
     pub header_read_timeout: Duration,
+    /// A connection without a request in flight (new, or between requests) is closed after this.
+    pub keep_alive_timeout: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -38,7 +43,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(opts.header_read_timeout).keep_alive(true);
+    // hyper's one timer runs from the end of a response (or the accept) to the end of the next head:
+    // the idle bound. The head itself is bounded by `GuardedIo`.
+    builder.timer(TokioTimer::new()).header_read_timeout(opts.keep_alive_timeout).keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -53,7 +60,10 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+                let counts = std::sync::Arc::new(Counts::default());
+                let io = GuardedIo::new(stream, counts.clone(), opts.header_read_timeout);
+                let service = Tracked::new(TowerToHyperService::new(app.clone()), counts);
+                let conn = builder.serve_connection(TokioIo::new(io), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -106,7 +116,10 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     match config.database_secret_arn.as_deref().filter(|s| !s.is_empty()) {
         Some(arn) => {
             let sdk = crate::aws::sdk_config().await;
-            db = db.with_secret(&config.database_url, SecretSource::new(&sdk, arn))?;
+            db = db.with_secret(
+                &config.database_url,
+                SecretSource::new(&sdk, arn, Duration::from_millis(config.secret_timeout_ms)),
+            )?;
             tracing::info!(db = db.kind().as_str(), url = %redact(&config.database_url), secret = %arn, "database configured; credentials from the secret");
         }
         None => {
@@ -124,11 +137,8 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send 
 
     let listener = TcpListener::bind(config.listen_addr()).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let opts = ServeOptions {
-        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
-        shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
-    };
-    serve(listener, crate::router(state.clone()), opts, shutdown_signal()).await?;
+    serve(listener, crate::router(state.clone()), config.serve_options(), shutdown_signal())
+        .await?;
 
     if background.is_finished() {
         if let Ok(tasks) = background.await {

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::{Db, DbOptions};
@@ -34,7 +36,7 @@ async fn sqlite_concurrent_migrations_all_succeed() {
 async fn sqlite_uses_wal_and_persists_hits() {
     let dir = tempfile::tempdir().unwrap();
     let state = sqlite_state(&dir).await;
-    let Db::Sqlite(pool) = state.db() else { panic!("sqlite expected") };
+    let Db::Sqlite(pool, _) = state.db() else { panic!("sqlite expected") };
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.unwrap();
     assert_eq!(mode, "wal");
     state.hits().record();
@@ -160,4 +162,89 @@ async fn pg_down_at_start_then_migrates_in_background() {
     );
     assert_eq!(send(&app, get("/")).await.0, StatusCode::OK);
     bg.abort();
+}
+
+/// A "database" that accepts connections and closes each after 50 ms without a word: every
+/// connection fails. Counts the connections and the most open at once.
+struct Failing {
+    addr: std::net::SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    most_open: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Failing {
+    async fn start() -> Failing {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (accepted, open, most_open) =
+            <(Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>)>::default();
+        let (acc, op, most) = (accepted.clone(), open.clone(), most_open.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                acc.fetch_add(1, Ordering::SeqCst);
+                let now = op.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                let op = op.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    drop(conn);
+                    op.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Failing { addr, accepted, open, most_open, task }
+    }
+}
+
+impl Drop for Failing {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_database_gets_one_reconnect_at_a_time_with_backoff() {
+    let db = Failing::start().await;
+    let state = state_for(&format!("postgres://u:p@{}/db", db.addr), &unique_instance());
+    let run = |ms: u64| {
+        let state = state.clone();
+        async move {
+            let clients: Vec<_> = (0..8)
+                .map(|_| {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        let until = Instant::now() + Duration::from_millis(ms);
+                        let mut failed = 0;
+                        while Instant::now() < until {
+                            assert!(state.db().ping().await.is_err(), "the database cannot answer");
+                            failed += 1;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        failed
+                    })
+                })
+                .collect();
+            let mut failed = 0;
+            for c in clients {
+                failed += c.await.unwrap();
+            }
+            failed
+        }
+    };
+    // The first burst: the pool's first connections, then one reconnect that fails.
+    run(300).await;
+    let after_burst = db.accepted.load(Ordering::SeqCst);
+    db.most_open.store(db.open.load(Ordering::SeqCst), Ordering::SeqCst);
+    // Then 8 clients back to back for 3 s: the backoff (100 ms doubling to 5 s) allows a handful of
+    // reconnects, one at a time; before, every query made up to 8 connections of its own.
+    let failed = run(3_000).await;
+    let reconnects = db.accepted.load(Ordering::SeqCst) - after_burst;
+    let most = db.most_open.load(Ordering::SeqCst);
+    eprintln!("{failed} failed queries, {after_burst} connections in the burst, then {reconnects} reconnects, at most {most} open");
+    assert!(failed > 100, "queries failed fast: {failed}");
+    assert!((1..=8).contains(&reconnects), "{reconnects} reconnects in 3 s");
+    assert!(most <= 1, "{most} connections open at once while reconnecting");
+    assert!(state.db().reconnect().failures() >= 3);
 }

@@ -237,7 +237,7 @@ async fn message_changes_show_up_within_the_freshness_bound() {
         state.prepare_db().await.unwrap();
         let app = app::router(state.clone());
         assert!(send(&app, get("/")).await.2.contains("Hello from the database!"));
-        let app::Db::Sqlite(pool) = state.db() else { unreachable!() };
+        let app::Db::Sqlite(pool, _) = state.db() else { unreachable!() };
         sqlx::query("UPDATE messages SET body = 'changed <b>' WHERE id = 1")
             .execute(pool)
             .await

@@ -5,8 +5,12 @@
 
 mod common;
 
+use common::{free_port, Kill};
+
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
@@ -53,6 +57,18 @@ fn secret_json(user: &str, password: &str) -> String {
     serde_json::json!({"username": user, "password": password, "engine": "postgres"}).to_string()
 }
 
+/// A secret `orch/<role>` in moto holding `role` and `password`; its ARN.
+async fn create_secret(env: &Env, role: &str, password: &str) -> String {
+    let created = secrets(env)
+        .create_secret()
+        .name(format!("orch/{role}"))
+        .secret_string(secret_json(role, password))
+        .send()
+        .await
+        .expect("create the secret in moto");
+    created.arn().unwrap().to_string()
+}
+
 /// A fresh role in `pwauth` (password enforced) with its own schema; returns its name.
 async fn create_role(env: &Env, password: &str) -> String {
     let role = format!("rot_{:x}", rand::random::<u32>());
@@ -71,8 +87,16 @@ async fn create_role(env: &Env, password: &str) -> String {
     role
 }
 
-/// The app binary with credentials from `arn`; stdout (the log) goes to `log`.
-fn start_app(env: &Env, role: &str, arn: &str, port: u16, log: &std::path::Path) -> Kill {
+/// The app binary with credentials from `arn`; stdout (the log) goes to `log`. `endpoint`: a
+/// Secrets Manager endpoint other than moto, with a 1 s timeout per read.
+fn start_app(
+    env: &Env,
+    role: &str,
+    arn: &str,
+    port: u16,
+    log: &std::path::Path,
+    endpoint: Option<&str>,
+) -> Kill {
     let out = std::fs::File::create(log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_app"))
         .env_clear()
@@ -82,7 +106,8 @@ fn start_app(env: &Env, role: &str, arn: &str, port: u16, log: &std::path::Path)
         .env("DATABASE_URL", format!("postgres://{role}@{}:{}/orch", env.host, env.port))
         .env("DATABASE_SECRET_ARN", arn)
         .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", &env.moto)
+        .env("AWS_ENDPOINT_URL", endpoint.unwrap_or(&env.moto))
+        .env("SECRET_TIMEOUT_MS", if endpoint.is_some() { "1000" } else { "5000" })
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -99,18 +124,6 @@ fn start_app(env: &Env, role: &str, arn: &str, port: u16, log: &std::path::Path)
         .spawn()
         .expect("start the app binary");
     Kill(child)
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn read(path: &std::path::Path) -> String {
@@ -145,18 +158,11 @@ async fn rotated_password_is_picked_up_without_restart_or_failed_requests() {
     let (old_pw, new_pw) = ("Old-pw-7f3a", "New-pw-9c1e");
     let role = create_role(&env, old_pw).await;
     let sm = secrets(&env);
-    let created = sm
-        .create_secret()
-        .name(format!("orch/{role}"))
-        .secret_string(secret_json(&role, old_pw))
-        .send()
-        .await
-        .expect("create the secret in moto");
-    let arn = created.arn().unwrap().to_string();
+    let arn = create_secret(&env, &role, old_pw).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let port = free_port();
-    let _app = start_app(&env, &role, &arn, port, &log);
+    let _app = start_app(&env, &role, &arn, port, &log, None);
     let http = common::http();
     let index = format!("http://127.0.0.1:{port}/");
     wait_until("app serving / from Postgres", Duration::from_secs(20), || async {
@@ -165,12 +171,12 @@ async fn rotated_password_is_picked_up_without_restart_or_failed_requests() {
     .await;
 
     // A client requesting / back to back for the whole rotation, each result timestamped.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let client = {
         let (http, index, stop) = (http.clone(), index.clone(), stop.clone());
         tokio::spawn(async move {
             let mut results = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while !stop.load(Ordering::SeqCst) {
                 let at = Instant::now();
                 let s = status(&http, &index).await;
                 results.push((at, s));
@@ -224,7 +230,7 @@ async fn rotated_password_is_picked_up_without_restart_or_failed_requests() {
     // Keep the client going a little longer on the new connections.
     let more = Instant::now() + Duration::from_millis(500);
     wait_until("more requests", Duration::from_secs(5), || async { Instant::now() > more }).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
     let results = client.await.unwrap();
 
     let after: Vec<_> = results.iter().filter(|(at, _)| *at >= updated).collect();
@@ -257,17 +263,11 @@ async fn wrong_password_in_secret_is_not_ready_with_503_page_and_logged_cause() 
     };
     let (right, wrong) = ("Right-pw-51d2", "Wrong-pw-0e77");
     let role = create_role(&env, right).await;
-    let created = secrets(&env)
-        .create_secret()
-        .name(format!("orch/{role}"))
-        .secret_string(secret_json(&role, wrong))
-        .send()
-        .await
-        .unwrap();
+    let arn = create_secret(&env, &role, wrong).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let port = free_port();
-    let _app = start_app(&env, &role, created.arn().unwrap(), port, &log);
+    let _app = start_app(&env, &role, &arn, port, &log, None);
     let http = common::http();
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
     wait_until("log names the refusal", Duration::from_secs(20), || async {
@@ -295,4 +295,95 @@ async fn wrong_password_in_secret_is_not_ready_with_503_page_and_logged_cause() 
     for line in logs.lines().filter(|l| l.contains("28P01") || l.contains("still holds")).take(2) {
         eprintln!("log: {line}");
     }
+}
+
+/// A Secrets Manager endpoint that accepts connections and never answers, until `answer` is set:
+/// then it forwards new connections to moto.
+struct Hanging {
+    addr: std::net::SocketAddr,
+    answer: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Hanging {
+    async fn start(moto: &str) -> Hanging {
+        let u = url::Url::parse(moto).unwrap();
+        let target = format!("{}:{}", u.host_str().unwrap(), u.port_or_known_default().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (answer, accepted) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let (ans, acc) = (answer.clone(), accepted.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                acc.fetch_add(1, Ordering::SeqCst);
+                let forward = ans.load(Ordering::SeqCst);
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if forward {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    } else {
+                        // Read the request and never answer.
+                        let mut sink = tokio::io::sink();
+                        let _ = tokio::io::copy(&mut client, &mut sink).await;
+                    }
+                });
+            }
+        });
+        Hanging { addr, answer, accepted, task }
+    }
+}
+
+impl Drop for Hanging {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secrets_endpoint_that_never_answers_is_retried_until_one_answers() {
+    let Some(env) = env("a_secrets_endpoint_that_never_answers_is_retried_until_one_answers")
+    else {
+        return;
+    };
+    let pw = "Hang-pw-3b8d";
+    let role = create_role(&env, pw).await;
+    let arn = create_secret(&env, &role, pw).await;
+    let hanging = Hanging::start(&env.moto).await;
+    let endpoint = format!("http://{}", hanging.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let port = free_port();
+    let _app = start_app(&env, &role, &arn, port, &log, Some(&endpoint));
+    let http = common::http();
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+
+    // The first read hangs; it times out and the app tries again on a new connection.
+    wait_until("a second connection to the endpoint", Duration::from_secs(15), || async {
+        hanging.accepted.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    // Meanwhile the app is live and answers not-ready quickly.
+    let started = Instant::now();
+    assert_eq!(status(&http, &url("/healthz")).await, Some(200));
+    assert_eq!(status(&http, &url("/readyz")).await, Some(503));
+    assert!(started.elapsed() < Duration::from_secs(3), "not-ready took {:?}", started.elapsed());
+
+    hanging.answer.store(true, Ordering::SeqCst);
+    let answering = Instant::now();
+    wait_until("ready once the endpoint answers", Duration::from_secs(40), || async {
+        status(&http, &url("/readyz")).await == Some(200)
+    })
+    .await;
+    assert_eq!(status(&http, &url("/")).await, Some(200));
+    let logs = read(&log);
+    assert!(logs.contains("reading the database secret failed"), "{logs}");
+    assert!(!logs.contains(pw), "the log shows the password");
+    eprintln!(
+        "{} connections to the endpoint; ready {:?} after it answered",
+        hanging.accepted.load(Ordering::SeqCst),
+        answering.elapsed()
+    );
 }

@@ -9,6 +9,7 @@ mod api_limits;
 mod balancing;
 mod contracts;
 mod expr;
+mod idle;
 mod limits;
 mod policy;
 mod relations;
@@ -22,6 +23,7 @@ pub use relations::RULES as RELATION_RULES;
 pub use values::schema_regex;
 
 pub use contracts::RULES as CONTRACT_RULES;
+pub use idle::RULE as IDLE_RULE;
 pub use policy::RULES;
 pub use schema::Schema;
 
@@ -183,6 +185,7 @@ pub fn check_program(program: &str, stack: &Stack) -> Report {
     report.findings.extend(api_limits::run(&doc));
     report.findings.extend(relations::run(&doc, stack));
     report.findings.extend(access::run(&doc));
+    report.findings.extend(idle::run(&doc));
     // The registry schema's `required` repeats the provider's: one finding per (rule, path).
     let mut seen = std::collections::BTreeSet::new();
     report.findings.retain(|f| seen.insert((f.rule.clone(), f.path.clone())));

@@ -8,6 +8,10 @@ use crate::config::Stack;
 pub const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 /// The classic `aws` provider version, used only by the alias record.
 pub const AWS_CLASSIC_VERSION: &str = "7.48.0";
+/// The app's keep-alive idle timeout on AWS (`KEEP_ALIVE_TIMEOUT_MS` in the user data): above the ALB's
+/// idle timeout (`idle_timeout.timeout_seconds`, 60 s in pulumi/partials/loadbalancer.hbs), so the ALB
+/// always closes an idle connection first; the `app-idle-timeout` check rule proves the order.
+pub(crate) const APP_KEEP_ALIVE_MS: u64 = 75_000;
 /// An ALB fixed response body holds at most 1024 bytes.
 pub const PAGE_404_MAX: usize = 1024;
 
@@ -51,7 +55,7 @@ pub fn context(stack: &Stack, page404: &str) -> Value {
         "tlsPolicy": TLS_POLICY,
         "page404": page404,
         "logRetentionDays": if production { 90 } else { 30 },
-        "app": {"port": stack.instances.port},
+        "app": {"port": stack.instances.port, "keepAliveTimeoutMs": APP_KEEP_ALIVE_MS},
         "instances": {
             "type": stack.instances.instance_type,
             "min": stack.instances.min,

@@ -216,6 +216,7 @@ fn every_fixture_is_caught_and_every_rule_and_kind_has_one() {
     for rule in orch::check::RULES
         .iter()
         .chain(orch::check::CONTRACT_RULES)
+        .chain(std::iter::once(&orch::check::IDLE_RULE))
         .map(|(r, _)| *r)
         .chain(
             orch::check::RELATION_RULES.iter().chain(orch::check::ACCESS_RULES).map(|(r, _, _)| *r),
