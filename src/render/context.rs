@@ -8,6 +8,8 @@ use crate::config::Stack;
 pub const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 /// The classic `aws` provider version, used only by the alias record.
 pub const AWS_CLASSIC_VERSION: &str = "7.48.0";
+/// The database role the app logs in as on AWS (never the RDS master user `orch`).
+const APP_DB_USER: &str = "orch_app";
 /// An ALB fixed response body holds at most 1024 bytes.
 pub const PAGE_404_MAX: usize = 1024;
 
@@ -73,6 +75,7 @@ pub fn context(stack: &Stack, page404: &str) -> Value {
         },
         "database": {
             "name": "orch",
+            "appUser": APP_DB_USER,
             "engineVersion": "17",
             "instanceClass": db.instance_class.clone().unwrap_or_else(|| "db.t3.micro".into()),
             "storageGb": db.storage_gb.unwrap_or(20),
