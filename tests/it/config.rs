@@ -196,7 +196,8 @@ fn check_edited(
 fn every_injection_into_the_program_or_the_user_data_is_refused_with_exit_2_naming_the_key() {
     let hex = "a".repeat(64);
     let pulumi = "pulumi:\n  backend: s3://orch-state-dev\n";
-    let cases: Vec<(&str, Box<dyn Fn(String) -> String>, &str)> = vec![
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "dev",
             Box::new(move |t: String| {

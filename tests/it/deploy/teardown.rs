@@ -50,7 +50,7 @@ async fn down_destroys_the_stack_retires_the_record_keeps_the_zone_and_the_next_
         "{text}"
     );
     assert_eq!(env.moto_state().await, before, "--dry-run changed moto state");
-    assert_eq!(groups().await, [rds_group.clone()], "--dry-run deleted a log group");
+    assert_eq!(groups().await, std::slice::from_ref(&rds_group), "--dry-run deleted a log group");
     assert!(!env.calls().iter().any(|c| c[0] == "destroy"));
 
     let out = down(&[]).success();
