@@ -26,7 +26,10 @@ CFN_LINT_IGNORE=W3010,W3691
 #   CKV_AWS_158 (log group KMS CMK): CloudWatch Logs encrypts at rest with AWS-owned keys; the logs carry
 #               no secrets (the DB password never leaves Secrets Manager), so a CMK (≈ $1/month plus key
 #               policy upkeep) buys nothing here.
-SKIP_ALL=CKV_AWS_260,CKV_AWS_91,CKV_AWS_158
+#   CKV_AWS_149 (Secrets Manager secret KMS CMK): the app role's secret is encrypted with the AWS managed key
+#               aws/secretsmanager, as the RDS-managed master secret is; only this account's instance role
+#               reads it, so a CMK (≈ $1/month plus key policy upkeep) buys nothing here.
+SKIP_ALL=CKV_AWS_260,CKV_AWS_91,CKV_AWS_158,CKV_AWS_149
 # Skipped only for stacks that are not `protected` (dev): production gets these, dev trades them for cost.
 #   CKV_AWS_157 (RDS Multi-AZ): doubles the dev database bill; `prod-multi-az` enforces it for production.
 SKIP_NON_PROTECTED=CKV_AWS_157

@@ -3,7 +3,8 @@
 so cfn-lint and checkov can examine it: aws-native tokens `aws-native:svc:Type` become `AWS::Svc::Type`,
 camelCase properties become the CloudFormation PascalCase names, `${res.prop}` becomes `Fn::GetAtt`/`Ref`
 (or `Fn::Sub` inside a string), config keys become Parameters, and the aws:route53:Record alias becomes an
-AWS::Route53::RecordSet. Only the constructs the templates in pulumi/ use are supported; anything else
+AWS::Route53::RecordSet; a variable bound to aws-native's getAccountId becomes the AWS::AccountId pseudo
+parameter. Only the constructs the templates in pulumi/ use are supported; anything else
 fails loudly so the translation never silently drops what the linters should see.
 
 Usage: pulumi2cfn.py build/prod/Pulumi.yaml > build/prod/cloudformation.json
@@ -16,6 +17,7 @@ import yaml
 
 TYPES = {
     "aws-native:ec2:Vpc": "AWS::EC2::VPC",
+    "aws-native:secretsmanager:Secret": "AWS::SecretsManager::Secret",
     "aws-native:ec2:Subnet": "AWS::EC2::Subnet",
     "aws-native:ec2:InternetGateway": "AWS::EC2::InternetGateway",
     "aws-native:ec2:VpcGatewayAttachment": "AWS::EC2::VPCGatewayAttachment",
@@ -72,12 +74,22 @@ class Translator:
         self.program = program
         self.resources = set((program.get("resources") or {}).keys())
         self.params = set((program.get("config") or {}).keys())
+        # Variables bound to a provider function CloudFormation has as a pseudo parameter.
+        self.pseudo = {}
+        for name, body in (program.get("variables") or {}).items():
+            invoke = body.get("fn::invoke") if isinstance(body, dict) else None
+            if invoke and invoke.get("function") == "aws-native:index:getAccountId":
+                self.pseudo[name] = "AWS::AccountId"
+            else:
+                raise SystemExit(f"pulumi2cfn: unsupported variable {name}")
 
     def attr(self, ref):
         parts = [p for p in re.split(r"[.\[\]]", ref) if p]
         root, path = parts[0], parts[1:]
         if root in self.params:
             return root, None
+        if root in self.pseudo and not path:
+            return self.pseudo[root], None
         if root not in self.resources:
             raise SystemExit(f"pulumi2cfn: dangling reference ${{{ref}}}")
         if not path or path == ["id"] or (len(path) == 1 and path[0] in REF_OUTPUTS):

@@ -126,9 +126,7 @@ fn dns_server(v: &str) -> Option<SocketAddr> {
 }
 
 fn image(v: &str) -> Option<String> {
-    let (_, digest) = v.split_once('@')?;
-    let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| v.to_string())
+    crate::image::uri::parse(v).ok().map(|u| u.whole())
 }
 
 impl Settings {

@@ -16,7 +16,7 @@ const RESOURCES = [
   "elasticloadbalancingv2:LoadBalancer", "elasticloadbalancingv2:Listener", "elasticloadbalancingv2:ListenerRule",
   "elasticloadbalancingv2:TargetGroup", "iam:Role", "iam:InstanceProfile", "autoscaling:AutoScalingGroup",
   "autoscaling:ScalingPolicy",
-  "rds:DbInstance", "rds:DbSubnetGroup", "logs:LogGroup", "cloudwatch:Alarm",
+  "rds:DbInstance", "rds:DbSubnetGroup", "logs:LogGroup", "cloudwatch:Alarm", "secretsmanager:Secret",
 ];
 
 const pkgDir = path.join(__dirname, "node_modules", "@pulumi", "aws-native");

@@ -12,17 +12,18 @@ pub(super) fn validate(stack: &Stack) -> Vec<Problem> {
     domain(stack, &mut out);
     health(stack, &mut out);
     backend(stack, &mut out);
+    super::inputs::check(stack, &mut out);
     out.0
 }
 
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: &str, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: &str, message: impl Into<String>) {
         self.0.push(Problem { key: key.into(), line: None, message: message.into() });
     }
-    fn check(&mut self, ok: bool, key: &str, message: impl Into<String>) {
+    pub(super) fn check(&mut self, ok: bool, key: &str, message: impl Into<String>) {
         if !ok {
             self.add(key, message);
         }
@@ -72,11 +73,6 @@ fn capacity(s: &Stack, out: &mut Problems) {
             i.min >= 2,
             "instances.min",
             format!("min ({}) must be ≥ 2 on aws: one instance per zone at least", i.min),
-        );
-        out.check(
-            i.instance_type.split_once('.').is_some_and(|(f, sz)| !f.is_empty() && !sz.is_empty()),
-            "instances.type",
-            format!("`{}` is not an EC2 instance type like t3.micro", i.instance_type),
         );
         if let Some(ami) = &i.ami {
             out.check(
@@ -194,11 +190,6 @@ fn is_region(r: &str) -> bool {
 }
 
 fn names(s: &Stack, out: &mut Problems) {
-    let env_ok = !s.name.is_empty()
-        && s.name.len() <= 16
-        && s.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.name.starts_with('-');
-    out.check(env_ok, "name", format!("environment name `{}` must be 1–16 lowercase letters, digits or '-' (it prefixes AWS names)", s.name));
     let repo = &s.image.repository;
     let repo_ok = (2..=256).contains(&repo.len())
         && repo.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_./".contains(c))
@@ -223,12 +214,8 @@ fn names(s: &Stack, out: &mut Problems) {
             "database.engine",
             "aws environments use postgres (RDS)",
         );
-        let class_ok = db
-            .instance_class
-            .as_deref()
-            .is_some_and(|c| c.starts_with("db.") && c.matches('.').count() == 2);
         out.check(
-            class_ok,
+            db.instance_class.is_some(),
             "database.instance_class",
             "an RDS instance class like db.t3.micro is required on aws",
         );
@@ -281,11 +268,6 @@ pub fn is_dns_name(name: &str) -> bool {
 
 fn health(s: &Stack, out: &mut Problems) {
     let h = &s.health_check;
-    out.check(
-        h.path.starts_with('/') && !h.path.contains(char::is_whitespace),
-        "health_check.path",
-        format!("`{}` must be an absolute path", h.path),
-    );
     let (lo, hi) = if s.target == Target::Aws { (5, 300) } else { (1, 300) };
     out.check(
         (lo..=hi).contains(&h.interval_seconds),

@@ -3,7 +3,9 @@
 //! for the name is reused. Without: a self-signed certificate (rcgen) for `*.<region>.elb.amazonaws.com`,
 //! tagged `orch-env`, imported and re-imported under the same ARN when it nears expiry.
 use aws_sdk_acm::primitives::Blob;
-use aws_sdk_acm::types::{CertificateStatus, CertificateType, Tag, ValidationMethod};
+use aws_sdk_acm::types::{
+    CertificateStatus, CertificateType, Filters, KeyAlgorithm, Tag, ValidationMethod,
+};
 use aws_sdk_route53::types::RrType;
 use std::time::{Duration, Instant};
 
@@ -48,16 +50,31 @@ pub fn self_signed_names(region: &str) -> Vec<String> {
     vec![format!("*.{region}.elb.amazonaws.com")]
 }
 
+/// Every key type ACM knows (API reference, `Filters.keyTypes`). Without `Includes.keyTypes`
+/// `ListCertificates` returns only RSA_1024 and RSA_2048 certificates, so the self-signed one
+/// (rcgen's EC P-256 key) would never be found and every `up` would import another.
+const KEY_TYPES: [KeyAlgorithm; 7] = [
+    KeyAlgorithm::Rsa1024,
+    KeyAlgorithm::Rsa2048,
+    KeyAlgorithm::Rsa3072,
+    KeyAlgorithm::Rsa4096,
+    KeyAlgorithm::EcPrime256v1,
+    KeyAlgorithm::EcSecp384r1,
+    KeyAlgorithm::EcSecp521r1,
+];
+
 async fn list(
     acm: &aws_sdk_acm::Client,
 ) -> Result<Vec<aws_sdk_acm::types::CertificateSummary>, DeployError> {
     let mut out = vec![];
     let mut token = None;
+    let includes = Filters::builder().set_key_types(Some(KEY_TYPES.to_vec())).build();
     loop {
         let page = acm
             .list_certificates()
             .certificate_statuses(CertificateStatus::Issued)
             .certificate_statuses(CertificateStatus::PendingValidation)
+            .includes(includes.clone())
             .set_next_token(token)
             .send()
             .await

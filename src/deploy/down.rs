@@ -126,6 +126,15 @@ pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
         final_snapshot = Some(id);
     }
     steps.push(("destroy".into(), format!("pulumi destroy: every resource of stack `{env}` (load balancer, instances, database, network)")));
+    if let Some(db) = o.last.as_ref().and_then(|r| r.output(Output::DbInstanceIdentifier)) {
+        steps.push((
+            "delete".into(),
+            format!(
+                "the database's log groups {}* (made by RDS, not the program)",
+                super::rdslogs::prefix(db)
+            ),
+        ));
+    }
     match &o.last {
         Some(r) => steps.push((
             "retire".into(),
@@ -239,6 +248,10 @@ async fn destroy(
         p.progress(&format!("  pulumi destroy (stack {env})"));
         pulumi.destroy(p).await.map_err(DeployError::from)?;
         p.progress(&format!("✓ stack `{env}` destroyed"));
+        // RDS made the database's log groups, not the program (see rdslogs).
+        if let Some(db) = last.as_ref().and_then(|r| r.output(Output::DbInstanceIdentifier)) {
+            super::rdslogs::delete(&stack.region, db, p).await?;
+        }
     } else {
         p.progress(&format!("✓ no pulumi stack `{env}` in {backend}: nothing to destroy"));
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod execute;
 pub mod observe;
 pub mod plan;
+pub mod rdslogs;
 pub mod refresh;
 pub mod releases;
 pub mod snapshot;

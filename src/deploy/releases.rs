@@ -84,8 +84,22 @@ pub async fn rollback(
     if let Some(ami) = &rec.ami {
         pinned.instances.ami = Some(ami.clone());
     }
+    // The record is data from the state bucket: its image goes into the program and the user data
+    // only once it parses as a digest-pinned reference naming the recorded digest.
+    let uri = crate::image::uri::parse(&rec.image_uri)
+        .ok()
+        .filter(|u| u.digest == rec.image_digest)
+        .ok_or_else(|| {
+            OrchError::failed(
+                format!(
+                    "{key}: image_uri `{}` is not <registry>/<repository>@{}",
+                    rec.image_uri, rec.image_digest
+                ),
+                "roll back to another release (`orch releases`) or fix the record",
+            )
+        })?;
     let steps = steps::Wired::pinned(steps::ImageRef {
-        uri: rec.image_uri.clone(),
+        uri: uri.whole(),
         digest: rec.image_digest.clone(),
     });
     let run = execute::Run {

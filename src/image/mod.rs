@@ -3,7 +3,8 @@
 //! `build/<env>/image/` ([`layout`]), unpacking for the local tier ([`unpack`]), and pushing it
 //! ([`push`], with ECR on AWS in [`ecr`]). The CA bundle comes from a pinned crate
 //! ([`cabundle`]), what the image was built from is recorded in its labels ([`provenance`]), and
-//! [`verify`] rebuilds a checkout to compare it with a given digest. [`pipeline`] strings these
+//! [`verify`] rebuilds a checkout to compare it with a given digest; [`uri`] checks image references
+//! wherever they enter. [`pipeline`] strings these
 //! together for the commands.
 pub mod binary;
 pub mod cabundle;
@@ -16,6 +17,7 @@ pub mod push;
 pub mod rootfs;
 pub mod source;
 pub mod unpack;
+pub mod uri;
 pub mod verify;
 
 pub use layout::Layout;

@@ -40,11 +40,26 @@ pub struct PushReport {
 
 /// Plain HTTP for a registry on this machine, HTTPS for everything else.
 pub fn protocol(registry: &str) -> ClientProtocol {
-    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
-    if matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.") {
+    if is_loopback(registry) {
         ClientProtocol::HttpsExcept(vec![registry.to_owned()])
     } else {
         ClientProtocol::Https
+    }
+}
+
+/// Whether `registry` (`host[:port]`) is this machine, decided by parsing it as an URI authority
+/// and its host as an IP address (`127.0.0.0/8`, `::1`) or the name `localhost`: a name such as
+/// `127.0.0.1.example.com` is a remote host.
+pub fn is_loopback(registry: &str) -> bool {
+    let Ok(authority) = registry.parse::<hyper::http::uri::Authority>() else { return false };
+    if authority.as_str().contains('@') {
+        return false;
+    }
+    let host = authority.host();
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -195,7 +210,19 @@ mod tests {
                 "{local}"
             );
         }
-        for remote in ["123456789012.dkr.ecr.eu-west-1.amazonaws.com", "ghcr.io", "10.0.0.1:5000"] {
+        for local in ["127.1.2.3:5000", "[::1]:5000", "LOCALHOST"] {
+            assert!(is_loopback(local), "{local}");
+        }
+        for remote in [
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "ghcr.io",
+            "10.0.0.1:5000",
+            "127.0.0.1.nip.example:5000",
+            "127.evil.example",
+            "localhost.example.com",
+            "user@127.0.0.1:5000",
+            "[::ffff:10.0.0.1]:5000",
+        ] {
             assert!(matches!(protocol(remote), ClientProtocol::Https), "{remote}");
         }
     }

@@ -28,9 +28,9 @@ pub struct Expected {
 pub fn parse(arg: &str) -> Result<Expected, ImageError> {
     let bad = || ImageError::BadDigest(arg.to_owned());
     let (location, digest) = match arg.rsplit_once('@') {
-        Some((name, digest)) => {
-            let (registry, repository) = name.split_once('/').ok_or_else(bad)?;
-            (Some((registry.to_owned(), repository.to_owned())), digest)
+        Some((_, digest)) => {
+            let uri = super::uri::parse(arg).map_err(|_| bad())?;
+            (Some((uri.registry, uri.repository)), digest)
         }
         None => (None, arg),
     };
@@ -144,6 +144,17 @@ fn compare(built: &Built, theirs: &Theirs) -> (Vec<LayerRow>, Vec<LabelDiff>) {
     (rows, labels)
 }
 
+/// The credentials to read `registry` with: `ORCH_REGISTRY_USERNAME`/`_PASSWORD` belong to the
+/// configured `image.registry` only; any other registry a `--verify` reference names is read
+/// anonymously, so the reference cannot send them elsewhere.
+fn auth_for(stack: &Stack, registry: &str) -> oci_client::secrets::RegistryAuth {
+    if stack.image.registry.as_deref() == Some(registry) {
+        pipeline::registry_auth()
+    } else {
+        oci_client::secrets::RegistryAuth::Anonymous
+    }
+}
+
 /// Rebuild `project` and compare it with `arg` (see [`parse`]).
 pub async fn verify(
     project: &Project,
@@ -170,7 +181,7 @@ pub async fn verify(
     let theirs = match (local, expected.location) {
         (Some(layout), _) => Ok(from_layout(layout)),
         (None, Some((registry, repository))) => {
-            let auth = pipeline::registry_auth();
+            let auth = auth_for(stack, &registry);
             from_registry(&Destination { registry, repository, auth }, &expected.digest).await
         }
         (None, None) => match pipeline::destination(stack, printer).await {
@@ -202,6 +213,25 @@ mod tests {
             ["sha256:abc", &format!("sha512:{hex}"), &format!("app@sha256:{hex}"), &"A".repeat(71)]
         {
             assert!(matches!(parse(bad), Err(ImageError::BadDigest(_))), "{bad}");
+        }
+        let quoted = format!("r.io/app'x@sha256:{hex}");
+        assert!(matches!(parse(&quoted), Err(ImageError::BadDigest(_))));
+    }
+
+    #[test]
+    fn registry_credentials_go_only_to_the_configured_registry() {
+        let text = include_str!("../../stacks/dev.yaml").replace(
+            "  repository: orch-app\n",
+            "  repository: orch-app\n  registry: 127.0.0.1:5000\n",
+        );
+        let stack =
+            crate::config::load_str(&text, "dev", std::path::Path::new("stacks/dev.yaml")).unwrap();
+        assert_eq!(stack.image.registry.as_deref(), Some("127.0.0.1:5000"));
+        for elsewhere in ["attacker.example", "127.0.0.1:5001", "127.0.0.1.attacker.example:5000"] {
+            assert!(
+                matches!(auth_for(&stack, elsewhere), oci_client::secrets::RegistryAuth::Anonymous),
+                "{elsewhere}"
+            );
         }
     }
 }

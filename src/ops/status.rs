@@ -112,10 +112,14 @@ fn deployment_row(rec: &Record) -> Row {
         rec.digest().map(judge::short_digest).unwrap_or_else(|| "?".into()),
         crate::clock::show(&rec.time)
     );
-    // The config hash covers secrets: it stays in the state store, out of reports.
+    // Out of reports (they end up in CI logs): the config hash covers secrets, and the recorded
+    // stack file holds the secrets provider's `encryptionsalt` (an offline check of a guessed
+    // passphrase) and pulumi's ciphertext of any secret config. Both stay in the state store.
     let mut data = serde_json::to_value(rec).unwrap_or_default();
     if let Some(fields) = data.as_object_mut() {
-        fields.remove("config_hash");
+        for secret_adjacent in ["config_hash", "stack_file"] {
+            fields.remove(secret_adjacent);
+        }
     }
     Row::ok("deployment", summary).lines(lines).data(data)
 }

@@ -12,6 +12,8 @@ pub const AWS_CLASSIC_VERSION: &str = "7.48.0";
 /// idle timeout (`idle_timeout.timeout_seconds`, 60 s in pulumi/partials/loadbalancer.hbs), so the ALB
 /// always closes an idle connection first; the `app-idle-timeout` check rule proves the order.
 pub(crate) const APP_KEEP_ALIVE_MS: u64 = 75_000;
+/// The database role the app logs in as on AWS (never the RDS master user `orch`).
+const APP_DB_USER: &str = "orch_app";
 /// An ALB fixed response body holds at most 1024 bytes.
 pub const PAGE_404_MAX: usize = 1024;
 
@@ -77,6 +79,7 @@ pub fn context(stack: &Stack, page404: &str) -> Value {
         },
         "database": {
             "name": "orch",
+            "appUser": APP_DB_USER,
             "engineVersion": "17",
             "instanceClass": db.instance_class.clone().unwrap_or_else(|| "db.t3.micro".into()),
             "storageGb": db.storage_gb.unwrap_or(20),

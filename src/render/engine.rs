@@ -1,6 +1,9 @@
 //! The handlebars engine: templates (`pulumi/*.hbs`) and partials (`pulumi/partials/*.hbs`) are read from
-//! the project at run time so users can edit them; strict mode, no HTML escaping, and the helpers
-//! `json`, `eq`, `concat`, `tags` and `asgTags`.
+//! the project at run time so users can edit them; strict mode, and the helpers `yaml`, `eq`,
+//! `concat`, `tags` and `asgTags`. [`yaml_scalar`] is the one escaping function: `{{yaml x}}` and the
+//! tag lists emit stack values through it as YAML double-quoted scalars. Plain `{{x}}` is not
+//! escaped (it is used inside larger strings and the user-data script): [`super::guard`] refuses to
+//! render when any value it could emit is outside the plain charset.
 use handlebars::{
     handlebars_helper, Context, Handlebars, Helper, HelperResult, Output, RenderContext,
     RenderErrorReason,
@@ -24,7 +27,7 @@ pub(super) fn load(dir: &Path) -> Result<Handlebars<'static>, RenderError> {
     handlebars_helper!(concat: |a: str, b: str| format!("{a}{b}"));
     hb.register_helper("eq", Box::new(eq));
     hb.register_helper("concat", Box::new(concat));
-    hb.register_helper("json", Box::new(json_helper));
+    hb.register_helper("yaml", Box::new(yaml_helper));
     hb.register_helper("tags", Box::new(tags_helper));
     hb.register_helper("asgTags", Box::new(tags_helper));
     Ok(hb)
@@ -71,18 +74,28 @@ pub(super) fn render(
         .map_err(|e| RenderError::Template { name: format!("{name}.hbs"), message: e.to_string() })
 }
 
-/// `{{{json value}}}`: the value as a one-line JSON document, which is valid YAML; a literal `${` in
-/// strings is doubled to `$${` so Pulumi YAML does not read it as an interpolation.
-fn json_helper(
+/// The one escaping function: `value` as a one-line JSON document — for a string, a YAML
+/// double-quoted scalar whose quotes, backslashes and control characters are escaped — with a literal
+/// `${` doubled to `$${` so Pulumi YAML does not read it as an interpolation.
+pub(super) fn yaml_scalar(value: &Value) -> Result<String, RenderErrorReason> {
+    let text = serde_json::to_string(value).map_err(|e| RenderErrorReason::Other(e.to_string()))?;
+    Ok(text.replace("${", "$${"))
+}
+
+/// `{{yaml value}}`: [`yaml_scalar`].
+fn yaml_helper(
     h: &Helper,
     _: &Handlebars,
     _: &Context,
     _: &mut RenderContext,
     out: &mut dyn Output,
 ) -> HelperResult {
-    let value = h.param(0).ok_or(RenderErrorReason::ParamNotFoundForIndex("json", 0))?.value();
-    let text = serde_json::to_string(value).map_err(|e| RenderErrorReason::Other(e.to_string()))?;
-    out.write(&text.replace("${", "$${"))?;
+    let param = h.param(0).ok_or(RenderErrorReason::ParamNotFoundForIndex("yaml", 0))?;
+    // Strict mode does not cover helper parameters: a misspelt variable would render `null`.
+    if param.is_value_missing() {
+        return Err(RenderErrorReason::MissingVariable(param.relative_path().cloned()).into());
+    }
+    out.write(&yaml_scalar(param.value())?)?;
     Ok(())
 }
 
@@ -120,7 +133,6 @@ fn tags_helper(
             }
         })
         .collect();
-    let text = serde_json::to_string(&list).map_err(|e| RenderErrorReason::Other(e.to_string()))?;
-    out.write(&text.replace("${", "$${"))?;
+    out.write(&yaml_scalar(&Value::Array(list))?)?;
     Ok(())
 }

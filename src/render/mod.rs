@@ -3,6 +3,7 @@
 //! [`Rendered::program_hash`] tells the deploy code whether anything changed.
 mod context;
 mod engine;
+mod guard;
 pub mod stackfile;
 
 pub use context::{context, AWS_CLASSIC_VERSION, PAGE_404_MAX, TLS_POLICY};
@@ -51,6 +52,8 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{key}` = `{value}` would be rendered unescaped and holds characters outside letters, digits and . _ / : @ % ~ + -")]
+    Unsafe { key: String, value: String },
     #[error("template {name}: {message}")]
     Template { name: String, message: String },
     #[error("the ALB's 404 page {} is missing", path.display())]
@@ -66,6 +69,7 @@ impl RenderError {
             RenderError::LocalTarget { .. } => "the local target runs without Pulumi: use `orch up --env local`; render an AWS env, e.g. `orch render --env dev`".into(),
             RenderError::NoTemplates { .. } => "run orch from the project checkout (it holds pulumi/), or pass --root".into(),
             RenderError::Template { .. } => "fix the template under pulumi/ and run `orch render` again".into(),
+            RenderError::Unsafe { .. } => "fix the value in stacks/<env>.yaml (`orch check` names the key) and run `orch render` again".into(),
             RenderError::PageMissing { .. } | RenderError::PageTooLarge { .. } => {
                 format!("write app/pages/404-alb.html (at most {PAGE_404_MAX} bytes) and run `orch render` again")
             }
@@ -96,6 +100,7 @@ fn render_with(
     let page = read_page(project)?;
     let mut data = context(stack, &page);
     data["deletionProtection"] = deletion_protection.into();
+    guard::check(&data)?;
     let registry = engine::load(&project.templates_dir())?;
     let program = engine::render(&registry, "Pulumi.yaml", &data)?;
     Ok(Rendered { program, config: stack_config(stack) })

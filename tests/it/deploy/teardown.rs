@@ -19,16 +19,38 @@ async fn down_destroys_the_stack_retires_the_record_keeps_the_zone_and_the_next_
 
     env.up(DIGEST_A, &[], &[]).success();
     let latest = format!("deployments/{}/latest.json", env.name);
+    // The log group RDS makes for the database when it first exports a log (not the program's).
+    let record: serde_json::Value =
+        serde_json::from_str(&env.object(&latest).await.unwrap()).unwrap();
+    let db = record["outputs"]["dbInstanceIdentifier"].as_str().expect("db output").to_string();
+    let rds_group = format!("/aws/rds/instance/{db}/postgresql");
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&env.sdk().await);
+    logs.create_log_group().log_group_name(&rds_group).send().await.unwrap();
+    let groups = || async {
+        let out = logs
+            .describe_log_groups()
+            .log_group_name_prefix(format!("/aws/rds/instance/{db}/"))
+            .send()
+            .await
+            .unwrap();
+        out.log_groups()
+            .iter()
+            .filter_map(|g| g.log_group_name())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
     let before = env.moto_state().await;
     let plan = down(&["--dry-run"]).success();
     let text = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
     assert!(
         text.contains("[destroy] pulumi destroy")
             && text.contains("[retire ] deployment record")
-            && text.contains("hosted zone and NS delegation"),
+            && text.contains("hosted zone and NS delegation")
+            && text.contains(&format!("/aws/rds/instance/{db}/*")),
         "{text}"
     );
     assert_eq!(env.moto_state().await, before, "--dry-run changed moto state");
+    assert_eq!(groups().await, std::slice::from_ref(&rds_group), "--dry-run deleted a log group");
     assert!(!env.calls().iter().any(|c| c[0] == "destroy"));
 
     let out = down(&[]).success();
@@ -43,6 +65,8 @@ async fn down_destroys_the_stack_retires_the_record_keeps_the_zone_and_the_next_
         "{destroy:?}"
     );
     assert_eq!(env.object(&latest).await, None, "the record is retired");
+    assert!(groups().await.is_empty(), "the database's log groups are deleted");
+    assert!(stderr(&out).contains(&format!("log group {rds_group} deleted")), "{}", stderr(&out));
     assert_eq!(env.object(&format!("locks/{}.json", env.name)).await, None, "the lock is released");
     let history = env
         .s3()
