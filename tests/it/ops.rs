@@ -290,6 +290,7 @@ impl World {
             certificate_arn: Some(cert_arn.clone()),
             stack_file: None,
             ami: None,
+            program: None,
             by: None,
             time: "2026-01-02T03:04:05Z".parse().unwrap(),
             orch_version: "0.0.0".into(),
