@@ -217,7 +217,7 @@ fn offers_at_twice_the_table(dir: &std::path::Path) {
         let mut attributes =
             serde_json::json!({"usagetype": e["usagetype"], "location": "EU (Ireland)"});
         let mut add = |sku: String, attributes: Value, tiers: Value| {
-            let family = e.get("product_family").cloned().unwrap_or("Other".into());
+            let family = e.get("product_family").cloned().unwrap_or_else(|| "Other".into());
             offer["products"][&sku] =
                 serde_json::json!({"sku": sku, "productFamily": family, "attributes": attributes});
             offer["terms"]["OnDemand"][&sku] =
