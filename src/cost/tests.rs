@@ -52,9 +52,12 @@ fn every_type_the_templates_can_emit_is_priced_or_listed_free_with_a_reason() {
     }
 }
 
+/// An edit of a stack file's text.
+type Edit = fn(&str) -> String;
+
 #[test]
 fn every_resource_of_every_rendered_program_is_priced_or_free() {
-    let variants: [(&str, fn(&str) -> String); 4] = [
+    let variants: [(&str, Edit); 4] = [
         ("dev", |s| s.to_string()),
         ("prod", |s| s.to_string()),
         ("dev", |s| s.replace("profile: economy", "profile: standard")),
