@@ -40,6 +40,12 @@ pub enum Command {
     Render,
     /// Render and check the program offline: schema, references and policy rules
     Check(ReportArgs),
+    /// What the rendered program costs a month, line by line, before anything exists
+    ///
+    /// Prices come from data/prices/<region>.json (on-demand, with each entry's AWS Price List
+    /// source and date); usage-driven items from the stack's `cost:` assumptions. A resource type
+    /// that is neither priced nor known to be free stops with exit 2.
+    Cost(ReportArgs),
     /// Build the app's OCI image into build/<env>/image/ (and push it with --push)
     Build(BuildArgs),
     /// Run the acceptance suite against a deployed URL

@@ -46,6 +46,8 @@ pub enum OrchError {
     #[error(transparent)]
     Check(#[from] CheckError),
     #[error(transparent)]
+    Cost(#[from] crate::cost::CostError),
+    #[error(transparent)]
     Image(#[from] ImageError),
     #[error("{what}: {source}")]
     Io {
@@ -87,6 +89,7 @@ impl OrchError {
             OrchError::Ops(e) => Some(e.hint()),
             OrchError::Render(e) => Some(e.hint()),
             OrchError::Check(e) => Some(e.hint()),
+            OrchError::Cost(e) => Some(e.hint()),
             OrchError::Image(e) => e.hint(),
             OrchError::Usage(_) => Some("run `orch --help`".into()),
             OrchError::Settings(e) => Some(format!(

@@ -46,6 +46,10 @@ impl Project {
     pub fn pages_dir(&self) -> PathBuf {
         self.root.join("app").join("pages")
     }
+    /// The price table of `region` (`data/prices/<region>.json`), read by `orch cost`.
+    pub fn price_table(&self, region: &str) -> PathBuf {
+        self.root.join("data").join("prices").join(format!("{region}.json"))
+    }
 
     /// The source revision: `git rev-parse HEAD`, `-dirty` when the tree has changes, or `unknown`.
     pub fn revision(&self, runner: &dyn Runner) -> String {

@@ -152,7 +152,24 @@ pub fn gate(project: &Project, stack: &Stack) -> Result<Report, CheckError> {
 pub fn check(project: &Project, stack: &Stack) -> Result<Report, CheckError> {
     let rendered = render::render(project, stack)?;
     render::write(project, stack, &rendered)?;
-    Ok(check_program(&rendered.program, stack))
+    let mut report = check_program(&rendered.program, stack);
+    report.findings.extend(budget(project, stack, &rendered.program));
+    Ok(report)
+}
+
+/// The stack's `cost.budget_monthly_usd` (docs/cost.md): a finding when the program costs more a
+/// month, or when it cannot be priced to tell.
+fn budget(project: &Project, stack: &Stack, program: &str) -> Option<Finding> {
+    let message = match crate::cost::over_budget(project, stack, program) {
+        Ok(over) => over?,
+        Err(e) => format!("cannot tell whether the program stays within the budget: {e}"),
+    };
+    Some(Finding {
+        category: "cost",
+        rule: "budget".into(),
+        path: "cost.budget_monthly_usd".into(),
+        message,
+    })
 }
 
 /// Check a program's text (as rendered for `stack`): structure first, then policy.

@@ -2,6 +2,7 @@
 pub mod build;
 pub mod check;
 pub mod completions;
+pub mod cost;
 pub mod down;
 pub mod drift;
 pub mod local;
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<Outcome, OrchError> {
         Command::Drift(args) => drift::run(&ctx, args).await,
         Command::Render => render::run(&ctx).await,
         Command::Check(args) => check::run(&ctx, args).await,
+        Command::Cost(args) => cost::run(&ctx, args).await,
         Command::Build(args) => build::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
         Command::Down(args) => down::run(&ctx, args).await,

@@ -2,12 +2,14 @@
 //! with defaults documented on each field, loaded and validated all at once by [`load`].
 mod backend;
 mod inputs;
+mod cost;
 mod load;
 mod locate;
 mod validate;
 
 pub use backend::Backend;
 pub use inputs::is_env_name;
+pub use cost::{CostSettings, Profile};
 pub use load::{load, load_str, ConfigError, Problem};
 pub use locate::locate;
 pub use validate::{is_ami_id, is_dns_name};
@@ -59,6 +61,12 @@ pub struct Stack {
     /// Tags put on every AWS resource.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// How much of the tier is duplicated per zone (aws); see [`Stack::profile`] for the default.
+    #[serde(default, rename = "profile")]
+    pub profile_choice: Option<Profile>,
+    /// The usage `orch cost` assumes, and an optional monthly budget `orch check` holds the program to.
+    #[serde(default)]
+    pub cost: Option<CostSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,6 +247,18 @@ impl Stack {
     /// Local settings, defaulted when the section is absent.
     pub fn local_settings(&self) -> LocalSettings {
         self.local.clone().unwrap_or_default()
+    }
+    /// The profile: as the stack says, else `standard` for a protected stack and `economy` otherwise.
+    pub fn profile(&self) -> Profile {
+        self.profile_choice.unwrap_or(if self.protected {
+            Profile::Standard
+        } else {
+            Profile::Economy
+        })
+    }
+    /// The cost assumptions, defaulted when the section is absent.
+    pub fn cost_settings(&self) -> CostSettings {
+        self.cost.clone().unwrap_or_default()
     }
 }
 

@@ -13,6 +13,7 @@ pub(super) fn validate(stack: &Stack) -> Vec<Problem> {
     health(stack, &mut out);
     backend(stack, &mut out);
     super::inputs::check(stack, &mut out);
+    cost(stack, &mut out);
     out.0
 }
 
@@ -302,6 +303,36 @@ fn health(s: &Stack, out: &mut Problems) {
         "health_check.grace_period_seconds",
         "grace_period_seconds must be 0–7200",
     );
+}
+
+fn cost(s: &Stack, out: &mut Problems) {
+    let aws_only = |key: &str| format!("`{key}` applies to aws environments only");
+    if s.target == Target::Local {
+        out.check(s.cost.is_none(), "cost", aws_only("cost"));
+        out.check(s.profile_choice.is_none(), "profile", aws_only("profile"));
+    }
+    let Some(c) = &s.cost else { return };
+    for (key, value) in
+        [("gb_out_per_month", c.gb_out_per_month), ("log_gb_per_month", c.log_gb_per_month)]
+    {
+        out.check(
+            value.is_finite() && (0.0..=1e7).contains(&value),
+            &format!("cost.{key}"),
+            format!("{value} is not a number of GB from 0 to 10000000"),
+        );
+    }
+    out.check(
+        c.requests_per_month <= 1_000_000_000_000,
+        "cost.requests_per_month",
+        "at most 10^12 requests a month",
+    );
+    if let Some(b) = c.budget_monthly_usd {
+        out.check(
+            b.is_finite() && b > 0.0,
+            "cost.budget_monthly_usd",
+            format!("{b} is not a positive amount of US dollars"),
+        );
+    }
 }
 
 fn backend(s: &Stack, out: &mut Problems) {

@@ -272,6 +272,7 @@ async fn run_step<S: Steps>(
                 )
                 .ok(),
                 ami: cx.ami.as_ref().map(|a| a.id.clone()),
+                program: std::fs::read_to_string(program.dir.join("Pulumi.yaml")).ok(),
                 // Milliseconds: two releases within one second (a quick rollback) keep their order.
                 time: crate::clock::now(),
                 orch_version: env!("CARGO_PKG_VERSION").into(),

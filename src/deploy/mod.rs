@@ -43,7 +43,12 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcom
     let steps = steps::Wired::default();
     if args.dry_run {
         let observed = observe::observe(&project, stack, &aws, &store, &steps, ctx.printer).await?;
-        let plan = plan::plan(stack, &observed, args.force, args.force_unlock);
+        let mut plan = plan::plan(stack, &observed, args.force, args.force_unlock);
+        let live = observed.last.as_ref().and_then(|r| r.program.as_deref());
+        match crate::cost::for_plan(&project, stack, live) {
+            Ok(cost) => plan.cost = Some(cost),
+            Err(e) => ctx.printer.warn(&format!("monthly cost unknown: {e}")),
+        }
         if args.json {
             ctx.printer.json(&plan)?;
         } else {

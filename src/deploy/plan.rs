@@ -127,6 +127,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Nothing changed since the last recorded deployment: pulumi is skipped.
     pub noop: bool,
+    /// The monthly cost and its change against the live release (`orch up --dry-run`; docs/cost.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::Delta>,
 }
 
 impl Plan {
@@ -141,6 +144,7 @@ impl Plan {
                 .iter()
                 .map(|s| format!("  [{:<6}] {:<18} {}", s.action.label(), s.name, s.detail)),
         );
+        out.extend(self.cost.iter().flat_map(crate::cost::Delta::lines));
         out
     }
 }
@@ -342,7 +346,7 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             format!("deployments/{}/latest.json (+ history)", stack.name),
         );
     }
-    Plan { env: stack.name.clone(), steps, noop }
+    Plan { env: stack.name.clone(), steps, noop, cost: None }
 }
 
 #[cfg(test)]

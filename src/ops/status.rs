@@ -78,9 +78,26 @@ pub(super) async fn gather(
     rows.push(judge::image(rec.digest(), record::latest_built(&build_dir).as_deref()));
     rows.push(live);
     rows.push(database);
+    rows.push(cost_row(project, stack, &rec));
     let verdict =
         if Report::worst(&rows) >= Level::Bad { Verdict::Degraded } else { Verdict::Healthy };
     Ok(Report { env: stack.name.clone(), kind: "status", verdict, rows })
+}
+
+/// What the environment costs a month (docs/cost.md); never a health problem, so a Note at worst.
+fn cost_row(project: &Project, stack: &Stack, rec: &Record) -> Row {
+    match crate::cost::running(project, stack, rec.program.as_deref()) {
+        Ok((e, live)) => {
+            let total = crate::cost::usd(e.total_usd);
+            let data = serde_json::json!({ "monthly_usd": e.total_usd, "prices_taken": e.prices_taken, "from_live_release": live });
+            if live {
+                Row::ok("cost", format!("{total}/month: the live release's program at the prices of {} (`orch cost` itemizes)", e.prices_taken)).data(data)
+            } else {
+                Row::new("cost", Level::Note, format!("{total}/month: the current program; the live release recorded none (orch before `orch cost`)")).data(data)
+            }
+        }
+        Err(e) => Row::new("cost", Level::Note, format!("unknown: {e}")),
+    }
 }
 
 /// A torn-down environment: one row saying since when, and what ran before (exit 1: not serving).

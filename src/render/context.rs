@@ -17,10 +17,11 @@ const APP_DB_USER: &str = "orch_app";
 /// An ALB fixed response body holds at most 1024 bytes.
 pub const PAGE_404_MAX: usize = 1024;
 
-/// The template data for `stack`. Production (a `protected` stack) gets a NAT gateway per zone, deletion
-/// protection and longer log retention; other stacks share one NAT gateway (docs/programs.md).
+/// The template data for `stack`. Production (a `protected` stack) gets deletion protection and longer
+/// log retention; the `standard` profile a NAT gateway per zone, `economy` one shared (docs/programs.md).
 pub fn context(stack: &Stack, page404: &str) -> Value {
     let production = stack.protected;
+    let nat_per_zone = stack.profile() == crate::config::Profile::Standard;
     let zones: Vec<Value> = stack
         .zones
         .iter()
@@ -33,8 +34,8 @@ pub fn context(stack: &Stack, page404: &str) -> Value {
                 "suffix": suffix,
                 "publicCidr": format!("10.0.{}.0/24", i),
                 "privateCidr": format!("10.0.{}.0/24", 10 + i),
-                "hasNat": production || i == 0,
-                "natSuffix": if production { suffix } else { zone_suffix(0) },
+                "hasNat": nat_per_zone || i == 0,
+                "natSuffix": if nat_per_zone { suffix } else { zone_suffix(0) },
             })
         })
         .collect();

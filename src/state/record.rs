@@ -32,6 +32,10 @@ pub struct Record {
     /// The AMI id the instances boot (absent in records of older orch versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ami: Option<String>,
+    /// The rendered program (`Pulumi.yaml`) that was deployed: what `orch status` and the
+    /// `--dry-run` cost change price as running now (absent in records of older orch versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
     /// Who ran the deployment (`user@host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
@@ -211,6 +215,7 @@ pub(crate) mod tests {
             certificate_arn: Some("arn:aws:acm:eu-west-1:1:certificate/c".into()),
             stack_file: None,
             ami: None,
+            program: None,
             by: None,
             time: "2026-01-01T00:00:00Z".parse().unwrap(),
             orch_version: "0".into(),

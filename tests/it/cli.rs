@@ -12,6 +12,7 @@ fn help_lists_every_subcommand() {
         "drift",
         "render",
         "check",
+        "cost",
         "build",
         "verify",
         "down",

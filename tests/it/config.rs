@@ -82,7 +82,7 @@ fn name_and_domain_rules() {
         other => panic!("expected a parse error at pulumi.backend, got {other:?}"),
     }
     assert_flags(
-        |t| t.replace("instance_class: db.t3.micro", "instance_class: t3.micro"),
+        |t| t.replace("instance_class: db.t4g.micro", "instance_class: t3.micro"),
         "database.instance_class",
     );
 }

@@ -4,6 +4,7 @@ mod support;
 mod check;
 mod cli;
 mod config;
+mod cost;
 mod deploy;
 mod hostile;
 mod image;

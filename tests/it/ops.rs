@@ -293,6 +293,7 @@ impl World {
                 "encryptionsalt: v1:c2FsdHNhbHQ=:v1:SEEDSALT\nconfig:\n  orch-dev:imageUri: registry.example/orch-app@{DIGEST}\n"
             )),
             ami: None,
+            program: None,
             by: None,
             time: "2026-01-02T03:04:05Z".parse().unwrap(),
             orch_version: "0.0.0".into(),

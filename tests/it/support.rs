@@ -9,7 +9,7 @@ pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A temporary project holding a copy of `stacks/`, `pulumi/` and `app/pages/`.
+/// A temporary project holding a copy of `stacks/`, `pulumi/`, `app/pages/`, `schema/` and `data/`.
 pub(crate) struct Scratch {
     pub dir: tempfile::TempDir,
 }
@@ -17,7 +17,7 @@ pub(crate) struct Scratch {
 impl Scratch {
     pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        for sub in ["stacks", "pulumi", "app/pages", "schema"] {
+        for sub in ["stacks", "pulumi", "app/pages", "schema", "data"] {
             let from = repo().join(sub);
             if from.is_dir() {
                 copy_dir(&from, &dir.path().join(sub));

@@ -4,6 +4,7 @@
 //! suite after `pulumi up`. Every test uses its own environment name, bucket and domain, so they
 //! share one moto.
 mod contracts;
+mod cost;
 mod env;
 mod recovery;
 mod teardown;
