@@ -39,6 +39,9 @@ pub const VARS: &[(&str, &str)] = &[
     ("ORCH_LB_BODY_TIMEOUT_MS", "local LB: request body idle timeout, ms"),
     ("ORCH_LB_BODY_TOTAL_MS", "local LB: whole buffered body timeout, ms"),
     ("ORCH_LB_SEND_TIMEOUT_MS", "local LB: response send idle timeout, ms"),
+    ("ORCH_LB_RESPONSE_TIMEOUT_MS", "local LB: instance response body idle timeout, ms"),
+    ("ORCH_LB_MAX_BODY_BYTES", "local LB: largest streamed request body, bytes"),
+    ("ORCH_LB_BUFFER_BYTES", "local LB: bytes of buffered request bodies, all connections"),
     ("ORCH_LB_MAX_HTTPS_CONNS", "local LB: HTTPS connection cap"),
     ("ORCH_LB_MAX_HTTP_CONNS", "local LB: HTTP connection cap"),
 ];
@@ -76,6 +79,9 @@ pub struct Settings {
     pub lb_body_timeout: Option<Duration>,
     pub lb_body_total: Option<Duration>,
     pub lb_send_timeout: Option<Duration>,
+    pub lb_response_timeout: Option<Duration>,
+    pub lb_max_body: Option<usize>,
+    pub lb_buffer_bytes: Option<usize>,
     pub lb_max_https_conns: Option<usize>,
     pub lb_max_http_conns: Option<usize>,
 }
@@ -165,6 +171,9 @@ impl Settings {
             lb_body_timeout: r.millis("ORCH_LB_BODY_TIMEOUT_MS")?,
             lb_body_total: r.millis("ORCH_LB_BODY_TOTAL_MS")?,
             lb_send_timeout: r.millis("ORCH_LB_SEND_TIMEOUT_MS")?,
+            lb_response_timeout: r.millis("ORCH_LB_RESPONSE_TIMEOUT_MS")?,
+            lb_max_body: r.count("ORCH_LB_MAX_BODY_BYTES")?,
+            lb_buffer_bytes: r.count("ORCH_LB_BUFFER_BYTES")?,
             lb_max_https_conns: r.count("ORCH_LB_MAX_HTTPS_CONNS")?,
             lb_max_http_conns: r.count("ORCH_LB_MAX_HTTP_CONNS")?,
         })

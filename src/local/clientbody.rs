@@ -1,6 +1,7 @@
 //! The client's request body as the load balancer reads it: every frame must arrive within the
-//! body-progress timeout, and a failure is classified as the client's — malformed framing (400),
-//! an upload cut short (the client hung up), or no progress (408). These errors travel through
+//! body-progress timeout, the whole body must stay within its size limit, and a failure is
+//! classified as the client's — malformed framing (400), an upload cut short (the client hung up),
+//! no progress (408), or too large (413: a chunked body is cut where it crosses the limit). These errors travel through
 //! hyper's client when the body is streamed upstream, so the proxy can tell a client's failure
 //! from the instance's and never marks an instance suspect for it.
 use std::future::Future;
@@ -22,6 +23,8 @@ pub enum ClientBodyError {
     Aborted,
     #[error("no request body byte within the body timeout")]
     Stalled,
+    #[error("the request body is larger than the limit")]
+    TooLarge,
 }
 
 impl ClientBodyError {
@@ -30,6 +33,7 @@ impl ClientBodyError {
         match self {
             ClientBodyError::Malformed | ClientBodyError::Aborted => StatusCode::BAD_REQUEST,
             ClientBodyError::Stalled => StatusCode::REQUEST_TIMEOUT,
+            ClientBodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -65,10 +69,12 @@ impl ClientBodyError {
     }
 }
 
-/// The client's body with a progress deadline, reset by every frame.
+/// The client's body with a progress deadline, reset by every frame, and a size limit.
 pub struct ClientBody {
     inner: Incoming,
     idle: Duration,
+    /// Bytes the body may still carry.
+    left: u64,
     /// Armed when the body first has to wait (a request without a body never allocates it).
     deadline: Option<Pin<Box<Sleep>>>,
     /// The last frame's arrival: the deadline is `idle` after it.
@@ -76,8 +82,15 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    pub fn new(inner: Incoming, idle: Duration) -> Self {
-        ClientBody { inner, idle, deadline: None, last: None }
+    /// `inner` may carry at most `limit` bytes, each frame within `idle` of the last.
+    pub fn new(inner: Incoming, idle: Duration, limit: u64) -> Self {
+        ClientBody { inner, idle, left: limit, deadline: None, last: None }
+    }
+
+    /// Does the body declare (`Content-Length`) more than it may carry? Then it is answered 413
+    /// before a byte of it is read (so no `100 Continue` goes out).
+    pub fn declared_too_large(&self) -> bool {
+        self.inner.size_hint().lower() > self.left
     }
 }
 
@@ -92,6 +105,11 @@ impl Body for ClientBody {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                match this.left.checked_sub(len) {
+                    Some(left) => this.left = left,
+                    None => return Poll::Ready(Some(Err(ClientBodyError::TooLarge))),
+                }
                 this.last = Some(Instant::now());
                 if let Some(deadline) = this.deadline.as_mut() {
                     deadline.as_mut().reset(Instant::now() + this.idle);
@@ -133,5 +151,6 @@ mod tests {
         assert_eq!(ClientBodyError::find(&other), None);
         assert_eq!(ClientBodyError::Stalled.status(), StatusCode::REQUEST_TIMEOUT);
         assert_eq!(ClientBodyError::Malformed.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ClientBodyError::TooLarge.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

@@ -1,9 +1,8 @@
-//! Header work of the load balancer: hop-by-hop headers out and X-Forwarded-* in, the request's
-//! `Host` checked (RFC 9112 §3.2: an HTTP/1.1 request without one, or any request with more than
+//! Header work of the load balancer: hop-by-hop headers out (never `Host` or the framing headers,
+//! whatever `Connection` names), the client's forwarding headers (`Forwarded`, `X-Real-IP`,
+//! `X-Forwarded-*`) replaced by ours, the request's `Host` checked (RFC 9112 §3.2: an HTTP/1.1 request without one, or any request with more than
 //! one, is answered 400), the security headers of the responses it generates itself (HSTS on
 //! HTTPS, `nosniff` everywhere) and the HTTP listener's 301 to HTTPS.
-use std::net::IpAddr;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -43,6 +42,11 @@ pub fn security(headers: &mut HeaderMap, https: bool) {
     }
 }
 
+/// Headers a `Connection` header may not remove: the request's validated `Host` and the message
+/// framing (RFC 9110 §7.6.1 lists what `Connection` may name; these are end-to-end).
+const KEPT: [HeaderName; 3] = [header::HOST, header::CONTENT_LENGTH, header::TRANSFER_ENCODING];
+
+/// Hop-by-hop headers out: the fixed list and whatever `Connection` names, except [`KEPT`].
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -50,6 +54,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| !KEPT.contains(name))
         .collect();
     for name in named {
         headers.remove(name);
@@ -60,18 +65,30 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
-/// Hop-by-hop headers out; X-Forwarded-For (appended), -Proto, -Host and -Port in.
-pub fn forwarded_headers(headers: &mut HeaderMap, client: IpAddr, https_port: u16) {
+/// What the load balancer says about a request: the client's address (`X-Forwarded-For`, made once
+/// per connection) and the listener's port (`X-Forwarded-Port`, made once).
+pub struct Forwarding<'a> {
+    pub client: &'a HeaderValue,
+    pub port: &'a HeaderValue,
+}
+
+/// Is `name` a forwarding header a client could forge (`Forwarded`, `X-Real-IP`, `X-Forwarded-*`)?
+fn forged(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name == "forwarded" || name == "x-real-ip" || name.starts_with("x-forwarded-")
+}
+
+/// Hop-by-hop headers out; the client's forwarding headers out and ours in: X-Forwarded-For (the
+/// client's address only: this is the edge), -Proto, -Host (the validated Host) and -Port.
+pub fn forwarded_headers(headers: &mut HeaderMap, ours: &Forwarding<'_>) {
     strip_hop_by_hop(headers);
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {client}"),
-        None => client.to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+    // Rare: a loop that finds nothing allocates nothing.
+    while let Some(name) = headers.keys().find(|k| forged(k)).cloned() {
+        headers.remove(name);
     }
+    headers.insert("x-forwarded-for", ours.client.clone());
     headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-    headers.insert("x-forwarded-port", HeaderValue::from(https_port));
+    headers.insert("x-forwarded-port", ours.port.clone());
     if let Some(host) = headers.get(header::HOST).cloned() {
         headers.insert("x-forwarded-host", host);
     }
@@ -135,19 +152,54 @@ mod tests {
         assert_eq!(location("evil.com/x@y", "/p", 8443), "https://127.0.0.1:8443/p");
     }
 
+    fn forward(h: &mut HeaderMap) {
+        let (client, port) = (HeaderValue::from_static("127.0.0.1"), HeaderValue::from(8443u16));
+        forwarded_headers(h, &Forwarding { client: &client, port: &port });
+    }
+
     #[test]
-    fn forwarded_headers_append_and_strip() {
+    fn forwarded_headers_replace_the_clients_and_strip() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("localhost:8443"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+        h.append("x-forwarded-host", HeaderValue::from_static("evil2.example"));
+        h.insert("x-forwarded-server", HeaderValue::from_static("evil"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        h.insert("forwarded", HeaderValue::from_static("for=10.0.0.2;host=evil"));
+        h.insert("x-real-ip", HeaderValue::from_static("10.0.0.3"));
         h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
-        forwarded_headers(&mut h, "127.0.0.1".parse().unwrap(), 8443);
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        forward(&mut h);
+        assert_eq!(h["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["x-forwarded-host"], "localhost:8443");
+        assert_eq!(h.get_all("x-forwarded-host").iter().collect::<Vec<_>>(), ["localhost:8443"]);
         assert_eq!(h["x-forwarded-port"], "8443");
-        assert!(h.get("x-secret-hop").is_none() && h.get(header::CONNECTION).is_none());
+        for gone in ["x-secret-hop", "connection", "forwarded", "x-real-ip", "x-forwarded-server"] {
+            assert!(h.get(gone).is_none(), "{gone} passed");
+        }
+    }
+
+    #[test]
+    fn connection_never_removes_host_or_framing() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("localhost:8443"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("host, Content-Length, x-forwarded-host"),
+        );
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+        forward(&mut h);
+        assert_eq!(h[header::HOST], "localhost:8443");
+        assert_eq!(h[header::CONTENT_LENGTH], "5");
+        assert_eq!(h["x-forwarded-host"], "localhost:8443");
+        // Transfer-Encoding goes anyway: the client connection's framing is hyper's to redo.
+        let mut h = HeaderMap::new();
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("transfer-encoding"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty());
     }
 
     #[test]

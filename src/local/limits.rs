@@ -1,6 +1,8 @@
 //! What the load balancer bounds, and the values: how long each connection state may last (TLS
-//! handshake, request head, keep-alive idle, request body progress), how many connections each
-//! listener holds at once, and how long the accept loops pause after an error such as EMFILE.
+//! handshake, request head, keep-alive idle, request body progress, response body progress), how
+//! large a request body may be, how many bytes all connections together may buffer, how many
+//! connections each listener holds at once, and how long the accept loops pause after an error
+//! such as EMFILE.
 //! The connection caps follow the process's file-descriptor limit (raised to its hard limit at
 //! start, like HAProxy does): a reserve stays free for health checks, the supervisor, logs and
 //! `state.json`, so a flood of sockets never starves them. docs/local.md explains the choices.
@@ -25,6 +27,15 @@ pub struct Limits {
     pub body_buffered: Duration,
     /// Response progress: a client that takes no byte of its response for this long is dropped.
     pub send_idle: Duration,
+    /// Response body progress upstream: once an instance has sent its response head, the load
+    /// balancer waits at most this long for each further byte, then closes the client connection.
+    pub response_idle: Duration,
+    /// The largest request body forwarded as a stream (non-idempotent requests): a declared larger
+    /// one is answered 413 before a byte is read (no `100 Continue`), a chunked one when it crosses.
+    pub max_body: u64,
+    /// Bytes all connections together may hold in buffered (idempotent) request bodies: a request
+    /// that would go beyond is answered 503.
+    pub buffer_budget: usize,
     /// Concurrent connections on the HTTPS listener (each also holds an upstream connection).
     pub https_conns: usize,
     /// Concurrent connections on the HTTP (redirect) listener.
@@ -41,6 +52,9 @@ impl Default for Limits {
             body_idle: Duration::from_secs(10),
             body_buffered: Duration::from_secs(30),
             send_idle: Duration::from_secs(30),
+            response_idle: Duration::from_secs(30),
+            max_body: 10 << 20,
+            buffer_budget: 64 << 20,
             https_conns: 10_000,
             http_conns: 1_000,
             accept_backoff: Duration::from_millis(100),
@@ -49,7 +63,8 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The defaults, overridden by `ORCH_LB_{TLS,HEAD,BODY,SEND}_TIMEOUT_MS`, `ORCH_LB_BODY_TOTAL_MS`,
+    /// The defaults, overridden by `ORCH_LB_{TLS,HEAD,BODY,SEND,RESPONSE}_TIMEOUT_MS`,
+    /// `ORCH_LB_BODY_TOTAL_MS`, `ORCH_LB_MAX_BODY_BYTES`, `ORCH_LB_BUFFER_BYTES`,
     /// `ORCH_LB_MAX_{HTTPS,HTTP}_CONNS`, then capped by the file-descriptor budget `nofile`.
     pub fn from_env(nofile: u64) -> Self {
         let (s, d) = (crate::settings::get(), Limits::default());
@@ -59,6 +74,9 @@ impl Limits {
             body_idle: s.lb_body_timeout.unwrap_or(d.body_idle),
             body_buffered: s.lb_body_total.unwrap_or(d.body_buffered),
             send_idle: s.lb_send_timeout.unwrap_or(d.send_idle),
+            response_idle: s.lb_response_timeout.unwrap_or(d.response_idle),
+            max_body: s.lb_max_body.map_or(d.max_body, |b| b as u64),
+            buffer_budget: s.lb_buffer_bytes.unwrap_or(d.buffer_budget),
             https_conns: s.lb_max_https_conns.unwrap_or(d.https_conns),
             http_conns: s.lb_max_http_conns.unwrap_or(d.http_conns),
             accept_backoff: d.accept_backoff,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -96,9 +97,11 @@ impl Lb {
             return;
         };
         let io = ConnIo::new(tls, self.clone(), true);
+        // X-Forwarded-For, made once for all the requests of this connection.
+        let Ok(client) = HeaderValue::try_from(peer.ip().to_string()) else { return };
         let service = hyper::service::service_fn(move |req| {
-            let lb = self.clone();
-            async move { Ok::<_, Infallible>(lb.forward(req, peer).await) }
+            let (lb, client) = (self.clone(), client.clone());
+            async move { Ok::<_, Infallible>(lb.forward(req, peer, &client).await) }
         });
         let _ = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())

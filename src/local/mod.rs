@@ -6,6 +6,7 @@ pub mod accesslog;
 pub mod artifact;
 pub mod autoscale;
 pub mod backoff;
+mod budget;
 pub mod clientbody;
 mod conn_io;
 pub mod control;

@@ -1,31 +1,31 @@
 //! The load balancer's request path, on hyper: forward to the next healthy instance in round-robin
-//! order with X-Forwarded-For/Proto/Host/Port, retry an idempotent request once on another instance
-//! when the connection fails, mark the failed instance suspect (passive detection) — only for a
-//! failure of the upstream connection itself, never for the client's (bad framing, hang-up, slow
-//! body) — and answer our own page (400, 408, 413, 502, 503, 504) with the security headers when no
-//! instance can. The listeners are in `listen`, header work in `headers`.
+//! order with our X-Forwarded-For/Proto/Host/Port (the client's own dropped), answer a body over
+//! its limit 413 (a declared one before reading it), retry an idempotent request once on another
+//! instance when the connection fails, mark the failed instance suspect (passive detection) — only
+//! for a failure of the upstream connection itself, never for the client's (bad framing, hang-up,
+//! slow body) — and answer our own page (400, 408, 413, 502, 503, 504) with the security headers
+//! when no instance can. Buffered bodies draw on one byte budget of all connections (`budget`).
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{
-    combinators::UnsyncBoxBody, BodyExt, Either, Full, LengthLimitError, Limited,
-};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Either, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri};
 
 use super::accesslog::{AccessLog, Entry};
+use super::budget::{collect, Budget, Lease, Unbuffered};
 use super::clientbody::{ClientBody, ClientBodyError};
-use super::headers::{forwarded_headers, host_ok, security, strip_hop_by_hop};
+use super::headers::{forwarded_headers, host_ok, security, strip_hop_by_hop, Forwarding};
 use super::limits::Limits;
 use super::pages::Pages;
 use super::pool::{Pool, Target};
-use super::upstream::{self, Returning, SendError, UpBody};
+use super::upstream::{self, ResponseError, Returning, SendError, UpBody};
 
-pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+pub type Body = UnsyncBoxBody<Bytes, ResponseError>;
 
 /// Idempotent request bodies are buffered (so they can be sent twice) up to this size.
 const MAX_BUFFERED_BODY: usize = 1 << 20;
@@ -36,6 +36,10 @@ pub struct Lb {
     pages: Pages,
     log: AccessLog,
     pub(super) https_port: u16,
+    /// `X-Forwarded-Port`, made once.
+    port_header: HeaderValue,
+    /// Shared by the buffered bodies of all connections.
+    budget: Budget,
     /// How long an instance may take to send response headers before the client gets our 504.
     timeout: Duration,
     pub(super) limits: Limits,
@@ -50,11 +54,19 @@ impl Lb {
         timeout: Duration,
         limits: Limits,
     ) -> Self {
-        Lb { pool, pages, log, https_port, timeout, limits }
+        let port_header = HeaderValue::from(https_port);
+        let budget = Budget::new(limits.buffer_budget);
+        Lb { pool, pages, log, https_port, port_header, budget, timeout, limits }
     }
 
     /// Forward one request to an instance (retrying idempotent ones once) or answer an error page.
-    pub async fn forward(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// `client` is the peer's address as the `X-Forwarded-For` value (made once per connection).
+    pub async fn forward(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        client: &HeaderValue,
+    ) -> Response<Body> {
         let started = Instant::now();
         let (mut parts, body) = req.into_parts();
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
@@ -67,9 +79,13 @@ impl Lb {
         if !host_ok(parts.version, &parts.headers) {
             return self.error(&seen, StatusCode::BAD_REQUEST);
         }
-        forwarded_headers(&mut parts.headers, peer.ip(), self.https_port);
+        forwarded_headers(&mut parts.headers, &Forwarding { client, port: &self.port_header });
         let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        let body = ClientBody::new(body, self.limits.body_idle);
+        let limit = if idempotent { MAX_BUFFERED_BODY as u64 } else { self.limits.max_body };
+        let body = ClientBody::new(body, self.limits.body_idle, limit);
+        if body.declared_too_large() {
+            return self.error(&seen, StatusCode::PAYLOAD_TOO_LARGE);
+        }
 
         self.pool.count_request();
         let Some(first) = self.pool.pick(None) else {
@@ -79,9 +95,15 @@ impl Lb {
             let resp = self.send(&first, upstream_request(parts, Either::Right(body))).await;
             return self.finish(&seen, &first, resp, false);
         }
-        let bytes = match self.buffer(body).await {
+        let mut lease = self.budget.lease();
+        let bytes = match self.buffer(body, &mut lease).await {
             Ok(bytes) => bytes,
-            Err(status) => return self.error(&seen, status),
+            Err(status) => {
+                let mut resp = self.error(&seen, status);
+                // The body is half read: this connection can carry no other request.
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return resp;
+            }
         };
         let attempt = upstream_request(copy_head(&parts), Either::Left(Full::new(bytes.clone())));
         match self.send(&first, attempt).await {
@@ -99,20 +121,18 @@ impl Lb {
     }
 
     /// Read an idempotent request's whole body (to send it twice if need be), within the body
-    /// limits; the status to answer when the client's body is too large, malformed or too slow.
-    async fn buffer(&self, body: ClientBody) -> Result<Bytes, StatusCode> {
+    /// limits and the shared budget; the status to answer when the client's body is too large,
+    /// malformed or too slow (4xx), or the budget is spent (503).
+    async fn buffer(&self, body: ClientBody, lease: &mut Lease<'_>) -> Result<Bytes, StatusCode> {
         if body.is_end_stream() {
             return Ok(Bytes::new());
         }
-        let collect = Limited::new(body, MAX_BUFFERED_BODY).collect();
-        match tokio::time::timeout(self.limits.body_buffered, collect).await {
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                Err(StatusCode::PAYLOAD_TOO_LARGE)
-            }
-            Ok(Err(e)) => {
-                Err(ClientBodyError::find(e.as_ref())
-                    .map_or(StatusCode::BAD_REQUEST, |c| c.status()))
+        match tokio::time::timeout(self.limits.body_buffered, collect(body, lease)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(Unbuffered::Client(e))) => Err(e.status()),
+            Ok(Err(Unbuffered::Budget)) => {
+                tracing::debug!("request bodies hold the whole buffer budget: answering 503");
+                Err(StatusCode::SERVICE_UNAVAILABLE)
             }
             Err(_) => Err(StatusCode::REQUEST_TIMEOUT),
         }
@@ -123,7 +143,8 @@ impl Lb {
         target: &Arc<Target>,
         req: Request<UpBody>,
     ) -> Result<Response<Returning>, Failure> {
-        match tokio::time::timeout(self.timeout, upstream::send(target, req)).await {
+        let sent = upstream::send(target, req, self.limits.response_idle);
+        match tokio::time::timeout(self.timeout, sent).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(SendError::Broken)) => {
                 if target.mark_suspect() {

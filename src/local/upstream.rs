@@ -5,9 +5,12 @@
 //! A connection idle for [`IDLE_TIMEOUT`] is dropped instead of reused: shorter than the app's
 //! keep-alive (its 5 s header-read timeout), so the LB never writes to a connection the app is
 //! closing. A failure is classified: the instance's (connection), the client's (its body), or
-//! this process's (out of descriptors) — only the first may mark the instance suspect.
+//! this process's (out of descriptors) — only the first may mark the instance suspect. Once the
+//! response head is back, each wait for more of its body is bounded (`limits.response_idle`): a
+//! body that stalls fails, and the client's connection is closed rather than held forever.
 //! This replaces hyper-util's legacy client, which parses a URI, looks up a keyed pool and spawns a
 //! task per request to hand the connection back (see docs/local.md, "Benchmark").
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -21,6 +24,7 @@ use hyper::client::conn::TrySendError;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use super::clientbody::{ClientBody, ClientBodyError};
 use super::limits::is_exhaustion;
@@ -97,19 +101,30 @@ fn failed<R>(e: &TrySendError<R>) -> SendError {
     }
 }
 
-/// Send `req` to `target` over an idle connection or a new one. A request that an idle connection
+/// Why a response body forwarded to the client ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    #[error(transparent)]
+    Upstream(#[from] hyper::Error),
+    #[error("the instance sent no more of its response body within the response timeout")]
+    Stalled,
+}
+
+/// Send `req` to `target` over an idle connection or a new one; its response body may wait at
+/// most `idle` for each frame. A request that an idle connection
 /// could not even start writing (it was closed meanwhile) moves on to the next one, so a stale
 /// keep-alive connection never counts as an instance failure.
 pub async fn send(
     target: &Arc<Target>,
     mut req: Request<UpBody>,
+    idle: Duration,
 ) -> Result<Response<Returning>, SendError> {
     while let Some(mut sender) = target.conns.pop() {
         if sender.is_closed() || (!sender.is_ready() && sender.ready().await.is_err()) {
             continue;
         }
         match sender.try_send_request(req).await {
-            Ok(resp) => return Ok(returning(resp, sender, target)),
+            Ok(resp) => return Ok(returning(resp, sender, target, idle)),
             Err(mut e) => match e.take_message() {
                 Some(unsent) => req = unsent,
                 None => return Err(failed(&e)),
@@ -129,7 +144,7 @@ pub async fn send(
         let _ = conn.await;
     });
     match sender.try_send_request(req).await {
-        Ok(resp) => Ok(returning(resp, sender, target)),
+        Ok(resp) => Ok(returning(resp, sender, target, idle)),
         Err(e) => Err(failed(&e)),
     }
 }
@@ -138,18 +153,52 @@ fn returning(
     resp: Response<Incoming>,
     sender: Sender,
     target: &Arc<Target>,
+    idle: Duration,
 ) -> Response<Returning> {
-    resp.map(|inner| Returning { inner, back: Some((sender, target.clone())) })
+    resp.map(|inner| Returning {
+        inner,
+        back: Some((sender, target.clone())),
+        idle,
+        stalled: None,
+        armed: false,
+    })
 }
 
 /// A response body that puts its connection back on the idle stack once read to the end (a body
-/// dropped earlier takes its connection with it: hyper closes it).
+/// dropped earlier takes its connection with it: hyper closes it), and fails when the instance
+/// sends nothing for `idle` while it is waited for. The wait is counted from the first poll that
+/// finds nothing, so a client that reads slowly (and so polls late) never counts against the
+/// instance.
 pub struct Returning {
     inner: Incoming,
     back: Option<(Sender, Arc<Target>)>,
+    idle: Duration,
+    /// Made the first time the body has to wait (a body that never waits never allocates it).
+    stalled: Option<Pin<Box<Sleep>>>,
+    /// The deadline counts from the current wait.
+    armed: bool,
 }
 
 impl Returning {
+    /// Nothing from the instance yet: fail once it has sent nothing for `idle` of this wait.
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ResponseError>>> {
+        let deadline = tokio::time::Instant::now() + self.idle;
+        let sleep =
+            self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            sleep.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                // The connection is mid-response: it cannot be reused.
+                self.back = None;
+                Poll::Ready(Some(Err(ResponseError::Stalled)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
     fn give_back(&mut self) {
         if let Some((sender, target)) = self.back.take() {
             if !target.is_removed() {
@@ -161,21 +210,23 @@ impl Returning {
 
 impl Body for Returning {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ResponseError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ResponseError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.give_back(),
             Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.give_back(),
             Poll::Ready(Some(Err(_))) => this.back = None,
+            Poll::Pending => return this.wait(cx),
             _ => {}
         }
-        polled
+        this.armed = false;
+        polled.map(|frame| frame.map(|r| r.map_err(ResponseError::Upstream)))
     }
 
     fn is_end_stream(&self) -> bool {

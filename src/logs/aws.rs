@@ -2,10 +2,13 @@
 //! `pulumi/partials/compute.hbs`; the user data runs the container's awslogs driver with the
 //! instance id as `awslogs-stream`, so there is one stream per instance, named after it),
 //! read with `FilterLogEvents` (startTime in epoch milliseconds, at most 100 `logStreamNames`, pages
-//! followed through `nextToken`, which may come with an empty page). The stream name stands for the
-//! instance; its zone is known when the app's "identity resolved" line (which names it) is in the
-//! group. `--follow` polls every [`POLL`], starting each read [`OVERLAP`] before the newest event
-//! seen, and skips events already printed by their `eventId`.
+//! followed through `nextToken`, which may come with an empty page). Without `--since` the read
+//! starts [`DEFAULT_WINDOW`] back, and every page is printed as it arrives (events come in time
+//! order), so memory never holds more than a page, whatever the group holds. The stream name
+//! stands for the instance; its zone is known when the app's "identity resolved" line (which names
+//! it) is in the group. `--follow` polls every [`POLL`], starting each read [`OVERLAP`] before the
+//! newest event seen, and skips events already printed by their `eventId` (only those of the last
+//! [`OVERLAP`] are remembered).
 use aws_sdk_cloudwatchlogs::error::DisplayErrorContext;
 use aws_sdk_cloudwatchlogs::Client;
 use chrono::DateTime;
@@ -19,6 +22,8 @@ use super::{Interrupt, LogsError, Sink};
 pub const POLL: Duration = Duration::from_secs(2);
 /// How far before the newest event seen `--follow` asks again: events reach CloudWatch Logs late.
 const OVERLAP: i64 = 30_000;
+/// How far back the read starts without `--since`.
+pub const DEFAULT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// The program's log group for `env` (`logGroupName` in pulumi/partials/compute.hbs).
 pub fn log_group(env: &str) -> String {
@@ -38,7 +43,6 @@ pub struct Group {
     name: String,
     /// Read only this stream (`--instance`).
     stream: Option<String>,
-    zones: BTreeMap<String, String>,
 }
 
 impl Group {
@@ -47,17 +51,18 @@ impl Group {
             client: Client::new(sdk),
             name: log_group(env),
             stream: instance.map(str::to_string),
-            zones: BTreeMap::new(),
         }
     }
 
-    /// Every event from `start_ms` on (matching `pattern`, a CloudWatch filter pattern), all pages.
+    /// Every event from `start_ms` on (matching `pattern`, a CloudWatch filter pattern), page by
+    /// page: `each` gets a page's events as soon as it arrives.
     async fn read(
         &self,
         start_ms: Option<i64>,
         pattern: Option<&str>,
-    ) -> Result<Vec<Event>, LogsError> {
-        let (mut events, mut token) = (vec![], None::<String>);
+        mut each: impl FnMut(Vec<Event>),
+    ) -> Result<(), LogsError> {
+        let mut token = None::<String>;
         loop {
             let page = self
                 .client
@@ -79,6 +84,7 @@ impl Group {
                         }
                     }
                 })?;
+            let mut events = Vec::with_capacity(page.events().len());
             for e in page.events() {
                 let millis = e.timestamp().unwrap_or_default();
                 let at = DateTime::from_timestamp_millis(millis).unwrap_or_default();
@@ -96,54 +102,72 @@ impl Group {
                     line,
                 });
             }
+            if !events.is_empty() {
+                each(events);
+            }
             match page.next_token() {
                 Some(t) if token.as_deref() != Some(t) => token = Some(t.to_string()),
-                _ => return Ok(events),
+                _ => return Ok(()),
             }
         }
     }
 
-    /// Learn the zones the streams' instances announced (their "identity resolved" lines).
-    async fn learn_zones(&mut self) -> Result<(), LogsError> {
-        let announced = self.read(None, Some("\"identity resolved\"")).await?;
-        merge::learn_zones(announced.iter().map(|e| &e.line), &mut self.zones);
-        Ok(())
+    /// The zones the streams' instances announced (their "identity resolved" lines, over the
+    /// whole group: an instance may have started long before the window).
+    async fn zones(&self) -> Result<BTreeMap<String, String>, LogsError> {
+        let mut zones = BTreeMap::new();
+        self.read(None, Some("\"identity resolved\""), |page| {
+            merge::learn_zones(page.iter().map(|e| &e.line), &mut zones);
+        })
+        .await?;
+        Ok(zones)
     }
 }
 
-/// Print the group's lines that pass `filter` (with `requests`, only the app's per-request lines),
-/// in time order; with `follow`, keep printing new ones until Ctrl-C.
+/// Print the group's lines that pass `filter` (with `requests`, only the app's per-request lines)
+/// from `--since` on, or the last [`DEFAULT_WINDOW`], page by page in time order; with `follow`,
+/// keep printing new ones until Ctrl-C.
 pub async fn show(
-    mut group: Group,
+    group: Group,
     filter: &Filter,
     requests: bool,
     follow: bool,
     sink: &Sink<'_>,
 ) -> Result<(), LogsError> {
-    group.learn_zones().await?;
-    let since = filter.since.map(|t| t.timestamp_millis());
+    let mut zones = group.zones().await?;
+    let since = filter.since.unwrap_or_else(|| chrono::Utc::now() - DEFAULT_WINDOW);
+    let since = since.timestamp_millis();
+    // Follow: the ids printed in the last OVERLAP, not to print them twice.
     let mut seen: HashMap<String, i64> = HashMap::new();
     let mut start = since;
     let mut interrupt = if follow { Some(Interrupt::new()?) } else { None };
     loop {
-        let events: Vec<Event> = group
-            .read(start, None)
-            .await?
-            .into_iter()
-            .filter(|e| !seen.contains_key(&e.id))
-            .collect();
-        let newest = events.iter().map(|e| e.millis).max();
-        seen.extend(events.iter().map(|e| (e.id.clone(), e.millis)));
-        let mut lines: Vec<Line> = events.into_iter().map(|e| e.line).collect();
-        merge::learn_zones(&lines, &mut group.zones);
-        merge::fill_zones(&mut lines, &group.zones);
-        lines.retain(|l| !requests || l.is_request());
-        merge::merge(vec![lines], filter).iter().for_each(|l| sink.emit(l));
+        let mut newest = None;
+        group
+            .read(Some(start), None, |page| {
+                let mut fresh = Vec::with_capacity(page.len());
+                for e in page {
+                    if follow {
+                        if seen.contains_key(&e.id) {
+                            continue;
+                        }
+                        seen.insert(e.id, e.millis);
+                    }
+                    newest = newest.max(Some(e.millis));
+                    fresh.push(e.line);
+                }
+                if let Some(newest) = newest.filter(|_| follow) {
+                    seen.retain(|_, ms| *ms >= newest - OVERLAP);
+                }
+                merge::learn_zones(&fresh, &mut zones);
+                merge::fill_zones(&mut fresh, &zones);
+                fresh.retain(|l| !requests || l.is_request());
+                merge::merge(vec![fresh], filter).iter().for_each(|l| sink.emit(l));
+            })
+            .await?;
         let Some(interrupt) = interrupt.as_mut() else { return Ok(()) };
         if let Some(newest) = newest {
-            let from = (newest - OVERLAP).max(since.unwrap_or(0));
-            seen.retain(|_, ms| *ms >= from);
-            start = Some(from);
+            start = (newest - OVERLAP).max(since);
         }
         if sink.closed() || interrupt.within(POLL).await {
             return Ok(());

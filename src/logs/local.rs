@@ -1,13 +1,16 @@
 //! The local tier's logs, read from its state directory (`src/local/state.rs` names the files):
 //! every instance's output `instances/<id>.log`, the logs of terminated instances, which the
 //! launcher moves to `instances/retired/` (`src/local/launcher.rs`), and the load balancer's
-//! `access.log`. Each file is read from where the last read stopped, so `--follow` is the same
+//! `access.log` with its rotated files `access.log.<n>` (`src/local/accesslog.rs`), read oldest
+//! first. Each file is read from where the last read stopped, so `--follow` is the same
 //! read every [`POLL`]: a new instance's file is picked up when it appears, and a file moved to
-//! `retired/` is read on from the same offset there. An instance's zone comes from the running
+//! `retired/` is read on from the same offset there; an access-log file is known by its inode, so
+//! one rotated away (`access.log` → `access.log.1`) is read on from the same offset too. An instance's zone comes from the running
 //! supervisor's `state.json`, or from the "identity resolved" line the app writes when it starts.
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,6 +29,8 @@ const HEAD: u64 = 16 * 1024;
 #[derive(Debug)]
 struct Tail {
     path: PathBuf,
+    /// The file's inode, when it is known by it (the access log): another file at `path` is not it.
+    ino: Option<u64>,
     offset: u64,
     /// The time of the last line read (a plain-text line gets it).
     last: Option<DateTime<Utc>>,
@@ -50,10 +55,11 @@ impl Reader {
         }
     }
 
-    /// The files to read now, by key (the instance id, or `access`).
-    fn files(&self) -> BTreeMap<String, PathBuf> {
+    /// The files to read now, in order, by key (the instance id, or `access:<inode>`), with the
+    /// inode of those known by it.
+    fn files(&self) -> Vec<(String, PathBuf, Option<u64>)> {
         if self.access {
-            return BTreeMap::from([("access".to_string(), self.paths.access_log())]);
+            return access_files(&self.paths.access_log());
         }
         let live = self.paths.instances();
         // Retired first, so that a file present in both places is read where it is live.
@@ -64,17 +70,21 @@ impl Reader {
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "log"))
             .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
+            .collect::<BTreeMap<String, PathBuf>>()
+            .into_iter()
+            .map(|(key, path)| (key, path, None))
             .collect()
     }
 
     /// Every complete line written since the last read.
     pub fn read(&mut self) -> Result<Vec<Line>, LogsError> {
         let files = self.files();
-        self.tails.retain(|k, _| files.contains_key(k));
+        self.tails.retain(|k, _| files.iter().any(|(f, ..)| f == k));
         let mut lines = vec![];
-        for (key, path) in files {
+        for (key, path, ino) in files {
             let tail = self.tails.entry(key.clone()).or_insert(Tail {
                 path: path.clone(),
+                ino,
                 offset: 0,
                 last: None,
             });
@@ -120,8 +130,27 @@ impl Reader {
     }
 }
 
-/// The new complete lines of `tail`'s file (`None` when it is gone meanwhile); a file shorter
-/// than what was read is read again from the start.
+/// The access log's files, oldest first: `access.log.<n>` from the highest `n` down, then
+/// `access.log`; each keyed by its inode.
+fn access_files(live: &Path) -> Vec<(String, PathBuf, Option<u64>)> {
+    let mut rotated: Vec<(usize, PathBuf)> = (1..)
+        .map(|n| (n, crate::local::accesslog::rotated(live, n)))
+        .take_while(|(_, p)| p.exists())
+        .collect();
+    rotated.reverse();
+    rotated
+        .into_iter()
+        .map(|(_, p)| p)
+        .chain([live.to_path_buf()])
+        .filter_map(|p| {
+            let ino = std::fs::metadata(&p).ok()?.ino();
+            Some((format!("access:{ino}"), p, Some(ino)))
+        })
+        .collect()
+}
+
+/// The new complete lines of `tail`'s file (`None` when it is gone, or another file took its
+/// place, meanwhile); a file shorter than what was read is read again from the start.
 fn read_on(tail: &mut Tail) -> Result<Option<String>, LogsError> {
     let io = |source| LogsError::Io { what: format!("reading {}", tail.path.display()), source };
     let mut file = match std::fs::File::open(&tail.path) {
@@ -129,7 +158,11 @@ fn read_on(tail: &mut Tail) -> Result<Option<String>, LogsError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
     };
-    let len = file.metadata().map_err(io)?.len();
+    let meta = file.metadata().map_err(io)?;
+    if tail.ino.is_some_and(|ino| ino != meta.ino()) {
+        return Ok(None);
+    }
+    let len = meta.len();
     if len < tail.offset {
         tail.offset = 0;
     }
@@ -230,9 +263,40 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("instances")).unwrap();
         std::fs::write(dir.path().join("instances/i-1.log"), app("2026-11-30T12:00:00Z", "x"))
             .unwrap();
-        std::fs::write(dir.path().join("access.log"), "{\"ts\":\"2026-11-30T12:00:00Z\",\"method\":\"GET\",\"path\":\"/p\",\"status\":200,\"instance\":null,\"ms\":1.0,\"client\":\"127.0.0.1\"}\n").unwrap();
+        std::fs::write(dir.path().join("access.log"), access("/p")).unwrap();
         let lines = Reader::new(dir.path(), true).read().unwrap();
         assert_eq!(lines.len(), 1);
         assert!(lines[0].message.starts_with("GET /p 200"), "{}", lines[0].message);
+    }
+
+    fn access(path: &str) -> String {
+        format!("{{\"ts\":\"2026-11-30T12:00:00Z\",\"method\":\"GET\",\"path\":\"{path}\",\"status\":200,\"instance\":null,\"ms\":1.0,\"client\":\"127.0.0.1\"}}\n")
+    }
+
+    fn paths(lines: &[Line]) -> Vec<String> {
+        lines.iter().map(|l| l.fields.as_ref().unwrap()["path"].as_str().unwrap().into()).collect()
+    }
+
+    #[test]
+    fn rotated_access_logs_are_read_oldest_first_and_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("access.log");
+        let rotated = |n| crate::local::accesslog::rotated(&live, n);
+        std::fs::write(rotated(2), access("/1")).unwrap();
+        std::fs::write(rotated(1), access("/2")).unwrap();
+        std::fs::write(&live, access("/3")).unwrap();
+        let mut r = Reader::new(dir.path(), true);
+        // Same timestamp everywhere: the order is the files' (merge keeps it for equal times).
+        assert_eq!(paths(&r.read().unwrap()), ["/1", "/2", "/3"]);
+        // More is written, then the file rotates (as the writer does) and a new one starts.
+        let mut more = access("/3");
+        more.push_str(&access("/4"));
+        std::fs::write(&live, more).unwrap();
+        std::fs::rename(rotated(2), dir.path().join("gone")).unwrap();
+        std::fs::rename(rotated(1), rotated(2)).unwrap();
+        std::fs::rename(&live, rotated(1)).unwrap();
+        std::fs::write(&live, access("/5")).unwrap();
+        assert_eq!(paths(&r.read().unwrap()), ["/4", "/5"], "nothing lost, nothing twice");
+        assert!(r.read().unwrap().is_empty());
     }
 }

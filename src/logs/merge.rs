@@ -177,13 +177,15 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// `time instance zone message`; `-` for what is unknown; instance and zone in `colour` if given.
+/// What the line carries has its control characters written out (`super::escape_controls`).
 pub fn render(line: &Line, colour: Option<&str>) -> String {
-    let instance = line.instance.as_deref().unwrap_or("-");
-    let zone = line.zone.as_deref().unwrap_or("-");
-    let time = timestamp(line.time);
+    use super::escape_controls as esc;
+    let instance = esc(line.instance.as_deref().unwrap_or("-"));
+    let zone = esc(line.zone.as_deref().unwrap_or("-"));
+    let (time, message) = (timestamp(line.time), esc(&line.message));
     match colour {
-        Some(c) => format!("\x1b[2m{time}\x1b[0m {c}{instance:<19} {zone}\x1b[0m {}", line.message),
-        None => format!("{time} {instance:<19} {zone} {}", line.message),
+        Some(c) => format!("\x1b[2m{time}\x1b[0m {c}{instance:<19} {zone}\x1b[0m {message}"),
+        None => format!("{time} {instance:<19} {zone} {message}"),
     }
 }
 
@@ -301,6 +303,12 @@ mod tests {
         assert_eq!(render(&l, None), "2026-11-30T12:00:00.000Z i-0123456789abcdef0 - INFO hello");
         l.zone = Some("local-a".into());
         assert!(render(&l, Some("\x1b[36m")).contains("\x1b[36mi-0123456789abcdef0 local-a\x1b[0m"));
+        // What an instance wrote cannot colour (or retitle, or clear) the terminal.
+        let evil = Line::from_instance("\x1b[2J\x1b]0;x\x07", Some("i-\x1b[31m"), l.time);
+        let text = render(&evil, None);
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        let expected = format!("{:<19} - \\x1b[2J\\x1b]0;x\\x07", "i-\\x1b[31m");
+        assert!(text.ends_with(&expected), "{text:?}");
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! `orch logs`: the instances' logs (or the load balancer's access log), merged in time order and
 //! printed one line each, prefixed with instance and zone — from the files of the local tier
 //! ([`local`]) or from the environment's CloudWatch log group ([`aws`]). [`merge`] holds the pure
-//! part both share: parsing a line, filtering and ordering.
+//! part both share: parsing a line, filtering and ordering. Whatever an instance wrote reaches the
+//! terminal with its control characters escaped ([`escape_controls`], [`escape_json`]): an escape
+//! sequence in a log line is shown, never obeyed.
 pub mod aws;
 pub mod local;
 pub mod merge;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -81,12 +85,60 @@ impl<'a> Sink<'a> {
 
     pub fn emit(&self, line: &Line) {
         if self.json {
-            self.printer.json_line(&JsonLine::from(line));
+            if let Ok(text) = serde_json::to_string(&JsonLine::from(line)) {
+                self.printer.data(&escape_json(&text));
+            }
         } else {
             let colour = self.colour.then(|| zone_colour(&self.zones, line.zone.as_deref()));
             self.printer.data(&merge::render(line, colour));
         }
     }
+}
+
+/// Is `c` a character a terminal may act on (C0 but tab, DEL, C1)?
+fn unsafe_control(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
+/// `text` with every control character but tab written out (`\x1b`, `\n`, `\u{9b}`); borrowed
+/// when there is none.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.contains(unsafe_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && unsafe_control(c) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if unsafe_control(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A serialised JSON text with the control characters serde_json leaves raw (DEL and C1; it
+/// escapes C0 itself) written as `\u` escapes: the same JSON value, nothing a terminal acts on.
+pub fn escape_json(json: &str) -> Cow<'_, str> {
+    if !json.contains(unsafe_control) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if unsafe_control(c) {
+            // Outside strings JSON has only ASCII punctuation and whitespace: c is in a string.
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// ANSI colours for the zones, by their position in the stack file (none for an unknown zone).
@@ -167,6 +219,20 @@ mod tests {
         let err = parse_since("10x", now).unwrap_err();
         assert!(matches!(err, LogsError::Since { .. }), "{err}");
         assert!(err.to_string().contains("10x"), "{err}");
+    }
+
+    #[test]
+    fn control_characters_are_written_out() {
+        assert!(matches!(escape_controls("plain\ttext é"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_controls("a\x1b]0;pwned\x07b\r\nc\u{9b}31md\x7f"),
+            "a\\x1b]0;pwned\\x07b\\r\\nc\\u{9b}31md\\x7f"
+        );
+        let value = serde_json::json!({"message": "x\u{9b}2J\x1b[31m\x7fy", "k": ["\u{85}"]});
+        let json = serde_json::to_string(&value).unwrap();
+        let safe = escape_json(&json);
+        assert!(!safe.contains(unsafe_control), "{safe}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), value);
     }
 
     #[test]

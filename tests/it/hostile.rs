@@ -2,7 +2,10 @@
 //! body failures never take instances out of rotation; every connection state is bounded in time
 //! on both listeners; generated answers carry their own page and the security headers; a flood of
 //! idle sockets under a low descriptor limit leaves health checks, the supervisor and
-//! `state.json` alone; a crash-looping app is backed off and its logs pruned.
+//! `state.json` alone; a crash-looping app is backed off and its logs pruned. Against an upstream
+//! that reads request bodies (issue 24): the streamed-body failures, over-limit bodies (declared,
+//! `Expect`ed, chunked) answered 413, forwarding headers replaced, the shared buffer budget, and a
+//! response body that stalls after its head.
 use std::io::{Read, Write};
 use std::net::TcpStream as StdTcp;
 use std::sync::Arc;
@@ -23,12 +26,24 @@ const TIMEOUTS: [(&str, &str); 4] = [
 ];
 
 fn up_with(tier: &Tier, nofile: Option<u64>) {
+    let out = up_env(tier, nofile, &[]);
+    assert!(
+        out.status.success(),
+        "up failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `orch up --env local --detach` with the short timeouts and `env`; its output.
+fn up_env(tier: &Tier, nofile: Option<u64>, env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("orch"));
     cmd.env_remove("ORCH_ENV")
         .env("NO_COLOR", "1")
         .env("ORCH_ROOT", tier.scratch.path())
         .env("ORCH_BUILD_PROFILE", "dev")
         .envs(TIMEOUTS)
+        .envs(env.iter().copied())
         .args(["up", "--env", "local", "--detach"]);
     if let Some(n) = nofile {
         use std::os::unix::process::CommandExt;
@@ -40,13 +55,7 @@ fn up_with(tier: &Tier, nofile: Option<u64>) {
             });
         }
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "up failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cmd.output().unwrap()
 }
 
 fn state(tier: &Tier) -> serde_json::Value {
@@ -189,10 +198,13 @@ async fn client_failures_spare_instances_and_every_state_is_bounded() {
     assert!(started.elapsed() < Duration::from_secs(8), "trickle held {:?}", started.elapsed());
     assert_eq!(in_rotation(&tier), 4, "slow bodies took instances out");
 
-    // 413 with its own page (not the 502 one).
+    // 413 with its own page (not the 502 one), answered from the declared length: the client may
+    // find the connection closed while it still writes.
     let mut raw = b"GET / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1100000\r\n\r\n".to_vec();
     raw.extend(std::iter::repeat_n(b'a', 1_100_000));
-    assert_page(&exchange(&tier, &raw).await, 413, true);
+    let mut s = tls(&tier).await;
+    let _ = s.write_all(&raw).await;
+    assert_page(&read_all(&mut s, Duration::from_secs(10)).await, 413, true);
 
     // Issue 15.5: Host missing or doubled → 400 on both listeners; hyper's own bare 400/431 are
     // replaced by our pages.
@@ -236,6 +248,199 @@ async fn client_failures_spare_instances_and_every_state_is_bounded() {
     let answer = read_all(&mut s, Duration::from_secs(10)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
     assert!(started.elapsed() < bounded, "keep-alive idle not bounded: {:?}", started.elapsed());
+    assert_eq!(in_rotation(&tier), 4, "{:#}", state(&tier));
+}
+
+/// An app that reads request bodies (`POST` and `GET /read`: `read N`), shows the headers it got
+/// (`GET /headers`) and stalls its response body after its head and 10 bytes (`GET /stall`).
+const READING_APP: &str = r#"#!/usr/bin/env python3
+import os, time
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+
+class App(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            n = 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return n
+                n += len(self.rfile.read(size))
+                self.rfile.readline()
+        return len(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+
+    def do_GET(self):
+        if self.path == "/healthz":
+            return self.reply(200, b"ok")
+        if self.path == "/headers":
+            text = "".join(f"{k.lower()}: {v}\n" for k, v in self.headers.items())
+            return self.reply(200, text.encode())
+        if self.path == "/stall":
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            self.wfile.flush()
+            time.sleep(120)
+            return
+        if self.path == "/read":
+            return self.reply(200, f"read {self.read_body()}".encode())
+        self.reply(404, b"")
+
+    def do_POST(self):
+        self.reply(200, f"read {self.read_body()}".encode())
+
+ThreadingHTTPServer((os.environ["BIND"], int(os.environ["PORT"])), App).serve_forever()
+"#;
+
+/// Write `chunk` (as one HTTP chunk) until the server stops taking them or `total` is sent, while
+/// reading its answer; the answer.
+async fn chunked_upload(tier: &Tier, head: &str, chunk: usize, total: usize) -> String {
+    let (mut rd, mut wr) = tokio::io::split(tls(tier).await);
+    let writer = tokio::spawn({
+        let head = head.to_string();
+        async move {
+            let mut frame = format!("{chunk:x}\r\n").into_bytes();
+            frame.extend(std::iter::repeat_n(b'c', chunk));
+            frame.extend_from_slice(b"\r\n");
+            if wr.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            for _ in 0..total / chunk {
+                let wrote = tokio::time::timeout(Duration::from_secs(2), wr.write_all(&frame));
+                if !matches!(wrote.await, Ok(Ok(()))) {
+                    return;
+                }
+            }
+            let _ = wr.write_all(b"0\r\n\r\n").await;
+            let _ = wr.flush().await;
+            // Keep the write half open until the answer has been read.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+    });
+    let answer = read_all(&mut rd, Duration::from_secs(20)).await;
+    writer.abort();
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_headers_and_stalls_against_an_upstream_that_reads() {
+    let tier = Tier::scratch();
+    let app = tier.scratch.path().join("reading-app.py");
+    std::fs::write(&app, READING_APP).unwrap();
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let app = app.to_str().unwrap();
+    let env = [
+        ("ORCH_APP_BIN", app),
+        ("ORCH_APP_ENV", "[]"),
+        ("ORCH_LB_RESPONSE_TIMEOUT_MS", "1500"),
+        ("ORCH_LB_MAX_BODY_BYTES", "1000000"),
+        ("ORCH_LB_BUFFER_BYTES", "1500000"),
+    ];
+    // The tier comes up; the acceptance suite, written for the real app, fails here (exit 1).
+    let out = up_env(&tier, None, &env);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until(Duration::from_secs(20), "4 in rotation", || in_rotation(&tier) == 4);
+
+    // The route reads what it gets: a declared and a chunked body.
+    let ok = exchange(&tier, b"POST /read HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello").await;
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("read 5"), "{ok:.300}");
+    let head = "POST /read HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let ok = chunked_upload(&tier, head, 1000, 3000).await;
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("read 3000"), "{ok:.300}");
+
+    // Forwarding headers are ours, and `Connection` cannot remove Host (or the framing).
+    let forged = "GET /headers HTTP/1.1\r\nHost: localhost\r\nConnection: host, content-length, close\r\n\
+        X-Forwarded-Host: evil.example\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: http\r\n\
+        X-Forwarded-Server: evil\r\nForwarded: for=203.0.113.9;host=evil.example\r\n\
+        X-Real-IP: 203.0.113.9\r\n\r\n";
+    let seen = exchange(&tier, forged.as_bytes()).await;
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen:.300}");
+    let got = seen.split("\r\n\r\n").nth(1).unwrap_or_default();
+    for line in ["host: localhost", "x-forwarded-host: localhost", "x-forwarded-for: 127.0.0.1"] {
+        assert!(got.lines().any(|l| l == line), "no `{line}` in:\n{got}");
+    }
+    assert!(got.contains("x-forwarded-proto: https"), "{got}");
+    for forged in ["evil", "203.0.113.9", "forwarded:", "x-real-ip", "x-forwarded-server"] {
+        assert!(!got.contains(forged), "`{forged}` reached the instance:\n{got}");
+    }
+
+    // Streamed bodies failing on the client's side, against a route that reads them: a malformed
+    // chunk → 400, a body that stops → 408, aborted uploads → nothing; all instances stay in.
+    let bad_chunk = "POST /read HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n";
+    for _ in 0..8 {
+        assert_page(&exchange(&tier, bad_chunk.as_bytes()).await, 400, true);
+    }
+    let slow = "POST /read HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nx";
+    assert_page(&exchange(&tier, slow.as_bytes()).await, 408, true);
+    for _ in 0..8 {
+        let mut s = tls(&tier).await;
+        s.write_all(
+            b"POST /read HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\npartial",
+        )
+        .await
+        .unwrap();
+        s.flush().await.unwrap();
+        drop(s);
+    }
+
+    // Over the limit: a declared body, with or without `Expect: 100-continue` (413, never
+    // `100 Continue`), and a chunked one (our 413 page once it crosses, not a cut-off).
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let head = format!(
+            "POST /read HTTP/1.1\r\nHost: localhost\r\nContent-Length: 50000000\r\n{expect}\r\n"
+        );
+        let answer = exchange(&tier, head.as_bytes()).await;
+        assert_page(&answer, 413, true);
+        assert!(!answer.contains("100 Continue"), "{answer:.300}");
+    }
+    let head = "POST /read HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_page(&chunked_upload(&tier, head, 64 * 1024, 50_000_000).await, 413, true);
+    assert_eq!(in_rotation(&tier), 4, "client failures took instances out: {:#}", state(&tier));
+
+    // One buffer budget for all connections (1.5 MB here): a buffered body held at 900 kB leaves
+    // too little for another of 1 MB (503), and completes.
+    let mut held = tls(&tier).await;
+    held.write_all(b"GET /read HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    held.write_all(&[b'a'; 900_000]).await.unwrap();
+    held.flush().await.unwrap();
+    let mut other =
+        b"GET /read HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\n\r\n".to_vec();
+    other.extend(std::iter::repeat_n(b'b', 1_000_000));
+    let mut s = tls(&tier).await;
+    let _ = s.write_all(&other).await;
+    let answer = read_all(&mut s, Duration::from_secs(10)).await;
+    assert_page(&answer, 503, true);
+    held.write_all(&[b'a'; 100_000]).await.unwrap();
+    held.flush().await.unwrap();
+    let done = read_all(&mut held, Duration::from_secs(10)).await;
+    assert!(done.starts_with("HTTP/1.1 200") && done.ends_with("read 1000000"), "{done:.300}");
+
+    // A response body that stalls after its head: the client's connection is closed after the
+    // response timeout (1.5 s here), not held.
+    let started = Instant::now();
+    let stalled = exchange(&tier, b"GET /stall HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    assert!(
+        stalled.starts_with("HTTP/1.1 200") && stalled.ends_with("xxxxxxxxxx"),
+        "{stalled:.300}"
+    );
+    let held_for = started.elapsed();
+    assert!(held_for < Duration::from_secs(6), "a stalled body held the client {held_for:?}");
     assert_eq!(in_rotation(&tier), 4, "{:#}", state(&tier));
 }
 

@@ -143,7 +143,7 @@ async fn local_logs_merge_both_zones_filter_and_follow_a_replacement() {
     assert!(answered.iter().all(|l| l["zone"].is_string()), "{answered:?}");
 
     // Every instance's lines, both zones, in time order, each with instance and zone.
-    let all = logs(&[]);
+    let all = logs(&["--since", "3h"]);
     assert_eq!(field(&all, "zone"), BTreeSet::from(["local-a", "local-b"]));
     assert!(field(&all, "instance").len() >= 4, "{:?}", field(&all, "instance"));
     assert!(in_time_order(&all));
@@ -251,15 +251,16 @@ async fn aws_logs_read_the_log_group_merged_and_filtered() {
     let group = format!("/orch/{env}/app");
     cw.create_log_group().log_group_name(&group).send().await.unwrap();
     let now = chrono::Utc::now().timestamp_millis();
-    let hour = now - 3_600_000;
+    // Two hours back: before the default window of one hour.
+    let early = now - 7_200_000;
     let streams = [
         (
             "i-0aaaaaaaaaaaaaaaa",
             "eu-west-1a",
-            hour,
-            vec![(hour + 2000, "a first"), (now - 60_000, "a late")],
+            early,
+            vec![(early + 2000, "a first"), (now - 60_000, "a late")],
         ),
-        ("i-0bbbbbbbbbbbbbbbb", "eu-west-1b", hour + 1000, vec![(hour + 3000, "b first")]),
+        ("i-0bbbbbbbbbbbbbbbb", "eu-west-1b", early + 1000, vec![(early + 3000, "b first")]),
     ];
     for (id, zone, hello, rest) in &streams {
         cw.create_log_stream().log_group_name(&group).log_stream_name(*id).send().await.unwrap();
@@ -298,7 +299,7 @@ async fn aws_logs_read_the_log_group_merged_and_filtered() {
             .collect()
     };
 
-    let all = logs(&[]);
+    let all = logs(&["--since", "3h"]);
     assert_eq!(
         messages(&all),
         [
@@ -311,7 +312,12 @@ async fn aws_logs_read_the_log_group_merged_and_filtered() {
         ]
     );
     assert_eq!(all[0]["instance"], "i-0aaaaaaaaaaaaaaaa");
-    assert_eq!(messages(&logs(&["--zone", "eu-west-1b", "--since", "2h"])).len(), 3);
+    // Without --since: the last hour only (the group is never read whole), zones still known.
+    assert_eq!(
+        messages(&logs(&[])),
+        ["eu-west-1a INFO a late", "eu-west-1b INFO request path=/from-b status=200"]
+    );
+    assert_eq!(messages(&logs(&["--zone", "eu-west-1b", "--since", "3h"])).len(), 3);
     assert_eq!(
         messages(&logs(&["--instance", "i-0aaaaaaaaaaaaaaaa", "--since", "5m"])),
         ["eu-west-1a INFO a late"]
@@ -322,6 +328,42 @@ async fn aws_logs_read_the_log_group_merged_and_filtered() {
         ["eu-west-1a INFO a late", "eu-west-1b INFO request path=/from-b status=200"]
     );
     assert_eq!(messages(&logs(&["--access"])), ["eu-west-1b INFO request path=/from-b status=200"]);
+
+    // Control characters an instance logged never reach the terminal raw, as text or JSON.
+    let evil = "evil \u{1b}]0;pwned\u{7} \u{1b}[2J \u{9b}31m \u{7f}end";
+    let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+        .timestamp(now - 20_000)
+        .message(evil)
+        .build()
+        .unwrap();
+    cw.put_log_events()
+        .log_group_name(&group)
+        .log_stream_name("i-0aaaaaaaaaaaaaaaa")
+        .log_events(event)
+        .send()
+        .await
+        .unwrap();
+    for json in [false, true] {
+        let mut cmd = scratch.orch();
+        cmd.envs(moto_envs(&moto)).args(["--env", &env, "logs", "--since", "5m"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("evil"), "{text}");
+        let raw = text.chars().find(|c| c.is_control() && *c != '\n');
+        assert!(raw.is_none(), "a raw {raw:?} reached stdout (json: {json}): {text:?}");
+        if json {
+            let line = text.lines().find(|l| l.contains("evil")).unwrap();
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["message"], evil, "the JSON value is the logged text");
+        } else {
+            let shown = "evil \\x1b]0;pwned\\x07 \\x1b[2J \\u{9b}31m \\x7fend";
+            assert!(text.contains(shown), "{text}");
+        }
+    }
 
     // --follow: an event put after the start is printed, once.
     let follow =
