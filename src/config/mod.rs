@@ -3,11 +3,13 @@
 mod backend;
 mod load;
 mod locate;
+mod shared;
 mod validate;
 
 pub use backend::Backend;
 pub use load::{load, load_str, ConfigError, Problem};
 pub use locate::locate;
+pub use shared::check_shared_repository;
 pub use validate::{is_ami_id, is_dns_name};
 
 use serde::{Deserialize, Serialize};

@@ -19,7 +19,7 @@ use crate::project::Project;
 use crate::pulumi::Pulumi;
 use crate::runner::Runner;
 use crate::state::lock;
-use crate::state::record::{self, Record};
+use crate::state::record::{self, Record, ReleaseState};
 use crate::state::store::Store;
 
 /// Knobs for one run.
@@ -76,10 +76,17 @@ pub async fn execute<S: Steps>(
     let lock = lock::acquire(run.store, &run.stack.name, "orch up", run.force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", run.store.describe(&lock::key(&run.stack.name))));
     let rest = plan.steps.get(at + 1..).unwrap_or_default();
+    let mut interrupted = false;
     let result = tokio::select! {
         r = locked(run, steps, rest, &mut cx) => r,
-        _ = tokio::signal::ctrl_c() => Err(OrchError::failed("interrupted", "rerun `orch up`; every step is idempotent")),
+        _ = tokio::signal::ctrl_c() => {
+            interrupted = true;
+            Err(OrchError::failed("interrupted", "rerun `orch up`; every step is idempotent"))
+        }
     };
+    if let Err(e) = &result {
+        end_release(run, &mut cx, e, interrupted).await;
+    }
     let released = lock.release().await;
     let outcome = result?;
     released?;
@@ -100,9 +107,38 @@ async fn locked<S: Steps>(
     Ok(Outcome::Ok)
 }
 
+/// A run that failed after its release was recorded as applying: the release records how it
+/// ended (interrupted, rolled back, failed) and why. Best effort: a store that fails now is
+/// reported, and the `applying` record left behind still makes the next run deploy again.
+async fn end_release(run: &Run<'_>, cx: &mut Cx, error: &OrchError, interrupted: bool) {
+    let Some(rec) = cx.release.as_mut() else { return };
+    if rec.state != ReleaseState::Applying {
+        return;
+    }
+    rec.state = if interrupted {
+        ReleaseState::Interrupted
+    } else if matches!(error, OrchError::Deploy(DeployError::RefreshEnded { status, .. }) if status.starts_with("Rollback"))
+    {
+        ReleaseState::RolledBack
+    } else {
+        ReleaseState::Failed
+    };
+    rec.note = Some(error.to_string());
+    match record::save(run.store, rec).await {
+        Ok(at) => {
+            run.printer.progress(&format!("  release recorded as {} at {at}", rec.state.as_str()))
+        }
+        Err(e) => run
+            .printer
+            .warn(&format!("could not record the release as {}: {e}", rec.state.as_str())),
+    }
+}
+
 /// What the steps hand on to the ones after them.
 #[derive(Default)]
 struct Cx {
+    /// The release of this run, once recorded as applying.
+    release: Option<Record>,
     last: Option<Record>,
     program: Option<Program>,
     image: Option<ImageRef>,
@@ -208,28 +244,37 @@ async fn run_step<S: Steps>(
             pulumi.select_stack().map_err(DeployError::from)?;
             pulumi.set_config(&cx.config, &program.secrets).map_err(DeployError::from)?;
         }
+        Kind::Release => {
+            let rec = release(run, cx, ReleaseState::Applying)?;
+            let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
+            match crate::image::retention::ecr_image(&image.uri) {
+                Some(ecr) => {
+                    let tag = crate::image::retention::release_tag(env, &rec.time);
+                    crate::image::retention::tag(&aws.ecr, &ecr, &tag).await?;
+                    p.progress(&format!("✓ image tagged {tag}: kept by the lifecycle policy"));
+                }
+                None => p.progress("  the image is not in ECR: no release tag (the registry's own retention applies)"),
+            }
+            let at = record::save(run.store, &rec).await?;
+            p.progress(&format!("✓ release recorded as applying at {at}"));
+            cx.release = Some(rec);
+        }
         Kind::PulumiUp => {
             let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
             let pulumi = pulumi_for(run, program);
             p.progress(&format!("  pulumi up (stack {env})"));
             pulumi.up(p).await.map_err(DeployError::from)?;
             cx.outputs = pulumi.outputs().map_err(DeployError::from)?;
+            if let Some(rec) = cx.release.as_mut() {
+                rec.outputs = cx.outputs.clone();
+                rec.stack_file =
+                    std::fs::read_to_string(program.dir.join(crate::render::stack_file_name(env)))
+                        .ok();
+                record::save(run.store, rec).await?;
+            }
         }
         Kind::InstanceRefresh => {
-            let (program, image) = (
-                cx.program.as_ref().ok_or_else(|| missing("the program"))?,
-                cx.image.as_ref().ok_or_else(|| missing("the image"))?,
-            );
             let outputs = &cx.outputs;
-            if !record::launch_template_changed(
-                cx.last.as_ref(),
-                outputs,
-                &image.digest,
-                &program.hash,
-            ) {
-                p.progress("✓ launch template unchanged: no instance refresh");
-                return Ok(None);
-            }
             let output = |o: Output| {
                 crate::outputs::get(outputs, o).map(str::to_string).ok_or_else(|| {
                     DeployError::step("instance refresh", format!("the stack has no `{o}` output"))
@@ -241,7 +286,7 @@ async fn run_step<S: Steps>(
                 version: output(Output::LaunchTemplateVersion)?,
                 alarm: output(Output::TargetErrorsAlarm).ok(),
             };
-            refresh::run(&aws.asg, &target, poll(), Duration::from_secs(3600), p).await?;
+            refresh::roll(&aws.asg, &target, poll(), Duration::from_secs(3600), p).await?;
         }
         Kind::Verify => {
             let url = crate::outputs::get(&cx.outputs, Output::Url)
@@ -249,41 +294,58 @@ async fn run_step<S: Steps>(
                 .to_string();
             let http_url = crate::outputs::get(&cx.outputs, Output::HttpUrl);
             if !steps.verify(run.project, stack, &url, http_url, p).await? {
-                p.warn(&format!("deployed, but {url} failed verification; the deployment is not recorded, so the next `orch up` deploys and verifies again"));
+                if let Some(rec) = cx.release.as_mut() {
+                    rec.state = ReleaseState::Unverified;
+                    rec.note = Some(format!("{url} failed verification"));
+                    record::save(run.store, rec).await?;
+                }
+                p.warn(&format!("deployed, but {url} failed verification; the release is recorded as unverified (`orch releases`), so the next `orch up` deploys and verifies again and `orch rollback` goes back to the last verified release"));
                 return Ok(Some(Outcome::Finding));
             }
             cx.url = Some(url);
         }
         Kind::Record => {
-            let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
-            let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
-            let rec = Record {
-                env: env.into(),
-                revision: run.project.revision(run.runner.as_ref()),
-                by: Some(crate::host::who()),
-                image_uri: image.uri.clone(),
-                image_digest: image.digest.clone(),
-                program_hash: program.hash.clone(),
-                config_hash: record::config_hash(&cx.config, &program.secrets),
-                outputs: std::mem::take(&mut cx.outputs),
-                certificate_arn: cx.cert_arn.clone(),
-                stack_file: std::fs::read_to_string(
-                    program.dir.join(crate::render::stack_file_name(env)),
-                )
-                .ok(),
-                ami: cx.ami.as_ref().map(|a| a.id.clone()),
-                // Milliseconds: two releases within one second (a quick rollback) keep their order.
-                time: crate::clock::now(),
-                orch_version: env!("CARGO_PKG_VERSION").into(),
+            let mut rec = match cx.release.take() {
+                Some(rec) => rec,
+                None => release(run, cx, ReleaseState::Verified)?,
             };
+            rec.state = ReleaseState::Verified;
+            rec.note = None;
+            rec.outputs = std::mem::take(&mut cx.outputs);
             let at = record::save(run.store, &rec).await?;
-            p.progress(&format!("✓ deployment recorded at {at}"));
+            p.progress(&format!("✓ deployment recorded as verified at {at}"));
             if let Some(url) = &cx.url {
                 p.data(url);
             }
         }
     }
     Ok(None)
+}
+
+/// The release this run deploys, from what the steps so far produced.
+fn release(run: &Run<'_>, cx: &Cx, state: ReleaseState) -> Result<Record, OrchError> {
+    let env = run.stack.name.as_str();
+    let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
+    let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
+    Ok(Record {
+        env: env.into(),
+        state,
+        note: None,
+        revision: run.project.revision(run.runner.as_ref()),
+        by: Some(crate::host::who()),
+        image_uri: image.uri.clone(),
+        image_digest: image.digest.clone(),
+        program_hash: program.hash.clone(),
+        config_hash: record::config_hash(&cx.config, &program.secrets),
+        outputs: cx.outputs.clone(),
+        certificate_arn: cx.cert_arn.clone(),
+        stack_file: std::fs::read_to_string(program.dir.join(crate::render::stack_file_name(env)))
+            .ok(),
+        ami: cx.ami.as_ref().map(|a| a.id.clone()),
+        // Milliseconds: two releases within one second (a quick rollback) keep their order.
+        time: crate::clock::now(),
+        orch_version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 fn pulumi_for(run: &Run<'_>, program: &Program) -> Pulumi {

@@ -29,6 +29,9 @@ pub struct ImageRef {
     /// `<registry>/<repository>@sha256:…` — what the program deploys.
     pub uri: String,
     pub digest: String,
+    /// Said to be in the registry already (pinned by `orch rollback` or `ORCH_IMAGE`), not built
+    /// here: looked up by digest before anything changes.
+    pub prebuilt: bool,
 }
 
 pub trait Steps: Sync {
@@ -115,7 +118,7 @@ impl Steps for Wired {
         if let Some((uri, digest)) =
             crate::settings::get().image.as_ref().and_then(|u| Some((u, u.split_once('@')?.1)))
         {
-            return Ok(ImageRef { digest: digest.to_string(), uri: uri.clone() });
+            return Ok(ImageRef { digest: digest.to_string(), uri: uri.clone(), prebuilt: true });
         }
         let built = tokio::task::block_in_place(|| {
             crate::image::build(project, stack, &crate::runner::Duct, printer)
@@ -124,6 +127,7 @@ impl Steps for Wired {
         Ok(ImageRef {
             uri: format!("{registry}/{}@{}", stack.image.repository, built.digest),
             digest: built.digest,
+            prebuilt: false,
         })
     }
 

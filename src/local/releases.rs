@@ -43,6 +43,7 @@ pub(super) fn list(paths: &state::Paths) -> Vec<Row> {
             .into(),
             by: e.by.clone(),
             live: Some(i) == newest_live,
+            image_present: None,
             runs: e.id.clone(),
         })
         .collect()
