@@ -245,7 +245,12 @@ async fn run_step<S: Steps>(
             pulumi.set_config(&cx.config, &program.secrets).map_err(DeployError::from)?;
         }
         Kind::Release => {
-            let rec = release(run, cx, ReleaseState::Applying)?;
+            let mut rec = release(run, cx, ReleaseState::Applying)?;
+            // Until pulumi reports new outputs, the stack's are those of the release before it
+            // (`orch status` and `orch drift` read them even when this run fails).
+            if rec.outputs.is_empty() {
+                rec.outputs = cx.last.as_ref().map(|l| l.outputs.clone()).unwrap_or_default();
+            }
             let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
             match crate::image::retention::ecr_image(&image.uri) {
                 Some(ecr) => {

@@ -155,6 +155,9 @@ fn advance(g: &mut Group, i: usize) {
         return;
     }
     r.looks = 1;
+    if !ACTIVE.contains(&r.status.as_str()) {
+        return; // ended: it stays as it ended
+    }
     let next = match r.status.as_str() {
         "Pending" => "InProgress".to_string(),
         "InProgress" | "Baking" => r.end.clone(),

@@ -56,14 +56,14 @@ async fn someone_elses_refresh_is_waited_for_and_ours_follows() {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
     env.up(DIGEST_A, &[], &[]).success();
-    let other = |status: &str, version: &str| Refresh {
-        id: "ir-other".into(),
+    let other = |id: &str, status: &str, version: &str| Refresh {
+        id: id.into(),
         status: status.into(),
         version: version.into(),
         end: "Successful".into(),
         looks: 3,
     };
-    env.change_group(|g| g.refreshes.insert(0, other("InProgress", "7")));
+    env.change_group(|g| g.refreshes.insert(0, other("ir-other", "InProgress", "7")));
     let out = env.up(DIGEST_B, &[], &[]).success();
     let text = stderr(&out);
     assert!(
@@ -73,11 +73,11 @@ async fn someone_elses_refresh_is_waited_for_and_ours_follows() {
     assert!(text.contains("refresh ir-other ended Successful; deciding again"), "{text}");
     assert_eq!(env.group_version(), "2", "the group ends on the program's version: {text}");
 
-    env.change_group(|g| g.refreshes.insert(0, other("Cancelling", "2")));
+    env.change_group(|g| g.refreshes.insert(0, other("ir-cancel", "Cancelling", "2")));
     let out = env.up(DIGEST_A, &[], &[]).success();
     let text = stderr(&out);
-    assert!(text.contains("refresh ir-other is Cancelling towards v2, not v3"), "{text}");
-    assert!(text.contains("refresh ir-other ended Cancelled"), "{text}");
+    assert!(text.contains("refresh ir-cancel is Cancelling towards v2, not v3"), "{text}");
+    assert!(text.contains("refresh ir-cancel ended Cancelled"), "{text}");
     assert_eq!(env.group_version(), "3", "{text}");
 }
 
@@ -202,13 +202,13 @@ async fn release_images_are_kept_and_a_missing_one_stops_the_run_before_anything
         .scratch
         .read(&format!("stacks/{}.yaml", env.name))
         .replace("keep: 20", "keep: 5")
-        .replace(&env.bucket, &format!("{}-other", env.bucket));
-    env.scratch.write(&format!("stacks/{}-other.yaml", env.name), &other);
+        .replace(&env.bucket, &format!("{}-o", env.bucket));
+    env.scratch.write(&format!("stacks/{}-o.yaml", env.name), &other);
     let out = env.up(DIGEST_B, &[], &[]).code(2);
     let text = stderr(&out);
     assert!(
         text.contains(&format!("{}.yaml keeps 20", env.name))
-            && text.contains(&format!("{}-other.yaml keeps 5", env.name)),
+            && text.contains(&format!("{}-o.yaml keeps 5", env.name)),
         "{text}"
     );
 }
