@@ -73,17 +73,33 @@ pub async fn execute<S: Steps>(
     if let Some(step) = plan.steps.get(at).filter(|s| s.kind == Kind::Lock) {
         p.progress(&format!("→ {}: {}", step.name, step.detail));
     }
+    crate::interrupt::install().map_err(|e| OrchError::io("handling SIGINT and SIGTERM", e))?;
     let lock = lock::acquire(run.store, &run.stack.name, "orch up", run.force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", run.store.describe(&lock::key(&run.stack.name))));
+    cx.expired_run = lock.expired.clone();
     let rest = plan.steps.get(at + 1..).unwrap_or_default();
-    let result = tokio::select! {
-        r = locked(run, steps, rest, &mut cx) => r,
-        _ = tokio::signal::ctrl_c() => Err(OrchError::failed("interrupted", "rerun `orch up`; every step is idempotent")),
+    let ended = super::stop::guarded(locked(run, steps, rest, &mut cx), p).await;
+    let result = match ended {
+        super::stop::Ended::Done(r) => r,
+        super::stop::Ended::Interrupted(sig) => Err(interrupted(run, &cx, sig).await),
     };
     let released = lock.release().await;
     let outcome = result?;
     released?;
     Ok(outcome)
+}
+
+/// Record an interrupted run in the history when it got as far as the stack's config (a
+/// `-interrupted` entry, never the live record), and the error it exits with.
+async fn interrupted(run: &Run<'_>, cx: &Cx, sig: nix::sys::signal::Signal) -> OrchError {
+    let what = match (cx.config.is_empty(), record_of(run, cx)) {
+        (false, Some(rec)) => match record::save_interrupted(run.store, &rec).await {
+            Ok(at) => format!("the interruption is recorded at {at}"),
+            Err(e) => format!("recording the interruption failed: {e}"),
+        },
+        _ => "it stopped before the stack was changed".into(),
+    };
+    super::stop::interrupted(sig, "orch up", &what)
 }
 
 async fn locked<S: Steps>(
@@ -112,6 +128,8 @@ struct Cx {
     config: BTreeMap<String, String>,
     outputs: BTreeMap<String, serde_json::Value>,
     url: Option<String>,
+    /// The deploy lock this run took over because its lease had expired.
+    expired_run: Option<lock::LockInfo>,
 }
 
 fn missing(what: &str) -> OrchError {
@@ -204,13 +222,13 @@ async fn run_step<S: Steps>(
             let ami = cx.ami.as_ref().ok_or_else(|| missing("the AMI"))?;
             cx.config = deploy_config(program, image, cert, cx.zone_id.as_deref(), &ami.id);
             Pulumi::check_passphrase().map_err(DeployError::from)?;
-            let pulumi = pulumi_for(run, program);
+            let pulumi = pulumi_for(run, program, cx);
             pulumi.select_stack().map_err(DeployError::from)?;
             pulumi.set_config(&cx.config, &program.secrets).map_err(DeployError::from)?;
         }
         Kind::PulumiUp => {
             let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
-            let pulumi = pulumi_for(run, program);
+            let pulumi = pulumi_for(run, program, cx);
             p.progress(&format!("  pulumi up (stack {env})"));
             pulumi.up(p).await.map_err(DeployError::from)?;
             cx.outputs = pulumi.outputs().map_err(DeployError::from)?;
@@ -255,27 +273,7 @@ async fn run_step<S: Steps>(
             cx.url = Some(url);
         }
         Kind::Record => {
-            let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
-            let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
-            let rec = Record {
-                env: env.into(),
-                revision: run.project.revision(run.runner.as_ref()),
-                by: Some(crate::host::who()),
-                image_uri: image.uri.clone(),
-                image_digest: image.digest.clone(),
-                program_hash: program.hash.clone(),
-                config_hash: record::config_hash(&cx.config, &program.secrets),
-                outputs: std::mem::take(&mut cx.outputs),
-                certificate_arn: cx.cert_arn.clone(),
-                stack_file: std::fs::read_to_string(
-                    program.dir.join(crate::render::stack_file_name(env)),
-                )
-                .ok(),
-                ami: cx.ami.as_ref().map(|a| a.id.clone()),
-                // Milliseconds: two releases within one second (a quick rollback) keep their order.
-                time: crate::clock::now(),
-                orch_version: env!("CARGO_PKG_VERSION").into(),
-            };
+            let rec = record_of(run, cx).ok_or_else(|| missing("the program and the image"))?;
             let at = record::save(run.store, &rec).await?;
             p.progress(&format!("✓ deployment recorded at {at}"));
             if let Some(url) = &cx.url {
@@ -286,10 +284,34 @@ async fn run_step<S: Steps>(
     Ok(None)
 }
 
-fn pulumi_for(run: &Run<'_>, program: &Program) -> Pulumi {
+fn pulumi_for(run: &Run<'_>, program: &Program, cx: &Cx) -> Pulumi {
     let stack = run.stack;
     let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
     Pulumi::new(run.runner.clone(), &program.dir, &backend, &stack.name)
+        .after_expired(cx.expired_run.clone())
+}
+
+/// The deployment record of what this run applied (`None` before program and image are known).
+fn record_of(run: &Run<'_>, cx: &Cx) -> Option<Record> {
+    let (program, image) = (cx.program.as_ref()?, cx.image.as_ref()?);
+    let env = run.stack.name.as_str();
+    Some(Record {
+        env: env.into(),
+        revision: run.project.revision(run.runner.as_ref()),
+        by: Some(crate::host::who()),
+        image_uri: image.uri.clone(),
+        image_digest: image.digest.clone(),
+        program_hash: program.hash.clone(),
+        config_hash: record::config_hash(&cx.config, &program.secrets),
+        outputs: cx.outputs.clone(),
+        certificate_arn: cx.cert_arn.clone(),
+        stack_file: std::fs::read_to_string(program.dir.join(crate::render::stack_file_name(env)))
+            .ok(),
+        ami: cx.ami.as_ref().map(|a| a.id.clone()),
+        // Milliseconds: two releases within one second (a quick rollback) keep their order.
+        time: crate::clock::now(),
+        orch_version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 /// The NS delegation of the env's zone: UPSERTed in a parent zone of this account, or checked by

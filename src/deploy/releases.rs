@@ -22,25 +22,32 @@ pub async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
         let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else { continue };
         let name = key.rsplit('/').next().unwrap_or(&key).trim_end_matches(".json").to_string();
         let destroyed = name.ends_with("-destroyed");
+        let interrupted = name.ends_with("-interrupted");
         let is_live = !destroyed
+            && !interrupted
             && live
                 .as_ref()
                 .is_some_and(|l| l.time == rec.time && l.image_digest == rec.image_digest);
         // Ordered by the instant, not the name: records from before millisecond stamps sort too.
-        rows.push((rec.time, row(name, &rec, destroyed, is_live)));
+        let outcome = match (destroyed, interrupted) {
+            (true, _) => "destroyed",
+            (_, true) => "interrupted",
+            _ => "deployed",
+        };
+        rows.push((rec.time, row(name, &rec, outcome, is_live)));
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(rows.into_iter().map(|(_, r)| r).collect())
 }
 
-fn row(id: String, rec: &Record, destroyed: bool, live: bool) -> Row {
+fn row(id: String, rec: &Record, outcome: &str, live: bool) -> Row {
     Row {
         id,
         time: rec.time,
         revision: rec.revision.clone(),
         digest: rec.image_digest.clone(),
         ami: rec.ami.clone(),
-        outcome: if destroyed { "destroyed" } else { "deployed" }.into(),
+        outcome: outcome.into(),
         by: rec.by.clone().unwrap_or_else(|| "-".into()),
         live,
         runs: format!("{} {}", rec.image_digest, rec.ami.as_deref().unwrap_or("")),

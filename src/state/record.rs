@@ -94,6 +94,22 @@ pub async fn save(store: &Store, record: &Record) -> Result<String, StateError> 
     Ok(store.describe(&latest_key(&record.env)))
 }
 
+/// Write an interrupted run (SIGINT/SIGTERM after it changed the stack's config) into the history
+/// only, as `<time>-<digest>-interrupted.json`: never the latest, which stays what was last
+/// deployed. Returns where it went.
+pub async fn save_interrupted(store: &Store, record: &Record) -> Result<String, StateError> {
+    let body = serde_json::to_vec_pretty(record)
+        .map_err(|e| StateError::step("encoding the deployment record", e.to_string()))?;
+    let stamp = crate::clock::stamp(&record.time);
+    let key = format!(
+        "deployments/{}/history/{stamp}-{}-interrupted.json",
+        record.env,
+        short(&record.image_digest).trim_start_matches("sha256:")
+    );
+    store.put(&key, &body).await?;
+    Ok(store.describe(&key))
+}
+
 /// Where `orch down` leaves word that the environment is down, until the next deployment.
 pub fn down_key(env: &str) -> String {
     format!("deployments/{env}/down.json")

@@ -5,6 +5,7 @@
 //! share one moto.
 mod contracts;
 mod env;
+mod locks;
 mod recovery;
 mod teardown;
 
