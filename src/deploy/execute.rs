@@ -73,24 +73,35 @@ pub async fn execute<S: Steps>(
     if let Some(step) = plan.steps.get(at).filter(|s| s.kind == Kind::Lock) {
         p.progress(&format!("→ {}: {}", step.name, step.detail));
     }
+    crate::interrupt::install().map_err(|e| OrchError::io("handling SIGINT and SIGTERM", e))?;
     let lock = lock::acquire(run.store, &run.stack.name, "orch up", run.force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", run.store.describe(&lock::key(&run.stack.name))));
+    cx.expired_run = lock.expired.clone();
     let rest = plan.steps.get(at + 1..).unwrap_or_default();
-    let mut interrupted = false;
-    let result = tokio::select! {
-        r = locked(run, steps, rest, &mut cx) => r,
-        _ = tokio::signal::ctrl_c() => {
-            interrupted = true;
-            Err(OrchError::failed("interrupted", "rerun `orch up`; every step is idempotent"))
+    let ended = super::stop::guarded(locked(run, steps, rest, &mut cx), p).await;
+    let result = match ended {
+        super::stop::Ended::Done(r) => {
+            if let Err(e) = &r {
+                end_release(run, &mut cx, failed_state(e), e.to_string()).await;
+            }
+            r
         }
+        super::stop::Ended::Interrupted(sig) => Err(interrupted(run, &mut cx, sig).await),
     };
-    if let Err(e) = &result {
-        end_release(run, &mut cx, e, interrupted).await;
-    }
     let released = lock.release().await;
     let outcome = result?;
     released?;
     Ok(outcome)
+}
+
+/// An interrupted run: its release, if it got as far as recording one, is recorded as
+/// interrupted (the stack may be partly changed, so it stays the live release and the next run
+/// deploys again); the error it exits with.
+async fn interrupted(run: &Run<'_>, cx: &mut Cx, sig: nix::sys::signal::Signal) -> OrchError {
+    let what = end_release(run, cx, ReleaseState::Interrupted, format!("stopped by {sig}"))
+        .await
+        .unwrap_or_else(|| "it stopped before the stack was changed".into());
+    super::stop::interrupted(sig, "orch up", &what)
 }
 
 async fn locked<S: Steps>(
@@ -107,31 +118,40 @@ async fn locked<S: Steps>(
     Ok(Outcome::Ok)
 }
 
-/// A run that failed after its release was recorded as applying: the release records how it
-/// ended (interrupted, rolled back, failed) and why. Best effort: a store that fails now is
-/// reported, and the `applying` record left behind still makes the next run deploy again.
-async fn end_release(run: &Run<'_>, cx: &mut Cx, error: &OrchError, interrupted: bool) {
-    let Some(rec) = cx.release.as_mut() else { return };
-    if rec.state != ReleaseState::Applying {
-        return;
-    }
-    rec.state = if interrupted {
-        ReleaseState::Interrupted
-    } else if matches!(error, OrchError::Deploy(DeployError::RefreshEnded { status, .. }) if status.starts_with("Rollback"))
-    {
-        ReleaseState::RolledBack
-    } else {
-        ReleaseState::Failed
-    };
-    rec.note = Some(error.to_string());
-    match record::save(run.store, rec).await {
-        Ok(at) => {
-            run.printer.progress(&format!("  release recorded as {} at {at}", rec.state.as_str()))
+/// How a failed run's release ended: rolled back when the refresh ended `Rollback…`, else failed.
+fn failed_state(error: &OrchError) -> ReleaseState {
+    match error {
+        OrchError::Deploy(DeployError::RefreshEnded { status, .. })
+            if status.starts_with("Rollback") =>
+        {
+            ReleaseState::RolledBack
         }
-        Err(e) => run
-            .printer
-            .warn(&format!("could not record the release as {}: {e}", rec.state.as_str())),
+        _ => ReleaseState::Failed,
     }
+}
+
+/// A run that ended early after its release was recorded as applying: the release records how it
+/// ended and why; returns what happened to the record. Best effort: a store that fails now is
+/// reported, and the `applying` record left behind still makes the next run deploy again.
+async fn end_release(
+    run: &Run<'_>,
+    cx: &mut Cx,
+    state: ReleaseState,
+    note: String,
+) -> Option<String> {
+    let rec = cx.release.as_mut().filter(|r| r.state == ReleaseState::Applying)?;
+    rec.state = state;
+    rec.note = Some(note);
+    Some(match record::save(run.store, rec).await {
+        Ok(at) => {
+            run.printer.progress(&format!("  release recorded as {} at {at}", state.as_str()));
+            format!("the release is recorded as {} at {at}", state.as_str())
+        }
+        Err(e) => {
+            run.printer.warn(&format!("could not record the release as {}: {e}", state.as_str()));
+            format!("recording the release as {} failed: {e}", state.as_str())
+        }
+    })
 }
 
 /// What the steps hand on to the ones after them.
@@ -148,6 +168,8 @@ struct Cx {
     config: BTreeMap<String, String>,
     outputs: BTreeMap<String, serde_json::Value>,
     url: Option<String>,
+    /// The deploy lock this run took over because its lease had expired.
+    expired_run: Option<lock::LockInfo>,
 }
 
 fn missing(what: &str) -> OrchError {
@@ -240,7 +262,7 @@ async fn run_step<S: Steps>(
             let ami = cx.ami.as_ref().ok_or_else(|| missing("the AMI"))?;
             cx.config = deploy_config(program, image, cert, cx.zone_id.as_deref(), &ami.id);
             Pulumi::check_passphrase().map_err(DeployError::from)?;
-            let pulumi = pulumi_for(run, program);
+            let pulumi = pulumi_for(run, program, cx);
             pulumi.select_stack().map_err(DeployError::from)?;
             pulumi.set_config(&cx.config, &program.secrets).map_err(DeployError::from)?;
         }
@@ -266,7 +288,7 @@ async fn run_step<S: Steps>(
         }
         Kind::PulumiUp => {
             let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
-            let pulumi = pulumi_for(run, program);
+            let pulumi = pulumi_for(run, program, cx);
             p.progress(&format!("  pulumi up (stack {env})"));
             pulumi.up(p).await.map_err(DeployError::from)?;
             cx.outputs = pulumi.outputs().map_err(DeployError::from)?;
@@ -353,10 +375,11 @@ fn release(run: &Run<'_>, cx: &Cx, state: ReleaseState) -> Result<Record, OrchEr
     })
 }
 
-fn pulumi_for(run: &Run<'_>, program: &Program) -> Pulumi {
+fn pulumi_for(run: &Run<'_>, program: &Program, cx: &Cx) -> Pulumi {
     let stack = run.stack;
     let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
     Pulumi::new(run.runner.clone(), &program.dir, &backend, &stack.name)
+        .after_expired(cx.expired_run.clone())
 }
 
 /// The NS delegation of the env's zone: UPSERTed in a parent zone of this account, or checked by

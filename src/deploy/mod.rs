@@ -16,6 +16,7 @@ pub mod refresh;
 pub mod releases;
 pub mod snapshot;
 pub mod steps;
+pub mod stop;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;

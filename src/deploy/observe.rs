@@ -80,8 +80,7 @@ pub async fn observe<S: Steps>(
     }
     if store_readable {
         o.lock = lock::observe(store, &stack.name).await?;
-        let here = lock::LockInfo::mine("observe").host;
-        o.lock_stale = o.lock.as_ref().is_some_and(|l| l.is_stale_here(&here));
+        o.lock_stale = o.lock.as_ref().is_some_and(|l| l.expired(crate::clock::now()));
         o.last = record::latest(store, &stack.name).await?;
     }
     // What the group of the live release runs, read from Auto Scaling, not from the record.
@@ -112,7 +111,8 @@ pub async fn observe<S: Steps>(
             .await?,
     );
     let recorded = o.last.as_ref().and_then(|r| r.stack_file.clone());
-    let program = steps.render(project, stack, recorded.as_deref())?;
+    // Read-only: into a private folder, so build/<env>/ is written only under the lock.
+    let program = steps.render_private(project, stack, recorded.as_deref())?;
     o.program_hash = Some(program.hash.clone());
     match super::ami::resolve(&aws.ssm, stack).await {
         Ok(ami) => o.ami = Some(ami),

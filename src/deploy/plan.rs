@@ -18,7 +18,7 @@ pub struct Observed {
     /// Some for `s3://` backends.
     pub bucket: Option<BucketState>,
     pub lock: Option<LockInfo>,
-    /// True when the lock's holder is a dead process on this host.
+    /// True when the lock's lease has expired (its holder stopped renewing it).
     pub lock_stale: bool,
     /// None when the stack has no domain.
     pub zone: Option<ZoneState>,
@@ -188,26 +188,12 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             Kind::Lock,
             Action::Change,
             format!(
-                "break the lock of {}@{} (pid {}, since {}){}",
-                l.user,
-                l.host,
-                l.pid,
-                crate::clock::show(&l.since),
-                if o.lock_stale { ": that process is gone" } else { " (--force-unlock)" }
+                "take over the lock of {}{}",
+                l.describe(),
+                if o.lock_stale { ": its lease expired" } else { " (--force-unlock)" }
             ),
         ),
-        Some(l) => step(
-            Kind::Lock,
-            Action::Refuse,
-            format!(
-                "held by {} ({}@{}, pid {}) since {}",
-                l.holder,
-                l.user,
-                l.host,
-                l.pid,
-                crate::clock::show(&l.since)
-            ),
-        ),
+        Some(l) => step(Kind::Lock, Action::Refuse, format!("held by {}", l.describe())),
     }
     step(
         Kind::Program,

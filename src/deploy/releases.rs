@@ -28,20 +28,21 @@ pub async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
                 .as_ref()
                 .is_some_and(|l| l.time == rec.time && l.image_digest == rec.image_digest);
         // Ordered by the instant, not the name: records from before millisecond stamps sort too.
-        rows.push((rec.time, row(name, &rec, destroyed, is_live)));
+        let outcome = if destroyed { "destroyed" } else { rec.state.as_str() };
+        rows.push((rec.time, row(name, &rec, outcome, is_live)));
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(rows.into_iter().map(|(_, r)| r).collect())
 }
 
-fn row(id: String, rec: &Record, destroyed: bool, live: bool) -> Row {
+fn row(id: String, rec: &Record, outcome: &str, live: bool) -> Row {
     Row {
         id,
         time: rec.time,
         revision: rec.revision.clone(),
         digest: rec.image_digest.clone(),
         ami: rec.ami.clone(),
-        outcome: if destroyed { "destroyed" } else { rec.state.as_str() }.into(),
+        outcome: outcome.into(),
         by: rec.by.clone().unwrap_or_else(|| "-".into()),
         live,
         image_present: None,

@@ -32,9 +32,11 @@ pub(super) async fn gather(
     // The program as the code says today, with the stack file of the recorded deployment: the
     // refresh runs with the deployed config even on a checkout whose build/ is empty.
     let rendered = crate::render::render(project, stack).map_err(OpsError::Render)?;
-    let build_dir =
-        crate::render::write_restoring(project, stack, &rendered, rec.stack_file.as_deref())
+    // Into a private folder: drift runs beside a deploy without rewriting its build/<env>/.
+    let private =
+        crate::render::write_private(project, stack, &rendered, rec.stack_file.as_deref())
             .map_err(OpsError::Render)?;
+    let build_dir = private.path().to_path_buf();
     let backend = stack.pulumi.as_ref().map(|p| p.pulumi_url(&stack.region)).unwrap_or_default();
     let pulumi = Pulumi::new(runner, &build_dir, &backend, &stack.name);
     let engine = tokio::task::spawn_blocking(move || {

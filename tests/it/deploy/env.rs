@@ -7,7 +7,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+/// A short lease for the lock tests: a killed run's lock is taken over within seconds.
+pub(super) const LEASE: (&str, &str) = ("ORCH_LOCK_LEASE_SECONDS", "2");
 pub(super) const DIGEST_A: &str =
     "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub(super) const DIGEST_B: &str =
@@ -630,6 +633,25 @@ impl Env {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         cmd
+    }
+
+    /// Wait until the lease of the deploy lock left in the bucket has expired.
+    pub(super) async fn lease_expired(&self) {
+        let key = format!("locks/{}.json", self.name);
+        support::wait_until_async(
+            Duration::from_secs(30),
+            "the left lock's lease expires",
+            || async {
+                let lock: serde_json::Value =
+                    serde_json::from_str(&self.object(&key).await.unwrap_or_default())
+                        .unwrap_or_default();
+                lock["expires"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t < chrono::Utc::now())
+            },
+        )
+        .await;
     }
 
     pub(super) fn up(

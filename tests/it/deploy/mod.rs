@@ -5,6 +5,7 @@
 //! share one moto.
 mod contracts;
 mod env;
+mod locks;
 mod recovery;
 mod teardown;
 mod truth;
@@ -178,8 +179,8 @@ async fn up_runs_every_step_to_a_record_then_the_rerun_is_a_no_op_and_dry_run_ch
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn pulumi_failure_partial_and_cancellation_are_reported_recorded_as_failed_and_release_the_lock()
-{
+async fn pulumi_failure_partial_and_cancellation_are_reported_recorded_as_failed_and_release_the_lock(
+) {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
     let cases = [
