@@ -1,5 +1,6 @@
 //! The top-level error type: one report per failure, with a hint naming the next command to run,
-//! and the exit-code contract (0 ok, 1 finding, 2 usage/config error or orch failure).
+//! and the exit-code contract (0 ok, 1 finding, 2 usage/config error or orch failure, 130/143
+//! stopped by SIGINT/SIGTERM).
 use crate::check::CheckError;
 use crate::config::ConfigError;
 use crate::image::ImageError;
@@ -32,7 +33,8 @@ impl Outcome {
     }
 }
 
-/// Every way a command can fail. All of them exit 2.
+/// Every way a command can fail. All of them exit 2, but an interruption (130 for SIGINT, 143 for
+/// SIGTERM).
 #[derive(Debug, thiserror::Error)]
 pub enum OrchError {
     #[error(transparent)]
@@ -65,11 +67,17 @@ pub enum OrchError {
     Logs(#[from] crate::logs::LogsError),
     #[error("{message}")]
     Failed { message: String, hint: Option<String> },
+    /// Stopped by SIGINT or SIGTERM: exits 128 + the signal's number (130, 143).
+    #[error("{message}")]
+    Interrupted { message: String, hint: String, code: u8 },
 }
 
 impl OrchError {
     pub fn exit_code(&self) -> u8 {
-        2
+        match self {
+            OrchError::Interrupted { code, .. } => *code,
+            _ => 2,
+        }
     }
 
     /// A failure with a hint telling the user what to run next.
@@ -97,6 +105,7 @@ impl OrchError {
                 e.var
             )),
             OrchError::Failed { hint, .. } => hint.clone(),
+            OrchError::Interrupted { hint, .. } => Some(hint.clone()),
             OrchError::Io { .. } => None,
             OrchError::Local(e) => Some(e.hint()),
             OrchError::Logs(e) => Some(e.hint()),

@@ -14,11 +14,15 @@ pub struct Row {
     /// The AMI (AWS only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ami: Option<String>,
-    /// `deployed`, `rolled_back`, `destroyed`.
+    /// Local: `deployed`, `rolled_back`; AWS: the release state (`verified`, `unverified`, `failed`,
+    /// `rolled_back`, `interrupted`, `applying`) or `destroyed`.
     pub outcome: String,
     pub by: String,
     /// What runs now.
     pub live: bool,
+    /// AWS: whether the release's image is still in its ECR repository (None: not looked up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_present: Option<bool>,
     /// What the release runs, for telling two releases apart (local: the release id, which covers
     /// image and environment; AWS: image digest and AMI).
     #[serde(skip)]
@@ -39,7 +43,11 @@ pub fn table(rows: &[Row]) -> Vec<String> {
             r.id,
             r.digest.chars().take(19).collect::<String>(),
             r.revision.chars().take(12).collect::<String>(),
-            r.outcome,
+            if r.image_present == Some(false) {
+                format!("{} (image gone)", r.outcome)
+            } else {
+                r.outcome.clone()
+            },
             r.by,
             r.ami.as_deref().map(|a| format!("  {a}")).unwrap_or_default()
         ));
@@ -54,13 +62,14 @@ pub fn matches(row: &Row, wanted: &str) -> bool {
     row.id == wanted || row.digest == wanted || (want.len() >= 7 && hex.starts_with(want))
 }
 
-/// The release `rollback` goes to: the one `to` names, else the newest deployed release whose
-/// image or release differs from the live one. Rows are newest first.
+/// The release `rollback` goes to: the one `to` names, else the newest good release (deployed
+/// locally, verified on AWS) whose image or release differs from the live one. Rows are newest
+/// first.
 pub fn target<'a>(rows: &'a [Row], to: Option<&str>) -> Result<&'a Row, String> {
-    let deployed = |r: &&Row| r.outcome == "deployed";
+    let deployed = |r: &&Row| r.outcome == "deployed" || r.outcome == "verified";
     match to {
         Some(want) => rows.iter().filter(deployed).find(|r| matches(r, want)).ok_or_else(|| {
-            format!("no deployed release matches `{want}` (give a release id or an image digest)")
+            format!("no deployed and verified release matches `{want}` (give a release id or an image digest)")
         }),
         None => {
             let live = rows.iter().find(|r| r.live);
@@ -86,6 +95,7 @@ mod tests {
             outcome: outcome.into(),
             by: "me@here".into(),
             live,
+            image_present: None,
             runs: digest.into(),
         }
     }
@@ -103,6 +113,17 @@ mod tests {
         assert_eq!(target(&rows, Some("aaaaaaa")).unwrap().id, "a");
         assert!(target(&rows, Some("c")).is_err(), "a rolled-back release is no target");
         assert!(target(&rows[..2], None).is_err());
+        // AWS: the live release failed verification; the target is the last verified one.
+        let aws = [
+            row("bad", "sha256:bbb", "unverified", true),
+            row("failed", "sha256:fff", "failed", false),
+            row("good", "sha256:aaaaaaaa", "verified", false),
+        ];
+        assert_eq!(target(&aws, None).unwrap().id, "good");
+        assert!(target(&aws, Some("failed")).is_err(), "only a verified release is a target");
+        let mut gone = aws.clone();
+        gone[2].image_present = Some(false);
+        assert!(table(&gone)[3].contains("verified (image gone)"), "{:?}", table(&gone));
         assert_eq!(table(&rows).len(), 5);
         assert!(table(&rows)[2].starts_with('*'));
     }

@@ -1,5 +1,6 @@
 //! orch: renders, deploys and checks a load-balanced HTTPS web tier, on AWS
 //! (through Pulumi YAML) or on one machine (`--env local`).
+pub mod atomic;
 pub mod aws;
 pub mod check;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod history;
 pub mod host;
 pub mod image;
+pub mod interrupt;
 pub mod local;
 pub mod logs;
 pub mod ops;

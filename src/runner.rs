@@ -88,7 +88,16 @@ impl Runner for Duct {
         } else {
             expr = expr.stdin_null();
         }
-        let out = expr.run()?;
+        if let Some(sig) = crate::interrupt::received() {
+            return Err(std::io::Error::other(format!("not started: orch received {sig}")));
+        }
+        // Started, then waited for in this same thread, tracked meanwhile so that a SIGINT or
+        // SIGTERM orch receives reaches it as SIGINT (crate::interrupt).
+        let handle = expr.start()?;
+        let tracked = crate::interrupt::track(handle.pids());
+        let out = handle.into_output();
+        drop(tracked);
+        let out = out?;
         Ok(Output {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -18,6 +18,7 @@ pub const VARS: &[(&str, &str)] = &[
         "deploy this image (`<registry>/<repository>@sha256:<64 hex>`) instead of building",
     ),
     ("ORCH_POLL_SECONDS", "seconds between status polls (ACM, instance refresh); default 15"),
+    ("ORCH_LOCK_LEASE_SECONDS", "the deploy lock's lease, renewed every quarter of it; default 60"),
     ("ORCH_ACM_TIMEOUT", "seconds to wait for ACM validation; default 1800"),
     ("ORCH_VERIFY_TIMEOUT", "seconds `orch up` retries the acceptance suite; default 600"),
     (
@@ -64,6 +65,7 @@ pub struct Settings {
     pub image: Option<String>,
     pub poll: Option<Duration>,
     pub acm_timeout: Option<Duration>,
+    pub lock_lease: Option<Duration>,
     pub verify_timeout: Option<Duration>,
     pub snapshot_timeout: Option<Duration>,
     pub verify_ca: Option<PathBuf>,
@@ -157,6 +159,11 @@ impl Settings {
             )?,
             poll: r.seconds("ORCH_POLL_SECONDS")?,
             acm_timeout: r.seconds("ORCH_ACM_TIMEOUT")?,
+            lock_lease: r.parsed(
+                "ORCH_LOCK_LEASE_SECONDS",
+                "must be a whole number of seconds, at least 2",
+                |v| v.parse().ok().filter(|n| *n >= 2).map(Duration::from_secs),
+            )?,
             verify_timeout: r.seconds("ORCH_VERIFY_TIMEOUT")?,
             snapshot_timeout: r.seconds("ORCH_SNAPSHOT_TIMEOUT")?,
             verify_ca: r.text("ORCH_VERIFY_CA").map(PathBuf::from),

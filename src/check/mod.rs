@@ -138,9 +138,11 @@ impl CheckError {
     }
 }
 
-/// The gate before any change: render, check, and refuse on any finding.
+/// The gate before any change: render (in memory: `up` and `rollback` run it before they hold
+/// the deploy lock, so it writes nothing under build/), check, and refuse on any finding.
 pub fn gate(project: &Project, stack: &Stack) -> Result<Report, CheckError> {
-    let report = check(project, stack)?;
+    let rendered = render::render(project, stack)?;
+    let report = check_program(&rendered.program, stack);
     if report.findings.is_empty() {
         Ok(report)
     } else {

@@ -8,7 +8,7 @@ pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> 
     let project = ctx.project()?;
     let stack = ctx.stack()?;
     let rows = match stack.target {
-        Target::Local => crate::local::releases(&project, &stack),
+        Target::Local => crate::local::releases(&project, &stack)?,
         Target::Aws => crate::deploy::releases_of(&stack).await?,
     };
     if args.json {

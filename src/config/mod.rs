@@ -5,6 +5,7 @@ mod inputs;
 mod cost;
 mod load;
 mod locate;
+mod shared;
 mod validate;
 
 pub use backend::Backend;
@@ -12,6 +13,7 @@ pub use inputs::is_env_name;
 pub use cost::{CostSettings, Profile};
 pub use load::{load, load_str, ConfigError, Problem};
 pub use locate::locate;
+pub use shared::check_shared_repository;
 pub use validate::{is_ami_id, is_dns_name};
 
 use serde::{Deserialize, Serialize};

@@ -92,17 +92,11 @@ pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
     }
     let mut steps = vec![];
     match &o.lock {
-        Some(l) => steps.push((
-            "REFUSE".into(),
-            format!(
-                "deploy lock held by {} ({}@{}, pid {}, since {})",
-                l.holder,
-                l.user,
-                l.host,
-                l.pid,
-                crate::clock::show(&l.since)
-            ),
+        Some(l) if l.expired(crate::clock::now()) => steps.push((
+            "run".into(),
+            format!("take over the deploy lock of {}: its lease expired", l.describe()),
         )),
+        Some(l) => steps.push(("REFUSE".into(), format!("deploy lock held by {}", l.describe()))),
         None => steps.push(("run".into(), "take the deploy lock".into())),
     }
     let mut final_snapshot = None;
@@ -199,15 +193,28 @@ pub async fn execute(
 ) -> Result<Outcome, OrchError> {
     let env = stack.name.as_str();
     refuse_protected(stack, plan)?;
+    crate::interrupt::install().map_err(|e| OrchError::io("handling SIGINT and SIGTERM", e))?;
     let lock = lock::acquire(store, env, "orch down", plan.force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", store.describe(&lock::key(env))));
-    let result = destroy(project, stack, plan, aws, store, runner, p).await;
+    let expired = lock.expired.clone();
+    let ended =
+        super::stop::guarded(destroy(project, stack, plan, aws, store, runner, expired, p), p)
+            .await;
+    let result = match ended {
+        super::stop::Ended::Done(r) => r,
+        super::stop::Ended::Interrupted(sig) => Err(super::stop::interrupted(
+            sig,
+            "orch down",
+            "the deployment record is kept; what pulumi deleted stays deleted",
+        )),
+    };
     let released = lock.release().await;
     let outcome = result?;
     released?;
     Ok(outcome)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn destroy(
     project: &Project,
     stack: &Stack,
@@ -215,6 +222,7 @@ async fn destroy(
     aws: &observe::Aws,
     store: &Store,
     runner: Arc<dyn Runner>,
+    expired: Option<LockInfo>,
     p: &Printer,
 ) -> Result<Outcome, OrchError> {
     let env = stack.name.as_str();
@@ -228,7 +236,7 @@ async fn destroy(
     };
     let dir = crate::render::write_restoring(project, stack, &rendered, recorded)?;
     let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
-    let pulumi = Pulumi::new(runner, &dir, &backend, env);
+    let pulumi = Pulumi::new(runner, &dir, &backend, env).after_expired(expired);
     Pulumi::check_passphrase().map_err(DeployError::from)?;
     if pulumi.select_existing().map_err(DeployError::from)? {
         if let Some(snapshot) = &plan.final_snapshot {

@@ -15,6 +15,9 @@ pub enum DeployError {
     Refused(String),
     #[error("{what}: {message}")]
     Step { what: String, message: String },
+    /// An instance refresh that ended other than Successful (Cancelled, Failed, Rollback…).
+    #[error("{what} ended {status}: {reason}")]
+    RefreshEnded { what: String, status: String, reason: String },
     #[error("public DNS does not delegate {name} to its hosted zone: it lists {} instead of {}", list(.found), .want.join(", "))]
     NotDelegated { name: String, want: Vec<String>, found: Vec<String> },
     #[error("{what}: {source}")]
@@ -63,6 +66,7 @@ impl DeployError {
                 format!("set the name servers above for {name} at your registrar, wait until `dig +short NS {name}` lists them, then rerun `orch up` (ORCH_OFFLINE=1 skips this check)")
             }
             DeployError::Refused(_) => "read the message above; nothing was changed by this step".into(),
+            DeployError::RefreshEnded { .. } => "`orch releases` shows the release as rolled back or failed; `orch status` shows what the group runs; fix the cause and rerun `orch up`".into(),
             DeployError::Step { .. } | DeployError::Io { .. } => "fix the cause above and rerun `orch up`; every step is idempotent".into(),
         }
     }

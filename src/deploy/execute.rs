@@ -19,7 +19,7 @@ use crate::project::Project;
 use crate::pulumi::Pulumi;
 use crate::runner::Runner;
 use crate::state::lock;
-use crate::state::record::{self, Record};
+use crate::state::record::{self, Record, ReleaseState};
 use crate::state::store::Store;
 
 /// Knobs for one run.
@@ -73,17 +73,35 @@ pub async fn execute<S: Steps>(
     if let Some(step) = plan.steps.get(at).filter(|s| s.kind == Kind::Lock) {
         p.progress(&format!("→ {}: {}", step.name, step.detail));
     }
+    crate::interrupt::install().map_err(|e| OrchError::io("handling SIGINT and SIGTERM", e))?;
     let lock = lock::acquire(run.store, &run.stack.name, "orch up", run.force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", run.store.describe(&lock::key(&run.stack.name))));
+    cx.expired_run = lock.expired.clone();
     let rest = plan.steps.get(at + 1..).unwrap_or_default();
-    let result = tokio::select! {
-        r = locked(run, steps, rest, &mut cx) => r,
-        _ = tokio::signal::ctrl_c() => Err(OrchError::failed("interrupted", "rerun `orch up`; every step is idempotent")),
+    let ended = super::stop::guarded(locked(run, steps, rest, &mut cx), p).await;
+    let result = match ended {
+        super::stop::Ended::Done(r) => {
+            if let Err(e) = &r {
+                end_release(run, &mut cx, failed_state(e), e.to_string()).await;
+            }
+            r
+        }
+        super::stop::Ended::Interrupted(sig) => Err(interrupted(run, &mut cx, sig).await),
     };
     let released = lock.release().await;
     let outcome = result?;
     released?;
     Ok(outcome)
+}
+
+/// An interrupted run: its release, if it got as far as recording one, is recorded as
+/// interrupted (the stack may be partly changed, so it stays the live release and the next run
+/// deploys again); the error it exits with.
+async fn interrupted(run: &Run<'_>, cx: &mut Cx, sig: nix::sys::signal::Signal) -> OrchError {
+    let what = end_release(run, cx, ReleaseState::Interrupted, format!("stopped by {sig}"))
+        .await
+        .unwrap_or_else(|| "it stopped before the stack was changed".into());
+    super::stop::interrupted(sig, "orch up", &what)
 }
 
 async fn locked<S: Steps>(
@@ -100,9 +118,47 @@ async fn locked<S: Steps>(
     Ok(Outcome::Ok)
 }
 
+/// How a failed run's release ended: rolled back when the refresh ended `Rollback…`, else failed.
+fn failed_state(error: &OrchError) -> ReleaseState {
+    match error {
+        OrchError::Deploy(DeployError::RefreshEnded { status, .. })
+            if status.starts_with("Rollback") =>
+        {
+            ReleaseState::RolledBack
+        }
+        _ => ReleaseState::Failed,
+    }
+}
+
+/// A run that ended early after its release was recorded as applying: the release records how it
+/// ended and why; returns what happened to the record. Best effort: a store that fails now is
+/// reported, and the `applying` record left behind still makes the next run deploy again.
+async fn end_release(
+    run: &Run<'_>,
+    cx: &mut Cx,
+    state: ReleaseState,
+    note: String,
+) -> Option<String> {
+    let rec = cx.release.as_mut().filter(|r| r.state == ReleaseState::Applying)?;
+    rec.state = state;
+    rec.note = Some(note);
+    Some(match record::save(run.store, rec).await {
+        Ok(at) => {
+            run.printer.progress(&format!("  release recorded as {} at {at}", state.as_str()));
+            format!("the release is recorded as {} at {at}", state.as_str())
+        }
+        Err(e) => {
+            run.printer.warn(&format!("could not record the release as {}: {e}", state.as_str()));
+            format!("recording the release as {} failed: {e}", state.as_str())
+        }
+    })
+}
+
 /// What the steps hand on to the ones after them.
 #[derive(Default)]
 struct Cx {
+    /// The release of this run, once recorded as applying.
+    release: Option<Record>,
     last: Option<Record>,
     program: Option<Program>,
     image: Option<ImageRef>,
@@ -112,6 +168,8 @@ struct Cx {
     config: BTreeMap<String, String>,
     outputs: BTreeMap<String, serde_json::Value>,
     url: Option<String>,
+    /// The deploy lock this run took over because its lease had expired.
+    expired_run: Option<lock::LockInfo>,
 }
 
 fn missing(what: &str) -> OrchError {
@@ -204,32 +262,46 @@ async fn run_step<S: Steps>(
             let ami = cx.ami.as_ref().ok_or_else(|| missing("the AMI"))?;
             cx.config = deploy_config(program, image, cert, cx.zone_id.as_deref(), &ami.id);
             Pulumi::check_passphrase().map_err(DeployError::from)?;
-            let pulumi = pulumi_for(run, program);
+            let pulumi = pulumi_for(run, program, cx);
             pulumi.select_stack().map_err(DeployError::from)?;
             pulumi.set_config(&cx.config, &program.secrets).map_err(DeployError::from)?;
         }
+        Kind::Release => {
+            let mut rec = release(run, cx, ReleaseState::Applying)?;
+            // Until pulumi reports new outputs, the stack's are those of the release before it
+            // (`orch status` and `orch drift` read them even when this run fails).
+            if rec.outputs.is_empty() {
+                rec.outputs = cx.last.as_ref().map(|l| l.outputs.clone()).unwrap_or_default();
+            }
+            let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
+            match crate::image::retention::ecr_image(&image.uri) {
+                Some(ecr) => {
+                    let tag = crate::image::retention::release_tag(env, &rec.time);
+                    crate::image::retention::tag(&aws.ecr, &ecr, &tag).await?;
+                    p.progress(&format!("✓ image tagged {tag}: kept by the lifecycle policy"));
+                }
+                None => p.progress("  the image is not in ECR: no release tag (the registry's own retention applies)"),
+            }
+            let at = record::save(run.store, &rec).await?;
+            p.progress(&format!("✓ release recorded as applying at {at}"));
+            cx.release = Some(rec);
+        }
         Kind::PulumiUp => {
             let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
-            let pulumi = pulumi_for(run, program);
+            let pulumi = pulumi_for(run, program, cx);
             p.progress(&format!("  pulumi up (stack {env})"));
             pulumi.up(p).await.map_err(DeployError::from)?;
             cx.outputs = pulumi.outputs().map_err(DeployError::from)?;
+            if let Some(rec) = cx.release.as_mut() {
+                rec.outputs = cx.outputs.clone();
+                rec.stack_file =
+                    std::fs::read_to_string(program.dir.join(crate::render::stack_file_name(env)))
+                        .ok();
+                record::save(run.store, rec).await?;
+            }
         }
         Kind::InstanceRefresh => {
-            let (program, image) = (
-                cx.program.as_ref().ok_or_else(|| missing("the program"))?,
-                cx.image.as_ref().ok_or_else(|| missing("the image"))?,
-            );
             let outputs = &cx.outputs;
-            if !record::launch_template_changed(
-                cx.last.as_ref(),
-                outputs,
-                &image.digest,
-                &program.hash,
-            ) {
-                p.progress("✓ launch template unchanged: no instance refresh");
-                return Ok(None);
-            }
             let output = |o: Output| {
                 crate::outputs::get(outputs, o).map(str::to_string).ok_or_else(|| {
                     DeployError::step("instance refresh", format!("the stack has no `{o}` output"))
@@ -241,7 +313,7 @@ async fn run_step<S: Steps>(
                 version: output(Output::LaunchTemplateVersion)?,
                 alarm: output(Output::TargetErrorsAlarm).ok(),
             };
-            refresh::run(&aws.asg, &target, poll(), Duration::from_secs(3600), p).await?;
+            refresh::roll(&aws.asg, &target, poll(), Duration::from_secs(3600), p).await?;
         }
         Kind::Verify => {
             let url = crate::outputs::get(&cx.outputs, Output::Url)
@@ -249,36 +321,26 @@ async fn run_step<S: Steps>(
                 .to_string();
             let http_url = crate::outputs::get(&cx.outputs, Output::HttpUrl);
             if !steps.verify(run.project, stack, &url, http_url, p).await? {
-                p.warn(&format!("deployed, but {url} failed verification; the deployment is not recorded, so the next `orch up` deploys and verifies again"));
+                if let Some(rec) = cx.release.as_mut() {
+                    rec.state = ReleaseState::Unverified;
+                    rec.note = Some(format!("{url} failed verification"));
+                    record::save(run.store, rec).await?;
+                }
+                p.warn(&format!("deployed, but {url} failed verification; the release is recorded as unverified (`orch releases`), so the next `orch up` deploys and verifies again and `orch rollback` goes back to the last verified release"));
                 return Ok(Some(Outcome::Finding));
             }
             cx.url = Some(url);
         }
         Kind::Record => {
-            let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
-            let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
-            let rec = Record {
-                env: env.into(),
-                revision: run.project.revision(run.runner.as_ref()),
-                by: Some(crate::host::who()),
-                image_uri: image.uri.clone(),
-                image_digest: image.digest.clone(),
-                program_hash: program.hash.clone(),
-                config_hash: record::config_hash(&cx.config, &program.secrets),
-                outputs: std::mem::take(&mut cx.outputs),
-                certificate_arn: cx.cert_arn.clone(),
-                stack_file: std::fs::read_to_string(
-                    program.dir.join(crate::render::stack_file_name(env)),
-                )
-                .ok(),
-                ami: cx.ami.as_ref().map(|a| a.id.clone()),
-                program: std::fs::read_to_string(program.dir.join("Pulumi.yaml")).ok(),
-                // Milliseconds: two releases within one second (a quick rollback) keep their order.
-                time: crate::clock::now(),
-                orch_version: env!("CARGO_PKG_VERSION").into(),
+            let mut rec = match cx.release.take() {
+                Some(rec) => rec,
+                None => release(run, cx, ReleaseState::Verified)?,
             };
+            rec.state = ReleaseState::Verified;
+            rec.note = None;
+            rec.outputs = std::mem::take(&mut cx.outputs);
             let at = record::save(run.store, &rec).await?;
-            p.progress(&format!("✓ deployment recorded at {at}"));
+            p.progress(&format!("✓ deployment recorded as verified at {at}"));
             if let Some(url) = &cx.url {
                 p.data(url);
             }
@@ -287,10 +349,38 @@ async fn run_step<S: Steps>(
     Ok(None)
 }
 
-fn pulumi_for(run: &Run<'_>, program: &Program) -> Pulumi {
+/// The release this run deploys, from what the steps so far produced.
+fn release(run: &Run<'_>, cx: &Cx, state: ReleaseState) -> Result<Record, OrchError> {
+    let env = run.stack.name.as_str();
+    let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
+    let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
+    Ok(Record {
+        env: env.into(),
+        state,
+        note: None,
+        revision: run.project.revision(run.runner.as_ref()),
+        by: Some(crate::host::who()),
+        image_uri: image.uri.clone(),
+        image_digest: image.digest.clone(),
+        program_hash: program.hash.clone(),
+        config_hash: record::config_hash(&cx.config, &program.secrets),
+        outputs: cx.outputs.clone(),
+        certificate_arn: cx.cert_arn.clone(),
+        stack_file: std::fs::read_to_string(program.dir.join(crate::render::stack_file_name(env)))
+            .ok(),
+        ami: cx.ami.as_ref().map(|a| a.id.clone()),
+        program: std::fs::read_to_string(program.dir.join("Pulumi.yaml")).ok(),
+        // Milliseconds: two releases within one second (a quick rollback) keep their order.
+        time: crate::clock::now(),
+        orch_version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+fn pulumi_for(run: &Run<'_>, program: &Program, cx: &Cx) -> Pulumi {
     let stack = run.stack;
     let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
     Pulumi::new(run.runner.clone(), &program.dir, &backend, &stack.name)
+        .after_expired(cx.expired_run.clone())
 }
 
 /// The NS delegation of the env's zone: UPSERTed in a parent zone of this account, or checked by

@@ -9,6 +9,7 @@ pub mod dns;
 pub mod down;
 pub mod error;
 pub mod execute;
+pub mod group;
 pub mod observe;
 pub mod plan;
 pub mod rdslogs;
@@ -16,6 +17,7 @@ pub mod refresh;
 pub mod releases;
 pub mod snapshot;
 pub mod steps;
+pub mod stop;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -96,7 +98,9 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Ou
 pub async fn releases_of(stack: &Stack) -> Result<Vec<crate::history::Row>, OrchError> {
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend(stack)?, &aws);
-    releases::list(&store, &stack.name).await
+    let mut rows = releases::list(&store, &stack.name).await?;
+    releases::mark_images(&aws.ecr, &store, &stack.name, &mut rows).await?;
+    Ok(rows)
 }
 
 /// `orch rollback` for an AWS environment: confirm (protected), then redeploy the release.
@@ -137,6 +141,7 @@ pub async fn deployed_urls(stack: &Stack) -> Result<(String, Option<String>), Or
 /// trusts), checked before anything changes: a bad one is a usage error (exit 2), not a failure
 /// after `pulumi up`.
 fn preflight(project: &crate::project::Project, stack: &Stack) -> Result<(), OrchError> {
+    crate::config::check_shared_repository(project, stack)?;
     delegation::mode().map_err(OrchError::Usage)?;
     crate::verify::options_for_aws(Some(&project.pages_dir()), stack.domain.is_some(), None, 0)
         .map_err(OrchError::Usage)?;

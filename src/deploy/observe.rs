@@ -22,6 +22,7 @@ pub struct Aws {
     pub asg: aws_sdk_autoscaling::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub rds: aws_sdk_rds::Client,
+    pub ecr: aws_sdk_ecr::Client,
 }
 
 impl Aws {
@@ -34,6 +35,7 @@ impl Aws {
             asg: aws_sdk_autoscaling::Client::new(&sdk),
             ssm: aws_sdk_ssm::Client::new(&sdk),
             rds: aws_sdk_rds::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
         }
     }
 }
@@ -78,9 +80,15 @@ pub async fn observe<S: Steps>(
     }
     if store_readable {
         o.lock = lock::observe(store, &stack.name).await?;
-        let here = lock::LockInfo::mine("observe").host;
-        o.lock_stale = o.lock.as_ref().is_some_and(|l| l.is_stale_here(&here));
+        o.lock_stale = o.lock.as_ref().is_some_and(|l| l.expired(crate::clock::now()));
         o.last = record::latest(store, &stack.name).await?;
+    }
+    // What the group of the live release runs, read from Auto Scaling, not from the record.
+    if let Some(name) = o.last.as_ref().and_then(|r| r.output(crate::outputs::Output::AsgName)) {
+        match super::group::observe(&aws.asg, name).await {
+            Ok(group) => o.group = group,
+            Err(e) => o.group_problem = Some(e.to_string()),
+        }
     }
     let mut zone_id = None;
     if let Some(domain) = &stack.domain {
@@ -103,7 +111,8 @@ pub async fn observe<S: Steps>(
             .await?,
     );
     let recorded = o.last.as_ref().and_then(|r| r.stack_file.clone());
-    let program = steps.render(project, stack, recorded.as_deref())?;
+    // Read-only: into a private folder, so build/<env>/ is written only under the lock.
+    let program = steps.render_private(project, stack, recorded.as_deref())?;
     o.program_hash = Some(program.hash.clone());
     match super::ami::resolve(&aws.ssm, stack).await {
         Ok(ami) => o.ami = Some(ami),
@@ -112,6 +121,11 @@ pub async fn observe<S: Steps>(
     match steps.image(project, stack, printer).await {
         Ok(image) => o.image = Some(image),
         Err(e) => o.image_problem = Some(e.to_string()),
+    }
+    // An image orch did not build must be in the registry before anything changes.
+    let pinned = o.image.as_ref().filter(|i| i.prebuilt);
+    if let Some(ecr) = pinned.and_then(|i| crate::image::retention::ecr_image(&i.uri)) {
+        o.image_present = Some(crate::image::retention::exists(&aws.ecr, &ecr).await?);
     }
     let arn = match &o.cert {
         Some(cert::CertState::Issued { arn }) => Some(arn.clone()),

@@ -1,6 +1,7 @@
 //! The plan as data: [`Observed`] is what orch read (read-only) from AWS, the state store and the
-//! local build; [`plan`] turns it into the list of steps with what exists and what would change.
-//! `--dry-run` prints this; the executor re-checks each step as it goes, so a rerun converges.
+//! local build — the group's launch-template version and any active refresh among it; [`plan`] turns
+//! it into the list of steps with what exists, what would change and the facts each decision rests
+//! on. `--dry-run` prints this; the executor re-checks each step as it goes, so a rerun converges.
 use serde::Serialize;
 
 use super::bucket::BucketState;
@@ -17,7 +18,7 @@ pub struct Observed {
     /// Some for `s3://` backends.
     pub bucket: Option<BucketState>,
     pub lock: Option<LockInfo>,
-    /// True when the lock's holder is a dead process on this host.
+    /// True when the lock's lease has expired (its holder stopped renewing it).
     pub lock_stale: bool,
     /// None when the stack has no domain.
     pub zone: Option<ZoneState>,
@@ -27,10 +28,17 @@ pub struct Observed {
     pub registrar: Option<Delegation>,
     pub cert: Option<CertState>,
     pub last: Option<Record>,
+    /// The Auto Scaling group of the last release as it runs now (None: no release, or no group).
+    pub group: Option<super::group::Observed>,
+    /// Why the group could not be read, when it could not.
+    pub group_problem: Option<String>,
     #[serde(skip)]
     pub image: Option<ImageRef>,
     /// Why the image is unknown, when it is.
     pub image_problem: Option<String>,
+    /// Whether an image orch did not build (rollback, `ORCH_IMAGE`) is in its ECR repository
+    /// (None: built here, or not in ECR).
+    pub image_present: Option<bool>,
     /// The AMI the instances would boot.
     pub ami: Option<super::ami::Ami>,
     /// Why the AMI is unknown, when it is.
@@ -85,6 +93,8 @@ pub enum Kind {
     /// Make sure the image is in the registry.
     Push,
     PulumiStack,
+    /// Record the release as `applying` before the stack changes.
+    Release,
     PulumiUp,
     InstanceRefresh,
     Verify,
@@ -105,6 +115,7 @@ impl Kind {
             Kind::Certificate => "certificate",
             Kind::Push => "push",
             Kind::PulumiStack => "pulumi stack",
+            Kind::Release => "release",
             Kind::PulumiUp => "pulumi up",
             Kind::InstanceRefresh => "instance refresh",
             Kind::Verify => "verify",
@@ -181,26 +192,12 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             Kind::Lock,
             Action::Change,
             format!(
-                "break the lock of {}@{} (pid {}, since {}){}",
-                l.user,
-                l.host,
-                l.pid,
-                crate::clock::show(&l.since),
-                if o.lock_stale { ": that process is gone" } else { " (--force-unlock)" }
+                "take over the lock of {}{}",
+                l.describe(),
+                if o.lock_stale { ": its lease expired" } else { " (--force-unlock)" }
             ),
         ),
-        Some(l) => step(
-            Kind::Lock,
-            Action::Refuse,
-            format!(
-                "held by {} ({}@{}, pid {}) since {}",
-                l.holder,
-                l.user,
-                l.host,
-                l.pid,
-                crate::clock::show(&l.since)
-            ),
-        ),
+        Some(l) => step(Kind::Lock, Action::Refuse, format!("held by {}", l.describe())),
     }
     step(
         Kind::Program,
@@ -215,6 +212,14 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
         ),
     );
     match (&o.image, &o.image_problem) {
+        (Some(i), _) if o.image_present == Some(false) => step(
+            Kind::Image,
+            Action::Refuse,
+            format!("{} is not in its repository (expired or never pushed)", i.uri),
+        ),
+        (Some(i), _) if o.image_present == Some(true) => {
+            step(Kind::Image, Action::Run, format!("deploy {} (in the registry)", i.uri));
+        }
         (Some(i), _) => step(Kind::Image, Action::Run, format!("deploy {}", i.uri)),
         (None, p) => step(
             Kind::Image,
@@ -314,6 +319,13 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
         _ if o.last.is_none() => Some("no deployment recorded yet".into()),
         _ => Some("inputs not all known before the run".into()),
     };
+    // The inputs may match the record while the group runs something else (a refresh that never
+    // ran, was rolled back or is still running): then the run goes on and rolls the group.
+    let rollout = rollout_facts(o);
+    let reason = match (reason, &rollout) {
+        (None, Some((true, facts))) => Some(facts.clone()),
+        (reason, _) => reason,
+    };
     let noop = reason.is_none() && !force;
     if noop {
         step(
@@ -333,8 +345,21 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
             Action::Run,
             format!("select or create stack {}, set the deploy-time config", stack.name),
         );
+        step(
+            Kind::Release,
+            Action::Create,
+            format!(
+                "tag the image release-{}-<time> (the lifecycle policy never expires it), record the release as applying in deployments/{}/ before the stack changes",
+                stack.name, stack.name
+            ),
+        );
         step(Kind::PulumiUp, Action::Run, why);
-        step(Kind::InstanceRefresh, Action::Run, "if the launch template changed: MinHealthyPercentage 100, skip matching, auto-rollback".into());
+        let observed = match (&rollout, &o.group_problem) {
+            (Some((_, facts)), _) => format!("now: {facts}"),
+            (None, Some(p)) => format!("now: group unreadable ({p})"),
+            (None, None) => "now: no group yet".into(),
+        };
+        step(Kind::InstanceRefresh, Action::Run, format!("after pulumi up, read the group: refresh when it or an instance is not on the program's launch-template version, wait for another active refresh first (MinHealthyPercentage 100, skip matching, auto-rollback); {observed}"));
         step(
             Kind::Verify,
             Action::Run,
@@ -347,6 +372,18 @@ pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Pla
         );
     }
     Plan { env: stack.name.clone(), steps, noop, cost: None }
+}
+
+/// The group as observed against the last release's launch-template version: (needs a rollout,
+/// the facts). None when there is no group to judge.
+fn rollout_facts(o: &Observed) -> Option<(bool, String)> {
+    let group = o.group.as_ref()?;
+    let want =
+        o.last.as_ref().and_then(|r| r.output(crate::outputs::Output::LaunchTemplateVersion));
+    let Some(want) = want else { return Some((false, group.facts())) };
+    let decision = super::group::decide(group, want);
+    let needed = !matches!(decision, super::group::Decision::Skip { .. });
+    Some((needed, format!("{}: {}", group.facts(), decision.why())))
 }
 
 #[cfg(test)]
@@ -385,6 +422,9 @@ mod tests {
         assert!(pos(Kind::Lock) < pos(Kind::Program) && pos(Kind::Program) < pos(Kind::Image));
         assert!(pos(Kind::Certificate) < pos(Kind::PulumiStack));
         assert!(pos(Kind::Push) < pos(Kind::PulumiUp) && pos(Kind::PulumiUp) < pos(Kind::Verify));
+        assert!(
+            pos(Kind::PulumiStack) < pos(Kind::Release) && pos(Kind::Release) < pos(Kind::PulumiUp)
+        );
         assert_eq!(kinds.last(), Some(&Kind::Record));
     }
 }

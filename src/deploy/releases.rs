@@ -1,7 +1,8 @@
-//! The AWS target's releases: every deployment record under `deployments/<env>/history/` as a
-//! [`Row`] (the live one is `latest.json`), and `orch rollback`: an earlier release redeployed by
-//! digest — no build — with the AMI it ran on, through the same lock, plan, rollout and verify as
-//! `orch up`.
+//! The AWS target's releases: every release record under `deployments/<env>/history/` as a
+//! [`Row`] with its state (verified, unverified, failed, rolled back, interrupted, applying); the live
+//! one is `latest.json`, the last release that changed the stack whatever its state. `orch rollback`:
+//! an earlier verified release redeployed by digest — no build — with the AMI it ran on, through the
+//! same lock, plan, rollout and verify as `orch up`.
 use std::sync::Arc;
 
 use super::{execute, observe, steps};
@@ -27,24 +28,44 @@ pub async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
                 .as_ref()
                 .is_some_and(|l| l.time == rec.time && l.image_digest == rec.image_digest);
         // Ordered by the instant, not the name: records from before millisecond stamps sort too.
-        rows.push((rec.time, row(name, &rec, destroyed, is_live)));
+        let outcome = if destroyed { "destroyed" } else { rec.state.as_str() };
+        rows.push((rec.time, row(name, &rec, outcome, is_live)));
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(rows.into_iter().map(|(_, r)| r).collect())
 }
 
-fn row(id: String, rec: &Record, destroyed: bool, live: bool) -> Row {
+fn row(id: String, rec: &Record, outcome: &str, live: bool) -> Row {
     Row {
         id,
         time: rec.time,
         revision: rec.revision.clone(),
         digest: rec.image_digest.clone(),
         ami: rec.ami.clone(),
-        outcome: if destroyed { "destroyed" } else { "deployed" }.into(),
+        outcome: outcome.into(),
         by: rec.by.clone().unwrap_or_else(|| "-".into()),
         live,
+        image_present: None,
         runs: format!("{} {}", rec.image_digest, rec.ami.as_deref().unwrap_or("")),
     }
+}
+
+/// Mark each release whose image (an ECR image by digest) is gone from its repository.
+pub async fn mark_images(
+    ecr: &aws_sdk_ecr::Client,
+    store: &Store,
+    env: &str,
+    rows: &mut [Row],
+) -> Result<(), OrchError> {
+    for row in rows.iter_mut() {
+        let key = format!("deployments/{env}/history/{}.json", row.id);
+        let Some(bytes) = store.get(&key).await? else { continue };
+        let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else { continue };
+        if let Some(image) = crate::image::retention::ecr_image(&rec.image_uri) {
+            row.image_present = Some(crate::image::retention::exists(ecr, &image).await?);
+        }
+    }
+    Ok(())
 }
 
 /// Redeploy the release `to` names (default: the one before the live one).
@@ -101,6 +122,7 @@ pub async fn rollback(
     let steps = steps::Wired::pinned(steps::ImageRef {
         uri: uri.whole(),
         digest: rec.image_digest.clone(),
+        prebuilt: true,
     });
     let run = execute::Run {
         project,

@@ -21,6 +21,8 @@ pub struct Program {
     pub hash: String,
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
+    /// The private temporary folder `dir` is, for a read-only render (removed with the last clone).
+    pub scratch: Option<std::sync::Arc<crate::render::Private>>,
 }
 
 /// An image by digest.
@@ -29,12 +31,23 @@ pub struct ImageRef {
     /// `<registry>/<repository>@sha256:…` — what the program deploys.
     pub uri: String,
     pub digest: String,
+    /// Said to be in the registry already (pinned by `orch rollback` or `ORCH_IMAGE`), not built
+    /// here: looked up by digest before anything changes.
+    pub prebuilt: bool,
 }
 
 pub trait Steps: Sync {
     /// Render the program into build/<env>/; `recorded` is the stack file of the last recorded
     /// deployment, laid under the rendered keys (a fresh checkout has none on disk).
     fn render(
+        &self,
+        project: &Project,
+        stack: &Stack,
+        recorded: Option<&str>,
+    ) -> Result<Program, OrchError>;
+    /// Render the program as [`Steps::render`] does, but into a private temporary folder:
+    /// build/<env>/ is only read (what the plan and a run about to be refused use).
+    fn render_private(
         &self,
         project: &Project,
         stack: &Stack,
@@ -97,6 +110,24 @@ impl Steps for Wired {
             hash: format!("sha256:{}", rendered.program_hash()),
             config: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            scratch: None,
+        })
+    }
+
+    fn render_private(
+        &self,
+        project: &Project,
+        stack: &Stack,
+        recorded: Option<&str>,
+    ) -> Result<Program, OrchError> {
+        let rendered = crate::render::render(project, stack)?;
+        let private = crate::render::write_private(project, stack, &rendered, recorded)?;
+        Ok(Program {
+            dir: private.path().to_path_buf(),
+            hash: format!("sha256:{}", rendered.program_hash()),
+            config: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            scratch: Some(std::sync::Arc::new(private)),
         })
     }
 
@@ -115,7 +146,7 @@ impl Steps for Wired {
         if let Some((uri, digest)) =
             crate::settings::get().image.as_ref().and_then(|u| Some((u, u.split_once('@')?.1)))
         {
-            return Ok(ImageRef { digest: digest.to_string(), uri: uri.clone() });
+            return Ok(ImageRef { digest: digest.to_string(), uri: uri.clone(), prebuilt: true });
         }
         let built = tokio::task::block_in_place(|| {
             crate::image::build(project, stack, &crate::runner::Duct, printer)
@@ -124,6 +155,7 @@ impl Steps for Wired {
         Ok(ImageRef {
             uri: format!("{registry}/{}@{}", stack.image.repository, built.digest),
             digest: built.digest,
+            prebuilt: false,
         })
     }
 

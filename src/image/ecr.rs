@@ -26,11 +26,20 @@ pub enum Action {
     PutLifecyclePolicy(String),
 }
 
-/// The lifecycle policy text that keeps the newest `keep` images.
+/// The lifecycle policy text: images tagged as a release's (`release-…`, [`super::retention`]) are
+/// matched first by a rule that keeps up to 9999 of them, so the `keep` rule, evaluated last as ECR
+/// requires of a `tagStatus: any` rule, never expires an image a release uses; of the rest it keeps
+/// the newest `keep` (Amazon ECR User Guide, "Lifecycle policy properties" and "How lifecycle
+/// policies work").
 pub fn lifecycle_policy(keep: u32) -> String {
     serde_json::json!({
         "rules": [{
             "rulePriority": 1,
+            "description": "never expire an image a release uses",
+            "selection": {"tagStatus": "tagged", "tagPrefixList": [super::retention::RELEASE_TAG_PREFIX], "countType": "imageCountMoreThan", "countNumber": 9999},
+            "action": {"type": "expire"}
+        }, {
+            "rulePriority": 2,
             "description": format!("keep the last {keep} images"),
             "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
             "action": {"type": "expire"}
@@ -222,7 +231,9 @@ mod tests {
             [Action::SetImmutableTags, Action::SetScanOnPush, Action::PutLifecyclePolicy(policy)]
         );
         let v: serde_json::Value = serde_json::from_str(&lifecycle_policy(7)).unwrap();
-        assert_eq!(v["rules"][0]["selection"]["countNumber"], 7);
+        assert_eq!(v["rules"][1]["selection"]["countNumber"], 7);
+        assert_eq!(v["rules"][1]["selection"]["tagStatus"], "any", "the catch-all rule comes last");
+        assert_eq!(v["rules"][0]["selection"]["tagPrefixList"][0], "release-");
     }
 
     #[test]

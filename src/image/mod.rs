@@ -14,6 +14,7 @@ pub mod layout;
 pub mod pipeline;
 pub mod provenance;
 pub mod push;
+pub mod retention;
 pub mod rootfs;
 pub mod source;
 pub mod unpack;

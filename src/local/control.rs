@@ -39,14 +39,13 @@ pub fn read(path: &Path) -> Control {
     std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
-/// Apply `change` to the current requests and write them back (atomically); returns the new generation.
+/// Apply `change` to the current requests and write them back (temp + fsync + rename); returns the
+/// new generation. Callers that change the tier (`up`, `rollback`) hold the tier's lock.
 pub fn update(path: &Path, change: impl FnOnce(&mut Control)) -> std::io::Result<u64> {
     let mut control = read(path);
     change(&mut control);
     control.generation += 1;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&control).map_err(std::io::Error::other)?)?;
-    std::fs::rename(tmp, path)?;
+    crate::atomic::write(path, &serde_json::to_vec(&control).map_err(std::io::Error::other)?)?;
     Ok(control.generation)
 }
 

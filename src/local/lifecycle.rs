@@ -47,6 +47,39 @@ pub(super) async fn up(
     }
 
     std::fs::create_dir_all(&paths.dir).map_err(|e| LocalError::io(&paths.dir, e))?;
+    // Under the tier's lock: a second `up` (or `rollback`) is refused naming this one, never
+    // racing it on the control file or taking its starting supervisor for a leftover.
+    let lock = super::lock(ctx, stack, &paths, "orch up", args.force_unlock).await?;
+    let result = up_locked(ctx, stack, args, &paths).await;
+    lock.release().await.map_err(LocalError::from)?;
+    match result? {
+        Up::Done(state) => {
+            let passed = verify_tier(ctx, &state).await;
+            print_urls(ctx, &state);
+            Ok(Outcome::finding_if(!passed))
+        }
+        // The foreground tier runs on after the lock is released: `up` then only waits.
+        Up::Foreground(child, state) => foreground(ctx, child, &state).await,
+    }
+}
+
+/// What the locked part of `up` leaves: a tier to verify, or a foreground one to wait for.
+enum Up {
+    Done(State),
+    Foreground(Child, State),
+}
+
+async fn up_locked(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    args: &UpOptions,
+    paths: &Paths,
+) -> Result<Up, OrchError> {
+    let project = ctx.project()?;
+    let p = ctx.printer;
+    let paths = paths.clone();
+    // A history that does not parse stops the run before anything changes (it is never replaced).
+    release::history(&paths.releases())?;
     let state = match state::inspect(&paths) {
         Tier::Running(state) => {
             p.progress(&format!(
@@ -95,7 +128,7 @@ pub(super) async fn up(
                         p.warn(&format!("recording the release: {e}"));
                     }
                     if !args.detach {
-                        return foreground(ctx, child, &state).await;
+                        return Ok(Up::Foreground(child, state));
                     }
                     state
                 }
@@ -107,9 +140,7 @@ pub(super) async fn up(
             }
         }
     };
-    let passed = verify_tier(ctx, &state).await;
-    print_urls(ctx, &state);
-    Ok(Outcome::finding_if(!passed))
+    Ok(Up::Done(state))
 }
 
 /// The release `artifact` makes for `stack`: the image's program and environment plus `instances.env`.

@@ -64,6 +64,10 @@ pub enum LocalError {
     Loopback { zone: String },
     #[error("{reason}; the previous release keeps serving and is still the deployed one")]
     RolledBack { reason: String },
+    #[error("the release history {} does not parse ({why}); it was left as it is", path.display())]
+    History { path: PathBuf, why: String },
+    #[error("{0}")]
+    Locked(#[from] crate::state::StateError),
 }
 
 impl LocalError {
@@ -82,6 +86,8 @@ impl LocalError {
             LocalError::Artifact(_) => "fix the app build (`cargo build -p app`) or set ORCH_APP_BIN".into(),
             LocalError::Loopback { .. } => "give one 127.x.y.0/24 range per zone in local.loopback".into(),
             LocalError::RolledBack { .. } => "fix the release (the instance logs above say why), then `orch up --env local` again; `orch releases --env local` lists what ran".into(),
+            LocalError::History { path, .. } => format!("repair {} or move it aside (a new history then starts); no orch command rewrites it as it is", path.display()),
+            LocalError::Locked(_) => "wait for that `orch` to finish; if it was killed, its lease runs out within ORCH_LOCK_LEASE_SECONDS (default 60) and the next run takes the lock over".into(),
             LocalError::Tls(_) | LocalError::Io { .. } => "remove .orch/local/tls/ to regenerate the certificate, then retry".into(),
         }
     }
@@ -141,6 +147,22 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// The tier's lock (`.orch/<env>/locks/<env>.json`): the deploy lock's lease
+/// ([`crate::state::lock`]) in a directory store, held by `up` and `rollback` while they change the
+/// tier, so two of them never race on the control file. A second one is refused naming the holder.
+pub(crate) async fn lock(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    paths: &Paths,
+    command: &str,
+    force: bool,
+) -> Result<crate::state::lock::Lock, LocalError> {
+    let store = crate::state::store::Store::Dir(paths.dir.clone());
+    let lock =
+        crate::state::lock::acquire(&store, &stack.name, command, force, ctx.printer).await?;
+    Ok(lock)
+}
+
 /// The running tier's state, if a tier runs for `stack`.
 pub fn running_state(project: &Project, stack: &Stack) -> Option<state::State> {
     let paths = paths(project, stack);
@@ -157,8 +179,8 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome,
     report::status(ctx, stack, json).await
 }
 /// `orch releases` for the local target.
-pub fn releases(project: &Project, stack: &Stack) -> Vec<crate::history::Row> {
-    releases::list(&paths(project, stack))
+pub fn releases(project: &Project, stack: &Stack) -> Result<Vec<crate::history::Row>, OrchError> {
+    Ok(releases::list(&paths(project, stack))?)
 }
 /// `orch rollback` for the local target.
 pub async fn rollback(

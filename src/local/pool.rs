@@ -74,6 +74,17 @@ impl Target {
         }
     }
 
+    /// A fresh target for the same instance, registered again after it was deregistered (a drained
+    /// instance a rollback puts back): not removed, so the health checker probes it again; its last
+    /// health state carried over (it was in service when drained), to be judged anew from the
+    /// next probe on.
+    pub fn restored(&self) -> Target {
+        let t = Target::new(self.id.clone(), self.zone.clone(), self.addr);
+        t.healthy.store(self.is_healthy(), Ordering::Relaxed);
+        t.booted.store(self.has_booted(), Ordering::Relaxed);
+        Target { launched: self.launched, ..t }
+    }
+
     /// Passive failure detection: a connection to it failed, so take it out of rotation now; the
     /// next passing active check puts it back. Returns true when it was in rotation.
     pub fn mark_suspect(&self) -> bool {
@@ -198,6 +209,19 @@ mod tests {
         assert!(t.is_healthy() && !t.in_rotation());
         t.record_check(true, 2, 2);
         assert!(t.in_rotation());
+    }
+
+    #[test]
+    fn a_restored_target_is_live_again_and_judged_by_new_checks() {
+        let pool = Pool::default();
+        pool.register(target("a"));
+        let gone = pool.deregister("a").unwrap();
+        let back = Arc::new(gone.restored());
+        assert!(!back.is_removed() && back.is_healthy() && back.launched == gone.launched);
+        pool.register(back.clone());
+        assert_eq!(pool.pick(None).unwrap().id, "a");
+        back.record_check(false, 1, 1);
+        assert!(!back.is_healthy() && pool.pick(None).is_none());
     }
 
     #[test]

@@ -87,24 +87,32 @@ pub struct Entry {
     pub env: Vec<(String, String)>,
 }
 
-/// The history at `path`, oldest first (an unreadable file counts as empty).
-pub fn history(path: &Path) -> Vec<Entry> {
-    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+/// The history at `path`, oldest first: empty when there is no file yet; a file that cannot be
+/// read or does not parse is an error naming it (and is never overwritten: [`record`] refuses).
+pub fn history(path: &Path) -> Result<Vec<Entry>, super::LocalError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(super::LocalError::io(path, e)),
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|e| super::LocalError::History { path: path.to_path_buf(), why: e.to_string() })
 }
 
 /// The newest release of the history at `path` that was deployed (not rolled back or rolling).
-pub fn last_deployed(path: &Path) -> Option<Entry> {
-    history(path).into_iter().rev().find(|e| e.outcome == Status::Deployed)
+pub fn last_deployed(path: &Path) -> Result<Option<Entry>, super::LocalError> {
+    Ok(history(path)?.into_iter().rev().find(|e| e.outcome == Status::Deployed))
 }
 
-/// Append `entry` to the history at `path` (atomically), keeping the last 50.
-pub fn record(path: &Path, entry: Entry) -> std::io::Result<()> {
-    let mut all = history(path);
+/// Append `entry` to the history at `path`, keeping the last 50; written temp + fsync + rename
+/// ([`crate::atomic::write`]). A history that does not parse is left as it is: an error.
+pub fn record(path: &Path, entry: Entry) -> Result<(), super::LocalError> {
+    let mut all = history(path)?;
     all.push(entry);
     let skip = all.len().saturating_sub(50);
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&all[skip..]).map_err(std::io::Error::other)?)?;
-    std::fs::rename(tmp, path)
+    let body = serde_json::to_vec_pretty(&all[skip..])
+        .map_err(|e| super::LocalError::io(path, std::io::Error::other(e)))?;
+    crate::atomic::write(path, &body).map_err(|e| super::LocalError::io(path, e))
 }
 
 #[cfg(test)]
@@ -124,7 +132,7 @@ mod tests {
     fn history_appends_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("releases.json");
-        assert!(history(&path).is_empty());
+        assert!(history(&path).unwrap().is_empty());
         let e = Entry {
             time: chrono::DateTime::UNIX_EPOCH,
             id: "abc".into(),
@@ -139,8 +147,14 @@ mod tests {
         };
         record(&path, e.clone()).unwrap();
         record(&path, Entry { outcome: Status::RolledBack, ..e.clone() }).unwrap();
-        let all = history(&path);
+        let all = history(&path).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].outcome, Status::RolledBack);
+        // A history that does not parse is an error naming it, and is never overwritten.
+        std::fs::write(&path, b"[{\"time\": oops").unwrap();
+        let err = history(&path).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(record(&path, e).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"[{\"time\": oops");
     }
 }

@@ -10,7 +10,10 @@ use crate::error::{OrchError, Outcome};
 use crate::history::Row;
 
 /// The releases, newest first; the live one is what the running tier serves.
-pub(super) fn list(paths: &state::Paths) -> Vec<Row> {
+pub(super) fn list(paths: &state::Paths) -> Result<Vec<Row>, LocalError> {
+    let entries = release::history(&paths.releases())?;
+    let last_deployed =
+        || entries.iter().rev().find(|e| e.outcome == Status::Deployed).map(|e| e.id.clone());
     let live = state::read(paths)
         .filter(|s| state::in_tier(s.pid, &paths.dir))
         .filter(|s| s.release.outcome != Status::Rolling)
@@ -18,14 +21,13 @@ pub(super) fn list(paths: &state::Paths) -> Vec<Row> {
             if s.release.outcome == Status::Deployed {
                 s.release.id
             } else {
-                last_deployed(paths)
+                last_deployed().unwrap_or_default()
             }
         });
-    let entries = release::history(&paths.releases());
     let newest_live = entries
         .iter()
         .rposition(|e| e.outcome == Status::Deployed && live.as_deref() == Some(e.id.as_str()));
-    entries
+    Ok(entries
         .iter()
         .enumerate()
         .rev()
@@ -43,13 +45,10 @@ pub(super) fn list(paths: &state::Paths) -> Vec<Row> {
             .into(),
             by: e.by.clone(),
             live: Some(i) == newest_live,
+            image_present: None,
             runs: e.id.clone(),
         })
-        .collect()
-}
-
-fn last_deployed(paths: &state::Paths) -> String {
-    release::last_deployed(&paths.releases()).map(|e| e.id).unwrap_or_default()
+        .collect())
 }
 
 /// Roll the running tier back to the release `to` names (default: the one before the live one).
@@ -60,23 +59,36 @@ pub(super) async fn rollback(
 ) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let paths = paths(&project, stack);
-    let Tier::Running(_) = state::inspect(&paths) else {
+    std::fs::create_dir_all(&paths.dir).map_err(|e| LocalError::io(&paths.dir, e))?;
+    let lock = super::lock(ctx, stack, &paths, "orch rollback", false).await?;
+    let result = rollback_locked(ctx, stack, &paths, to).await;
+    lock.release().await.map_err(LocalError::from)?;
+    result
+}
+
+async fn rollback_locked(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    paths: &state::Paths,
+    to: Option<&str>,
+) -> Result<Outcome, OrchError> {
+    let Tier::Running(_) = state::inspect(paths) else {
         return Err(LocalError::NotRunning.into());
     };
-    let rows = list(&paths);
+    let rows = list(paths)?;
     let target = crate::history::target(&rows, to).map_err(|why| {
         OrchError::failed(
             format!("cannot roll `{}` back: {why}", stack.name),
             format!("`orch releases --env {}` lists the releases", stack.name),
         )
     })?;
-    let entry = release::history(&paths.releases())
+    let entry = release::history(&paths.releases())?
         .into_iter()
         .rev()
         .find(|e| e.id == target.id)
         .ok_or_else(|| {
-        OrchError::failed("the release vanished from releases.json", "run `orch releases`")
-    })?;
+            OrchError::failed("the release vanished from releases.json", "run `orch releases`")
+        })?;
     if !entry.program.is_file() {
         return Err(OrchError::failed(
             format!("release {} ran {}, which is gone", entry.id, entry.program.display()),
@@ -91,6 +103,6 @@ pub(super) async fn rollback(
         wanted.short_digest(),
         entry.revision
     ));
-    lifecycle::roll_out(ctx, stack, &paths, wanted).await?;
+    lifecycle::roll_out(ctx, stack, paths, wanted).await?;
     Ok(Outcome::Ok)
 }

@@ -113,7 +113,7 @@ fn envelope(
 /// Status of a tier that is not running: `down` (exit 1, like a torn-down AWS environment) when it
 /// was deployed before — `orch down`, or its supervisor is gone — else nothing to report on (exit 2).
 fn down(ctx: &Ctx<'_>, stack: &Stack, paths: &Paths, json: bool) -> Result<Outcome, OrchError> {
-    let Some(last) = super::release::last_deployed(&paths.releases()) else {
+    let Some(last) = super::release::last_deployed(&paths.releases())? else {
         return Err(LocalError::NotRunning.into());
     };
     if json {

@@ -42,7 +42,15 @@ impl Supervisor {
     pub fn start_rollout(&mut self, req: super::control::ReleaseRequest) {
         let super::control::ReleaseRequest { release, by, revision, generation } = req;
         if release.id == self.release.id && self.rollout.is_none() {
-            self.release_view.generation = generation;
+            // Already what runs (after a rolled-back release too): deployed, nothing to replace.
+            self.release_view = super::release::ReleaseView {
+                id: release.id,
+                digest: release.digest,
+                outcome: Status::Deployed,
+                reason: None,
+                generation,
+                replaced: 0,
+            };
             return;
         }
         if let Some(r) = &self.rollout {
@@ -161,10 +169,9 @@ impl Supervisor {
             }
             self.reap(id, "terminated: its release is rolled back");
         }
+        // Drained old instances go back as fresh targets: registered and health-checked again.
         for (id, _) in &r.draining {
-            if let Some(x) = self.running.iter().find(|x| &x.target.id == id) {
-                self.pool.register(x.target.clone());
-            }
+            self.restore(id);
         }
         self.release = r.from.clone();
         let mut ids = new.clone();
@@ -207,5 +214,157 @@ impl Supervisor {
                 tracing::warn!("recording the release in {}: {e}", path.display());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::health::{Checker, HealthSettings};
+    use super::super::launcher::{Instance, LaunchSpec, Launcher};
+    use super::super::pool::Pool;
+    use super::super::supervisor::{Fleet, Supervisor, Zone};
+    use super::*;
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    /// An instance: a thread answering 200 on its address until stopped; `frozen` stops the
+    /// answers but keeps the socket (as SIGSTOP does: connections queue, nothing replies).
+    #[derive(Default)]
+    struct Fake {
+        frozen: AtomicBool,
+        stopped: AtomicBool,
+    }
+
+    struct FakeInstance(Arc<Fake>);
+
+    impl Instance for FakeInstance {
+        fn pid(&self) -> Option<u32> {
+            None
+        }
+        fn exited(&mut self) -> bool {
+            self.0.stopped.load(Ordering::SeqCst)
+        }
+        fn stop(&mut self, _hard: bool) {
+            self.0.stopped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Launches fakes; the second launch of release `bad` fails (its rollout cannot go on).
+    struct Fakes {
+        bad: String,
+        bad_launches: AtomicU32,
+        launched: Mutex<Vec<(String, Arc<Fake>)>>,
+    }
+
+    impl Launcher for Arc<Fakes> {
+        fn launch(&self, spec: &LaunchSpec) -> std::io::Result<Box<dyn Instance>> {
+            if spec.release.id == self.bad && self.bad_launches.fetch_add(1, Ordering::SeqCst) == 1
+            {
+                return Err(std::io::Error::other("the second instance of the bad release"));
+            }
+            let fake = Arc::new(Fake::default());
+            let listener = std::net::TcpListener::bind(spec.addr)?;
+            listener.set_nonblocking(true)?;
+            let me = fake.clone();
+            std::thread::spawn(move || {
+                let mut held = vec![];
+                while !me.stopped.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((mut conn, _)) if !me.frozen.load(Ordering::SeqCst) => {
+                            let _ = conn.set_nonblocking(false);
+                            let mut buf = [0u8; 1024];
+                            let _ = conn.read(&mut buf);
+                            let _ = conn.write_all(
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                            );
+                        }
+                        Ok((conn, _)) => held.push(conn),
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            });
+            self.launched.lock().unwrap().push((spec.id.clone(), fake.clone()));
+            Ok(Box::new(FakeInstance(fake)))
+        }
+    }
+
+    fn until(what: &str, sup: &mut Supervisor, mut cond: impl FnMut(&Supervisor) -> bool) {
+        let start = Instant::now();
+        while !cond(sup) {
+            assert!(start.elapsed() < Duration::from_secs(20), "timed out: {what}");
+            sup.tick();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rolled_back_rollout_puts_drained_instances_back_under_health_checks() {
+        let good = Release::new("sha256:aa", "/good".into(), vec![]);
+        let bad = Release::new("sha256:bb", "/bad".into(), vec![]);
+        let fakes = Arc::new(Fakes {
+            bad: bad.id.clone(),
+            bad_launches: AtomicU32::new(0),
+            launched: Mutex::new(vec![]),
+        });
+        let pool = Arc::new(Pool::default());
+        let checker = Checker::new(HealthSettings {
+            path: "/".into(),
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(300),
+            healthy_threshold: 1,
+            unhealthy_threshold: 2,
+        });
+        let base_port = 20000 + (std::process::id() % 20000) as u16;
+        let fleet = Fleet {
+            desired: 2,
+            zones: vec![
+                Zone::new("local-a", "127.0.91.0/24").unwrap(),
+                Zone::new("local-b", "127.0.92.0/24").unwrap(),
+            ],
+            base_port,
+            grace: Duration::from_secs(1),
+        };
+        let mut sup =
+            Supervisor::new(fleet, pool.clone(), checker, Box::new(fakes.clone()), good.clone());
+        tokio::task::block_in_place(|| {
+            until("two healthy instances", &mut sup, |_| pool.healthy_count() == 2);
+            let first: Vec<String> = sup.running.iter().map(|r| r.target.id.clone()).collect();
+            sup.start_rollout(super::super::control::ReleaseRequest {
+                release: bad.clone(),
+                by: "test".into(),
+                revision: "test".into(),
+                generation: 1,
+            });
+            // The first new instance passes, one old instance is drained, the next launch fails.
+            until("the rollout is rolled back", &mut sup, |s| {
+                s.release_view().outcome == Status::RolledBack
+            });
+            let back: Vec<_> =
+                pool.snapshot().iter().filter(|t| first.contains(&t.id)).cloned().collect();
+            assert_eq!(back.len(), 2, "both old instances serve again");
+            assert!(back.iter().all(|t| !t.is_removed()), "a restored target is live");
+            // Freeze one old instance: health checks take it out of rotation, then it is replaced.
+            let drained = back.iter().max_by_key(|t| t.launched.elapsed()).unwrap();
+            let frozen = drained.id.clone();
+            let fake = fakes
+                .launched
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(id, _)| *id == frozen)
+                .unwrap()
+                .1
+                .clone();
+            fake.frozen.store(true, Ordering::SeqCst);
+            until("the frozen instance leaves rotation", &mut sup, |_| {
+                pool.find(&frozen).is_none_or(|t| !t.in_rotation())
+            });
+            until("the frozen instance is replaced", &mut sup, |s| {
+                !s.running.iter().any(|r| r.target.id == frozen)
+                    && s.running.iter().filter(|r| r.target.is_healthy()).count() == 2
+            });
+        });
+        sup.shutdown(Duration::from_millis(100)).await;
     }
 }

@@ -120,12 +120,10 @@ impl State {
     }
 }
 
-/// Write `state` atomically (temp file + rename).
+/// Write `state` atomically and durably (temp file + fsync + rename + fsync of the folder).
 pub fn write(paths: &Paths, state: &State) -> std::io::Result<()> {
-    let tmp = paths.dir.join("state.json.tmp");
     let text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, paths.state())
+    crate::atomic::write(&paths.state(), &text)
 }
 
 /// The recorded state, if any (an unreadable file counts as none).

@@ -1,6 +1,7 @@
 //! `orch drift` for an environment: Pulumi's view (a preview-only refresh: what changed outside
 //! Pulumi) plus what only orch knows — the NS delegation in the parent zone, the certificate wired
-//! into the listener and its expiry, and the image running against the one recorded.
+//! into the listener and its expiry, the image running against the one recorded, and the group's
+//! launch-template version against the program's.
 use crate::outputs::Output;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -31,9 +32,11 @@ pub(super) async fn gather(
     // The program as the code says today, with the stack file of the recorded deployment: the
     // refresh runs with the deployed config even on a checkout whose build/ is empty.
     let rendered = crate::render::render(project, stack).map_err(OpsError::Render)?;
-    let build_dir =
-        crate::render::write_restoring(project, stack, &rendered, rec.stack_file.as_deref())
+    // Into a private folder: drift runs beside a deploy without rewriting its build/<env>/.
+    let private =
+        crate::render::write_private(project, stack, &rendered, rec.stack_file.as_deref())
             .map_err(OpsError::Render)?;
+    let build_dir = private.path().to_path_buf();
     let backend = stack.pulumi.as_ref().map(|p| p.pulumi_url(&stack.region)).unwrap_or_default();
     let pulumi = Pulumi::new(runner, &build_dir, &backend, &stack.name);
     let engine = tokio::task::spawn_blocking(move || {
@@ -56,6 +59,9 @@ pub(super) async fn gather(
     let (expiry, wiring) = cert;
     rows.extend([wiring, expiry]);
     rows.push(image_row(rec.digest(), &outputs, group.as_ref()));
+    if let (Ok(outputs), Some(Ok(group))) = (&outputs, group.as_ref()) {
+        rows.push(rollout_row(outputs, group));
+    }
     let verdict = match Report::worst(&rows) {
         Level::Error => Verdict::Error,
         Level::Bad => Verdict::Drift,
@@ -154,6 +160,27 @@ pub(super) fn image_row(
     .data(data)
 }
 
+/// The group against the program: the launch-template version the stack's program has (its
+/// `launchTemplateVersion` output) must be the one the group launches — a refresh that never ran,
+/// failed or was rolled back leaves the group behind, and pulumi cannot see it
+/// (`ignoreChanges: launchTemplate.version`).
+pub(super) fn rollout_row(outputs: &BTreeMap<String, Value>, g: &Group) -> Row {
+    let program = crate::outputs::get(outputs, Output::LaunchTemplateVersion);
+    let group = g.launch.as_deref().and_then(|l| l.rsplit_once('@')).map(|(_, v)| v);
+    let data = json!({ "program": program, "group": group });
+    match (program, group) {
+        (Some(p), Some(g)) if p == g => {
+            Row::ok("rollout", format!("the group launches the program's launch template v{p}"))
+        }
+        (Some(p), Some(gv)) => Row::bad(
+            "rollout",
+            format!("the group {} launches v{gv}, the program's launch template is v{p}: run `orch up` to roll it out", g.name),
+        ),
+        _ => Row::ok("rollout", "no launch-template version to compare (launch configuration or no output)"),
+    }
+    .data(data)
+}
+
 /// Instances launched from something other than the group's launch template version (only when
 /// that is a concrete version or a launch configuration: `$Latest` cannot be compared without EC2).
 fn stale_instances(g: &Group) -> Vec<String> {
@@ -223,6 +250,15 @@ mod tests {
             Level::Ok
         );
         assert_eq!(image_row(Some("sha256:aa"), &Err("boom".into()), None).level, Level::Error);
+    }
+
+    #[test]
+    fn a_group_behind_the_program_is_drift() {
+        let outputs = BTreeMap::from([("launchTemplateVersion".to_string(), json!("2"))]);
+        let row = rollout_row(&outputs, &group("lt-1@1", &["lt-1@1", "lt-1@1"]));
+        assert_eq!(row.level, Level::Bad, "{}", row.summary);
+        assert!(row.summary.contains("v1") && row.summary.contains("v2"), "{}", row.summary);
+        assert_eq!(rollout_row(&outputs, &group("lt-1@2", &["lt-1@2"])).level, Level::Ok);
     }
 
     #[test]

@@ -1,15 +1,22 @@
 //! Pulumi's own stack lock in a DIY backend (`.pulumi/locks/…`): a pulumi killed mid-update leaves
 //! it behind and every later update fails with "the stack is currently locked". [`locks_in`] reads
-//! the holders from that error; a lock whose process is gone from this host is stale and
-//! `pulumi cancel` removes it. A live holder, or one on another host, is never touched.
+//! the holders from that error. `pulumi cancel` removes them only when they are proven stale
+//! ([`proven_stale`]): each was taken, on this host, while the orch run whose deploy lock this run
+//! took over (its lease expired) held it, in this very boot and PID namespace, by a process that
+//! is gone. A live holder, one from elsewhere, or one no expired orch run vouches for is never
+//! touched: pulumi's lock has no lease, so nothing else proves it dead.
+use crate::clock::Time;
 use crate::host;
+use crate::state::lock::LockInfo;
 
-/// One lock holder, as pulumi's error names it: `created by USER@HOST (pid N)`.
+/// One lock holder, as pulumi's error names it: `created by USER@HOST (pid N) at TIME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateLock {
     pub user: String,
     pub host: String,
     pub pid: u32,
+    /// When pulumi took it (`lockContent.Timestamp`, RFC 3339), when the error says.
+    pub at: Option<Time>,
 }
 
 impl StateLock {
@@ -29,17 +36,35 @@ pub fn locks_in(stderr: &str) -> Option<Vec<StateLock>> {
             let rest = &line[line.find("created by ")? + "created by ".len()..];
             let (who, rest) = rest.split_once(" (pid ")?;
             let (user, host) = who.rsplit_once('@')?;
-            let pid = rest.split(')').next()?.trim().parse().ok()?;
-            Some(StateLock { user: user.into(), host: host.into(), pid })
+            let (pid, rest) = rest.split_once(')')?;
+            let at = rest
+                .trim()
+                .strip_prefix("at ")
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok())
+                .map(|t| t.to_utc());
+            Some(StateLock {
+                user: user.into(),
+                host: host.into(),
+                pid: pid.trim().parse().ok()?,
+                at,
+            })
         })
         .collect();
     Some(locks)
 }
 
-/// True when every holder is a process gone from this host (so no update can still be running).
-pub fn all_stale(locks: &[StateLock]) -> bool {
-    let here = host::name();
-    !locks.is_empty() && locks.iter().all(|l| host::process_gone(&l.host, l.pid, &here))
+/// True when every holder is proven stale by `expired`, the orch lock this run took over.
+pub fn proven_stale(locks: &[StateLock], expired: Option<&LockInfo>) -> bool {
+    let Some(run) = expired else { return false };
+    let (Some(end), Some(place)) = (run.expires, run.place.as_ref()) else { return false };
+    // pulumi prints its lock's time to the second (RFC 3339).
+    let start = chrono::SubsecRound::trunc_subsecs(run.since, 0);
+    !locks.is_empty()
+        && locks.iter().all(|l| {
+            l.host == run.host
+                && l.at.is_some_and(|at| start <= at && at <= end)
+                && host::process_gone(Some(place), l.pid)
+        })
 }
 
 #[cfg(test)]
@@ -50,32 +75,39 @@ mod tests {
 
     #[test]
     fn holders_are_read_from_the_lock_error() {
+        let at = "2026-11-25T13:21:31Z".parse().ok();
         assert_eq!(
             locks_in(LOCKED),
-            Some(vec![StateLock { user: "ci".into(), host: "build-7".into(), pid: 42 }])
+            Some(vec![StateLock { user: "ci".into(), host: "build-7".into(), pid: 42, at }])
         );
         assert_eq!(locks_in("error: update failed"), None);
     }
 
     #[test]
-    fn only_dead_processes_here_are_stale() {
-        let here = host::name();
-        assert!(
-            !all_stale(&[StateLock { user: "u".into(), host: "build-7".into(), pid: 42 }]),
-            "another host"
-        );
-        assert!(
-            !all_stale(&[StateLock {
-                user: "u".into(),
-                host: here.clone(),
-                pid: std::process::id()
-            }]),
-            "alive"
-        );
-        assert!(!all_stale(&[]));
+    fn only_a_dead_process_of_the_expired_run_in_this_place_is_stale() {
+        let mut run = LockInfo::mine("orch up");
+        run.since = crate::clock::now() - chrono::Duration::seconds(60);
+        run.expires = Some(crate::clock::now());
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
-        assert!(all_stale(&[StateLock { user: "u".into(), host: here, pid }]));
+        let at = Some(run.since + chrono::Duration::seconds(1));
+        let dead = StateLock { user: "u".into(), host: run.host.clone(), pid, at };
+        assert!(proven_stale(std::slice::from_ref(&dead), Some(&run)));
+        assert!(!proven_stale(std::slice::from_ref(&dead), None), "no expired run vouches");
+        let alive = StateLock { pid: std::process::id(), ..dead.clone() };
+        assert!(!proven_stale(&[dead.clone(), alive], Some(&run)), "one holder is alive");
+        let later = StateLock {
+            at: Some(crate::clock::now() + chrono::Duration::seconds(5)),
+            ..dead.clone()
+        };
+        assert!(!proven_stale(&[later], Some(&run)), "taken after that run's lease");
+        let other_host = StateLock { host: "build-7".into(), ..dead.clone() };
+        assert!(!proven_stale(&[other_host], Some(&run)));
+        let mut elsewhere = run.clone();
+        elsewhere.place =
+            elsewhere.place.map(|p| host::Place { pid_namespace: "pid:[1]".into(), ..p });
+        assert!(!proven_stale(&[dead], Some(&elsewhere)), "another PID namespace");
+        assert!(!proven_stale(&[], Some(&run)));
     }
 }

@@ -127,6 +127,9 @@ pub struct Pulumi {
     pub dir: PathBuf,
     pub backend: String,
     pub stack: String,
+    /// The deploy lock this run took over because its lease had expired: what may prove a stack
+    /// lock of pulumi's stale ([`lock::proven_stale`]).
+    pub expired_run: Option<crate::state::lock::LockInfo>,
 }
 
 impl Pulumi {
@@ -138,7 +141,14 @@ impl Pulumi {
             dir: dir.to_path_buf(),
             backend: backend.into(),
             stack: stack.into(),
+            expired_run: None,
         }
+    }
+
+    /// The same CLI, run under a deploy lock that took over `expired` (see [`Pulumi::expired_run`]).
+    pub fn after_expired(mut self, expired: Option<crate::state::lock::LockInfo>) -> Self {
+        self.expired_run = expired;
+        self
     }
 
     /// A command in the program folder, against our backend (PULUMI_BACKEND_URL: the user's own

@@ -1,6 +1,6 @@
 //! `pulumi up` and `pulumi destroy` with the engine event log followed live (one line per
-//! resource, a summary at the end), and `pulumi cancel` for a stack lock left by a process that is
-//! gone. A failed, partial or cancelled update becomes a [`PulumiError`]; it is never swallowed.
+//! resource, a summary at the end), and `pulumi cancel` for a stack lock proven stale
+//! ([`lock::proven_stale`]). A failed, partial or cancelled update becomes a [`PulumiError`]; it is never swallowed.
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -34,15 +34,16 @@ impl Pulumi {
             .map(drop)
     }
 
-    /// An update; when pulumi's own stack lock was left by a process gone from this host (a run
-    /// killed mid-update), `pulumi cancel` removes it and the update runs once more.
+    /// An update; when pulumi's own stack lock is proven stale (left by a pulumi of the run whose
+    /// expired deploy lock this run took over, and gone), `pulumi cancel` removes it and the update
+    /// runs once more.
     async fn update(&self, op: &'static str, printer: &Printer) -> Result<UpResult, PulumiError> {
         let err = match self.update_once(op, printer).await {
             Err(PulumiError::Up { stderr, code, tally, op }) => match lock::locks_in(&stderr) {
-                Some(locks) if lock::all_stale(&locks) => {
+                Some(locks) if lock::proven_stale(&locks, self.expired_run.as_ref()) => {
                     let holders: Vec<String> =
                         locks.iter().map(lock::StateLock::describe).collect();
-                    printer.warn(&format!("pulumi's lock on `{}` is held by {}, gone from this host: `pulumi cancel`, then `pulumi {op}` again", self.stack, holders.join(", ")));
+                    printer.warn(&format!("pulumi's lock on `{}` is held by {}, a process of the run whose lease expired, gone from this host: `pulumi cancel`, then `pulumi {op}` again", self.stack, holders.join(", ")));
                     self.cancel()?;
                     return self.update_once(op, printer).await;
                 }

@@ -126,13 +126,55 @@ pub fn write_restoring(
     recorded: Option<&str>,
 ) -> Result<PathBuf, RenderError> {
     let dir = project.build_dir(&stack.name);
-    std::fs::create_dir_all(&dir)
-        .map_err(|source| RenderError::Write { path: dir.clone(), source })?;
+    write_into(&dir, &dir, stack, rendered, recorded)?;
+    Ok(dir)
+}
+
+/// A program rendered into a private temporary folder (removed when dropped): what read-only
+/// commands (`up --dry-run`, `drift`, a run about to be refused by the lock) use, so that only the
+/// lock holder ever writes `build/<env>/` — never between its `config set-all` and `pulumi up`.
+#[derive(Debug)]
+pub struct Private {
+    pub dir: tempfile::TempDir,
+}
+
+impl Private {
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+/// [`write_restoring`] into a private temporary folder: the stack file is read from
+/// `build/<env>/` (when there is one) but never written there.
+pub fn write_private(
+    project: &Project,
+    stack: &Stack,
+    rendered: &Rendered,
+    recorded: Option<&str>,
+) -> Result<Private, RenderError> {
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("orch-{}-", stack.name))
+        .tempdir()
+        .map_err(|source| RenderError::Write { path: std::env::temp_dir(), source })?;
+    write_into(tmp.path(), &project.build_dir(&stack.name), stack, rendered, recorded)?;
+    Ok(Private { dir: tmp })
+}
+
+/// Write the program into `dir`, its stack file merged from the one in `from` and `recorded`.
+fn write_into(
+    dir: &std::path::Path,
+    from: &std::path::Path,
+    stack: &Stack,
+    rendered: &Rendered,
+    recorded: Option<&str>,
+) -> Result<(), RenderError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|source| RenderError::Write { path: dir.to_path_buf(), source })?;
     let stack_file = stack_file_name(&stack.name);
-    let existing = match std::fs::read_to_string(dir.join(&stack_file)) {
+    let existing = match std::fs::read_to_string(from.join(&stack_file)) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => return Err(RenderError::Read { path: dir.join(&stack_file), source }),
+        Err(source) => return Err(RenderError::Read { path: from.join(&stack_file), source }),
     };
     let config = stackfile::merge(existing.as_deref(), recorded, &rendered.config);
     for (name, text) in [("Pulumi.yaml".to_string(), &rendered.program), (stack_file, &config)] {
@@ -140,7 +182,7 @@ pub fn write_restoring(
         std::fs::write(&path, text)
             .map_err(|source| RenderError::Write { path: path.clone(), source })?;
     }
-    Ok(dir)
+    Ok(())
 }
 
 /// `Pulumi.<env>.yaml`, the stack config file pulumi reads beside `Pulumi.yaml`.

@@ -1,6 +1,7 @@
 //! orch's own state beside pulumi's: the key/value [`store::Store`] (the state bucket or a
 //! directory), the deployment [`record`]s and the deploy [`lock`]. Below both `deploy` (which
 //! writes them) and `ops` (which reads them).
+mod dirstore;
 pub mod lock;
 pub mod record;
 pub mod store;
@@ -20,7 +21,7 @@ pub enum StateError {
     Step { what: String, message: String },
     #[error("{0}")]
     Refused(String),
-    #[error("environment `{env}` is locked by {} ({}@{}, pid {}) since {}", .by.holder, .by.user, .by.host, .by.pid, .by.since)]
+    #[error("environment `{env}` is locked by {}", .by.describe())]
     Locked { env: String, by: Box<lock::LockInfo> },
 }
 

@@ -1,7 +1,9 @@
 //! The deployment record: what was deployed (env, source revision, image digest, rendered-program
 //! hash, config hash, outputs, time), kept as JSON in the state store at `deployments/<env>/latest.json`
-//! plus one file per deployment under `deployments/<env>/history/`. `orch up` writes it; `orch status`
-//! and `orch drift` read it through [`latest`] too.
+//! plus one file per release under `deployments/<env>/history/`. `orch up` writes it before `pulumi up`
+//! changes the stack (state `applying`) and again when the run ends (verified, unverified, failed,
+//! rolled back, interrupted), so `latest.json` is what the stack was last set to, never only the last
+//! good run; `orch status` and `orch drift` read it through [`latest`] too.
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -10,9 +12,49 @@ use super::store::Store;
 use super::StateError;
 use crate::outputs::Output;
 
+/// How far a release got. Written as `applying` before `pulumi up` changes the stack, then moved
+/// to how the run ended; records of orch versions before these states were written only after a
+/// verified deployment, so they read as `verified`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseState {
+    /// `pulumi up` started and the run has not ended (or its process died).
+    Applying,
+    #[default]
+    Verified,
+    /// Deployed and rolled out, but the acceptance suite failed.
+    Unverified,
+    /// Stopped by SIGINT/SIGTERM after the stack started changing.
+    Interrupted,
+    /// The instance refresh rolled the instances back to the previous version.
+    RolledBack,
+    /// `pulumi up` or the rollout failed.
+    Failed,
+}
+
+impl ReleaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseState::Applying => "applying",
+            ReleaseState::Verified => "verified",
+            ReleaseState::Unverified => "unverified",
+            ReleaseState::Interrupted => "interrupted",
+            ReleaseState::RolledBack => "rolled_back",
+            ReleaseState::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub env: String,
+    /// How far this release got; `latest.json` is the last release that changed the stack,
+    /// whatever its state.
+    #[serde(default)]
+    pub state: ReleaseState,
+    /// Why the release ended as it did (the error), when not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     pub revision: String,
     pub image_uri: String,
     pub image_digest: String,
@@ -158,6 +200,9 @@ pub fn change_reason(
 ) -> Option<String> {
     let Some(last) = last else { return Some("no deployment recorded yet".into()) };
     let mut why = vec![];
+    if last.state != ReleaseState::Verified {
+        why.push(format!("the live release is {}", last.state.as_str()));
+    }
     if last.image_digest != image_digest {
         why.push(format!("image {} → {}", short(&last.image_digest), short(image_digest)));
     }
@@ -175,30 +220,6 @@ pub fn short(hash: &str) -> String {
     bare.chars().take(12).collect()
 }
 
-/// The launch template changed since `last`: by its version output when the program has one,
-/// else by image or program change.
-pub fn launch_template_changed(
-    last: Option<&Record>,
-    outputs: &BTreeMap<String, serde_json::Value>,
-    image_digest: &str,
-    program_hash: &str,
-) -> bool {
-    let Some(last) = last else { return false };
-    for key in ["launchTemplateVersion", "launchTemplateId"] {
-        if let (Some(a), Some(b)) = (last.outputs.get(key), outputs.get(key)) {
-            if a != b {
-                return true;
-            }
-        }
-    }
-    if outputs.contains_key("launchTemplateVersion")
-        && last.outputs.contains_key("launchTemplateVersion")
-    {
-        return false;
-    }
-    last.image_digest != image_digest || last.program_hash != program_hash
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -206,6 +227,8 @@ pub(crate) mod tests {
     pub(crate) fn rec() -> Record {
         Record {
             env: "dev".into(),
+            state: ReleaseState::Verified,
+            note: None,
             revision: "abc".into(),
             image_uri: "r/x@sha256:1".into(),
             image_digest: "sha256:1".into(),
@@ -236,26 +259,12 @@ pub(crate) mod tests {
             .unwrap()
             .contains("config"));
         assert!(change_reason(None, "sha256:1", "sha256:p", "sha256:c").is_some());
-    }
-
-    #[test]
-    fn launch_template_change_prefers_the_version_output() {
-        let mut r = rec();
-        let mut out = BTreeMap::new();
-        assert!(
-            !launch_template_changed(None, &out, "sha256:2", "x"),
-            "first deployment: the group is new"
+        let unverified = Record { state: ReleaseState::Unverified, ..rec() };
+        assert_eq!(
+            change_reason(Some(&unverified), "sha256:1", "sha256:p", "sha256:c").as_deref(),
+            Some("the live release is unverified"),
+            "same inputs, but never verified: deploy and verify again"
         );
-        assert!(launch_template_changed(Some(&r), &out, "sha256:2", "sha256:p"));
-        assert!(!launch_template_changed(Some(&r), &out, "sha256:1", "sha256:p"));
-        r.outputs.insert("launchTemplateVersion".into(), "3".into());
-        out.insert("launchTemplateVersion".into(), "3".into());
-        assert!(
-            !launch_template_changed(Some(&r), &out, "sha256:2", "sha256:q"),
-            "same version: no refresh"
-        );
-        out.insert("launchTemplateVersion".into(), "4".into());
-        assert!(launch_template_changed(Some(&r), &out, "sha256:1", "sha256:p"));
     }
 
     #[tokio::test]
@@ -288,11 +297,17 @@ pub(crate) mod tests {
     fn records_without_a_certificate_arn_still_read_and_fall_back_to_outputs() {
         let mut old = serde_json::to_value(rec()).unwrap();
         old.as_object_mut().unwrap().remove("certificate_arn");
+        old.as_object_mut().unwrap().remove("state");
         old["outputs"] =
             serde_json::json!({"certificateArn": "arn:out", "imageDigest": "sha256:o", "url": ""});
         let r: Record = serde_json::from_value(old).unwrap();
         assert_eq!((r.certificate_arn.as_deref(), r.certificate()), (None, Some("arn:out")));
         assert_eq!((r.digest(), r.output(Output::Url)), (Some("sha256:1"), None));
+        assert_eq!(
+            r.state,
+            ReleaseState::Verified,
+            "older records were written only once verified"
+        );
         assert_eq!(rec().certificate(), Some("arn:aws:acm:eu-west-1:1:certificate/c"));
     }
 }

@@ -281,6 +281,8 @@ impl World {
                               "albDnsName": format!("lb-{u}.eu-west-1.elb.amazonaws.com"), "imageDigest": DIGEST });
         let record = serde_json::to_value(orch::state::record::Record {
             env: "dev".into(),
+            state: orch::state::record::ReleaseState::Verified,
+            note: None,
             revision: "abc1234".into(),
             image_uri: format!("registry.example/orch-app@{DIGEST}"),
             image_digest: DIGEST.into(),

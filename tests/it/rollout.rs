@@ -140,3 +140,67 @@ async fn a_new_release_rolls_out_without_a_failed_request_and_a_bad_one_rolls_ba
     assert_eq!(s["release"]["id"].as_str(), Some(first.as_str()), "{s:#}");
     assert_eq!(releases(&s), BTreeSet::from([first.clone()]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_tier_is_locked_while_it_changes_and_converging_back_after_a_rollback_exits_0() {
+    let tier = Tier::scratch();
+    tier.up();
+    let (_, before) = tier.status();
+    let first = before["release"]["id"].as_str().unwrap().to_string();
+    let original = tier.scratch.read("stacks/local.yaml");
+
+    // A second `up` while one rolls a release out is refused, naming the first.
+    tier.set_env(&[("RELEASE_NOTE", "v2")]);
+    let mut rolling = std::process::Command::new(assert_cmd::cargo::cargo_bin("orch"))
+        .args(["up", "--env", "local", "--detach"])
+        .env("ORCH_ROOT", tier.scratch.path())
+        .env("ORCH_BUILD_PROFILE", "dev")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = tier.scratch.path().join(".orch/local/locks/local.json");
+    crate::support::wait_until(
+        Duration::from_secs(60),
+        "the first up holds the tier's lock",
+        || lock.exists(),
+    );
+    let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is locked by") && stderr.contains(&format!("pid {}", rolling.id())),
+        "{stderr}"
+    );
+    assert!(rolling.wait().unwrap().success());
+    assert!(!lock.exists(), "released");
+    let (_, s) = tier.status();
+    let second = s["release"]["id"].as_str().unwrap().to_string();
+    assert_ne!(second, first);
+
+    // A bad release is rolled back; setting the stack back to the running release then exits 0.
+    tier.set_env(&[("RELEASE_NOTE", "v3"), ("MESSAGE_TTL_MS", "not-a-number")]);
+    let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    tier.set_env(&[("RELEASE_NOTE", "v2")]);
+    let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (_, s) = tier.status();
+    assert_eq!(s["release"]["id"].as_str(), Some(second.as_str()), "{s:#}");
+    assert_eq!(s["release"]["outcome"], "deployed", "{s:#}");
+
+    // A history that does not parse is an error naming the file; nothing overwrites it.
+    let history = tier.scratch.path().join(".orch/local/releases.json");
+    std::fs::write(&history, b"[{\"id\": \"trunc").unwrap();
+    tier.scratch.write("stacks/local.yaml", &original);
+    for args in [&["releases", "--env", "local"][..], &["up", "--env", "local", "--detach"][..]] {
+        let out = tier.orch().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&history.display().to_string()), "{stderr}");
+        assert_eq!(std::fs::read(&history).unwrap(), b"[{\"id\": \"trunc");
+    }
+    let (_, s) = tier.status();
+    assert_eq!(s["release"]["id"].as_str(), Some(second.as_str()), "nothing changed: {s:#}");
+}

@@ -67,6 +67,18 @@ impl Supervisor {
         }
     }
 
+    /// Put a drained (deregistered) instance back into service as a fresh target: registered with
+    /// the load balancer and probed by a new health-check task (the old one ended when it was
+    /// deregistered). Nothing happens for an instance that is no longer running.
+    pub(in crate::local) fn restore(&mut self, id: &str) {
+        let Some(r) = self.running.iter_mut().find(|r| r.target.id == id) else { return };
+        let fresh = Arc::new(r.target.restored());
+        r.target = fresh.clone();
+        self.pool.register(fresh.clone());
+        self.checker.spawn(fresh);
+        self.event(format!("{id} back in service: its replacement was rolled back"));
+    }
+
     /// The first address of the zone's range (hosts .2 to .254, base port then the next ones) that
     /// no instance uses and that can be bound right now. An error other than the address being
     /// taken (out of descriptors, for one) ends the search: it is the launch's real cause.

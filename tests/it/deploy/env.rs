@@ -7,7 +7,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+/// A short lease for the lock tests: a killed run's lock is taken over within seconds.
+pub(super) const LEASE: (&str, &str) = ("ORCH_LOCK_LEASE_SECONDS", "2");
 pub(super) const DIGEST_A: &str =
     "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub(super) const DIGEST_B: &str =
@@ -58,35 +61,30 @@ pub(super) fn serve(
     format!("http://{addr}")
 }
 
-/// The AutoScaling query API, as far as instance refreshes go: the refresh reports InProgress
-/// once, then `end_status`. Every request body is kept. `StartInstanceRefresh` is validated as the
-/// real API documents it (tests/it/deploy/README.md names the sources): see [`refresh_refusal`].
-/// `program_dir` is the folder of the rendered program, where the launch template's image is read.
+/// The Auto Scaling query API for the groups in `groups` (`$FAKE_PULUMI_STATE/aws/autoscaling.json`,
+/// where the fake pulumi creates a group with the launch-template version the program gives it).
+/// The state lives in that file, as AWS holds it: a group's version moves only when a refresh with a
+/// desired configuration succeeds; one active refresh at a time (`InstanceRefreshInProgress`); an
+/// active refresh advances one status per look (DescribeInstanceRefreshes): InProgress ends as
+/// `end_status`, Cancelling as Cancelled, RollbackInProgress as RollbackSuccessful. Every request
+/// body is kept. `StartInstanceRefresh` is validated as the real API documents it
+/// (tests/it/deploy/README.md names the sources): see [`refresh_refusal`]. `program_dir` is the
+/// folder of the rendered program, where the launch template's image is read.
 pub(super) fn autoscaling_stub(
     end_status: &'static str,
     program_dir: std::path::PathBuf,
+    groups: std::path::PathBuf,
 ) -> (String, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(vec![]));
-    let polls = Arc::new(AtomicUsize::new(0));
     let kept = seen.clone();
+    let state = Mutex::new(());
     let url = serve(move |_, _, body| {
         kept.lock().unwrap().push(body.to_string());
-        let ns = "xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"";
-        if body.contains("Action=StartInstanceRefresh") {
-            if let Some((code, message)) = refresh_refusal(&form(body), &program_dir) {
-                return (400, format!("<ErrorResponse {ns}><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"));
-            }
-            return (200, format!("<StartInstanceRefreshResponse {ns}><StartInstanceRefreshResult><InstanceRefreshId>ir-1</InstanceRefreshId></StartInstanceRefreshResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></StartInstanceRefreshResponse>"));
-        }
-        if body.contains("Action=DescribeInstanceRefreshes") {
-            let (status, pct) = if polls.fetch_add(1, Ordering::SeqCst) == 0 {
-                ("InProgress", 50)
-            } else {
-                (end_status, 100)
-            };
-            return (200, format!("<DescribeInstanceRefreshesResponse {ns}><DescribeInstanceRefreshesResult><InstanceRefreshes><member><InstanceRefreshId>ir-1</InstanceRefreshId><AutoScalingGroupName>g</AutoScalingGroupName><Status>{status}</Status><StatusReason>stub</StatusReason><PercentageComplete>{pct}</PercentageComplete></member></InstanceRefreshes></DescribeInstanceRefreshesResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeInstanceRefreshesResponse>"));
-        }
-        (400, "<ErrorResponse><Error><Code>InvalidAction</Code><Message>stub</Message></Error></ErrorResponse>".into())
+        let _one_at_a_time = state.lock().unwrap();
+        let mut all = Groups::load(&groups);
+        let answer = autoscaling_answer(body, &mut all, end_status, &program_dir);
+        all.save(&groups);
+        answer
     });
     (url, seen)
 }
@@ -154,6 +152,184 @@ pub(super) fn acm_as_aws(moto: &str) -> (String, Arc<Mutex<Vec<String>>>) {
         }
     });
     (format!("http://{addr}"), seen)
+}
+
+/// The groups of the stand-in, as kept in the shared file.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub(super) struct Groups(std::collections::BTreeMap<String, Group>);
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Group {
+    pub template_id: String,
+    pub version: String,
+    pub instances: Vec<Instance>,
+    #[serde(default)]
+    pub refreshes: Vec<Refresh>,
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Instance {
+    pub id: String,
+    pub zone: String,
+    pub version: String,
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Refresh {
+    pub id: String,
+    pub status: String,
+    /// The desired configuration's launch-template version.
+    pub version: String,
+    /// How a refresh InProgress ends.
+    pub end: String,
+    /// Looks left before the status moves on (a test seeds a long-running refresh with more).
+    #[serde(default = "one")]
+    pub looks: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Groups {
+    pub(super) fn load(path: &std::path::Path) -> Groups {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+    pub(super) fn save(&self, path: &std::path::Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let tmp = path.with_extension("stub.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self).unwrap()).unwrap();
+        std::fs::rename(tmp, path).unwrap();
+    }
+    pub(super) fn get_mut(&mut self, name: &str) -> Option<&mut Group> {
+        self.0.get_mut(name)
+    }
+    pub(super) fn get(&self, name: &str) -> Option<&Group> {
+        self.0.get(name)
+    }
+}
+
+const ACTIVE: [&str; 5] = ["Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress"];
+
+/// One look at a refresh: an active one moves to its next status; a success moves the group.
+fn advance(g: &mut Group, i: usize) {
+    let r = &mut g.refreshes[i];
+    r.looks = r.looks.saturating_sub(1);
+    if r.looks > 0 {
+        return;
+    }
+    r.looks = 1;
+    if !ACTIVE.contains(&r.status.as_str()) {
+        return; // ended: it stays as it ended
+    }
+    let next = match r.status.as_str() {
+        "Pending" => "InProgress".to_string(),
+        "InProgress" | "Baking" => r.end.clone(),
+        "Cancelling" => "Cancelled".into(),
+        "RollbackInProgress" => "RollbackSuccessful".into(),
+        other => other.to_string(),
+    };
+    r.status = next;
+    if r.status == "Successful" {
+        let version = r.version.clone();
+        g.version = version.clone();
+        for (n, inst) in g.instances.iter_mut().enumerate() {
+            inst.id = format!("i-0{:x}{n}", rand_id());
+            inst.version = version.clone();
+        }
+    }
+}
+
+fn rand_id() -> u64 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0x5eed_0000_0000);
+    NEXT.fetch_add(1, Ordering::SeqCst) as u64
+}
+
+fn autoscaling_answer(
+    body: &str,
+    all: &mut Groups,
+    end_status: &str,
+    program_dir: &std::path::Path,
+) -> (u16, String) {
+    let ns = "xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"";
+    let f = form(body);
+    let fault = |code: &str, message: &str| {
+        (400, format!("<ErrorResponse {ns}><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"))
+    };
+    let ok = |action: &str, result: String| {
+        (200, format!("<{action}Response {ns}><{action}Result>{result}</{action}Result><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></{action}Response>"))
+    };
+    let action = f.get("Action").cloned().unwrap_or_default();
+    let name = f
+        .get("AutoScalingGroupName")
+        .or_else(|| f.get("AutoScalingGroupNames.member.1"))
+        .cloned()
+        .unwrap_or_default();
+    match action.as_str() {
+        "DescribeAutoScalingGroups" => {
+            let members = match all.0.get(&name) {
+                None => String::new(),
+                Some(g) => {
+                    let lt = |v: &str| format!("<LaunchTemplate><LaunchTemplateId>{}</LaunchTemplateId><Version>{v}</Version></LaunchTemplate>", g.template_id);
+                    let instances: String = g.instances.iter().map(|i| format!("<member><InstanceId>{}</InstanceId><InstanceType>t3.micro</InstanceType><AvailabilityZone>{}</AvailabilityZone><LifecycleState>InService</LifecycleState><HealthStatus>Healthy</HealthStatus>{}<ProtectedFromScaleIn>false</ProtectedFromScaleIn></member>", i.id, i.zone, lt(&i.version))).collect();
+                    format!("<member><AutoScalingGroupName>{name}</AutoScalingGroupName>{}<MinSize>2</MinSize><MaxSize>4</MaxSize><DesiredCapacity>{}</DesiredCapacity><DefaultCooldown>300</DefaultCooldown><AvailabilityZones><member>eu-west-1a</member><member>eu-west-1b</member></AvailabilityZones><HealthCheckType>ELB</HealthCheckType><CreatedTime>2026-01-01T00:00:00Z</CreatedTime><Instances>{instances}</Instances></member>", lt(&g.version), g.instances.len())
+                }
+            };
+            ok("DescribeAutoScalingGroups", format!("<AutoScalingGroups>{members}</AutoScalingGroups>"))
+        }
+        "StartInstanceRefresh" => {
+            if let Some((code, message)) = refresh_refusal(&f, program_dir) {
+                return fault(code, &message);
+            }
+            let Some(g) = all.get_mut(&name) else {
+                return fault("ValidationError", &format!("AutoScalingGroup name not found - {name}"));
+            };
+            if g.refreshes.iter().any(|r| ACTIVE.contains(&r.status.as_str())) {
+                return fault("InstanceRefreshInProgress", "An Instance Refresh is already in progress and blocks the execution of this Instance Refresh.");
+            }
+            let id = format!("ir-{}", g.refreshes.len() + 1);
+            let version = f
+                .get("DesiredConfiguration.LaunchTemplate.Version")
+                .cloned()
+                .unwrap_or_else(|| g.version.clone());
+            g.refreshes.insert(0, Refresh { id: id.clone(), status: "InProgress".into(), version, end: end_status.into(), looks: 1 });
+            ok("StartInstanceRefresh", format!("<InstanceRefreshId>{id}</InstanceRefreshId>"))
+        }
+        "CancelInstanceRefresh" => {
+            let Some(g) = all.get_mut(&name) else {
+                return fault("ValidationError", &format!("AutoScalingGroup name not found - {name}"));
+            };
+            match g.refreshes.iter_mut().find(|r| ACTIVE.contains(&r.status.as_str())) {
+                Some(r) => {
+                    r.status = "Cancelling".into();
+                    ok("CancelInstanceRefresh", format!("<InstanceRefreshId>{}</InstanceRefreshId>", r.id))
+                }
+                None => fault("ActiveInstanceRefreshNotFound", "No in progress or pending Instance Refresh found"),
+            }
+        }
+        "DescribeInstanceRefreshes" => {
+            let wanted = f.get("InstanceRefreshIds.member.1").cloned();
+            let Some(g) = all.get_mut(&name) else {
+                return ok("DescribeInstanceRefreshes", "<InstanceRefreshes></InstanceRefreshes>".into());
+            };
+            let mut members = String::new();
+            for i in 0..g.refreshes.len() {
+                if wanted.as_ref().is_some_and(|w| *w != g.refreshes[i].id) {
+                    continue;
+                }
+                let r = g.refreshes[i].clone();
+                let pct = if ACTIVE.contains(&r.status.as_str()) { 50 } else { 100 };
+                members += &format!("<member><InstanceRefreshId>{}</InstanceRefreshId><AutoScalingGroupName>{name}</AutoScalingGroupName><Status>{}</Status><StatusReason>stand-in</StatusReason><PercentageComplete>{pct}</PercentageComplete><DesiredConfiguration><LaunchTemplate><LaunchTemplateId>{}</LaunchTemplateId><Version>{}</Version></LaunchTemplate></DesiredConfiguration></member>", r.id, r.status, g.template_id, r.version);
+                advance(g, i);
+            }
+            ok("DescribeInstanceRefreshes", format!("<InstanceRefreshes>{members}</InstanceRefreshes>"))
+        }
+        _ => (400, "<ErrorResponse><Error><Code>InvalidAction</Code><Message>stub</Message></Error></ErrorResponse>".into()),
+    }
 }
 
 /// A query-API body as key → value (percent-decoded).
@@ -289,6 +465,8 @@ pub(super) struct Env {
     pub(super) url: String,
     /// A refresh endpoint that always succeeds; tests override AWS_ENDPOINT_URL_AUTO_SCALING to fail.
     pub(super) autoscaling: String,
+    /// The env's own ECR repository in moto, holding DIGEST_A and DIGEST_B.
+    pub(super) repo: String,
 }
 
 impl Env {
@@ -312,7 +490,8 @@ impl Env {
             .join("stacks/dev.yaml")
             .pipe(std::fs::read_to_string)
             .unwrap()
-            .replace("s3://orch-state-dev", &format!("s3://{bucket}"));
+            .replace("s3://orch-state-dev", &format!("s3://{bucket}"))
+            .replace("repository: orch-app", &format!("repository: orch-app-t{id}"));
         if domain {
             text = text
                 .replace("name: dev.orch-demo.net", &format!("name: {child}"))
@@ -323,6 +502,8 @@ impl Env {
         }
         scratch.write(&format!("stacks/{name}.yaml"), &text);
         let program_dir = scratch.path().join("build").join(&name);
+        let pulumi_state = tempfile::tempdir().unwrap();
+        let groups = pulumi_state.path().join("aws/autoscaling.json");
         let tier = Tier::scratch();
         tier.up();
         let url = tier.https("/");
@@ -333,11 +514,31 @@ impl Env {
             bucket,
             domain: domain.then_some(child),
             parent,
-            pulumi_state: tempfile::tempdir().unwrap(),
+            pulumi_state,
             tier,
             url,
-            autoscaling: autoscaling_stub("Successful", program_dir.clone()).0,
+            autoscaling: autoscaling_stub("Successful", program_dir.clone(), groups).0,
+            repo: format!("orch-app-t{id}"),
         };
+        // The images the runs deploy by digest (ORCH_IMAGE) are in the registry, as after a push.
+        let ecr = env.ecr().await;
+        ecr.create_repository().repository_name(&env.repo).send().await.unwrap();
+        for digest in [DIGEST_A, DIGEST_B] {
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": 2},
+                "layers": []
+            });
+            ecr.put_image()
+                .repository_name(&env.repo)
+                .image_manifest(manifest.to_string())
+                .image_digest(digest)
+                .image_tag(format!("seed-{}", &digest[7..15]))
+                .send()
+                .await
+                .unwrap();
+        }
         if parent_here {
             env.r53()
                 .await
@@ -362,8 +563,70 @@ impl Env {
     pub(super) async fn r53(&self) -> aws_sdk_route53::Client {
         aws_sdk_route53::Client::new(&self.sdk().await)
     }
+    pub(super) async fn ecr(&self) -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::new(&self.sdk().await)
+    }
+    /// The tags of the image `digest` in the env's repository (None: the image is not there).
+    pub(super) async fn image_tags(&self, digest: &str) -> Option<Vec<String>> {
+        let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(digest).build();
+        let out = self
+            .ecr()
+            .await
+            .describe_images()
+            .repository_name(&self.repo)
+            .image_ids(id)
+            .send()
+            .await
+            .ok()?;
+        out.image_details().first().map(|d| d.image_tags().to_vec())
+    }
     pub(super) async fn acm(&self) -> aws_sdk_acm::Client {
         aws_sdk_acm::Client::new(&self.sdk().await)
+    }
+
+    /// Another Auto Scaling endpoint on the same groups, whose refreshes end as `end_status`.
+    pub(super) fn autoscaling(
+        &self,
+        end_status: &'static str,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        autoscaling_stub(end_status, self.program_dir(), self.groups_file())
+    }
+    /// The stand-in's groups file (shared with the fake pulumi).
+    pub(super) fn groups_file(&self) -> std::path::PathBuf {
+        self.pulumi_state.path().join("aws/autoscaling.json")
+    }
+    /// The stand-in's groups as they are now.
+    pub(super) fn groups(&self) -> Groups {
+        Groups::load(&self.groups_file())
+    }
+
+    /// The name of the env's Auto Scaling group (the fake pulumi's `asgName` output).
+    pub(super) fn asg(&self) -> String {
+        format!("orch-{}-asg", self.name)
+    }
+    /// The launch-template version the env's group launches now.
+    pub(super) fn group_version(&self) -> String {
+        self.groups().get(&self.asg()).expect("the group exists").version.clone()
+    }
+    /// Change the env's group as someone outside orch would (another refresh, a manual change).
+    pub(super) fn change_group(&self, f: impl FnOnce(&mut Group)) {
+        let mut all = self.groups();
+        f(all.get_mut(&self.asg()).expect("the group exists"));
+        all.save(&self.groups_file());
+    }
+    /// The latest release record, parsed.
+    pub(super) async fn latest(&self) -> serde_json::Value {
+        let text = self.object(&format!("deployments/{}/latest.json", self.name)).await;
+        serde_json::from_str(&text.expect("a latest release record")).unwrap()
+    }
+    /// `orch CMD --env <name> ARGS` with the env's environment.
+    pub(super) fn orch(&self, cmd: &str, args: &[&str]) -> assert_cmd::assert::Assert {
+        self.scratch
+            .orch()
+            .envs(self.envs(DIGEST_A))
+            .args([cmd, "--env", &self.name])
+            .args(args)
+            .assert()
     }
 
     /// The folder of the rendered program (`build/<env>/`).
@@ -414,7 +677,7 @@ impl Env {
             ("PULUMI_CONFIG_PASSPHRASE", "test-passphrase".into()),
             (
                 "ORCH_IMAGE",
-                format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/orch-app@{digest}"),
+                format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/{}@{digest}", self.repo),
             ),
             ("ORCH_POLL_SECONDS", "0".into()),
             ("ORCH_VERIFY_TIMEOUT", "2".into()),
@@ -435,6 +698,25 @@ impl Env {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         cmd
+    }
+
+    /// Wait until the lease of the deploy lock left in the bucket has expired.
+    pub(super) async fn lease_expired(&self) {
+        let key = format!("locks/{}.json", self.name);
+        support::wait_until_async(
+            Duration::from_secs(30),
+            "the left lock's lease expires",
+            || async {
+                let lock: serde_json::Value =
+                    serde_json::from_str(&self.object(&key).await.unwrap_or_default())
+                        .unwrap_or_default();
+                lock["expires"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t < chrono::Utc::now())
+            },
+        )
+        .await;
     }
 
     pub(super) fn up(

@@ -6,8 +6,10 @@
 mod contracts;
 mod cost;
 mod env;
+mod locks;
 mod recovery;
 mod teardown;
+mod truth;
 
 use crate::support::{self, Scratch};
 use env::*;
@@ -143,7 +145,8 @@ async fn up_runs_every_step_to_a_record_then_the_rerun_is_a_no_op_and_dry_run_ch
     assert!(
         flat.contains("certificateArn=arn:aws:acm:")
             && flat.contains(&format!(
-                "imageUri=123456789012.dkr.ecr.eu-west-1.amazonaws.com/orch-app@{DIGEST_A}"
+                "imageUri=123456789012.dkr.ecr.eu-west-1.amazonaws.com/{}@{DIGEST_A}",
+                env.repo
             ))
             && flat.contains("hostedZoneId="),
         "{flat}"
@@ -177,8 +180,8 @@ async fn up_runs_every_step_to_a_record_then_the_rerun_is_a_no_op_and_dry_run_ch
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn pulumi_failure_partial_and_cancellation_are_reported_never_recorded_and_release_the_lock()
-{
+async fn pulumi_failure_partial_and_cancellation_are_reported_recorded_as_failed_and_release_the_lock(
+) {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
     let cases = [
@@ -199,11 +202,10 @@ async fn pulumi_failure_partial_and_cancellation_are_reported_never_recorded_and
             );
         }
         assert!(text.contains("hint: "), "{text}");
-        assert_eq!(
-            env.object(&format!("deployments/{}/latest.json", env.name)).await,
-            None,
-            "{scenario} must not be recorded"
-        );
+        // The release was recorded before pulumi changed the stack, and says how it ended.
+        let rec = env.latest().await;
+        assert_eq!(rec["state"], "failed", "{scenario}: {rec}");
+        assert!(rec["note"].as_str().is_some_and(|n| n.contains("pulumi")), "{scenario}: {rec}");
         assert_eq!(
             env.object(&format!("locks/{}.json", env.name)).await,
             None,
@@ -227,7 +229,7 @@ async fn pulumi_failure_partial_and_cancellation_are_reported_never_recorded_and
     // The rerun converges: the resources done before the failures are unchanged, the rest created.
     let ok = env.up(DIGEST_A, &[], &[]).success();
     assert!(stderr(&ok).contains("pulumi: "), "{}", stderr(&ok));
-    assert!(env.object(&format!("deployments/{}/latest.json", env.name)).await.is_some());
+    assert_eq!(env.latest().await["state"], "verified");
 }
 
 /// The Auto Scaling stand-in refuses what the real StartInstanceRefresh refuses: the request orch
@@ -263,7 +265,8 @@ async fn the_strict_autoscaling_stand_in_refuses_an_irreversible_refresh() {
     assert!(refused(&format!("{base}{desired}3")).is_some_and(|m| m.contains("SSM parameter")));
 
     // Over the wire: the SDK sees the refusal as a service error with that code.
-    let (url, _) = autoscaling_stub("Successful", dir.path().to_path_buf());
+    let (url, _) =
+        autoscaling_stub("Successful", dir.path().to_path_buf(), dir.path().join("groups.json"));
     let sdk = aws_config::defaults(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("eu-west-1"))
         .endpoint_url(&url)
@@ -289,7 +292,7 @@ async fn a_new_image_rolls_the_group_with_an_instance_refresh_and_a_failed_refre
     let env = Env::new(&moto, false).await;
     env.up(DIGEST_A, &[], &[]).success();
 
-    let (stub, seen) = autoscaling_stub("Successful", env.program_dir());
+    let (stub, seen) = env.autoscaling("Successful");
     let out = env.up(DIGEST_B, &[("AWS_ENDPOINT_URL_AUTO_SCALING", stub.as_str())], &[]).success();
     assert!(stderr(&out).contains("instance refresh ir-1: successful"), "{}", stderr(&out));
     let bodies = seen.lock().unwrap().clone();
@@ -325,14 +328,19 @@ async fn a_new_image_rolls_the_group_with_an_instance_refresh_and_a_failed_refre
         "followed to the end"
     );
 
-    let (stub, _) = autoscaling_stub("RollbackSuccessful", env.program_dir());
+    let (stub, _) = env.autoscaling("RollbackSuccessful");
     let out = env.up(DIGEST_A, &[("AWS_ENDPOINT_URL_AUTO_SCALING", stub.as_str())], &[]).code(2);
     assert!(stderr(&out).contains("ended RollbackSuccessful"), "{}", stderr(&out));
     let record: serde_json::Value = serde_json::from_str(
         &env.object(&format!("deployments/{}/latest.json", env.name)).await.unwrap(),
     )
     .unwrap();
-    assert_eq!(record["image_digest"], DIGEST_B, "a rolled-back deployment is not recorded");
+    assert_eq!(
+        (record["image_digest"].as_str(), record["state"].as_str()),
+        (Some(DIGEST_A), Some("rolled_back")),
+        "the rolled-back release is live in the stack and says so"
+    );
+    assert_eq!(env.group_version(), "2", "the instances went back to the previous version");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -375,7 +383,7 @@ async fn without_a_domain_a_self_signed_certificate_is_imported_once_and_reused(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failed_verification_is_a_finding_and_is_not_recorded() {
+async fn a_failed_verification_is_a_finding_and_is_recorded_as_unverified() {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
     // The tier answers HTTPS, but nothing listens where the program says HTTP is: the redirect fails.
@@ -389,18 +397,13 @@ async fn a_failed_verification_is_a_finding_and_is_not_recorded() {
             && row("unknown path gets our 404 page").contains("pass"),
         "the whole suite ran: {text}"
     );
-    assert_eq!(env.object(&format!("deployments/{}/latest.json", env.name)).await, None);
+    assert_eq!(env.latest().await["state"], "unverified");
+    assert!(text.contains("recorded as unverified"), "{text}");
 
-    // Nothing is recorded, so `orch verify --env` has no URL to test yet; after a good run it has.
-    let out = env
-        .scratch
-        .orch()
-        .envs(env.envs(DIGEST_A))
-        .args(["verify", "--env", &env.name])
-        .assert()
-        .code(2);
-    assert!(stderr(&out).contains("has no recorded deployment"), "{}", stderr(&out));
-    env.up(DIGEST_A, &[], &[]).success();
+    // The live release is unverified: the rerun deploys and verifies again.
+    let rerun = env.up(DIGEST_A, &[], &[]).success();
+    assert!(!stderr(&rerun).contains("pulumi skipped"), "{}", stderr(&rerun));
+    assert_eq!(env.latest().await["state"], "verified");
     let out = env
         .scratch
         .orch()
@@ -494,7 +497,7 @@ async fn up_builds_the_image_pushes_it_to_a_real_registry_and_deploys_it_by_dige
     env.scratch.write(
         &format!("stacks/{}.yaml", env.name),
         &stack.replace(
-            "  repository: orch-app",
+            &format!("  repository: {}", env.repo),
             &format!("  repository: {repository}\n  registry: {registry}"),
         ),
     );

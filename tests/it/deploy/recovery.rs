@@ -1,5 +1,6 @@
 //! Crashes and contention: a concurrent `orch up`, orch killed mid-run, orch and pulumi killed
-//! together (pulumi's own stack lock left behind).
+//! together (pulumi's own stack lock left behind). A killed run's lock is taken over once its lease
+//! (`ORCH_LOCK_LEASE_SECONDS`, short here) has run out; until then it is refused.
 use super::env::*;
 use crate::support;
 use std::collections::BTreeSet;
@@ -47,7 +48,7 @@ async fn a_concurrent_up_is_refused_naming_the_holder_and_force_unlock_breaks_a_
     assert!(stderr(&refused).contains("feedface") && stderr(&refused).contains("build-7"));
     let forced = env.up(DIGEST_B, &[], &["--force-unlock"]).success();
     assert!(
-        stderr(&forced).contains("warning: --force-unlock: removing the lock held by feedface"),
+        stderr(&forced).contains("warning: --force-unlock: taking over the lock held by feedface"),
         "{}",
         stderr(&forced)
     );
@@ -58,7 +59,7 @@ async fn killing_orch_mid_run_then_rerunning_converges_without_duplicates() {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, true).await;
     let domain = env.domain.clone().unwrap();
-    let mut victim = env.background_up("2").spawn().unwrap();
+    let mut victim = env.background_up("2").env(LEASE.0, LEASE.1).spawn().unwrap();
     support::wait_until(
         Duration::from_secs(60),
         "pulumi up starts and takes its stack lock",
@@ -75,8 +76,12 @@ async fn killing_orch_mid_run_then_rerunning_converges_without_duplicates() {
         !env.pulumi_locked()
     });
 
-    let rerun = env.up(DIGEST_A, &[], &[]).success();
-    assert!(stderr(&rerun).contains("breaking a stale lock"), "{}", stderr(&rerun));
+    // Its lease is still running: refused (no pid is judged); once it expired, taken over.
+    let early = env.up(DIGEST_A, &[LEASE], &[]).code(2);
+    assert!(stderr(&early).contains("is locked by"), "{}", stderr(&early));
+    env.lease_expired().await;
+    let rerun = env.up(DIGEST_A, &[LEASE], &[]).success();
+    assert!(stderr(&rerun).contains("taking over an expired lock"), "{}", stderr(&rerun));
     let zones = env.zones_named(&domain).await;
     assert_eq!(zones.len(), 1, "one hosted zone");
     assert_eq!(env.certs_for(&domain).await, 1, "one certificate");
@@ -105,7 +110,8 @@ async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_
     let held = || std::fs::read_dir(&locks).map(|d| d.count()).unwrap_or(0);
 
     // The whole process group dies (a CI runner cancelled, a laptop lid closed): orch and pulumi.
-    let mut victim = env.background_up("30").process_group(0).spawn().unwrap();
+    let mut victim =
+        env.background_up("30").env(LEASE.0, LEASE.1).process_group(0).spawn().unwrap();
     support::wait_until(Duration::from_secs(60), "pulumi takes its lock", || held() > 0);
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(victim.id() as i32),
@@ -116,11 +122,13 @@ async fn a_pulumi_killed_mid_update_leaves_its_lock_which_the_rerun_cancels_but_
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(held(), 1, "pulumi's lock is left behind");
 
-    // The rerun breaks orch's stale lock, then pulumi's (its process is gone), and converges.
-    let rerun = env.up(DIGEST_A, &[], &[]).success();
+    // Once the lease ran out, the rerun takes orch's lock over, then cancels pulumi's: taken by
+    // that run, here, and its process is gone. It converges.
+    env.lease_expired().await;
+    let rerun = env.up(DIGEST_A, &[LEASE], &[]).success();
     let text = stderr(&rerun);
     assert!(
-        text.contains("breaking a stale lock")
+        text.contains("taking over an expired lock")
             && text.contains("gone from this host: `pulumi cancel`"),
         "{text}"
     );

@@ -195,7 +195,8 @@ async fn ecr_repository_is_ensured_idempotently_and_the_token_gives_basic_auth()
     assert!(seen.immutable && seen.scan_on_push, "{seen:?}");
     let policy: serde_json::Value =
         serde_json::from_str(seen.lifecycle_policy.as_deref().unwrap()).unwrap();
-    assert_eq!(policy["rules"][0]["selection"]["countNumber"], 7);
+    assert_eq!(policy["rules"][1]["selection"]["countNumber"], 7);
+    assert_eq!(policy["rules"][0]["selection"]["tagPrefixList"][0], "release-");
     assert_eq!(ecr::ensure_repository(&client, &name, 7).await.unwrap().1, [], "idempotent");
 
     client
