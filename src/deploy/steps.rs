@@ -104,14 +104,7 @@ impl Steps for Wired {
         let rendered = crate::render::render(project, stack)?;
         // The stack file keeps what pulumi and the last `orch up` wrote (render::stackfile).
         let dir = crate::render::write_restoring(project, stack, &rendered, recorded)?;
-        // The rendered config is the stack's config file itself; orch adds only deploy-time keys.
-        Ok(Program {
-            dir,
-            hash: format!("sha256:{}", rendered.program_hash()),
-            config: BTreeMap::new(),
-            secrets: BTreeMap::new(),
-            scratch: None,
-        })
+        Ok(program(&rendered, dir, None))
     }
 
     fn render_private(
@@ -122,13 +115,7 @@ impl Steps for Wired {
     ) -> Result<Program, OrchError> {
         let rendered = crate::render::render(project, stack)?;
         let private = crate::render::write_private(project, stack, &rendered, recorded)?;
-        Ok(Program {
-            dir: private.path().to_path_buf(),
-            hash: format!("sha256:{}", rendered.program_hash()),
-            config: BTreeMap::new(),
-            secrets: BTreeMap::new(),
-            scratch: Some(std::sync::Arc::new(private)),
-        })
+        Ok(program(&rendered, private.path().to_path_buf(), Some(private)))
     }
 
     async fn image(
@@ -216,6 +203,22 @@ impl Steps for Wired {
             }
         }
         Ok(report.passed())
+    }
+}
+
+/// The program rendered into `dir`. The rendered config is the stack's config file itself; orch
+/// adds only deploy-time keys.
+fn program(
+    rendered: &crate::render::Rendered,
+    dir: PathBuf,
+    scratch: Option<crate::render::Private>,
+) -> Program {
+    Program {
+        dir,
+        hash: format!("sha256:{}", rendered.program_hash()),
+        config: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+        scratch: scratch.map(std::sync::Arc::new),
     }
 }
 
