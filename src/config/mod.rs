@@ -1,16 +1,16 @@
 //! Per-environment stack configuration (`stacks/<env>.yaml`): typed, strict (`deny_unknown_fields`),
 //! with defaults documented on each field, loaded and validated all at once by [`load`].
 mod backend;
-mod inputs;
 mod cost;
+mod inputs;
 mod load;
 mod locate;
 mod shared;
 mod validate;
 
 pub use backend::Backend;
-pub use inputs::is_env_name;
 pub use cost::{CostSettings, Profile};
+pub use inputs::is_env_name;
 pub use load::{load, load_str, ConfigError, Problem};
 pub use locate::locate;
 pub use shared::check_shared_repository;
