@@ -171,6 +171,7 @@ fn budget(project: &Project, stack: &Stack, program: &str) -> Option<Finding> {
         rule: "budget".into(),
         path: "cost.budget_monthly_usd".into(),
         message,
+        source: format!("data/prices/{}.json (docs/cost.md)", stack.region),
     })
 }
 
