@@ -69,7 +69,7 @@ pub fn target<'a>(rows: &'a [Row], to: Option<&str>) -> Result<&'a Row, String> 
     let deployed = |r: &&Row| r.outcome == "deployed" || r.outcome == "verified";
     match to {
         Some(want) => rows.iter().filter(deployed).find(|r| matches(r, want)).ok_or_else(|| {
-            format!("no deployed and verified release matches `{want}` (give a release id or an image digest)")
+            format!("no deployed release matches `{want}` (a verified one; give a release id or an image digest)")
         }),
         None => {
             let live = rows.iter().find(|r| r.live);

@@ -142,7 +142,8 @@ impl CheckError {
 /// the deploy lock, so it writes nothing under build/), check, and refuse on any finding.
 pub fn gate(project: &Project, stack: &Stack) -> Result<Report, CheckError> {
     let rendered = render::render(project, stack)?;
-    let report = check_program(&rendered.program, stack);
+    let mut report = check_program(&rendered.program, stack);
+    report.findings.extend(budget(project, stack, &rendered.program));
     if report.findings.is_empty() {
         Ok(report)
     } else {

@@ -38,6 +38,7 @@ pub const PRICED: &[&str] = &[
     "aws-native:elasticloadbalancingv2:LoadBalancer",
     "aws-native:logs:LogGroup",
     "aws-native:rds:DbInstance",
+    "aws-native:secretsmanager:Secret",
 ];
 
 /// Metrics one instance's detailed monitoring publishes (CloudWatch pricing, "Detailed Monitoring").
@@ -109,6 +110,15 @@ impl Pricer<'_> {
                     }
                 }
             }
+            "aws-native:secretsmanager:Secret" => self.add(
+                r,
+                "Secrets Manager",
+                "secret",
+                "secret".into(),
+                1.0,
+                "secretsmanager.secret",
+                None,
+            ),
             "aws-native:logs:LogGroup" => {
                 let gb = self.usage.log_gb_per_month;
                 self.add(

@@ -218,7 +218,7 @@ fn every_injection_into_the_program_or_the_user_data_is_refused_with_exit_2_nami
         (
             "dev",
             Box::new(|t: String| {
-                t.replace("instance_class: db.t3.micro", "instance_class: \"db.t3.micro ${x}\"")
+                t.replace("instance_class: db.t4g.micro", "instance_class: \"db.t4g.micro ${x}\"")
             }),
             "database.instance_class",
         ),

@@ -42,7 +42,8 @@ fn by_hand(s: &Shape) -> f64 {
         + lcu_per_hour * h * usd("elb.alb.lcu")
         + 2.0 * h * usd("vpc.ipv4.hour")
         + gb_out * usd("transfer.out");
-    nat + logs + instances + alarms + db + alb
+    let secrets = usd("secretsmanager.secret"); // the app's database credentials (appDbSecret)
+    nat + logs + instances + alarms + db + alb + secrets
 }
 
 #[test]
