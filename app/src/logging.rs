@@ -313,7 +313,7 @@ mod tests {
         // The writer may report while the pushes still drop (a busy machine schedules it in the
         // middle of the loop): the report names a running total, never more than was dropped.
         let reported = v["dropped_total"].as_u64().unwrap_or_default();
-        assert!(reported > 0 && reported <= dropped as u64, "reported {reported} of {dropped}");
+        assert!(reported > 0 && reported <= dropped, "reported {reported} of {dropped}");
         assert_eq!(v["level"], "WARN");
     }
 
