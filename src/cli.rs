@@ -119,7 +119,8 @@ pub struct DownArgs {
     /// Remove a stale deploy lock left by a crashed run (AWS targets; use with care)
     #[arg(long)]
     pub force_unlock: bool,
-    /// Tear down a protected environment: turn deletion protection off (a `pulumi up`), take a
+    /// Tear down a protected environment: turn deletion protection off (`pulumi up --target` the
+    /// database and the load balancer), take a
     /// final database snapshot and wait for it, then destroy. Without it, `down` refuses a
     /// protected environment and changes nothing
     #[arg(long)]

@@ -106,9 +106,15 @@ pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
             format!("`{env}` is protected: deletion protection is on for the database and the load balancer; `orch down --unprotect` turns it off, snapshots the database, then destroys"),
         ));
     } else if stack.protected {
+        if o.last.is_none() {
+            steps.push((
+                "config".into(),
+                "no deployment record: deploy-time keys the stack file lacks get a placeholder for the next step only (its two targets read none of them)".into(),
+            ));
+        }
         steps.push((
             "change".into(),
-            "pulumi up with deletion protection off (database, load balancer)".into(),
+            "pulumi up --target the database and the load balancer: deletion protection off, no other resource touched; on a later failure it is turned back on".into(),
         ));
         let db = o
             .last
@@ -120,6 +126,12 @@ pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
         final_snapshot = Some(id);
     }
     steps.push(("destroy".into(), format!("pulumi destroy: every resource of stack `{env}` (load balancer, instances, database, network)")));
+    if final_snapshot.is_some() {
+        steps.push((
+            "delete".into(),
+            "any snapshot of the database the destroy itself made (the RDS delete handler's own): the final snapshot above is the one kept".into(),
+        ));
+    }
     if let Some(db) = o.last.as_ref().and_then(|r| r.output(Output::DbInstanceIdentifier)) {
         steps.push((
             "delete".into(),
@@ -145,6 +157,7 @@ pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
         kept.insert(1, "hosted zone and NS delegation");
     }
     if final_snapshot.is_some() {
+        kept.push("the database's automated backups (for their retention period)");
         kept.push("the final database snapshot");
     }
     steps.push(("keep".into(), format!("{} (for the next `orch up`)", kept.join(", "))));
@@ -238,37 +251,122 @@ async fn destroy(
     let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
     let pulumi = Pulumi::new(runner, &dir, &backend, env).after_expired(expired);
     Pulumi::check_passphrase().map_err(DeployError::from)?;
+    let mut kept_snapshot = None;
     if pulumi.select_existing().map_err(DeployError::from)? {
+        let mut db =
+            last.as_ref().and_then(|r| r.output(Output::DbInstanceIdentifier)).map(str::to_string);
         if let Some(snapshot) = &plan.final_snapshot {
-            p.progress(&format!("  pulumi up: deletion protection off (stack {env})"));
-            pulumi.up(p).await.map_err(DeployError::from)?;
-            let outputs = pulumi.outputs().map_err(DeployError::from)?;
-            let db =
-                crate::outputs::get(&outputs, Output::DbInstanceIdentifier).ok_or_else(|| {
-                    DeployError::step(
-                        "final snapshot",
-                        "the stack has no `dbInstanceIdentifier` output",
-                    )
-                })?;
-            super::snapshot::take(&aws.rds, db, snapshot, super::execute::poll(), p).await?;
+            let targets = unprotect(stack, &pulumi, &rendered.program, &dir, p).await?;
+            let taken = async {
+                let outputs = pulumi.outputs().map_err(DeployError::from)?;
+                let id = crate::outputs::get(&outputs, Output::DbInstanceIdentifier)
+                    .ok_or_else(|| {
+                        DeployError::step(
+                            "final snapshot",
+                            "the stack has no `dbInstanceIdentifier` output",
+                        )
+                    })?
+                    .to_string();
+                super::snapshot::take(&aws.rds, &id, snapshot, super::execute::poll(), p).await?;
+                Ok::<_, DeployError>(id)
+            }
+            .await;
+            match taken {
+                Ok(id) => db = Some(id),
+                Err(e) => {
+                    return Err(reprotect(project, stack, &pulumi, &targets, e, p).await.into())
+                }
+            }
+            let db = db.as_deref().unwrap_or_default();
             p.data(&format!("final snapshot: {snapshot} (of {db}); restore it with `aws rds restore-db-instance-from-db-snapshot`"));
+            kept_snapshot = Some(snapshot.clone());
         }
+        let started = aws_sdk_rds::primitives::DateTime::from(std::time::SystemTime::now());
         p.progress(&format!("  pulumi destroy (stack {env})"));
-        pulumi.destroy(p).await.map_err(DeployError::from)?;
+        if let Err(e) = pulumi.destroy(p).await {
+            if plan.final_snapshot.is_some() {
+                p.warn(&format!("deletion protection is OFF for the database and the load balancer of `{env}` if the destroy left them: `orch down --env {env} --unprotect` finishes the teardown, `orch up --env {env}` turns protection back on"));
+            }
+            return Err(DeployError::from(e).into());
+        }
         p.progress(&format!("✓ stack `{env}` destroyed"));
+        if let (Some(ours), Some(db)) = (&kept_snapshot, &db) {
+            super::snapshot::delete_unnamed(&aws.rds, db, ours, started, p).await?;
+        }
         // RDS made the database's log groups, not the program (see rdslogs).
-        if let Some(db) = last.as_ref().and_then(|r| r.output(Output::DbInstanceIdentifier)) {
+        if let Some(db) = &db {
             super::rdslogs::delete(&stack.region, db, p).await?;
         }
     } else {
         p.progress(&format!("✓ no pulumi stack `{env}` in {backend}: nothing to destroy"));
     }
     if let Some(last) = last {
-        let at = record::retire(store, &last).await?;
+        let at = record::retire(store, &last, kept_snapshot.as_deref()).await?;
         p.progress(&format!("✓ deployment record retired to {at}"));
     }
     p.data(&format!("`{env}` is down; kept: state bucket, hosted zone, certificate, images"));
     Ok(Outcome::Ok)
+}
+
+/// `pulumi up --target` the protected resources with the unprotected program already written to
+/// `dir`; deploy-time keys the stack file lacks (no record) get [`super::unprotect::PLACEHOLDER`].
+async fn unprotect(
+    stack: &Stack,
+    pulumi: &Pulumi,
+    program: &str,
+    dir: &std::path::Path,
+    p: &Printer,
+) -> Result<Vec<String>, OrchError> {
+    let env = stack.name.as_str();
+    let targets = super::unprotect::targets(program, env)?;
+    let file = dir.join(format!("Pulumi.{env}.yaml"));
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let missing = super::unprotect::missing_config(program, &text, &targets)?;
+    if !missing.is_empty() {
+        p.progress(&format!(
+            "  no deployment record: {} set to `{}` for the targeted update (read by no target)",
+            missing.join(", "),
+            super::unprotect::PLACEHOLDER
+        ));
+        let plain = missing
+            .iter()
+            .map(|k| (k.clone(), super::unprotect::PLACEHOLDER.to_string()))
+            .collect();
+        pulumi.set_config(&plain, &Default::default()).map_err(DeployError::from)?;
+    }
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    p.progress(&format!(
+        "  pulumi up --target {}: deletion protection off (stack {env})",
+        names.join(", ")
+    ));
+    let urns: Vec<String> = targets.iter().map(|t| t.urn.clone()).collect();
+    pulumi.up_targets(&urns, p).await.map_err(DeployError::from)?;
+    p.progress(&format!("✓ deletion protection off: {}", names.join(", ")));
+    Ok(urns)
+}
+
+/// After `err` stopped the teardown before the destroy: turn protection back on for `targets`
+/// (the protected program, targeted again), and say which way it went.
+async fn reprotect(
+    project: &Project,
+    stack: &Stack,
+    pulumi: &Pulumi,
+    targets: &[String],
+    err: DeployError,
+    p: &Printer,
+) -> DeployError {
+    let env = stack.name.as_str();
+    let restored = async {
+        let rendered = crate::render::render(project, stack).map_err(|e| e.to_string())?;
+        crate::render::write(project, stack, &rendered).map_err(|e| e.to_string())?;
+        pulumi.up_targets(targets, p).await.map_err(|e| e.to_string())
+    }
+    .await;
+    let state = match restored {
+        Ok(_) => "deletion protection is back on; nothing was destroyed".to_string(),
+        Err(e) => format!("deletion protection is still OFF for the database and the load balancer ({e}); nothing was destroyed; `orch up --env {env}` turns it back on"),
+    };
+    DeployError::step(format!("orch down --unprotect of `{env}`"), format!("{err}; {state}"))
 }
 
 #[cfg(test)]
@@ -308,6 +406,9 @@ mod tests {
         .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert!(text.contains("the final database snapshot (for the next"), "{text}");
+        assert!(text.contains("[change ] pulumi up --target the database and the load balancer"));
+        assert!(text.contains("[config ] no deployment record"), "{text}");
+        assert!(text.contains("[delete ] any snapshot of the database the destroy itself made"));
         assert!(refuse_protected(&prod, &plan).is_ok());
         assert!(refuse_protected(&stack(), &super::plan(&stack(), &o, Options::default())).is_ok());
     }

@@ -18,6 +18,7 @@ pub mod releases;
 pub mod snapshot;
 pub mod steps;
 pub mod stop;
+pub mod unprotect;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;

@@ -70,3 +70,41 @@ pub async fn take(
         tokio::time::sleep(poll.min(Duration::from_secs(15))).await;
     }
 }
+
+/// After the destroy: the manual snapshots of `db` created since `since` other than orch's own
+/// `ours` — the RDS delete handler takes one when the delete request asks for it (its
+/// `DeleteHandler`: `request.getSnapshotRequested()`), named by nobody and expired by nothing —
+/// are deleted and returned, so the final snapshot orch named is the only one the teardown leaves.
+pub async fn delete_unnamed(
+    rds: &aws_sdk_rds::Client,
+    db: &str,
+    ours: &str,
+    since: aws_sdk_rds::primitives::DateTime,
+    p: &Printer,
+) -> Result<Vec<String>, DeployError> {
+    let out = rds
+        .describe_db_snapshots()
+        .db_instance_identifier(db)
+        .snapshot_type("manual")
+        .send()
+        .await
+        .map_err(DeployError::aws(format!("listing the snapshots of {db}")))?;
+    let mut deleted = vec![];
+    for s in out.db_snapshots() {
+        let Some(id) = s.db_snapshot_identifier() else { continue };
+        let new = s.snapshot_create_time().is_some_and(|t| t.secs() >= since.secs());
+        if id == ours || !new {
+            continue;
+        }
+        rds.delete_db_snapshot()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+            .map_err(DeployError::aws(format!("deleting the snapshot {id} the destroy left")))?;
+        p.progress(&format!(
+            "✓ deleted {id}: a snapshot of {db} the destroy made (not orch's final snapshot {ours})"
+        ));
+        deleted.push(id.to_string());
+    }
+    Ok(deleted)
+}

@@ -88,7 +88,9 @@ impl LocalError {
             LocalError::RolledBack { .. } => "fix the release (the instance logs above say why), then `orch up --env local` again; `orch releases --env local` lists what ran".into(),
             LocalError::History { path, .. } => format!("repair {} or move it aside (a new history then starts); no orch command rewrites it as it is", path.display()),
             LocalError::Locked(_) => "wait for that `orch` to finish; if it was killed, its lease runs out within ORCH_LOCK_LEASE_SECONDS (default 60) and the next run takes the lock over".into(),
-            LocalError::Tls(_) | LocalError::Io { .. } => "remove .orch/local/tls/ to regenerate the certificate, then retry".into(),
+            LocalError::Tls(_) => "remove .orch/local/tls/ to regenerate the certificate, then retry".into(),
+            LocalError::Io { what, .. } if what.contains("tls") => "remove .orch/local/tls/ to regenerate the certificate, then retry".into(),
+            LocalError::Io { .. } => "fix the cause named above (a missing or unreadable file, a binary replaced while it ran), then `orch up --env local` again".into(),
         }
     }
 }

@@ -20,12 +20,21 @@ pub struct UpResult {
 impl Pulumi {
     /// `pulumi up`, following the engine event log as it is written: one line per resource.
     pub async fn up(&self, printer: &Printer) -> Result<UpResult, PulumiError> {
-        self.update("up", printer).await
+        self.update("up", &[], printer).await
+    }
+
+    /// `pulumi up --target URN…`: only these resources change; every other one keeps its state.
+    pub async fn up_targets(
+        &self,
+        targets: &[String],
+        printer: &Printer,
+    ) -> Result<UpResult, PulumiError> {
+        self.update("up", targets, printer).await
     }
 
     /// `pulumi destroy`: every resource of the stack deleted, followed like `up`.
     pub async fn destroy(&self, printer: &Printer) -> Result<UpResult, PulumiError> {
-        self.update("destroy", printer).await
+        self.update("destroy", &[], printer).await
     }
 
     /// `pulumi cancel`: remove the stack's lock (DIY backends: the lock files).
@@ -37,15 +46,20 @@ impl Pulumi {
     /// An update; when pulumi's own stack lock is proven stale (left by a pulumi of the run whose
     /// expired deploy lock this run took over, and gone), `pulumi cancel` removes it and the update
     /// runs once more.
-    async fn update(&self, op: &'static str, printer: &Printer) -> Result<UpResult, PulumiError> {
-        let err = match self.update_once(op, printer).await {
+    async fn update(
+        &self,
+        op: &'static str,
+        targets: &[String],
+        printer: &Printer,
+    ) -> Result<UpResult, PulumiError> {
+        let err = match self.update_once(op, targets, printer).await {
             Err(PulumiError::Up { stderr, code, tally, op }) => match lock::locks_in(&stderr) {
                 Some(locks) if lock::proven_stale(&locks, self.expired_run.as_ref()) => {
                     let holders: Vec<String> =
                         locks.iter().map(lock::StateLock::describe).collect();
                     printer.warn(&format!("pulumi's lock on `{}` is held by {}, a process of the run whose lease expired, gone from this host: `pulumi cancel`, then `pulumi {op}` again", self.stack, holders.join(", ")));
                     self.cancel()?;
-                    return self.update_once(op, printer).await;
+                    return self.update_once(op, targets, printer).await;
                 }
                 Some(locks) => {
                     let holders: Vec<String> =
@@ -67,22 +81,27 @@ impl Pulumi {
     async fn update_once(
         &self,
         op: &'static str,
+        targets: &[String],
         printer: &Printer,
     ) -> Result<UpResult, PulumiError> {
         let log = self.dir.join(format!(".orch-events-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&log);
         let log_arg = log.display().to_string();
+        let mut args = vec![
+            op,
+            "--yes",
+            "--non-interactive",
+            "--skip-preview",
+            "--stack",
+            self.stack.as_str(),
+            "--event-log",
+            log_arg.as_str(),
+        ];
+        for t in targets {
+            args.extend(["--target", t.as_str()]);
+        }
         let cmd = self
-            .cmd([
-                op,
-                "--yes",
-                "--non-interactive",
-                "--skip-preview",
-                "--stack",
-                self.stack.as_str(),
-                "--event-log",
-                log_arg.as_str(),
-            ])
+            .cmd(args)
             // `--event-log` is registered only when PULUMI_DEBUG_COMMANDS is true (pkg/cmd/pulumi/
             // operations/up.go and destroy.go); pulumi's Automation API sets it the same way.
             .env("PULUMI_DEBUG_COMMANDS", "true");

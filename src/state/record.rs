@@ -150,6 +150,9 @@ pub fn down_key(env: &str) -> String {
 pub struct Down {
     pub since: crate::clock::Time,
     pub last: Record,
+    /// The final database snapshot `orch down --unprotect` took (kept after the destroy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_snapshot: Option<String>,
 }
 
 /// The down marker, if the environment was torn down and not deployed since (one that does not
@@ -161,8 +164,17 @@ pub async fn down_since(store: &Store, env: &str) -> Result<Option<Down>, StateE
 /// Retire the latest record on teardown: a `-destroyed` copy goes into the history, a down marker
 /// (for `orch status`) is written, then the latest is removed (so the next `orch up` deploys afresh).
 /// Returns where the copy went.
-pub async fn retire(store: &Store, record: &Record) -> Result<String, StateError> {
-    let body = serde_json::to_vec_pretty(record)
+pub async fn retire(
+    store: &Store,
+    record: &Record,
+    final_snapshot: Option<&str>,
+) -> Result<String, StateError> {
+    let mut retired = serde_json::to_value(record)
+        .map_err(|e| StateError::step("encoding the deployment record", e.to_string()))?;
+    if let (Some(snapshot), Some(fields)) = (final_snapshot, retired.as_object_mut()) {
+        fields.insert("final_snapshot".into(), snapshot.into());
+    }
+    let body = serde_json::to_vec_pretty(&retired)
         .map_err(|e| StateError::step("encoding the deployment record", e.to_string()))?;
     let now = crate::clock::now();
     let key = format!(
@@ -171,7 +183,11 @@ pub async fn retire(store: &Store, record: &Record) -> Result<String, StateError
         now.format("%Y%m%dT%H%M%SZ")
     );
     store.put(&key, &body).await?;
-    let down = Down { since: now, last: record.clone() };
+    let down = Down {
+        since: now,
+        last: record.clone(),
+        final_snapshot: final_snapshot.map(str::to_string),
+    };
     let marker = serde_json::to_vec_pretty(&down)
         .map_err(|e| StateError::step("encoding the down marker", e.to_string()))?;
     store.put(&down_key(&record.env), &marker).await?;
@@ -284,9 +300,10 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::Dir(dir.path().to_path_buf());
         save(&store, &rec()).await.unwrap();
-        retire(&store, &rec()).await.unwrap();
+        retire(&store, &rec(), Some("orch-dev-final-1")).await.unwrap();
         let down = down_since(&store, "dev").await.unwrap().unwrap();
         assert_eq!(down.last, rec());
+        assert_eq!(down.final_snapshot.as_deref(), Some("orch-dev-final-1"));
         assert_eq!(latest(&store, "dev").await.unwrap(), None);
         std::fs::write(dir.path().join(down_key("dev")), "{ not json").unwrap();
         let err = down_since(&store, "dev").await.unwrap_err().to_string();

@@ -179,6 +179,55 @@ check "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true restores the stack state's 
 run env PULUMI_CONFIG_PASSPHRASE=wrong "$P" up --yes --stack dev
 expect "a wrong passphrase" 1 "error: getting stack configuration: get stack secrets manager: incorrect passphrase"
 
+echo "# 8. --target and deletion protection (a second project folder, same backend)"
+mkdir -p "$T/prot"
+write_prot() {
+    cat >"$T/prot/Pulumi.yaml" <<EOF
+name: orch-prod
+runtime: yaml
+resources:
+  db:
+    type: aws-native:rds:DbInstance
+    properties:
+      deletionProtection: $1
+  alb:
+    type: aws-native:elasticloadbalancingv2:LoadBalancer
+    properties:
+      loadBalancerAttributes:
+        - key: deletion_protection.enabled
+          value: "$1"
+  vpc:
+    type: aws-native:ec2:Vpc
+outputs:
+  url: https://example.test
+EOF
+}
+prot() { ( cd "$T/prot" && "$@" ) >"$T/out" 2>"$T/err"; RC=$?; OUT=$(cat "$T/out"); ERR=$(cat "$T/err"); }
+state_of() {
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2] in d["resources"], d.get("protection",{}).get(sys.argv[2]))' \
+        "$(find "$T/backend" -name 'prod.json' | head -1)" "$1"
+}
+write_prot true
+prot "$P" stack select --create --non-interactive prod
+prot "$P" up --yes --stack prod
+expect "up of a protected program" 0
+prot "$P" destroy --yes --stack prod
+expect "destroy fails on resources with deletion protection" 1 "error: destroy failed"
+check "the protected resources stay, the rest is deleted" \
+    "[ \"\$(state_of db)\" = 'True True' ] && [ \"\$(state_of alb)\" = 'True True' ] && [ \"\$(state_of vpc)\" = 'False None' ]"
+prot "$P" up --yes --stack prod
+write_prot false
+prot "$P" up --yes --stack prod --target 'urn:pulumi:prod::orch-prod::aws-native:ec2:Vpc::nope'
+expect "an unknown --target fails" 1 "error: one or more targets could not be found in the stack"
+prot "$P" up --yes --stack prod --target 'urn:pulumi:prod::orch-prod::aws-native:rds:DbInstance::db'
+expect "up --target the database" 0
+check "only the target changed: the database's protection is off, the load balancer's still on" \
+    "[ \"\$(state_of db)\" = 'True False' ] && [ \"\$(state_of alb)\" = 'True True' ]"
+prot "$P" up --yes --stack prod --target 'urn:pulumi:prod::orch-prod::aws-native:elasticloadbalancingv2:LoadBalancer::alb'
+prot "$P" destroy --yes --stack prod
+expect "destroy after protection is off" 0
+check "nothing is left" "[ \"\$(state_of db)\" = 'False None' ]"
+
 echo
 if [ "$FAILS" -eq 0 ]; then echo "selftest: all checks hold"; else echo "selftest: $FAILS check(s) failed"; fi
 [ "$FAILS" -eq 0 ]

@@ -69,10 +69,9 @@ async fn deploy_time_config_survives_re_renders_and_a_fresh_checkout_runs_pulumi
     assert_eq!(stack_file(&env)["encryptionsalt"].as_str(), Some(salt.as_str()));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_protected_environment_is_torn_down_only_with_unprotect_after_a_final_snapshot() {
-    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
-    let env = Env::new(&moto, false).await;
+/// An environment made `protected` (with the Multi-AZ database that needs), deployed once.
+async fn protected_env(moto: &str) -> Env {
+    let env = Env::new(moto, false).await;
     let path = env.scratch.path().join(format!("stacks/{}.yaml", env.name));
     let text = std::fs::read_to_string(&path)
         .unwrap()
@@ -80,21 +79,18 @@ async fn a_protected_environment_is_torn_down_only_with_unprotect_after_a_final_
         .replace("multi_az: false", "multi_az: true");
     std::fs::write(&path, text).unwrap();
     env.up(DIGEST_A, &[], &["--yes"]).success();
+    env
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_protected_environment_is_torn_down_only_with_unprotect_after_a_final_snapshot() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = protected_env(&moto).await;
     let latest = format!("deployments/{}/latest.json", env.name);
 
     // The database the stack's output names, in moto.
-    let rds = aws_sdk_rds::Client::new(&env.sdk().await);
     let db = format!("orch-{}-db", env.name);
-    rds.create_db_instance()
-        .db_instance_identifier(&db)
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .allocated_storage(20)
-        .master_username("orch")
-        .master_user_password("not-a-real-one-1")
-        .send()
-        .await
-        .unwrap();
+    let rds = env.moto_database(&db).await;
     let outputs = serde_json::json!({ "dbInstanceIdentifier": db }).to_string();
     let down = |args: &[&str]| {
         let mut cmd = env.scratch.orch();
@@ -118,10 +114,51 @@ async fn a_protected_environment_is_torn_down_only_with_unprotect_after_a_final_
         "{text}"
     );
 
-    // From a fresh checkout: protection off (pulumi up with the recorded config), snapshot, destroy.
+    // A snapshot that cannot be taken (no such database): protection goes back on, nothing is
+    // destroyed, and the error says so.
+    let protection = |env: &Env| {
+        let st = env.pulumi_stack();
+        (st["protection"]["db"].as_bool(), st["protection"]["alb"].as_bool())
+    };
+    assert_eq!(protection(&env), (Some(true), Some(true)), "the up turned protection on");
+    let ups = env.calls().iter().filter(|c| c[0] == "up").count();
+    let mut failing = env.scratch.orch();
+    failing
+        .envs(env.envs(DIGEST_A))
+        .env(
+            "FAKE_PULUMI_OUTPUTS",
+            serde_json::json!({ "dbInstanceIdentifier": "nope" }).to_string(),
+        )
+        .args(["down", "--env", &env.name, "--yes", "--unprotect"]);
+    let out = failing.assert().code(2);
+    assert!(
+        stderr(&out).contains("deletion protection is back on; nothing was destroyed"),
+        "{}",
+        stderr(&out)
+    );
+    let targeted: Vec<Vec<String>> =
+        env.calls().into_iter().filter(|c| c[0] == "up").skip(ups).collect();
+    assert_eq!(targeted.len(), 2, "off, then back on: {targeted:?}");
+    for call in &targeted {
+        let targets: Vec<&String> =
+            call.windows(2).filter(|w| w[0] == "--target").map(|w| &w[1]).collect();
+        assert_eq!(targets.len(), 2, "only the database and the load balancer: {call:?}");
+        assert!(targets.iter().any(|t| t.ends_with("aws-native:rds:DbInstance::db")), "{call:?}");
+    }
+    assert_eq!(protection(&env), (Some(true), Some(true)), "protection restored");
+    assert!(!env.calls().iter().any(|c| c[0] == "destroy"));
+    assert!(env.object(&latest).await.is_some(), "the record stays");
+
+    // From a fresh checkout: protection off (only the two targets), snapshot, destroy; the RDS
+    // handler's own extra snapshot is deleted, orch's final one kept and recorded.
     std::fs::remove_dir_all(env.scratch.path().join("build")).unwrap();
     let ups = env.calls().iter().filter(|c| c[0] == "up").count();
-    let out = down(&["--unprotect"]).success();
+    let mut cmd = env.scratch.orch();
+    cmd.envs(env.envs(DIGEST_A))
+        .env("FAKE_PULUMI_OUTPUTS", &outputs)
+        .env("FAKE_PULUMI_DB_DELETE_SNAPSHOT", "1")
+        .args(["down", "--env", &env.name, "--yes", "--unprotect"]);
+    let out = cmd.assert().success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let snapshot = stdout
         .lines()
@@ -129,20 +166,65 @@ async fn a_protected_environment_is_torn_down_only_with_unprotect_after_a_final_
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("no snapshot named in {stdout}"))
         .to_string();
-    let calls: Vec<String> = env.calls().into_iter().map(|c| c[0].clone()).collect();
-    assert_eq!(calls.iter().filter(|c| *c == "up").count(), ups + 1, "{calls:?}");
-    let (up_at, destroy_at) = (
-        calls.iter().rposition(|c| c == "up").unwrap(),
-        calls.iter().position(|c| c == "destroy").unwrap(),
-    );
-    assert!(up_at < destroy_at, "{calls:?}");
+    let calls: Vec<Vec<String>> = env.calls();
+    let names: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(names.iter().filter(|c| **c == "up").count(), ups + 1, "{names:?}");
+    let up = calls.iter().rposition(|c| c[0] == "up").unwrap();
+    assert!(calls[up].contains(&"--target".to_string()), "{:?}", calls[up]);
+    assert!(up < names.iter().position(|c| *c == "destroy").unwrap(), "{names:?}");
     let program = std::fs::read_to_string(env.program_dir().join("Pulumi.yaml")).unwrap();
     assert!(program.contains("deletionProtection: false"), "protection not turned off");
-    let snaps = rds.describe_db_snapshots().db_snapshot_identifier(&snapshot).send().await.unwrap();
-    let snap = &snaps.db_snapshots()[0];
-    assert_eq!(snap.db_instance_identifier(), Some(db.as_str()));
-    assert_eq!(snap.status(), Some("available"));
+    assert!(program.contains("deleteAutomatedBackups: false"), "automated backups kept");
+    assert_eq!(env.pulumi_stack()["resources"], serde_json::json!({}), "everything destroyed");
+    let snaps = rds
+        .describe_db_snapshots()
+        .db_instance_identifier(&db)
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<&str> =
+        snaps.db_snapshots().iter().filter_map(|s| s.db_snapshot_identifier()).collect();
+    assert_eq!(ids, [snapshot.as_str()], "only orch's final snapshot is left of the manual ones");
+    assert_eq!(snaps.db_snapshots()[0].status(), Some("available"));
+    assert!(stderr(&out).contains("a snapshot of") && stderr(&out).contains("the destroy made"));
     assert_eq!(env.object(&latest).await, None, "the record is retired");
+    let marker: serde_json::Value = serde_json::from_str(
+        &env.object(&format!("deployments/{}/down.json", env.name)).await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(marker["final_snapshot"].as_str(), Some(snapshot.as_str()), "{marker:#}");
+}
+
+/// `down --unprotect` needs no deployment record: the deploy-time keys the targeted update does not
+/// read get a placeholder, the rest is as with a record.
+#[tokio::test(flavor = "multi_thread")]
+async fn unprotect_works_without_a_deployment_record() {
+    let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
+    let env = protected_env(&moto).await;
+    let db = format!("orch-{}-db2", env.name);
+    env.moto_database(&db).await;
+    // No record and no build/: what a teammate's fresh checkout has after the records were lost.
+    let s3 = env.s3().await;
+    let prefix = format!("deployments/{}/", env.name);
+    let listed = s3.list_objects_v2().bucket(&env.bucket).prefix(&prefix).send().await.unwrap();
+    for o in listed.contents() {
+        s3.delete_object().bucket(&env.bucket).key(o.key().unwrap()).send().await.unwrap();
+    }
+    std::fs::remove_dir_all(env.scratch.path().join("build")).unwrap();
+
+    let mut cmd = env.scratch.orch();
+    cmd.envs(env.envs(DIGEST_A))
+        .env("FAKE_PULUMI_OUTPUTS", serde_json::json!({ "dbInstanceIdentifier": db }).to_string())
+        .args(["down", "--env", &env.name, "--yes", "--unprotect"]);
+    let out = cmd.assert().success();
+    assert!(stderr(&out).contains("no deployment record"), "{}", stderr(&out));
+    let file = std::fs::read_to_string(env.program_dir().join(format!("Pulumi.{}.yaml", env.name)))
+        .unwrap();
+    assert!(file.contains("unused-by-orch-down"), "{file}");
+    assert_eq!(env.pulumi_stack()["resources"], serde_json::json!({}), "everything destroyed");
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("final snapshot: orch-"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -650,6 +650,34 @@ impl Env {
     pub(super) fn log(&self) -> std::path::PathBuf {
         self.pulumi_state.path().join("calls.log")
     }
+
+    /// A PostgreSQL instance `id` in moto (what a stack's `dbInstanceIdentifier` output names); the
+    /// RDS client.
+    pub(super) async fn moto_database(&self, id: &str) -> aws_sdk_rds::Client {
+        let rds = aws_sdk_rds::Client::new(&self.sdk().await);
+        rds.create_db_instance()
+            .db_instance_identifier(id)
+            .db_instance_class("db.t3.micro")
+            .engine("postgres")
+            .allocated_storage(20)
+            .master_username("orch")
+            .master_user_password("not-a-real-one-1")
+            .send()
+            .await
+            .unwrap();
+        rds
+    }
+
+    /// The fake pulumi's record of the stack: `resources` (name → inputs hash) and `protection`
+    /// (name → whether AWS deletion protection is on).
+    pub(super) fn pulumi_stack(&self) -> serde_json::Value {
+        let path =
+            self.pulumi_state.path().join(&self.bucket).join(format!("stacks/{}.json", self.name));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{}: {e}", path.display());
+        }))
+        .unwrap()
+    }
     /// The pulumi invocations so far, as argument lists.
     pub(super) fn calls(&self) -> Vec<Vec<String>> {
         std::fs::read_to_string(self.log())
