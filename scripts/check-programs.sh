@@ -5,8 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/venv.sh
-cargo build --quiet --locked --bin orch
-ORCH="${CARGO_TARGET_DIR:-target}/debug/orch"
+# ORCH_BIN: an orch binary already built (scripts/test.sh passes the one its tests ran).
+if [ -n "${ORCH_BIN:-}" ]; then
+  ORCH=$ORCH_BIN
+else
+  cargo build --quiet --locked --bin orch
+  ORCH="${CARGO_TARGET_DIR:-target}/debug/orch"
+fi
 
 # cfn-lint warnings we do not act on:
 #   W3010 "avoid hardcoding availability zones": the stack file names exactly the two zones on purpose

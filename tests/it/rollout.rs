@@ -139,6 +139,24 @@ async fn a_new_release_rolls_out_without_a_failed_request_and_a_bad_one_rolls_ba
     let (_, s) = tier.status();
     assert_eq!(s["release"]["id"].as_str(), Some(first.as_str()), "{s:#}");
     assert_eq!(releases(&s), BTreeSet::from([first.clone()]));
+
+    // After the rollback every instance is health checked again: one frozen with SIGSTOP (it keeps
+    // its socket, answers nothing) leaves rotation and is replaced.
+    let frozen = &s["instances"][0];
+    let (id, pid) = (frozen["id"].as_str().unwrap().to_string(), frozen["pid"].as_u64().unwrap());
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    wait_for(&tier, Duration::from_secs(60), "the frozen instance replaced", |s| {
+        let ids: Vec<&str> = s["instances"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|i| i["id"].as_str()).collect())
+            .unwrap_or_default();
+        s["healthy"] == true && ids.len() == 4 && !ids.contains(&id.as_str())
+    });
+    // Let it run again, so the stop the supervisor sent it takes effect.
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+    let (_, s) = tier.status();
+    assert_eq!(releases(&s), BTreeSet::from([first.clone()]), "{s:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
