@@ -163,6 +163,27 @@ impl Drop for Tier {
     }
 }
 
+/// The tier every test shares that only needs something live to verify against (the deploy
+/// tests' `url`/`httpUrl` outputs and CA): started on first use, stopped when the test process
+/// exits (a static is never dropped, so an `atexit` handler runs `orch down`).
+static SHARED: std::sync::OnceLock<Tier> = std::sync::OnceLock::new();
+
+pub(crate) fn shared_tier() -> &'static Tier {
+    SHARED.get_or_init(|| {
+        let tier = Tier::scratch();
+        tier.up();
+        extern "C" fn stop_shared() {
+            if let Some(tier) = SHARED.get() {
+                let _ = tier.orch().args(["down", "--env", "local"]).output();
+                let _ = std::fs::remove_dir_all(tier.scratch.path());
+            }
+        }
+        // SAFETY: registers a plain function with no arguments to run at exit(3).
+        unsafe { nix::libc::atexit(stop_shared) };
+        tier
+    })
+}
+
 /// Poll `cond` every 50 ms until it holds; fail the test naming `what` after `within`. Returns how
 /// long it took. The one way tests wait (never a fixed sleep).
 pub(crate) fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {

@@ -460,8 +460,8 @@ pub(super) struct Env {
     pub(super) domain: Option<String>,
     pub(super) parent: String,
     pub(super) pulumi_state: tempfile::TempDir,
-    /// The live tier behind the `url` and `httpUrl` outputs.
-    pub(super) tier: Tier,
+    /// The live tier behind the `url` and `httpUrl` outputs (shared by every test: they only read it).
+    pub(super) tier: &'static Tier,
     pub(super) url: String,
     /// A refresh endpoint that always succeeds; tests override AWS_ENDPOINT_URL_AUTO_SCALING to fail.
     pub(super) autoscaling: String,
@@ -504,8 +504,7 @@ impl Env {
         let program_dir = scratch.path().join("build").join(&name);
         let pulumi_state = tempfile::tempdir().unwrap();
         let groups = pulumi_state.path().join("aws/autoscaling.json");
-        let tier = Tier::scratch();
-        tier.up();
+        let tier = support::shared_tier();
         let url = tier.https("/");
         let env = Env {
             scratch,
