@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark the local load balancer against HAProxy, same run, same backends, same certificate:
-# wrk over HTTPS through `orch`'s LB and through HAProxy (TLS, round robin, /healthz checks) in front
-# of the instances `orch up --env local` started. Prints req/s, p50 and p99 side by side with the
-# ratio, and the time from `orch up --env local` to healthy. Release builds; everything on 127.0.0.1.
+# wrk (HTTP/1.1) and, when installed, h2load (HTTP/2; Debian's nghttp2-client) over HTTPS through
+# `orch`'s LB and through HAProxy (TLS, round robin, /healthz checks) in front of the instances
+# `orch up --env local` started. Each proxy runs ROUNDS times (default 3), alternating with the
+# other; prints the medians with their spread and the ratios, and the time from `orch up --env
+# local` to healthy. Release builds; everything on 127.0.0.1.
 #
-#   scripts/bench-lb.sh            # 10 s per run, 64 connections, 2 wrk threads
+#   scripts/bench-lb.sh            # 3 rounds of 10 s per run, 64 connections, 2 threads
 #   DURATION=20 CONNS=128 PATH_=/healthz scripts/bench-lb.sh
 #   PERF=/tmp/lb.perf scripts/bench-lb.sh   # also `perf record` the LB during its run
 set -euo pipefail
@@ -67,7 +69,7 @@ for i in json.load(open('$STATE'))['instances']:
     print(f\"    server {i['id']} {i['addr']} check inter 1s fall 2 rise 2\")")
 
 # Same work on both sides: HAProxy gets as many threads as orch's tokio runtime has workers (one
-# per core), the same certificate, TLS 1.2+ and ALPN http/1.1, keep-alive to the client and to the
+# per core), the same certificate, TLS 1.2+ and ALPN h2,http/1.1 (as orch offers), keep-alive to the client and to the
 # instances, and an access log line per request (HTTP log format, to a file, like orch's).
 NTHREADS=$(nproc)
 cat > "$WORK/haproxy.cfg" <<CFG
@@ -88,7 +90,7 @@ defaults
     retries 1
     option redispatch
 frontend https
-    bind 127.0.0.1:$HAPORT ssl crt $WORK/haproxy.pem alpn http/1.1
+    bind 127.0.0.1:$HAPORT ssl crt $WORK/haproxy.pem alpn h2,http/1.1
     http-request set-header X-Forwarded-Proto https
     default_backend app
 backend app
@@ -125,18 +127,65 @@ PY
 echo "== warming up" >&2
 wrk -t1 -c8 -d2s "https://127.0.0.1:$HTTPS$BENCH_PATH" >/dev/null
 wrk -t1 -c8 -d2s "https://127.0.0.1:$HAPORT$BENCH_PATH" >/dev/null
+
+run_h2() { # url name -> "rps p50_ms p99_ms errors" from h2load's per-request log
+  local log="$WORK/h2-$2.log"
+  rm -f "$log"
+  local out
+  out=$(h2load -D "$DURATION" -c "$H2_CLIENTS" -m "$H2_STREAMS" -t "$THREADS" --log-file="$log" \
+    -H 'Accept: application/json' "$1" 2>&1)
+  echo "$out" > "$WORK/h2load-$2.txt"
+  python3 - "$out" "$log" <<'PY'
+import re, statistics, sys
+out, log = sys.argv[1], sys.argv[2]
+m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+if not m:
+    sys.exit(f"cannot parse h2load output:\n{out}")
+lat = sorted(int(l.split()[2]) / 1000 for l in open(log) if l.strip())
+pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+bad = sum(1 for l in open(log) if l.strip() and not l.split()[1].startswith(("2", "3")))
+print(f"{float(m.group(1)):.0f} {pct(0.5):.2f} {pct(0.99):.2f} {bad or 'none'}")
+PY
+}
+
+H2_CLIENTS=${H2_CLIENTS:-16}
+H2_STREAMS=${H2_STREAMS:-4}
+ROUNDS=${ROUNDS:-3}
+RESULTS=$WORK/results.txt
+: > "$RESULTS"
 echo "== load before the runs: $(uptime)" >&2
-echo "== wrk -t$THREADS -c$CONNS -d${DURATION}s https://127.0.0.1:PORT$BENCH_PATH (orch LB, then HAProxy)" >&2
+echo "== $ROUNDS alternating rounds: wrk -t$THREADS -c$CONNS -d${DURATION}s (HTTP/1.1)$(command -v h2load >/dev/null && echo ", h2load -c$H2_CLIENTS -m$H2_STREAMS (HTTP/2)") https://127.0.0.1:PORT$BENCH_PATH" >&2
 if [ -n "${PERF:-}" ]; then
   LBPID=$(python3 -c "import json; print(json.load(open('$STATE'))['pid'])")
   perf record -F 499 -g -p "$LBPID" -o "$PERF" -- sleep "$((DURATION - 1))" >/dev/null 2>&1 &
 fi
-read -r O_RPS O_P50 O_P99 O_ERR <<<"$(run "https://127.0.0.1:$HTTPS$BENCH_PATH" orch)"
-read -r H_RPS H_P50 H_P99 H_ERR <<<"$(run "https://127.0.0.1:$HAPORT$BENCH_PATH" haproxy)"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "h1 orch-lb $(run "https://127.0.0.1:$HTTPS$BENCH_PATH" "orch-$round")" >> "$RESULTS"
+  echo "h1 haproxy $(run "https://127.0.0.1:$HAPORT$BENCH_PATH" "haproxy-$round")" >> "$RESULTS"
+  if command -v h2load >/dev/null; then
+    echo "h2 orch-lb $(run_h2 "https://127.0.0.1:$HTTPS$BENCH_PATH" "orch-$round")" >> "$RESULTS"
+    echo "h2 haproxy $(run_h2 "https://127.0.0.1:$HAPORT$BENCH_PATH" "haproxy-$round")" >> "$RESULTS"
+  fi
+  echo "   round $round done: $(uptime | sed 's/.*load/load/')" >&2
+done
 
-printf '\n%-10s %12s %10s %10s  %s\n' "proxy" "req/s" "p50 ms" "p99 ms" "errors"
-printf '%-10s %12s %10s %10s  %s\n' "orch-lb" "$O_RPS" "$O_P50" "$O_P99" "$O_ERR"
-printf '%-10s %12s %10s %10s  %s\n' "haproxy" "$H_RPS" "$H_P50" "$H_P99" "$H_ERR"
-python3 -c "print(f'ratio orch/haproxy: req/s {$O_RPS/$H_RPS:.2f}x, p99 {$O_P99/$H_P99:.2f}x (goal: req/s >= 1.00x, p99 <= 1.00x)')"
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    proto, proxy, rps, p50, p99, *err = line.split()
+    rows.setdefault((proto, proxy), []).append((float(rps), float(p50), float(p99), " ".join(err)))
+print(f"\n{'protocol':<9}{'proxy':<9}{'req/s (median, min-max)':>28}{'p50 ms':>9}{'p99 ms (median, min-max)':>28}  errors")
+med = {}
+for (proto, proxy), runs in sorted(rows.items()):
+    rps, p50, p99 = ([r[i] for r in runs] for i in range(3))
+    med[(proto, proxy)] = (statistics.median(rps), statistics.median(p99))
+    errs = sorted({r[3] for r in runs})
+    print(f"{proto:<9}{proxy:<9}{statistics.median(rps):>12.0f} ({min(rps):.0f}-{max(rps):.0f}){'':>2}"
+          f"{statistics.median(p50):>9.2f}{statistics.median(p99):>14.2f} ({min(p99):.2f}-{max(p99):.2f})  {','.join(errs)}")
+for proto in sorted({p for p, _ in med}):
+    (orps, op99), (hrps, hp99) = med[(proto, "orch-lb")], med[(proto, "haproxy")]
+    print(f"{proto}: orch/haproxy medians: req/s {orps / hrps:.2f}x, p99 {op99 / hp99:.2f}x")
+PY
 echo "time from 'orch up --env local' to healthy (verified): ${UP_SECONDS} s"
 echo "access log lines: orch $(wc -l <"$WORK/.orch/local/access.log"), haproxy $(wc -l <"$WORK/haproxy-access.log"); $NTHREADS worker threads each; load after: $(uptime | sed 's/.*load/load/')"

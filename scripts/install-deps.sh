@@ -21,6 +21,8 @@ command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v skopeo >/dev/null || need_apt+=(skopeo)
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v haproxy >/dev/null || need_apt+=(haproxy)
+command -v h2load >/dev/null || need_apt+=(nghttp2-client)   # HTTP/2 runs of scripts/bench-lb.sh
+command -v curl >/dev/null || need_apt+=(curl)   # the HTTP/2 test (curl --http2)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v cc >/dev/null || need_apt+=(build-essential)   # C parts: bundled SQLite, mimalloc
 if [ ${#need_apt[@]} -gt 0 ]; then

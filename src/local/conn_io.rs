@@ -47,6 +47,8 @@ pub(super) struct ConnIo<S> {
     https: bool,
     /// Our page, replacing an automatic answer, still to be written.
     replacement: Option<Bytes>,
+    /// Whether hyper's automatic HTTP/1.1 answers are replaced (not on HTTP/2).
+    intercepting: bool,
     send_idle: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
     stalled_armed: bool,
@@ -60,6 +62,7 @@ impl<S> ConnIo<S> {
             lb,
             https,
             replacement: None,
+            intercepting: true,
             send_idle,
             stalled: None,
             stalled_armed: false,
@@ -106,8 +109,18 @@ impl<S: AsyncWrite + Unpin> ConnIo<S> {
         Poll::Ready(Ok(()))
     }
 
+    /// An HTTP/2 connection: frames, never hyper's HTTP/1.1 automatic answers, so nothing is
+    /// intercepted (only the send-idle bound applies).
+    pub(super) fn h2(mut self) -> Self {
+        self.intercepting = false;
+        self
+    }
+
     /// `buf` is one of hyper's automatic answers: remember our page instead.
     fn intercept(&mut self, buf: &[u8]) -> bool {
+        if !self.intercepting {
+            return false;
+        }
         let Some(status) = automatic(buf) else { return false };
         self.replacement = Some(self.lb.raw_error_page(status, self.https));
         true

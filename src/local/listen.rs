@@ -12,7 +12,7 @@ use std::time::Instant;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -83,7 +83,8 @@ impl Lb {
         .await;
     }
 
-    /// One HTTPS client connection: the TLS handshake, then HTTP/1.1 keep-alive requests.
+    /// One HTTPS client connection: the TLS handshake, then HTTP/2 (ALPN `h2`) or HTTP/1.1
+    /// keep-alive requests.
     async fn serve_tls(
         self: Arc<Self>,
         stream: TcpStream,
@@ -96,16 +97,23 @@ impl Lb {
         else {
             return;
         };
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let io = ConnIo::new(tls, self.clone(), true);
+        let head_timeout = io.head_timeout();
         // X-Forwarded-For, made once for all the requests of this connection.
         let Ok(client) = HeaderValue::try_from(peer.ip().to_string()) else { return };
+        let lb = self.clone();
         let service = hyper::service::service_fn(move |req| {
-            let (lb, client) = (self.clone(), client.clone());
+            let (lb, client) = (lb.clone(), client.clone());
             async move { Ok::<_, Infallible>(lb.forward(req, peer, &client).await) }
         });
+        if h2 {
+            let _ = h2_builder(&self.limits).serve_connection(TokioIo::new(io.h2()), service).await;
+            return;
+        }
         let _ = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(io.head_timeout())
+            .header_read_timeout(head_timeout)
             .serve_connection(TokioIo::new(io), service)
             .await;
     }
@@ -145,4 +153,24 @@ impl Lb {
             .serve_connection(TokioIo::new(io), service)
             .await;
     }
+}
+
+/// HTTP/2 for clients, bounded as HTTP/1.1 is: at most 128 concurrent streams (what the ALB accepts),
+/// a 64 KiB header list (as many bytes as the HTTP/1.1 head allows), windows of hyper's defaults so
+/// a client that never reads holds little, and the rapid-reset guards: streams the client resets
+/// before we accept them (CVE-2023-44487) and streams we reset for its errors are capped, beyond
+/// which the connection ends with GOAWAY. A connection idle past `head` is pinged and dropped
+/// when the ping goes unanswered.
+fn h2_builder(
+    limits: &super::limits::Limits,
+) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
+        .max_concurrent_streams(128)
+        .max_header_list_size(64 << 10)
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(256))
+        .keep_alive_interval(Some(limits.head))
+        .keep_alive_timeout(limits.head);
+    b
 }

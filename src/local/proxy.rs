@@ -14,7 +14,7 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Either, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 
 use super::accesslog::{AccessLog, Entry};
 use super::budget::{collect, Budget, Lease, Unbuffered};
@@ -76,6 +76,15 @@ impl Lb {
             peer,
             started,
         };
+        if parts.version == Version::HTTP_2 {
+            // `:authority` stands for Host on HTTP/2 (RFC 9113 §8.3.1); the instances speak
+            // HTTP/1.1, so the request they get carries it as its one Host header.
+            if let Some(host) =
+                parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
         if !host_ok(parts.version, &parts.headers) {
             return self.error(&seen, StatusCode::BAD_REQUEST);
         }
@@ -100,8 +109,12 @@ impl Lb {
             Ok(bytes) => bytes,
             Err(status) => {
                 let mut resp = self.error(&seen, status);
-                // The body is half read: this connection can carry no other request.
-                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                // The body is half read: an HTTP/1.1 connection can carry no other request (an
+                // HTTP/2 stream ends by itself; the header is not allowed there).
+                if parts.version != Version::HTTP_2 {
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 return resp;
             }
         };

@@ -142,7 +142,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub static PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// A rustls server config serving `files` (HTTP/1.1 over ALPN).
+/// A rustls server config serving `files`, offering HTTP/2 and HTTP/1.1 over ALPN (as the ALB does).
 pub fn server_config(files: &CertFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let pem = |path: &Path, e: rustls::pki_types::pem::Error| TlsError::Pem {
         path: path.to_path_buf(),
@@ -158,7 +158,7 @@ pub fn server_config(files: &CertFiles) -> Result<Arc<rustls::ServerConfig>, Tls
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -81,6 +81,11 @@ fn instance_ids(tier: &Tier) -> Vec<String> {
 }
 
 async fn tls(tier: &Tier) -> TlsStream<TcpStream> {
+    tls_alpn(tier, vec![]).await
+}
+
+/// A TLS connection to the tier offering `alpn` (e.g. `h2`).
+async fn tls_alpn(tier: &Tier, alpn: Vec<Vec<u8>>) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     let ca = std::fs::read(tier.ca()).unwrap();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
@@ -93,6 +98,8 @@ async fn tls(tier: &Tier) -> TlsStream<TcpStream> {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    let mut config = config;
+    config.alpn_protocols = alpn;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(("127.0.0.1", tier.https)).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
@@ -553,4 +560,94 @@ fn a_crash_looping_app_is_backed_off_and_its_logs_pruned() {
         .map(|d| d.filter_map(Result::ok).filter(|e| e.path().is_file()).count())
         .unwrap_or(0);
     assert!(live_logs <= 4, "{live_logs} logs of dead instances left");
+}
+
+/// An HTTP/2 connection to the tier (ALPN `h2`), driven in the background.
+async fn h2(
+    tier: &Tier,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let io = tls_alpn(tier, vec![b"h2".to_vec()]).await;
+    assert_eq!(io.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "h2 not negotiated");
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(io),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+fn h2_get(
+    tier: &Tier,
+    headers: &[(&str, String)],
+) -> hyper::Request<http_body_util::Empty<bytes::Bytes>> {
+    let mut req = hyper::Request::get(format!("https://localhost:{}/", tier.https));
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    req.body(http_body_util::Empty::new()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_is_negotiated_served_and_bounded() {
+    let tier = Tier::scratch();
+    up_with(&tier, None);
+    wait_until(Duration::from_secs(10), "4 in rotation", || in_rotation(&tier) == 4);
+
+    // curl negotiates h2 through the tier and gets the page.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--http2", "--cacert"])
+        .arg(tier.ca())
+        .args(["-o", "/dev/null", "-w", "%{http_version} %{http_code}"])
+        .arg(format!("https://localhost:{}/", tier.https))
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", tier.https)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2 200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Many requests on one connection, answered by the instances (their page names the instance).
+    let mut send = h2(&tier).await;
+    for _ in 0..20 {
+        send.ready().await.unwrap();
+        let resp = send.send_request(h2_get(&tier, &[])).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+    }
+
+    // A header list over 64 KiB never reaches an instance.
+    let big: Vec<(&str, String)> = (0..40).map(|_| ("x-filler", "a".repeat(2000))).collect();
+    let mut send = h2(&tier).await;
+    send.ready().await.unwrap();
+    match send.send_request(h2_get(&tier, &big)).await {
+        Ok(resp) => assert_eq!(
+            resp.status(),
+            431,
+            "an oversized header list was answered {}",
+            resp.status()
+        ),
+        Err(e) => println!("oversized header list refused: {e}"),
+    }
+
+    // Rapid reset (CVE-2023-44487): a thousand streams opened and cancelled at once; the tier
+    // stays healthy and a new connection is answered at once.
+    let mut send = h2(&tier).await;
+    for _ in 0..1000 {
+        if send.ready().await.is_err() {
+            break; // the server ended the connection (GOAWAY)
+        }
+        drop(send.send_request(h2_get(&tier, &[])));
+    }
+    let started = Instant::now();
+    let mut fresh = h2(&tier).await;
+    fresh.ready().await.unwrap();
+    let resp = fresh.send_request(h2_get(&tier, &[])).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert_eq!(in_rotation(&tier), 4, "{:#}", state(&tier));
 }
