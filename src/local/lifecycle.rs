@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::artifact::{self, Artifact};
 use super::control::ReleaseRequest;
-use super::launcher::ProcessLauncher;
 use super::release::{self, Release, Status};
 use super::serve::{self, ServeConfig};
 use super::state::{self, Paths, State, Tier, TIER_MARK};
@@ -16,6 +15,7 @@ use super::{control, database, paths, zones, LocalError};
 use crate::config::Stack;
 use crate::context::{Ctx, DownOptions, UpOptions};
 use crate::error::{OrchError, Outcome};
+use crate::local::group::launcher::ProcessLauncher;
 use crate::placement::{self, ZoneState};
 use crate::runner::Duct;
 

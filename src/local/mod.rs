@@ -2,33 +2,20 @@
 //! loopback ranges, an HTTPS load balancer with health checks, and a supervisor that keeps the
 //! desired capacity spread over the zones. `orch local serve` runs it; `up`/`down`/`status` and the
 //! zone drill drive it through the files under `.orch/<env>/` (see docs/local.md).
-pub mod accesslog;
+//!
+//! The tree: [`lb`] is the load balancer (the ALB's twin), [`group`] the instance group (the Auto
+//! Scaling group's twin); the lifecycle of the tier — `up`/`down`/`serve`, its files, releases and
+//! status — lives here beside them.
 pub mod artifact;
-pub mod autoscale;
-pub mod backoff;
-mod budget;
-pub mod clientbody;
-mod conn_io;
 pub mod control;
-pub mod headers;
-pub mod health;
-pub mod launcher;
+pub mod group;
+pub mod lb;
 mod lifecycle;
-pub mod limits;
-mod listen;
-pub mod pages;
-pub mod pool;
-pub mod proxy;
 pub mod release;
 mod releases;
 mod report;
-mod rollout;
 pub mod serve;
 pub mod state;
-pub mod supervisor;
-pub mod tls;
-pub mod upstream;
-pub mod workers;
 
 use std::path::{Path, PathBuf};
 
@@ -36,8 +23,8 @@ use crate::config::{Engine, Stack};
 use crate::context::{Ctx, DownOptions, UpOptions};
 use crate::error::{OrchError, Outcome};
 use crate::project::Project;
+use group::supervisor::Zone;
 use state::Paths;
-use supervisor::Zone;
 
 /// Failures of the local target.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +32,7 @@ pub enum LocalError {
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
     #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] lb::tls::TlsError),
     #[error(transparent)]
     Artifact(#[from] artifact::ArtifactError),
     #[error("{what}: {source}")]

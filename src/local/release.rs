@@ -1,7 +1,7 @@
 //! A release of the local tier: the program every instance runs (the image's entrypoint, unpacked),
 //! its environment (the image's, plus the stack's `instances.env`) and the image digest. Its id is a
 //! hash of digest and environment, so a new image or a changed environment is a new release, which
-//! the supervisor rolls out instance by instance (see [`super::rollout`]). The history of releases
+//! the supervisor rolls out instance by instance (see [`crate::local::group::rollout`]). The history of releases
 //! (`releases.json`) is what `orch releases --env local` lists.
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -139,7 +139,7 @@ fn down(ctx: &Ctx<'_>, stack: &Stack, paths: &Paths, json: bool) -> Result<Outco
 }
 
 /// `scaling: 310/1200 requests/instance/min (min 2, max 6); last: out 2 → 4 at … (why)`.
-fn scaling_line(sc: &super::autoscale::ScalingView) -> String {
+fn scaling_line(sc: &crate::local::group::autoscale::ScalingView) -> String {
     let load = sc.load_per_instance.map_or_else(|| "measuring".into(), |l| format!("{l:.0}"));
     let last = sc.last.as_ref().map_or_else(
         || "no scaling yet".into(),

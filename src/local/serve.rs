@@ -7,19 +7,19 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::accesslog::AccessLog;
-use super::autoscale::Autoscaler;
 use super::control;
-use super::health::{Checker, HealthSettings};
-use super::launcher::Launcher;
-use super::limits::{self, Limits};
-use super::pages::Pages;
-use super::pool::Pool;
-use super::proxy::Lb;
 use super::release::Release;
 use super::state::{self, Paths, State};
-use super::supervisor::{Fleet, Supervisor, Zone};
-use super::{tls, LocalError};
+use super::{lb::tls, LocalError};
+use crate::local::group::autoscale::Autoscaler;
+use crate::local::group::health::{Checker, HealthSettings};
+use crate::local::group::launcher::Launcher;
+use crate::local::group::supervisor::{Fleet, Supervisor, Zone};
+use crate::local::lb::accesslog::AccessLog;
+use crate::local::lb::limits::{self, Limits};
+use crate::local::lb::pages::Pages;
+use crate::local::lb::pool::Pool;
+use crate::local::lb::proxy::Lb;
 
 /// Supervisor period.
 pub const TICK: Duration = Duration::from_millis(250);

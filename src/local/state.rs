@@ -111,7 +111,7 @@ pub struct State {
     pub release: super::release::ReleaseView,
     /// Scaling on load, when the stack has a `scaling` section.
     #[serde(default)]
-    pub scaling: Option<super::autoscale::ScalingView>,
+    pub scaling: Option<crate::local::group::autoscale::ScalingView>,
 }
 
 impl State {

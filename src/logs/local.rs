@@ -1,7 +1,7 @@
 //! The local tier's logs, read from its state directory (`src/local/state.rs` names the files):
 //! every instance's output `instances/<id>.log`, the logs of terminated instances, which the
-//! launcher moves to `instances/retired/` (`src/local/launcher.rs`), and the load balancer's
-//! `access.log` with its rotated files `access.log.<n>` (`src/local/accesslog.rs`), read oldest
+//! launcher moves to `instances/retired/` (`src/local/group/launcher.rs`), and the load balancer's
+//! `access.log` with its rotated files `access.log.<n>` (`src/local/lb/accesslog.rs`), read oldest
 //! first. Each file is read from where the last read stopped, so `--follow` is the same
 //! read every [`POLL`]: a new instance's file is picked up when it appears, and a file moved to
 //! `retired/` is read on from the same offset there; an access-log file is known by its inode, so
@@ -134,7 +134,7 @@ impl Reader {
 /// `access.log`; each keyed by its inode.
 fn access_files(live: &Path) -> Vec<(String, PathBuf, Option<u64>)> {
     let mut rotated: Vec<(usize, PathBuf)> = (1..)
-        .map(|n| (n, crate::local::accesslog::rotated(live, n)))
+        .map(|n| (n, crate::local::lb::accesslog::rotated(live, n)))
         .take_while(|(_, p)| p.exists())
         .collect();
     rotated.reverse();
@@ -281,7 +281,7 @@ mod tests {
     fn rotated_access_logs_are_read_oldest_first_and_across_a_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("access.log");
-        let rotated = |n| crate::local::accesslog::rotated(&live, n);
+        let rotated = |n| crate::local::lb::accesslog::rotated(&live, n);
         std::fs::write(rotated(2), access("/1")).unwrap();
         std::fs::write(rotated(1), access("/2")).unwrap();
         std::fs::write(&live, access("/3")).unwrap();

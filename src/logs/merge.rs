@@ -66,7 +66,7 @@ impl Line {
         }
     }
 
-    /// A line of the load balancer's access log (`src/local/accesslog.rs`); `None` if it is not one.
+    /// A line of the load balancer's access log (`src/local/lb/accesslog.rs`); `None` if it is not one.
     pub fn from_access(raw: &str) -> Option<Line> {
         let f: Value = serde_json::from_str(raw).ok()?;
         let time = time_of(&f["ts"])?;

@@ -41,7 +41,7 @@ fn automatic(buf: &[u8]) -> Option<u16> {
 }
 
 /// The stream of one client connection.
-pub(super) struct ConnIo<S> {
+pub(in crate::local) struct ConnIo<S> {
     inner: S,
     lb: Arc<Lb>,
     https: bool,
@@ -55,7 +55,7 @@ pub(super) struct ConnIo<S> {
 }
 
 impl<S> ConnIo<S> {
-    pub(super) fn new(inner: S, lb: Arc<Lb>, https: bool) -> Self {
+    pub(in crate::local) fn new(inner: S, lb: Arc<Lb>, https: bool) -> Self {
         let send_idle = lb.limits.send_idle;
         ConnIo {
             inner,
@@ -70,7 +70,7 @@ impl<S> ConnIo<S> {
     }
 
     /// The request-head (and keep-alive idle) timeout for hyper.
-    pub(super) fn head_timeout(&self) -> Duration {
+    pub(in crate::local) fn head_timeout(&self) -> Duration {
         self.lb.limits.head
     }
 
@@ -111,7 +111,7 @@ impl<S: AsyncWrite + Unpin> ConnIo<S> {
 
     /// An HTTP/2 connection: frames, never hyper's HTTP/1.1 automatic answers, so nothing is
     /// intercepted (only the send-idle bound applies).
-    pub(super) fn h2(mut self) -> Self {
+    pub(in crate::local) fn h2(mut self) -> Self {
         self.intercepting = false;
         self
     }

@@ -35,14 +35,14 @@ pub struct Lb {
     pub pool: Arc<Pool>,
     pages: Pages,
     log: AccessLog,
-    pub(super) https_port: u16,
+    pub(in crate::local) https_port: u16,
     /// `X-Forwarded-Port`, made once.
     port_header: HeaderValue,
     /// Shared by the buffered bodies of all connections.
     budget: Budget,
     /// How long an instance may take to send response headers before the client gets our 504.
     timeout: Duration,
-    pub(super) limits: Limits,
+    pub(in crate::local) limits: Limits,
 }
 
 impl Lb {
@@ -198,7 +198,7 @@ impl Lb {
     }
 
     /// Our page for `status`, with the security headers (HSTS when `https`), logged.
-    pub(super) fn error_page(
+    pub(in crate::local) fn error_page(
         &self,
         seen: &Seen<'_>,
         status: StatusCode,
@@ -228,7 +228,7 @@ impl Lb {
 
     /// Our page for `status` as a whole HTTP/1.1 response closing the connection (what replaces
     /// hyper's own bare answer to a head it cannot parse, see `conn_io`).
-    pub(super) fn raw_error_page(&self, status: u16, https: bool) -> Bytes {
+    pub(in crate::local) fn raw_error_page(&self, status: u16, https: bool) -> Bytes {
         let page = self.pages.for_status(status);
         let reason =
             StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
@@ -245,7 +245,7 @@ impl Lb {
         Bytes::from(raw)
     }
 
-    pub(super) fn record(
+    pub(in crate::local) fn record(
         &self,
         seen: &Seen<'_>,
         status: StatusCode,
@@ -293,7 +293,7 @@ fn copy_head(parts: &Parts) -> Parts {
 }
 
 /// What the access log needs to know about a request.
-pub(super) struct Seen<'a> {
+pub(in crate::local) struct Seen<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub peer: SocketAddr,

@@ -1,6 +1,6 @@
 //! What the supervisor shows: its instances and zones as `state.json` records them, and its events.
-use super::super::state::{InstanceView, ZoneView};
 use super::Supervisor;
+use crate::local::state::{InstanceView, ZoneView};
 use crate::placement;
 
 impl Supervisor {

@@ -12,17 +12,17 @@ use super::clientbody::{ClientBody, ClientBodyError};
 
 /// The bytes still free.
 #[derive(Debug)]
-pub(super) struct Budget {
+pub(in crate::local) struct Budget {
     free: AtomicUsize,
 }
 
 impl Budget {
-    pub(super) fn new(bytes: usize) -> Self {
+    pub(in crate::local) fn new(bytes: usize) -> Self {
         Budget { free: AtomicUsize::new(bytes) }
     }
 
     /// An empty lease (costs nothing until it grows).
-    pub(super) fn lease(&self) -> Lease<'_> {
+    pub(in crate::local) fn lease(&self) -> Lease<'_> {
         Lease { budget: self, held: 0 }
     }
 
@@ -34,14 +34,14 @@ impl Budget {
 
 /// Bytes held by one request, given back on drop.
 #[derive(Debug)]
-pub(super) struct Lease<'a> {
+pub(in crate::local) struct Lease<'a> {
     budget: &'a Budget,
     held: usize,
 }
 
 impl Lease<'_> {
     /// Take `n` more bytes; false (nothing taken) when the budget has fewer left.
-    pub(super) fn grow(&mut self, n: usize) -> bool {
+    pub(in crate::local) fn grow(&mut self, n: usize) -> bool {
         let taken = self
             .budget
             .free
@@ -63,13 +63,13 @@ impl Drop for Lease<'_> {
 }
 
 /// Why a body could not be buffered.
-pub(super) enum Unbuffered {
+pub(in crate::local) enum Unbuffered {
     Client(ClientBodyError),
     Budget,
 }
 
 /// `body` read whole, each frame first covered by `lease` (one frame is kept as it is, zero-copy).
-pub(super) async fn collect(
+pub(in crate::local) async fn collect(
     mut body: ClientBody,
     lease: &mut Lease<'_>,
 ) -> Result<Bytes, Unbuffered> {

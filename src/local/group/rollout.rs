@@ -8,15 +8,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::release::{Entry, Release, Status};
 use super::supervisor::Supervisor;
+use crate::local::release::{Entry, Release, Status};
 
 /// How long a drained instance stays out of rotation before it gets SIGTERM.
 const DRAIN_DELAY: Duration = Duration::from_millis(500);
 
 /// A rollout in progress.
 #[derive(Debug)]
-pub(super) struct Rollout {
+pub(in crate::local) struct Rollout {
     to: Arc<Release>,
     from: Arc<Release>,
     generation: u64,
@@ -39,11 +39,11 @@ struct Step {
 impl Supervisor {
     /// Start rolling `release` out (asked by control generation `generation`, by `by`). A release
     /// already targeted is ignored; a rollout in progress is rolled back first.
-    pub fn start_rollout(&mut self, req: super::control::ReleaseRequest) {
-        let super::control::ReleaseRequest { release, by, revision, generation } = req;
+    pub fn start_rollout(&mut self, req: crate::local::control::ReleaseRequest) {
+        let crate::local::control::ReleaseRequest { release, by, revision, generation } = req;
         if release.id == self.release.id && self.rollout.is_none() {
             // Already what runs (after a rolled-back release too): deployed, nothing to replace.
-            self.release_view = super::release::ReleaseView {
+            self.release_view = crate::local::release::ReleaseView {
                 id: release.id,
                 digest: release.digest,
                 outcome: Status::Deployed,
@@ -61,7 +61,7 @@ impl Supervisor {
         }
         let to = Arc::new(release);
         self.event(format!("rollout of release {} ({}) started", to.id, to.short_digest()));
-        self.release_view = super::release::ReleaseView {
+        self.release_view = crate::local::release::ReleaseView {
             id: to.id.clone(),
             digest: to.digest.clone(),
             outcome: Status::Rolling,
@@ -83,7 +83,7 @@ impl Supervisor {
     }
 
     /// One rollout round; called by `tick` instead of the placement while a rollout runs.
-    pub(super) fn rollout_tick(&mut self) {
+    pub(in crate::local) fn rollout_tick(&mut self) {
         let Some(mut r) = self.rollout.take() else { return };
         // Drained instances get their SIGTERM once the drain delay is over.
         let due: Vec<String> = r
@@ -210,7 +210,7 @@ impl Supervisor {
                 program: r.to.program.clone(),
                 env: r.to.env.clone(),
             };
-            if let Err(e) = super::release::record(path, entry) {
+            if let Err(e) = crate::local::release::record(path, entry) {
                 tracing::warn!("recording the release in {}: {e}", path.display());
             }
         }
@@ -221,9 +221,9 @@ impl Supervisor {
 mod tests {
     use super::super::health::{Checker, HealthSettings};
     use super::super::launcher::{Instance, LaunchSpec, Launcher};
-    use super::super::pool::Pool;
     use super::super::supervisor::{Fleet, Supervisor, Zone};
     use super::*;
+    use crate::local::lb::pool::Pool;
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     use std::sync::Mutex;
@@ -330,7 +330,7 @@ mod tests {
         tokio::task::block_in_place(|| {
             until("two healthy instances", &mut sup, |_| pool.healthy_count() == 2);
             let first: Vec<String> = sup.running.iter().map(|r| r.target.id.clone()).collect();
-            sup.start_rollout(super::super::control::ReleaseRequest {
+            sup.start_rollout(crate::local::control::ReleaseRequest {
                 release: bad.clone(),
                 by: "test".into(),
                 revision: "test".into(),

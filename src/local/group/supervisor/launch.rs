@@ -4,10 +4,10 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
-use super::super::launcher::{new_instance_id, LaunchSpec};
-use super::super::pool::Target;
-use super::super::release::Release;
 use super::{Running, Supervisor, Zone};
+use crate::local::group::launcher::{new_instance_id, LaunchSpec};
+use crate::local::lb::pool::Target;
+use crate::local::release::Release;
 
 /// Why a launch could not start an instance.
 #[derive(Debug, thiserror::Error)]

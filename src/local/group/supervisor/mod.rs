@@ -17,9 +17,9 @@ pub use launch::LaunchError;
 use super::backoff::Backoff;
 use super::health::Checker;
 use super::launcher::{Instance, Launcher};
-use super::pool::{Pool, Target};
-use super::release::{Release, ReleaseView, Status};
 use super::rollout::Rollout;
+use crate::local::lb::pool::{Pool, Target};
+use crate::local::release::{Release, ReleaseView, Status};
 use crate::placement::{self, Action, Observed, ZoneState};
 
 /// How long a terminated instance gets to exit after SIGTERM.
@@ -53,10 +53,10 @@ pub struct Fleet {
     pub grace: Duration,
 }
 
-pub(super) struct Running {
-    pub(super) target: Arc<Target>,
-    pub(super) process: Box<dyn Instance>,
-    pub(super) release: Arc<Release>,
+pub(in crate::local) struct Running {
+    pub(in crate::local) target: Arc<Target>,
+    pub(in crate::local) process: Box<dyn Instance>,
+    pub(in crate::local) release: Arc<Release>,
 }
 
 /// The supervisor's settings and what it runs.
@@ -64,23 +64,23 @@ pub struct Supervisor {
     pub desired: u32,
     zones: Vec<Zone>,
     base_port: u16,
-    pub(super) grace: Duration,
-    pub(super) pool: Arc<Pool>,
+    pub(in crate::local) grace: Duration,
+    pub(in crate::local) pool: Arc<Pool>,
     checker: Checker,
     launcher: Box<dyn Launcher>,
-    pub(super) running: Vec<Running>,
-    pub(super) stopping: Vec<(Box<dyn Instance>, Instant)>,
+    pub(in crate::local) running: Vec<Running>,
+    pub(in crate::local) stopping: Vec<(Box<dyn Instance>, Instant)>,
     zones_down: BTreeSet<String>,
     events: Vec<String>,
     backoff: Backoff,
     /// The release new instances run.
-    pub(super) release: Arc<Release>,
+    pub(in crate::local) release: Arc<Release>,
     /// The release being rolled out, instance by instance.
-    pub(super) rollout: Option<Rollout>,
+    pub(in crate::local) rollout: Option<Rollout>,
     /// How the last requested release fared.
-    pub(super) release_view: ReleaseView,
+    pub(in crate::local) release_view: ReleaseView,
     /// Where finished rollouts are recorded (`releases.json`).
-    pub(super) history: Option<std::path::PathBuf>,
+    pub(in crate::local) history: Option<std::path::PathBuf>,
 }
 
 impl Supervisor {
@@ -131,7 +131,7 @@ impl Supervisor {
         &self.release_view
     }
 
-    pub(super) fn event(&mut self, text: String) {
+    pub(in crate::local) fn event(&mut self, text: String) {
         tracing::info!("{text}");
         self.events.push(format!("{} {text}", chrono::Utc::now().format("%H:%M:%S%.3f")));
         if self.events.len() > EVENTS_KEPT {
@@ -158,7 +158,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn reap(&mut self, id: &str, why: &str) {
+    pub(in crate::local) fn reap(&mut self, id: &str, why: &str) {
         if let Some(pos) = self.running.iter().position(|r| r.target.id == id) {
             let mut r = self.running.remove(pos);
             self.pool.deregister(id);

@@ -12,9 +12,9 @@ use hyper::{Request, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 
-use super::limits::is_exhaustion;
-use super::pool::Target;
 use crate::config::HealthCheck;
+use crate::local::lb::limits::is_exhaustion;
+use crate::local::lb::pool::Target;
 
 /// Probe interval while an instance has never passed a check.
 const BOOT_PROBE: Duration = Duration::from_millis(200);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use super::release::Release;
+use crate::local::release::Release;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
