@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 /// Replace `path` with `bytes` atomically and durably.
-pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = staged(path, bytes)?;
     tmp.persist(path).map_err(|e| e.error)?;
     sync_dir(path)
@@ -15,7 +15,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Create `path` holding `bytes` only if nothing is there (the staged file is hard-linked into
 /// place, which fails with `AlreadyExists` when the name is taken); false when it exists. Readers
 /// never see a partly written file.
-pub fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+pub(crate) fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     let tmp = staged(path, bytes)?;
     match tmp.persist_noclobber(path) {
         Ok(_) => sync_dir(path).map(|()| true),
@@ -25,7 +25,7 @@ pub fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
 }
 
 /// Remove `path` durably; a missing file is fine.
-pub fn remove(path: &Path) -> std::io::Result<()> {
+pub(crate) fn remove(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => sync_dir(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -51,7 +51,7 @@ fn folder(path: &Path) -> &Path {
 }
 
 /// Flush the folder holding `path`, so a rename or unlink in it is on disk.
-pub fn sync_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(folder(path))?.sync_all()
 }
 

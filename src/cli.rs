@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// Exit codes: 0 ok, 1 a finding (drift, unhealthy, failed check), 2 usage/config error or orch failure.
 #[derive(Debug, Parser)]
 #[command(name = "orch", version, propagate_version = true, max_term_width = 100)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Environment: the name of a stack file under stacks/ (local, dev, prod, ...)
     #[arg(long, short = 'e', global = true, env = "ORCH_ENV", default_value = "local")]
     pub env: String,
@@ -29,7 +29,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Bring the environment up, or converge it if it is already up
     Up(UpArgs),
     /// Show where the environment stands: instances by zone, health, URLs
@@ -80,14 +80,14 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// Print the report as JSON on stdout
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// Print the plan and change nothing (building the image to name its digest is allowed)
     #[arg(long)]
     pub dry_run: bool,
@@ -109,7 +109,7 @@ pub struct UpArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DownArgs {
+pub(crate) struct DownArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -128,7 +128,7 @@ pub struct DownArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RollbackArgs {
+pub(crate) struct RollbackArgs {
     /// The release to go back to: a release id from `orch releases`, or an image digest (or at
     /// least 7 hex digits of it)
     #[arg(long, value_name = "RELEASE|DIGEST")]
@@ -139,7 +139,7 @@ pub struct RollbackArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// Keep printing new lines, of new instances too, until Ctrl-C
     #[arg(long, short = 'f')]
     pub follow: bool,
@@ -162,7 +162,7 @@ pub struct LogsArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     /// Push the image to the environment's registry after building it
     #[arg(long)]
     pub push: bool,
@@ -177,7 +177,7 @@ pub struct BuildArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Base URL of the tier, e.g. https://127.0.0.1:8443 (default: the environment's URL)
     pub url: Option<String>,
     /// How many HTTPS requests to spread over the instances
@@ -192,7 +192,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum LocalCommand {
+pub(crate) enum LocalCommand {
     /// Take a zone down: its instances die and launches there fail until `zone-up`
     ZoneDown {
         /// The zone, e.g. local-a

@@ -4,20 +4,20 @@
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 
 /// An instant orch records.
-pub type Time = DateTime<Utc>;
+pub(crate) type Time = DateTime<Utc>;
 
 /// Now, to the millisecond: what records keep (two deployments within one second still order).
-pub fn now() -> Time {
+pub(crate) fn now() -> Time {
     Utc::now().trunc_subsecs(3)
 }
 
 /// How reports and tables show an instant: RFC 3339 to the second, in UTC (`2026-11-30T18:00:00Z`).
-pub fn show(t: &Time) -> String {
+pub(crate) fn show(t: &Time) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// A compact stamp for object names that sort by time (`20261130T180000.123Z`).
-pub fn stamp(t: &Time) -> String {
+pub(crate) fn stamp(t: &Time) -> String {
     t.format("%Y%m%dT%H%M%S%.3fZ").to_string()
 }
 

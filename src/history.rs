@@ -30,7 +30,7 @@ pub struct Row {
 }
 
 /// The table `orch releases` prints.
-pub fn table(rows: &[Row]) -> Vec<String> {
+pub(crate) fn table(rows: &[Row]) -> Vec<String> {
     let mut out = vec![format!(
         "  {:<20} {:<20} {:<19} {:<12} {:<12} {}",
         "time", "release", "image", "revision", "outcome", "by"
@@ -56,7 +56,7 @@ pub fn table(rows: &[Row]) -> Vec<String> {
 }
 
 /// Does `wanted` name this row (its id, its digest, or a prefix of at least 7 digest hex digits)?
-pub fn matches(row: &Row, wanted: &str) -> bool {
+pub(crate) fn matches(row: &Row, wanted: &str) -> bool {
     let hex = row.digest.trim_start_matches("sha256:");
     let want = wanted.trim_start_matches("sha256:");
     row.id == wanted || row.digest == wanted || (want.len() >= 7 && hex.starts_with(want))
@@ -65,7 +65,7 @@ pub fn matches(row: &Row, wanted: &str) -> bool {
 /// The release `rollback` goes to: the one `to` names, else the newest good release (deployed
 /// locally, verified on AWS) whose image or release differs from the live one. Rows are newest
 /// first.
-pub fn target<'a>(rows: &'a [Row], to: Option<&str>) -> Result<&'a Row, String> {
+pub(crate) fn target<'a>(rows: &'a [Row], to: Option<&str>) -> Result<&'a Row, String> {
     let deployed = |r: &&Row| r.outcome == "deployed" || r.outcome == "verified";
     match to {
         Some(want) => rows.iter().filter(deployed).find(|r| matches(r, want)).ok_or_else(|| {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The host name, or `unknown-host`.
-pub fn name() -> String {
+pub(crate) fn name() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -13,12 +13,12 @@ pub fn name() -> String {
 }
 
 /// `user@host`: who ran a deployment, as the release history records it.
-pub fn who() -> String {
+pub(crate) fn who() -> String {
     format!("{}@{}", user(), name())
 }
 
 /// The user running orch: `$USER`, else the passwd entry, else `unknown`.
-pub fn user() -> String {
+pub(crate) fn user() -> String {
     std::env::var("USER")
         .ok()
         .or_else(|| {
@@ -50,7 +50,7 @@ impl Place {
 /// True only when `place` is this process's own place and `pid` no longer runs there: it does not
 /// exist, or it is a zombie (dead, not yet reaped). Another namespace, another boot, an unknown
 /// place, pid 0, or a live pid (even a reused one) is never called gone.
-pub fn process_gone(place: Option<&Place>, pid: u32) -> bool {
+pub(crate) fn process_gone(place: Option<&Place>, pid: u32) -> bool {
     let (Some(place), Some(here)) = (place, Place::here()) else { return false };
     if *place != here || pid == 0 {
         return false;

@@ -19,7 +19,7 @@ static CHILDREN: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 static RECEIVED: OnceLock<tokio::sync::watch::Sender<i32>> = OnceLock::new();
 
 /// Handle SIGINT and SIGTERM from now on (call inside the runtime; a second call does nothing).
-pub fn install() -> std::io::Result<()> {
+pub(crate) fn install() -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     if RECEIVED.get().is_some() {
         return Ok(());
@@ -48,13 +48,13 @@ pub fn install() -> std::io::Result<()> {
 }
 
 /// The first signal received, if any.
-pub fn received() -> Option<Signal> {
+pub(crate) fn received() -> Option<Signal> {
     Signal::try_from(FIRST.load(Ordering::SeqCst)).ok()
 }
 
 /// Resolves when a signal has been received (at once if one was); pending forever without
 /// [`install`].
-pub async fn wait() -> Signal {
+pub(crate) async fn wait() -> Signal {
     let Some(tx) = RECEIVED.get() else { return std::future::pending().await };
     let mut rx = tx.subscribe();
     loop {
@@ -68,21 +68,21 @@ pub async fn wait() -> Signal {
 }
 
 /// The exit code for a run stopped by `sig`: 128 + its number, as shells report it.
-pub fn exit_code(sig: Signal) -> u8 {
+pub(crate) fn exit_code(sig: Signal) -> u8 {
     128u8.saturating_add(sig as i32 as u8)
 }
 
 /// True while a tracked child process runs.
-pub fn children_running() -> bool {
+pub(crate) fn children_running() -> bool {
     CHILDREN.lock().map(|c| !c.is_empty()).unwrap_or(false)
 }
 
 /// Registers child processes while it lives.
 #[derive(Debug)]
-pub struct Tracked(Vec<u32>);
+pub(crate) struct Tracked(Vec<u32>);
 
 /// Track `pids` until the returned guard is dropped; a signal that came before is forwarded now.
-pub fn track(pids: Vec<u32>) -> Tracked {
+pub(crate) fn track(pids: Vec<u32>) -> Tracked {
     if let Ok(mut c) = CHILDREN.lock() {
         c.extend(pids.iter().copied());
     }

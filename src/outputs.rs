@@ -65,7 +65,7 @@ impl fmt::Display for Output {
 }
 
 /// A string output from a map of outputs (`None` when absent, empty or not a string).
-pub fn get(
+pub(crate) fn get(
     outputs: &std::collections::BTreeMap<String, serde_json::Value>,
     o: Output,
 ) -> Option<&str> {

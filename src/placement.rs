@@ -7,23 +7,24 @@ use std::collections::BTreeMap;
 
 /// A zone and whether launches there can succeed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ZoneState {
+pub(crate) struct ZoneState {
     pub name: String,
     pub available: bool,
 }
 
 impl ZoneState {
-    pub fn up(name: &str) -> Self {
+    pub(crate) fn up(name: &str) -> Self {
         ZoneState { name: name.into(), available: true }
     }
-    pub fn down(name: &str) -> Self {
+    #[cfg(test)]
+    pub(crate) fn down(name: &str) -> Self {
         ZoneState { name: name.into(), available: false }
     }
 }
 
 /// One instance as the supervisor (or AWS) sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Observed {
+pub(crate) struct Observed {
     pub id: String,
     pub zone: String,
     /// In service: passing health checks.
@@ -57,7 +58,7 @@ pub enum Action {
 /// zones. Unhealthy instances past their grace period and instances in unavailable zones are
 /// replaced at once; rebalancing launches first and terminates only what is surplus among instances
 /// already in service, so the number in service never drops below `desired` because of it.
-pub fn plan(desired: u32, zones: &[ZoneState], instances: &[Observed]) -> Vec<Action> {
+pub(crate) fn plan(desired: u32, zones: &[ZoneState], instances: &[Observed]) -> Vec<Action> {
     let mut actions = Vec::new();
     let available: Vec<&str> =
         zones.iter().filter(|z| z.available).map(|z| z.name.as_str()).collect();
@@ -145,20 +146,20 @@ fn shares<'a>(
 
 /// Per zone: instances, how many are healthy, and whether the zone has at least one healthy one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ZoneHealth {
+pub(crate) struct ZoneHealth {
     pub zone: String,
     pub instances: u32,
     pub healthy: u32,
 }
 
 impl ZoneHealth {
-    pub fn has_healthy(&self) -> bool {
+    pub(crate) fn has_healthy(&self) -> bool {
         self.healthy > 0
     }
 }
 
 /// How many instances, and how many healthy ones, each zone holds (every zone listed, in order).
-pub fn zone_health(zones: &[String], instances: &[Observed]) -> Vec<ZoneHealth> {
+pub(crate) fn zone_health(zones: &[String], instances: &[Observed]) -> Vec<ZoneHealth> {
     zones
         .iter()
         .map(|zone| {
@@ -174,7 +175,7 @@ pub fn zone_health(zones: &[String], instances: &[Observed]) -> Vec<ZoneHealth> 
 
 /// Balanced: every zone has a healthy instance, `desired` are in service, and the plan (with every
 /// zone available) has nothing left to do.
-pub fn is_balanced(desired: u32, zones: &[String], instances: &[Observed]) -> bool {
+pub(crate) fn is_balanced(desired: u32, zones: &[String], instances: &[Observed]) -> bool {
     let states: Vec<ZoneState> = zones.iter().map(|z| ZoneState::up(z)).collect();
     let in_service = instances.iter().filter(|i| i.healthy).count() as u32;
     zone_health(zones, instances).iter().all(ZoneHealth::has_healthy)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Scale in only when the load per instance after the scale-in stays at most this share of the
 /// target, so that a load just under the target does not make the group flap.
-pub const SCALE_IN_MARGIN: f64 = 0.9;
+pub(crate) const SCALE_IN_MARGIN: f64 = 0.9;
 
 /// What the group tracks and how fast it may move.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,19 +40,19 @@ impl Policy {
 
 /// Samples of a monotonic request counter within a window.
 #[derive(Debug, Clone)]
-pub struct Meter {
+pub(crate) struct Meter {
     window: Duration,
     samples: VecDeque<(Instant, u64)>,
 }
 
 impl Meter {
-    pub fn new(window: Duration) -> Self {
+    pub(crate) fn new(window: Duration) -> Self {
         Meter { window, samples: VecDeque::new() }
     }
 
     /// Record the counter's value at `at`; samples older than the window are dropped (the newest
     /// one before the window is kept as its start).
-    pub fn record(&mut self, at: Instant, total: u64) {
+    pub(crate) fn record(&mut self, at: Instant, total: u64) {
         self.samples.push_back((at, total));
         while self.samples.len() > 2
             && self.samples.get(1).is_some_and(|(t, _)| at.duration_since(*t) >= self.window)
@@ -62,7 +62,7 @@ impl Meter {
     }
 
     /// Requests per minute over the window, once the samples span at least a second.
-    pub fn per_minute(&self) -> Option<f64> {
+    pub(crate) fn per_minute(&self) -> Option<f64> {
         let (t0, n0) = *self.samples.front()?;
         let (t1, n1) = *self.samples.back()?;
         let span = t1.duration_since(t0).as_secs_f64();
@@ -80,7 +80,7 @@ pub enum Direction {
 
 /// A change of desired capacity and why.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub desired: u32,
     pub direction: Direction,
     pub reason: String,
@@ -88,13 +88,13 @@ pub struct Decision {
 
 /// How long ago the group last scaled out, and last changed in any way (or started).
 #[derive(Debug, Clone, Copy)]
-pub struct Since {
+pub(crate) struct Since {
     pub scale_out: Option<Duration>,
     pub change: Duration,
 }
 
 /// The desired capacity for `rate` requests per minute over the whole group, or None to hold.
-pub fn decide(policy: &Policy, desired: u32, rate: f64, since: Since) -> Option<Decision> {
+pub(crate) fn decide(policy: &Policy, desired: u32, rate: f64, since: Since) -> Option<Decision> {
     let (min, max) = (policy.min, policy.max.max(policy.min));
     let clamped = desired.clamp(min, max);
     if clamped != desired {

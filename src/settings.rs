@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// `(name, what it does)` of every variable [`Settings`] reads.
-pub const VARS: &[(&str, &str)] = &[
+#[cfg(test)]
+pub(crate) const VARS: &[(&str, &str)] = &[
     ("ORCH_PULUMI", "the pulumi executable (default `pulumi` on PATH)"),
     ("ORCH_OFFLINE", "non-empty: skip the DNS delegation check"),
     ("ORCH_DNS_SERVER", "resolver for the delegation check, `ip` or `ip:port`"),
@@ -58,7 +59,7 @@ pub struct SettingsError {
 
 /// The typed values of [`VARS`]; `None` where unset (or empty).
 #[derive(Clone, Default)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub pulumi: Option<String>,
     pub offline: bool,
     pub dns_server: Option<SocketAddr>,
@@ -139,7 +140,9 @@ fn image(v: &str) -> Option<String> {
 
 impl Settings {
     /// The settings from `lookup` (the process environment in [`from_env`](Self::from_env)).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+    pub(crate) fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
         let r = Reader(lookup);
         let dev_build = r
             .parsed("ORCH_BUILD_PROFILE", "must be `release` or `dev`", |v| match v {
@@ -186,7 +189,7 @@ impl Settings {
         })
     }
 
-    pub fn from_env() -> Result<Self, SettingsError> {
+    pub(crate) fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|var| std::env::var(var).ok())
     }
 }
@@ -194,7 +197,7 @@ impl Settings {
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 /// Read the environment once, at start; the error names the variable at fault.
-pub fn init() -> Result<&'static Settings, SettingsError> {
+pub(crate) fn init() -> Result<&'static Settings, SettingsError> {
     if let Some(s) = SETTINGS.get() {
         return Ok(s);
     }
@@ -204,7 +207,7 @@ pub fn init() -> Result<&'static Settings, SettingsError> {
 
 /// The settings [`init`] read. Used as a library without `init` (unit tests), the environment is
 /// read here, and a malformed variable counts as unset.
-pub fn get() -> &'static Settings {
+pub(crate) fn get() -> &'static Settings {
     SETTINGS.get_or_init(|| Settings::from_env().unwrap_or_default())
 }
 

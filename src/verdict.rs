@@ -9,7 +9,7 @@ use crate::error::Outcome;
 /// How a report came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// status: every check passed (exit 0).
     Healthy,
     /// status: something is wrong (exit 1).
@@ -25,7 +25,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Verdict::Healthy => "healthy",
             Verdict::Degraded => "degraded",
@@ -37,7 +37,7 @@ impl Verdict {
     }
 
     /// The outcome of a verdict that is an answer; `None` for [`Verdict::Error`] (an orch failure).
-    pub fn outcome(self) -> Option<Outcome> {
+    pub(crate) fn outcome(self) -> Option<Outcome> {
         match self {
             Verdict::Healthy | Verdict::None => Some(Outcome::Ok),
             Verdict::Degraded | Verdict::Down | Verdict::Drift => Some(Outcome::Finding),
@@ -55,7 +55,7 @@ impl std::fmt::Display for Verdict {
 /// The first keys of every `status --json` (and `drift --json`) document, whatever the target;
 /// the rest (`rows` on AWS, the tier's own fields locally) follows, flattened.
 #[derive(Debug, Clone, Serialize)]
-pub struct Envelope<T: Serialize> {
+pub(crate) struct Envelope<T: Serialize> {
     pub env: String,
     pub target: Target,
     /// `status` or `drift`.

@@ -7,7 +7,7 @@ use crate::error::{OrchError, Outcome};
 use crate::image;
 use crate::runner::Duct;
 
-pub async fn run(ctx: &Ctx<'_>, args: BuildArgs) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, args: BuildArgs) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let stack = ctx.stack()?;
     if let Some(expected) = &args.verify {

@@ -4,7 +4,7 @@ use clap::CommandFactory;
 use crate::cli::Cli;
 use crate::error::{OrchError, Outcome};
 
-pub fn run(shell: clap_complete::Shell) -> Result<Outcome, OrchError> {
+pub(crate) fn run(shell: clap_complete::Shell) -> Result<Outcome, OrchError> {
     clap_complete::generate(shell, &mut Cli::command(), "orch", &mut std::io::stdout());
     Ok(Outcome::Ok)
 }

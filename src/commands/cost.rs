@@ -5,7 +5,7 @@ use crate::cli::ReportArgs;
 use crate::error::{OrchError, Outcome};
 use crate::{cost, render};
 
-pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let stack = ctx.stack()?;
     let rendered = render::render(&project, &stack)?;

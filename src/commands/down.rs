@@ -5,7 +5,7 @@ use crate::config::Target;
 use crate::context::DownOptions;
 use crate::error::{OrchError, Outcome};
 
-pub async fn run(ctx: &Ctx<'_>, args: DownArgs) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, args: DownArgs) -> Result<Outcome, OrchError> {
     let args = DownOptions {
         dry_run: args.dry_run,
         yes: args.yes,

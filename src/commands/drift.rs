@@ -3,7 +3,7 @@ use super::Ctx;
 use crate::cli::ReportArgs;
 use crate::error::{OrchError, Outcome};
 
-pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
     crate::ops::drift(ctx, &stack, args.json).await
 }

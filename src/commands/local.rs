@@ -3,7 +3,7 @@ use super::Ctx;
 use crate::cli::LocalCommand;
 use crate::error::{OrchError, Outcome};
 
-pub async fn run(ctx: &Ctx<'_>, command: LocalCommand) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, command: LocalCommand) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
     match command {
         LocalCommand::ZoneDown { zone } => crate::local::zone(ctx, &stack, &zone, true).await,

@@ -5,7 +5,7 @@ use crate::config::Target;
 use crate::error::{OrchError, Outcome};
 use crate::logs::{self, Filter, Sink};
 
-pub async fn run(ctx: &Ctx<'_>, args: LogsArgs) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, args: LogsArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
     let since =
         args.since.as_deref().map(|s| logs::parse_since(s, chrono::Utc::now())).transpose()?;

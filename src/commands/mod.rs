@@ -1,26 +1,26 @@
 //! One module per subcommand; [`run`] holds the only `match` on the command.
-pub mod build;
-pub mod check;
-pub mod completions;
-pub mod cost;
-pub mod down;
-pub mod drift;
-pub mod local;
-pub mod logs;
-pub mod releases;
-pub mod render;
-pub mod rollback;
-pub mod status;
-pub mod up;
-pub mod verify;
+pub(crate) mod build;
+pub(crate) mod check;
+pub(crate) mod completions;
+pub(crate) mod cost;
+pub(crate) mod down;
+pub(crate) mod drift;
+pub(crate) mod local;
+pub(crate) mod logs;
+pub(crate) mod releases;
+pub(crate) mod render;
+pub(crate) mod rollback;
+pub(crate) mod status;
+pub(crate) mod up;
+pub(crate) mod verify;
 
 use crate::cli::{Cli, Command};
-pub use crate::context::Ctx;
+pub(crate) use crate::context::Ctx;
 use crate::error::{OrchError, Outcome};
 use crate::printer::Printer;
 
 /// Run the parsed command line.
-pub async fn run(cli: Cli, printer: &Printer) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(cli: Cli, printer: &Printer) -> Result<Outcome, OrchError> {
     let ctx = Ctx::new(cli.root, cli.env, printer);
     match cli.command {
         Command::Up(args) => up::run(&ctx, args).await,

@@ -4,7 +4,7 @@ use crate::cli::ReportArgs;
 use crate::config::Target;
 use crate::error::{OrchError, Outcome};
 
-pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let stack = ctx.stack()?;
     let rows = match stack.target {

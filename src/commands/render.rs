@@ -3,7 +3,7 @@ use super::Ctx;
 use crate::error::{OrchError, Outcome};
 use crate::render;
 
-pub async fn run(ctx: &Ctx<'_>) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let stack = ctx.stack()?;
     let rendered = render::render(&project, &stack)?;

@@ -4,7 +4,7 @@ use crate::cli::RollbackArgs;
 use crate::config::Target;
 use crate::error::{OrchError, Outcome};
 
-pub async fn run(ctx: &Ctx<'_>, args: RollbackArgs) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, args: RollbackArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
     match stack.target {
         Target::Local => crate::local::rollback(ctx, &stack, args.to.as_deref()).await,

@@ -5,7 +5,7 @@ use crate::cli::ReportArgs;
 use crate::config::Target;
 use crate::error::{OrchError, Outcome};
 
-pub async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
     match stack.target {
         Target::Local => crate::local::status(ctx, &stack, args.json).await,

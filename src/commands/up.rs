@@ -5,7 +5,7 @@ use crate::config::Target;
 use crate::context::UpOptions;
 use crate::error::{OrchError, Outcome};
 
-pub async fn run(ctx: &Ctx<'_>, args: UpArgs) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, args: UpArgs) -> Result<Outcome, OrchError> {
     let args = UpOptions {
         dry_run: args.dry_run,
         json: args.json,

@@ -7,7 +7,7 @@ use crate::config::Target;
 use crate::error::{OrchError, Outcome};
 use crate::verify::{self, Options};
 
-pub async fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome, OrchError> {
+pub(crate) async fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome, OrchError> {
     let marker =
         ctx.project().ok().and_then(|p| verify::marker_from_page(&p.pages_dir().join("404.html")));
     let mut opts = Options {

@@ -4,15 +4,15 @@
 //! stops with [`CostError::UnknownType`]. Usage-driven prices (LCUs, NAT data, data out, logs) come
 //! from the stack's `cost:` assumptions. [`delta`] compares two estimates (`orch up --dry-run`
 //! against the live release), [`over_budget`] is `orch check`'s budget rule. See docs/cost.md.
-pub mod prices;
+pub(crate) mod prices;
 mod report;
-pub mod resources;
+pub(crate) mod resources;
 mod running;
 #[cfg(test)]
 mod tests;
 
-pub use prices::PriceTable;
-pub use report::{delta, Change, Delta};
+pub(crate) use prices::PriceTable;
+pub(crate) use report::{delta, Delta};
 
 use serde::Serialize;
 use std::path::PathBuf;
@@ -21,11 +21,11 @@ use crate::config::Stack;
 use crate::project::Project;
 
 /// Hours in a month, as AWS's own calculator counts them.
-pub const HOURS: f64 = 730.0;
+pub(crate) const HOURS: f64 = 730.0;
 
 /// The usage the usage-driven prices assume (the stack's `cost:` section or its defaults).
 #[derive(Debug, Clone, Serialize)]
-pub struct Assumptions {
+pub(crate) struct Assumptions {
     pub hours_per_month: f64,
     pub requests_per_month: u64,
     pub gb_out_per_month: f64,
@@ -34,7 +34,7 @@ pub struct Assumptions {
 
 /// One priced item: a resource's instances, hours, storage or usage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Line {
+pub(crate) struct Line {
     /// The AWS service the charge shows under (`EC2`, `VPC`, `ELB`, `RDS`, `CloudWatch`, `Data transfer`).
     pub service: &'static str,
     pub resource: String,
@@ -59,7 +59,7 @@ pub struct Line {
 
 /// A resource that costs nothing itself.
 #[derive(Debug, Clone, Serialize)]
-pub struct Free {
+pub(crate) struct Free {
     pub resource: String,
     pub resource_type: String,
     pub reason: String,
@@ -67,7 +67,7 @@ pub struct Free {
 
 /// The monthly cost of one rendered program.
 #[derive(Debug, Clone, Serialize)]
-pub struct Estimate {
+pub(crate) struct Estimate {
     pub env: String,
     pub region: String,
     pub currency: &'static str,
@@ -124,13 +124,17 @@ impl CostError {
 }
 
 /// The monthly cost of `program` (rendered for `stack`), with the project's price table.
-pub fn estimate(project: &Project, stack: &Stack, program: &str) -> Result<Estimate, CostError> {
+pub(crate) fn estimate(
+    project: &Project,
+    stack: &Stack,
+    program: &str,
+) -> Result<Estimate, CostError> {
     let table = PriceTable::load(&project.price_table(&stack.region), &stack.region)?;
     estimate_with(&table, stack, program)
 }
 
 /// [`estimate`] with a table already loaded.
-pub fn estimate_with(
+pub(crate) fn estimate_with(
     table: &PriceTable,
     stack: &Stack,
     program: &str,
@@ -174,7 +178,7 @@ pub fn estimate_with(
 
 /// `orch check`'s budget rule: when the stack sets `cost.budget_monthly_usd` and the program costs
 /// more, the message naming the total and the biggest items. Nothing is priced without a budget.
-pub fn over_budget(
+pub(crate) fn over_budget(
     project: &Project,
     stack: &Stack,
     program: &str,
@@ -205,7 +209,11 @@ pub fn over_budget(
 /// The cost `orch up --dry-run` shows: the stack's rendered program against the live release's
 /// recorded one (`live`), both at today's prices. A live program that no longer prices (a type
 /// since dropped) is left out of the comparison rather than guessed.
-pub fn for_plan(project: &Project, stack: &Stack, live: Option<&str>) -> Result<Delta, CostError> {
+pub(crate) fn for_plan(
+    project: &Project,
+    stack: &Stack,
+    live: Option<&str>,
+) -> Result<Delta, CostError> {
     let table = PriceTable::load(&project.price_table(&stack.region), &stack.region)?;
     let rendered = crate::render::render(project, stack)?;
     let now = estimate_with(&table, stack, &rendered.program)?;
@@ -216,7 +224,7 @@ pub fn for_plan(project: &Project, stack: &Stack, live: Option<&str>) -> Result<
 /// What the running environment costs a month (`orch status`): the live release's recorded program
 /// at today's prices, or, when the release recorded none (older orch), the current rendered program;
 /// the flag says which.
-pub fn running(
+pub(crate) fn running(
     project: &Project,
     stack: &Stack,
     recorded: Option<&str>,
@@ -231,14 +239,14 @@ pub fn running(
 }
 
 /// `$12.34`: how the reports show an amount.
-pub fn usd(x: f64) -> String {
+pub(crate) fn usd(x: f64) -> String {
     report::usd(x)
 }
 
 impl Estimate {
     /// The human table: lines grouped by service with subtotals, the total, the free resources and
     /// the assumptions.
-    pub fn text(&self) -> Vec<String> {
+    pub(crate) fn text(&self) -> Vec<String> {
         report::table(self)
     }
 }

@@ -10,7 +10,7 @@ use super::CostError;
 
 /// One region's prices.
 #[derive(Debug, Clone, Deserialize)]
-pub struct PriceTable {
+pub(crate) struct PriceTable {
     pub region: String,
     pub currency: String,
     /// The day the prices were taken (YYYY-MM-DD).
@@ -24,7 +24,7 @@ pub struct PriceTable {
 
 /// One price: US dollars per `unit`, and where in the Price List it is.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Price {
+pub(crate) struct Price {
     pub usd: f64,
     pub unit: String,
     pub offer: String,
@@ -33,7 +33,7 @@ pub struct Price {
 
 impl PriceTable {
     /// Read and check the table at `path` (made for `region`).
-    pub fn load(path: &Path, region: &str) -> Result<Self, CostError> {
+    pub(crate) fn load(path: &Path, region: &str) -> Result<Self, CostError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -68,7 +68,7 @@ impl PriceTable {
     }
 
     /// The price under `key`; a missing one is an error naming the key, the resource and the file.
-    pub fn get(&self, key: &str, resource: &str) -> Result<&Price, CostError> {
+    pub(crate) fn get(&self, key: &str, resource: &str) -> Result<&Price, CostError> {
         self.prices.get(key).ok_or_else(|| CostError::NoPrice {
             key: key.into(),
             resource: resource.into(),
@@ -77,12 +77,12 @@ impl PriceTable {
     }
 
     /// Where a price comes from: offer, usage type and date.
-    pub fn source(&self, price: &Price) -> String {
+    pub(crate) fn source(&self, price: &Price) -> String {
         format!("{} {} ({})", price.offer, price.usagetype, self.taken)
     }
 
     /// The bulk offer file of a price.
-    pub fn url(&self, price: &Price) -> String {
+    pub(crate) fn url(&self, price: &Price) -> String {
         self.offers.get(&price.offer).cloned().unwrap_or_default()
     }
 }

@@ -92,7 +92,7 @@ pub(super) fn table(e: &Estimate) -> Vec<String> {
 
 /// One item whose monthly cost differs between two estimates.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Change {
+pub(crate) struct Change {
     pub resource: String,
     pub kind: String,
     pub item: String,
@@ -103,7 +103,7 @@ pub struct Change {
 
 /// The monthly cost of a plan against what runs now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Delta {
+pub(crate) struct Delta {
     pub monthly_usd: f64,
     /// What the live release's program costs (at today's prices), when it is known.
     pub live_usd: Option<f64>,
@@ -113,7 +113,7 @@ pub struct Delta {
 }
 
 /// `after` against `before` (`None`: nothing recorded to compare with), item by item.
-pub fn delta(before: Option<&Estimate>, after: &Estimate) -> Delta {
+pub(crate) fn delta(before: Option<&Estimate>, after: &Estimate) -> Delta {
     let Some(before) = before else {
         return Delta {
             monthly_usd: after.total_usd,
@@ -160,7 +160,7 @@ pub fn delta(before: Option<&Estimate>, after: &Estimate) -> Delta {
 
 impl Delta {
     /// The lines `orch up --dry-run` prints.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         let mut out = vec![match (self.live_usd, self.delta_usd) {
             (Some(live), Some(d)) => format!(
                 "monthly cost: {} ({}/month against the live release's {})",

@@ -7,7 +7,7 @@ use serde_yaml::{Mapping, Value};
 use super::{Assumptions, CostError, Free, Line, PriceTable, HOURS};
 
 /// Types that cost nothing themselves, and why.
-pub const FREE: &[(&str, &str)] = &[
+pub(crate) const FREE: &[(&str, &str)] = &[
     ("aws-native:ec2:Vpc", "a VPC has no charge"),
     ("aws-native:ec2:Subnet", "subnets have no charge"),
     ("aws-native:ec2:RouteTable", "route tables have no charge"),
@@ -27,8 +27,9 @@ pub const FREE: &[(&str, &str)] = &[
     ("aws:route53:Record", "alias queries to a load balancer have no charge; the hosted zone ($0.50/month) is made by `orch up` outside the program"),
 ];
 
-/// Every type [`price`] prices.
-pub const PRICED: &[&str] = &[
+/// Every type [`price`] prices (the tests hold it against the templates and `price`).
+#[cfg(test)]
+pub(crate) const PRICED: &[&str] = &[
     "aws-native:autoscaling:AutoScalingGroup",
     "aws-native:autoscaling:ScalingPolicy",
     "aws-native:cloudwatch:Alarm",
@@ -227,13 +228,13 @@ pub(super) struct Res<'a> {
 /// LCUs an hour at an even load: the larger of new connections (25 a second per LCU, one per
 /// request) and processed bytes (1 GB an hour per LCU for instance targets) — ELB pricing's
 /// dimensions; active connections (3,000 a minute) and rule evaluations stay below these here.
-pub fn lcu_per_hour(requests_per_month: f64, gb_per_month: f64) -> f64 {
+pub(crate) fn lcu_per_hour(requests_per_month: f64, gb_per_month: f64) -> f64 {
     let per_second = requests_per_month / (HOURS * 3600.0);
     (per_second / 25.0).max(gb_per_month / HOURS)
 }
 
 /// Rounded to a millionth (no float noise in reports; cents are rounded only when shown).
-pub fn round6(x: f64) -> f64 {
+pub(crate) fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 

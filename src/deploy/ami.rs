@@ -7,14 +7,14 @@ use crate::config::Stack;
 
 /// Where the AMI id came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Ami {
+pub(crate) struct Ami {
     pub id: String,
     /// `pinned in stacks/<env>.yaml` or the SSM parameter's name.
     pub source: String,
 }
 
 /// The stack's pin, else the SSM parameter's current value (a read; nothing changes).
-pub async fn resolve(ssm: &aws_sdk_ssm::Client, stack: &Stack) -> Result<Ami, DeployError> {
+pub(crate) async fn resolve(ssm: &aws_sdk_ssm::Client, stack: &Stack) -> Result<Ami, DeployError> {
     if let Some(id) = &stack.instances.ami {
         return Ok(Ami { id: id.clone(), source: format!("pinned in stacks/{}.yaml", stack.name) });
     }

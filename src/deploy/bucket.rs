@@ -10,7 +10,7 @@ use super::error::DeployError;
 
 /// What the bucket looks like now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct BucketState {
+pub(crate) struct BucketState {
     pub exists: bool,
     pub versioning: bool,
     pub encryption: bool,
@@ -19,7 +19,7 @@ pub struct BucketState {
 
 impl BucketState {
     /// The settings still to apply, in words.
-    pub fn missing(&self) -> Vec<&'static str> {
+    pub(crate) fn missing(&self) -> Vec<&'static str> {
         let mut out = vec![];
         if !self.versioning {
             out.push("versioning");
@@ -38,7 +38,10 @@ fn is_404(raw: Option<&aws_sdk_s3::config::http::HttpResponse>) -> bool {
     raw.is_some_and(|r| r.status().as_u16() == 404)
 }
 
-pub async fn observe(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<BucketState, DeployError> {
+pub(crate) async fn observe(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<BucketState, DeployError> {
     match s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => {}
         Err(e) if is_404(e.raw_response()) => return Ok(BucketState::default()),
@@ -81,7 +84,7 @@ pub async fn observe(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<BucketStat
 }
 
 /// Make the bucket match [`BucketState`]'s ideal; returns what was changed, in words.
-pub async fn ensure(
+pub(crate) async fn ensure(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     region: &str,

@@ -13,13 +13,13 @@ use super::error::DeployError;
 use crate::printer::Printer;
 
 /// Days before expiry at which a self-signed certificate is re-imported.
-pub const RENEW_DAYS: i64 = 30;
+pub(crate) const RENEW_DAYS: i64 = 30;
 const SELF_SIGNED_DAYS: i64 = 365;
 const TAG: &str = "orch-env";
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum CertState {
+pub(crate) enum CertState {
     Missing,
     Issued {
         arn: String,
@@ -34,19 +34,8 @@ pub enum CertState {
     },
 }
 
-impl CertState {
-    pub fn arn(&self) -> Option<&str> {
-        match self {
-            CertState::Missing => None,
-            CertState::Issued { arn }
-            | CertState::Pending { arn }
-            | CertState::Imported { arn, .. } => Some(arn),
-        }
-    }
-}
-
 /// The names a self-signed certificate covers: every load balancer of the region.
-pub fn self_signed_names(region: &str) -> Vec<String> {
+pub(crate) fn self_signed_names(region: &str) -> Vec<String> {
     vec![format!("*.{region}.elb.amazonaws.com")]
 }
 
@@ -88,7 +77,7 @@ async fn list(
 }
 
 /// The certificate orch would use for `domain` (or the env's self-signed one), read-only.
-pub async fn observe(
+pub(crate) async fn observe(
     acm: &aws_sdk_acm::Client,
     env: &str,
     domain: Option<&str>,
@@ -133,7 +122,7 @@ pub async fn observe(
 }
 
 /// A DNS-validated certificate for `name`, validated through `zone_id`; returns its ARN once ISSUED.
-pub async fn ensure_acm(
+pub(crate) async fn ensure_acm(
     acm: &aws_sdk_acm::Client,
     r53: &aws_sdk_route53::Client,
     env: &str,
@@ -237,7 +226,7 @@ pub async fn ensure_acm(
 }
 
 /// Import (or re-import under `existing`) a fresh self-signed certificate; returns its ARN.
-pub async fn import_self_signed(
+pub(crate) async fn import_self_signed(
     acm: &aws_sdk_acm::Client,
     env: &str,
     region: &str,
@@ -267,7 +256,7 @@ pub async fn import_self_signed(
 }
 
 /// A self-signed certificate and key (PEM) valid for a year.
-pub fn self_signed(region: &str) -> Result<(String, String), rcgen::Error> {
+pub(crate) fn self_signed(region: &str) -> Result<(String, String), rcgen::Error> {
     use chrono::Datelike;
     let mut params = rcgen::CertificateParams::new(self_signed_names(region))?;
     params

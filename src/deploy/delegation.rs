@@ -15,7 +15,7 @@ use super::dns::norm;
 /// What public DNS says about the delegation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Delegation {
+pub(crate) enum Delegation {
     /// The name servers answered are the hosted zone's.
     Matches,
     /// Public DNS answers other name servers (or none: the name does not exist yet).
@@ -26,7 +26,7 @@ pub enum Delegation {
 
 /// Whether to ask DNS, and whom: skipped with `ORCH_OFFLINE`, and under an emulator (public DNS
 /// cannot see its zones) unless `ORCH_DNS_SERVER` names a resolver; a malformed one is an error.
-pub fn mode() -> Result<Option<Option<SocketAddr>>, String> {
+pub(crate) fn mode() -> Result<Option<Option<SocketAddr>>, String> {
     let settings = crate::settings::get();
     let server = settings.dns_server;
     Ok((!settings.offline && (server.is_some() || !crate::aws::emulated())).then_some(server))
@@ -59,7 +59,11 @@ fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, String> {
 
 /// Ask DNS (`server`, else the system's resolver) for the NS records of `name` and compare with
 /// `expected` (any case, trailing dots).
-pub async fn check(name: &str, expected: &[String], server: Option<SocketAddr>) -> Delegation {
+pub(crate) async fn check(
+    name: &str,
+    expected: &[String],
+    server: Option<SocketAddr>,
+) -> Delegation {
     let resolver = match resolver(server) {
         Ok(r) => r,
         Err(e) => return Delegation::Unknown(e),

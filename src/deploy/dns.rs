@@ -9,7 +9,7 @@ use super::error::DeployError;
 
 /// The hosted zones carrying one name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub enum ZoneState {
+pub(crate) enum ZoneState {
     Missing,
     One { id: String, name_servers: Vec<String> },
     Many(Vec<String>),
@@ -17,13 +17,13 @@ pub enum ZoneState {
 
 /// The parent zone, when it is in this account, and the NS record it holds for the child name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ParentZone {
+pub(crate) struct ParentZone {
     pub id: String,
     pub delegation: Option<Vec<String>>,
 }
 
 /// `Name.` → `name`: how names and name servers are compared.
-pub fn norm(name: &str) -> String {
+pub(crate) fn norm(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
@@ -51,7 +51,7 @@ async fn zone_ids(r53: &aws_sdk_route53::Client, name: &str) -> Result<Vec<Strin
         .collect())
 }
 
-pub async fn observe_zone(
+pub(crate) async fn observe_zone(
     r53: &aws_sdk_route53::Client,
     name: &str,
 ) -> Result<ZoneState, DeployError> {
@@ -72,7 +72,7 @@ pub async fn observe_zone(
     }
 }
 
-pub async fn observe_parent(
+pub(crate) async fn observe_parent(
     r53: &aws_sdk_route53::Client,
     parent: &str,
     child: &str,
@@ -96,7 +96,7 @@ fn two_zones(name: &str, ids: &[String]) -> DeployError {
 }
 
 /// The values of the `rtype` record named `name` in the zone, if there is one.
-pub async fn record_values(
+pub(crate) async fn record_values(
     r53: &aws_sdk_route53::Client,
     zone_id: &str,
     name: &str,
@@ -119,7 +119,7 @@ pub async fn record_values(
 }
 
 /// Ensure exactly one public zone named `name`; returns its id and name servers, and whether it was created.
-pub async fn ensure_zone(
+pub(crate) async fn ensure_zone(
     r53: &aws_sdk_route53::Client,
     env: &str,
     name: &str,
@@ -157,7 +157,7 @@ pub async fn ensure_zone(
 }
 
 /// UPSERT one record set and wait until Route 53 reports the change INSYNC.
-pub async fn upsert(
+pub(crate) async fn upsert(
     r53: &aws_sdk_route53::Client,
     zone_id: &str,
     name: &str,
@@ -221,7 +221,7 @@ pub async fn upsert(
 }
 
 /// Delegate `child` from the parent zone to `name_servers`, then read the record back and compare.
-pub async fn delegate(
+pub(crate) async fn delegate(
     r53: &aws_sdk_route53::Client,
     parent_id: &str,
     child: &str,

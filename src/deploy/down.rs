@@ -24,7 +24,7 @@ use crate::state::store::Store;
 
 /// What `down` read before deciding.
 #[derive(Debug, Clone)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// False when the state bucket does not exist: nothing was ever deployed.
     pub store_exists: bool,
     pub lock: Option<LockInfo>,
@@ -41,7 +41,7 @@ impl Default for Observed {
 
 /// The options of one teardown.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Turn deletion protection off and snapshot the database first (required when protected).
     pub unprotect: bool,
     /// Break a deploy lock held by someone else (with a warning).
@@ -50,7 +50,7 @@ pub struct Options {
 
 /// The teardown as data: what runs and what is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DownPlan {
+pub(crate) struct DownPlan {
     pub env: String,
     /// Nothing to tear down (no state store).
     pub nothing: bool,
@@ -62,7 +62,7 @@ pub struct DownPlan {
 }
 
 impl DownPlan {
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         let mut out = vec![format!(
             "teardown plan for `{}`{}:",
             self.env,
@@ -74,12 +74,12 @@ impl DownPlan {
 }
 
 /// The identifier of the final snapshot `down --unprotect` takes (RDS: letters, digits, hyphens).
-pub fn final_snapshot_id(env: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn final_snapshot_id(env: &str, now: chrono::DateTime<chrono::Utc>) -> String {
     format!("orch-{env}-final-{}", now.format("%Y%m%d-%H%M%S"))
 }
 
 /// Pure: the teardown for what was observed.
-pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
+pub(crate) fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
     let env = stack.name.clone();
     if !o.store_exists {
         return DownPlan {
@@ -164,7 +164,7 @@ pub fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
     DownPlan { env, nothing: false, steps, final_snapshot, force_unlock: opts.force_unlock }
 }
 
-pub async fn observe(
+pub(crate) async fn observe(
     stack: &Stack,
     aws: &observe::Aws,
     store: &Store,
@@ -183,7 +183,7 @@ pub async fn observe(
 }
 
 /// A protected environment is torn down only with `--unprotect` (a plan with a final snapshot).
-pub fn refuse_protected(stack: &Stack, plan: &DownPlan) -> Result<(), DeployError> {
+pub(crate) fn refuse_protected(stack: &Stack, plan: &DownPlan) -> Result<(), DeployError> {
     let env = &stack.name;
     if stack.protected && plan.final_snapshot.is_none() && !plan.nothing {
         return Err(DeployError::Refused(format!(
@@ -195,7 +195,7 @@ pub fn refuse_protected(stack: &Stack, plan: &DownPlan) -> Result<(), DeployErro
 
 /// Run the teardown the plan lays out: lock, (unprotect, final snapshot,) destroy, retire the
 /// record, unlock.
-pub async fn execute(
+pub(crate) async fn execute(
     project: &Project,
     stack: &Stack,
     plan: &DownPlan,

@@ -23,7 +23,7 @@ use crate::state::record::{self, Record, ReleaseState};
 use crate::state::store::Store;
 
 /// Knobs for one run.
-pub struct Run<'a> {
+pub(crate) struct Run<'a> {
     pub project: &'a Project,
     pub stack: &'a Stack,
     pub printer: &'a Printer,
@@ -35,12 +35,12 @@ pub struct Run<'a> {
 }
 
 /// Seconds between status polls (ACM, instance refresh); `ORCH_POLL_SECONDS`, default 15.
-pub fn poll() -> Duration {
+pub(crate) fn poll() -> Duration {
     crate::settings::get().poll.unwrap_or(Duration::from_secs(15))
 }
 
 /// `orch up`: observe (read-only), [`plan`](super::plan::plan), then run exactly that plan.
-pub async fn up<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError> {
+pub(crate) async fn up<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError> {
     let observed =
         super::observe::observe(run.project, run.stack, run.aws, run.store, steps, run.printer)
             .await?;
@@ -53,7 +53,7 @@ pub async fn up<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError
 /// so a rerun converges. A refused step (other than the lock, which `lock::acquire` judges with
 /// `--force-unlock` and stale holders in mind) stops the run before anything changes. `image` and
 /// `ami`, when the observation already produced them, are not built or read a second time.
-pub async fn execute<S: Steps>(
+pub(crate) async fn execute<S: Steps>(
     run: &Run<'_>,
     steps: &S,
     plan: &Plan,

@@ -16,7 +16,7 @@ use super::error::DeployError;
 
 /// An instance refresh that has not ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Active {
+pub(crate) struct Active {
     pub id: String,
     /// As the API names it: Pending, InProgress, Baking, Cancelling, RollbackInProgress.
     pub status: String,
@@ -26,7 +26,7 @@ pub struct Active {
 
 /// The group as DescribeAutoScalingGroups and DescribeInstanceRefreshes report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Observed {
+pub(crate) struct Observed {
     pub name: String,
     /// The launch-template version the group launches new instances from.
     pub version: Option<String>,
@@ -37,7 +37,7 @@ pub struct Observed {
 
 impl Observed {
     /// Instances launched from another version than `version`.
-    pub fn stale(&self, version: &str) -> Vec<String> {
+    pub(crate) fn stale(&self, version: &str) -> Vec<String> {
         self.instances
             .iter()
             .filter(|(_, v)| v.as_deref() != Some(version))
@@ -45,7 +45,7 @@ impl Observed {
             .collect()
     }
     /// One line of facts for plans and progress.
-    pub fn facts(&self) -> String {
+    pub(crate) fn facts(&self) -> String {
         let on = self.version.as_deref().unwrap_or("?");
         let active = match &self.active {
             Some(a) => format!(
@@ -63,7 +63,7 @@ impl Observed {
 /// What the rollout does, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "decision")]
-pub enum Decision {
+pub(crate) enum Decision {
     /// The group and every instance already run the program's version.
     Skip { why: String },
     /// Start a refresh to the program's version.
@@ -76,7 +76,7 @@ pub enum Decision {
 }
 
 impl Decision {
-    pub fn why(&self) -> &str {
+    pub(crate) fn why(&self) -> &str {
         match self {
             Decision::Skip { why }
             | Decision::Start { why }
@@ -87,7 +87,7 @@ impl Decision {
 }
 
 /// The refresh decision for a group that should run launch-template version `want`. Pure.
-pub fn decide(group: &Observed, want: &str) -> Decision {
+pub(crate) fn decide(group: &Observed, want: &str) -> Decision {
     if let Some(a) = &group.active {
         let moving = matches!(a.status.as_str(), "Pending" | "InProgress" | "Baking");
         if moving && a.version.as_deref() == Some(want) {
@@ -132,7 +132,7 @@ fn is_active(s: &InstanceRefreshStatus) -> bool {
 }
 
 /// Read the group and its active refresh; `Ok(None)` when the group does not exist (yet).
-pub async fn observe(
+pub(crate) async fn observe(
     asg: &aws_sdk_autoscaling::Client,
     name: &str,
 ) -> Result<Option<Observed>, DeployError> {

@@ -1,24 +1,24 @@
 //! The AWS target's deployment: observe (read-only) → [`plan::plan`] → `--dry-run` prints it, or the
 //! executor runs it: state bucket, lock, render, image, DNS, certificate, `pulumi up`, instance
 //! refresh, verify, record. See docs/deploy.md.
-pub mod ami;
-pub mod bucket;
-pub mod cert;
-pub mod delegation;
-pub mod dns;
-pub mod down;
-pub mod error;
-pub mod execute;
-pub mod group;
-pub mod observe;
-pub mod plan;
-pub mod rdslogs;
-pub mod refresh;
-pub mod releases;
-pub mod snapshot;
-pub mod steps;
-pub mod stop;
-pub mod unprotect;
+pub(crate) mod ami;
+pub(crate) mod bucket;
+pub(crate) mod cert;
+pub(crate) mod delegation;
+pub(crate) mod dns;
+pub(crate) mod down;
+pub(crate) mod error;
+pub(crate) mod execute;
+pub(crate) mod group;
+pub(crate) mod observe;
+pub(crate) mod plan;
+pub(crate) mod rdslogs;
+pub(crate) mod refresh;
+pub(crate) mod releases;
+pub(crate) mod snapshot;
+pub(crate) mod steps;
+pub(crate) mod stop;
+pub(crate) mod unprotect;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -27,10 +27,14 @@ use crate::config::Stack;
 use crate::context::{Ctx, DownOptions, UpOptions};
 use crate::error::{OrchError, Outcome};
 use crate::state::record;
-pub use error::DeployError;
+pub(crate) use error::DeployError;
 
 /// `orch up` for an aws stack.
-pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcome, OrchError> {
+pub(crate) async fn up(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    args: &UpOptions,
+) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let backend = backend(stack)?;
     preflight(&project, stack)?;
@@ -76,7 +80,11 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcom
 }
 
 /// `orch down` for an aws stack: observe → [`down::plan`] → `--dry-run` prints it, or it runs.
-pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Outcome, OrchError> {
+pub(crate) async fn down(
+    ctx: &Ctx<'_>,
+    stack: &Stack,
+    args: &DownOptions,
+) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend(stack)?, &aws);
@@ -96,7 +104,7 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Ou
 }
 
 /// The releases of an AWS environment, newest first (`orch releases`).
-pub async fn releases_of(stack: &Stack) -> Result<Vec<crate::history::Row>, OrchError> {
+pub(crate) async fn releases_of(stack: &Stack) -> Result<Vec<crate::history::Row>, OrchError> {
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend(stack)?, &aws);
     let mut rows = releases::list(&store, &stack.name).await?;
@@ -105,7 +113,7 @@ pub async fn releases_of(stack: &Stack) -> Result<Vec<crate::history::Row>, Orch
 }
 
 /// `orch rollback` for an AWS environment: confirm (protected), then redeploy the release.
-pub async fn rollback(
+pub(crate) async fn rollback(
     ctx: &Ctx<'_>,
     stack: &Stack,
     to: Option<&str>,
@@ -120,7 +128,7 @@ pub async fn rollback(
 }
 
 /// The URLs of the last recorded deployment (`url`, `httpUrl` outputs), for `orch verify --env ENV`.
-pub async fn deployed_urls(stack: &Stack) -> Result<(String, Option<String>), OrchError> {
+pub(crate) async fn deployed_urls(stack: &Stack) -> Result<(String, Option<String>), OrchError> {
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend(stack)?, &aws);
     let last = record::latest(&store, &stack.name).await?;

@@ -15,7 +15,7 @@ use crate::state::{lock, record};
 
 /// The AWS clients a deployment uses.
 #[derive(Debug, Clone)]
-pub struct Aws {
+pub(crate) struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub r53: aws_sdk_route53::Client,
     pub acm: aws_sdk_acm::Client,
@@ -26,7 +26,7 @@ pub struct Aws {
 }
 
 impl Aws {
-    pub async fn new(region: &str) -> Self {
+    pub(crate) async fn new(region: &str) -> Self {
         let sdk = crate::aws::sdk_config(region).await;
         Aws {
             s3: crate::aws::s3_client(&sdk),
@@ -41,12 +41,12 @@ impl Aws {
 }
 
 /// The state store for a backend URL: the bucket itself, or `<path>/.orch` beside a file backend.
-pub fn store_for(backend: &crate::config::Backend, aws: &Aws) -> Store {
+pub(crate) fn store_for(backend: &crate::config::Backend, aws: &Aws) -> Store {
     Store::for_backend(backend, &aws.s3)
 }
 
 /// The program's config plus the deploy-time values orch wires in.
-pub fn deploy_config(
+pub(crate) fn deploy_config(
     program: &Program,
     image: &ImageRef,
     certificate_arn: &str,
@@ -63,7 +63,7 @@ pub fn deploy_config(
     config
 }
 
-pub async fn observe<S: Steps>(
+pub(crate) async fn observe<S: Steps>(
     project: &Project,
     stack: &Stack,
     aws: &Aws,

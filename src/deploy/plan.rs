@@ -14,7 +14,7 @@ use crate::state::lock::LockInfo;
 use crate::state::record::{change_reason, Record};
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// Some for `s3://` backends.
     pub bucket: Option<BucketState>,
     pub lock: Option<LockInfo>,
@@ -50,7 +50,7 @@ pub struct Observed {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
+pub(crate) enum Action {
     /// Already as wanted.
     Exists,
     Create,
@@ -78,7 +78,7 @@ impl Action {
 /// What a step does; the executor matches on it (`execute::run_step`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Render the program into build/<env>/.
     Program,
     /// A file backend: nothing to manage.
@@ -102,7 +102,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Program => "program",
             Kind::StateStore => "state store",
@@ -125,7 +125,7 @@ impl Kind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
+pub(crate) struct Step {
     pub kind: Kind,
     pub name: &'static str,
     pub action: Action,
@@ -133,7 +133,7 @@ pub struct Step {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub env: String,
     pub steps: Vec<Step>,
     /// Nothing changed since the last recorded deployment: pulumi is skipped.
@@ -144,7 +144,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         let mut out = vec![format!(
             "plan for `{}`{}:",
             self.env,
@@ -161,7 +161,7 @@ impl Plan {
 }
 
 /// The steps `orch up` would take, given what is there. Pure.
-pub fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Plan {
+pub(crate) fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool) -> Plan {
     let mut steps = vec![];
     let mut step = |kind: Kind, action, detail: String| {
         steps.push(Step { kind, name: kind.label(), action, detail });

@@ -10,12 +10,16 @@ use crate::printer::Printer;
 
 /// The prefix of the log groups RDS makes for instance `db` (RDS User Guide, "Publishing
 /// database logs to Amazon CloudWatch Logs": `/aws/rds/instance/<id>/<log type>`).
-pub fn prefix(db: &str) -> String {
+pub(crate) fn prefix(db: &str) -> String {
     format!("/aws/rds/instance/{db}/")
 }
 
 /// Delete the log groups of instance `db`; returns their names.
-pub async fn delete(region: &str, db: &str, p: &Printer) -> Result<Vec<String>, DeployError> {
+pub(crate) async fn delete(
+    region: &str,
+    db: &str,
+    p: &Printer,
+) -> Result<Vec<String>, DeployError> {
     let logs = Client::new(&crate::aws::sdk_config(region).await);
     let mut names = vec![];
     let mut pages =

@@ -17,7 +17,7 @@ use crate::printer::Printer;
 
 /// What a refresh rolls the group to: the launch template and its explicit version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     pub group: String,
     pub template_id: String,
     pub version: String,
@@ -26,7 +26,7 @@ pub struct Target {
 }
 
 /// The refresh request's desired configuration and preferences (a pure function, so tests check it).
-pub fn request(target: &Target) -> (DesiredConfiguration, RefreshPreferences) {
+pub(crate) fn request(target: &Target) -> (DesiredConfiguration, RefreshPreferences) {
     let desired = DesiredConfiguration::builder()
         .launch_template(
             LaunchTemplateSpecification::builder()
@@ -51,7 +51,7 @@ pub fn request(target: &Target) -> (DesiredConfiguration, RefreshPreferences) {
 /// skip when it already runs it, follow a refresh already going there, wait for any other active
 /// refresh to end (then observe again), else start one. After success the group is read again and
 /// must launch the target version. Returns the refresh followed to success, if any.
-pub async fn roll(
+pub(crate) async fn roll(
     asg: &aws_sdk_autoscaling::Client,
     target: &Target,
     poll: Duration,

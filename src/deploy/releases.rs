@@ -15,7 +15,7 @@ use crate::state::record::{self, Record};
 use crate::state::store::Store;
 
 /// The releases of `env`, newest first.
-pub async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
+pub(crate) async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
     let live = record::latest(store, env).await?;
     let mut rows = vec![];
     for key in store.list(&format!("deployments/{env}/history/")).await? {
@@ -51,7 +51,7 @@ fn row(id: String, rec: &Record, outcome: &str, live: bool) -> Row {
 }
 
 /// Mark each release whose image (an ECR image by digest) is gone from its repository.
-pub async fn mark_images(
+pub(crate) async fn mark_images(
     ecr: &aws_sdk_ecr::Client,
     store: &Store,
     env: &str,
@@ -69,7 +69,7 @@ pub async fn mark_images(
 }
 
 /// Redeploy the release `to` names (default: the one before the live one).
-pub async fn rollback(
+pub(crate) async fn rollback(
     project: &Project,
     stack: &Stack,
     to: Option<&str>,

@@ -12,7 +12,7 @@ fn timeout() -> Duration {
 }
 
 /// Snapshot `db` as `id` and wait until it is available.
-pub async fn take(
+pub(crate) async fn take(
     rds: &aws_sdk_rds::Client,
     db: &str,
     id: &str,
@@ -75,7 +75,7 @@ pub async fn take(
 /// `ours` — the RDS delete handler takes one when the delete request asks for it (its
 /// `DeleteHandler`: `request.getSnapshotRequested()`), named by nobody and expired by nothing —
 /// are deleted and returned, so the final snapshot orch named is the only one the teardown leaves.
-pub async fn delete_unnamed(
+pub(crate) async fn delete_unnamed(
     rds: &aws_sdk_rds::Client,
     db: &str,
     ours: &str,

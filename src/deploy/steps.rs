@@ -14,7 +14,7 @@ use crate::project::Project;
 
 /// A rendered program on disk and its config.
 #[derive(Debug, Clone)]
-pub struct Program {
+pub(crate) struct Program {
     /// The folder holding `Pulumi.yaml` (build/<env>/).
     pub dir: PathBuf,
     /// sha256 of the rendered files.
@@ -22,12 +22,12 @@ pub struct Program {
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, String>,
     /// The private temporary folder `dir` is, for a read-only render (removed with the last clone).
-    pub scratch: Option<std::sync::Arc<crate::render::Private>>,
+    pub _scratch: Option<std::sync::Arc<crate::render::Private>>,
 }
 
 /// An image by digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
+pub(crate) struct ImageRef {
     /// `<registry>/<repository>@sha256:…` — what the program deploys.
     pub uri: String,
     pub digest: String,
@@ -36,7 +36,7 @@ pub struct ImageRef {
     pub prebuilt: bool,
 }
 
-pub trait Steps: Sync {
+pub(crate) trait Steps: Sync {
     /// Render the program into build/<env>/; `recorded` is the stack file of the last recorded
     /// deployment, laid under the rendered keys (a fresh checkout has none on disk).
     fn render(
@@ -82,14 +82,14 @@ pub trait Steps: Sync {
 
 /// The steps `orch up` runs.
 #[derive(Debug, Default)]
-pub struct Wired {
+pub(crate) struct Wired {
     /// An image already in the registry to deploy instead of building (`orch rollback`).
     pinned: Option<ImageRef>,
 }
 
 impl Wired {
     /// Deploy `image` (already pushed) instead of building one.
-    pub fn pinned(image: ImageRef) -> Self {
+    pub(crate) fn pinned(image: ImageRef) -> Self {
         Wired { pinned: Some(image) }
     }
 }
@@ -218,7 +218,7 @@ fn program(
         hash: format!("sha256:{}", rendered.program_hash()),
         config: BTreeMap::new(),
         secrets: BTreeMap::new(),
-        scratch: scratch.map(std::sync::Arc::new),
+        _scratch: scratch.map(std::sync::Arc::new),
     }
 }
 

@@ -12,14 +12,17 @@ use crate::error::OrchError;
 use crate::printer::Printer;
 
 /// How the guarded work ended.
-pub enum Ended<T> {
+pub(crate) enum Ended<T> {
     Done(Result<T, OrchError>),
     Interrupted(Signal),
 }
 
 /// Run `work`; on SIGINT/SIGTERM wait for the children it runs to stop (pulumi cancels
 /// gracefully), then drop it.
-pub async fn guarded<T>(work: impl Future<Output = Result<T, OrchError>>, p: &Printer) -> Ended<T> {
+pub(crate) async fn guarded<T>(
+    work: impl Future<Output = Result<T, OrchError>>,
+    p: &Printer,
+) -> Ended<T> {
     tokio::pin!(work);
     let sig = tokio::select! {
         r = &mut work => return Ended::Done(r),
@@ -45,7 +48,7 @@ pub async fn guarded<T>(work: impl Future<Output = Result<T, OrchError>>, p: &Pr
 }
 
 /// The error an interrupted run exits with (130 for SIGINT, 143 for SIGTERM).
-pub fn interrupted(sig: Signal, command: &str, what: &str) -> OrchError {
+pub(crate) fn interrupted(sig: Signal, command: &str, what: &str) -> OrchError {
     OrchError::Interrupted {
         message: format!("{command} stopped by {sig}: {what}"),
         hint: format!("rerun `{command}`; every step is idempotent and pulumi kept the state of what completed"),

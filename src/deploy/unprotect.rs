@@ -12,11 +12,11 @@ const PROTECTED_TYPES: [&str; 2] =
     ["aws-native:rds:DbInstance", "aws-native:elasticloadbalancingv2:LoadBalancer"];
 
 /// The value a missing deploy-time key gets for the targeted update (never read by its targets).
-pub const PLACEHOLDER: &str = "unused-by-orch-down";
+pub(crate) const PLACEHOLDER: &str = "unused-by-orch-down";
 
 /// A resource `down --unprotect` updates with `pulumi up --target`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The program's name for it (`db`, `loadBalancer`).
     pub name: String,
     pub urn: String,
@@ -29,7 +29,7 @@ fn parse(program: &str) -> Result<Mapping, DeployError> {
 
 /// The protected resources of `program` in stack `stack`. A top-level resource's URN is
 /// `urn:pulumi:<stack>::<project>::<type>::<name>` (its parent is the stack itself).
-pub fn targets(program: &str, stack: &str) -> Result<Vec<Target>, DeployError> {
+pub(crate) fn targets(program: &str, stack: &str) -> Result<Vec<Target>, DeployError> {
     let doc = parse(program)?;
     let project = doc.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     let resources = doc.get("resources").and_then(Value::as_mapping).cloned().unwrap_or_default();
@@ -55,7 +55,7 @@ pub fn targets(program: &str, stack: &str) -> Result<Vec<Target>, DeployError> {
 
 /// The config keys `program` declares without a default that `stack_file` has no value for
 /// (namespaced `<project>:<key>`), with the resources that read each; an error when a target reads one.
-pub fn missing_config(
+pub(crate) fn missing_config(
     program: &str,
     stack_file: &str,
     targets: &[Target],

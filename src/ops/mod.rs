@@ -12,7 +12,7 @@ mod refresh;
 mod report;
 mod status;
 
-pub use report::{Level, Report, Row};
+pub(crate) use report::{Level, Report};
 
 use std::sync::Arc;
 
@@ -74,7 +74,7 @@ fn emit(ctx: &Ctx<'_>, report: &Report, json: bool) -> Result<(), OrchError> {
 }
 
 /// `orch status` for the aws target.
-pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
+pub(crate) async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let spinner = ctx.printer.spinner(format!("reading the state of {}", stack.name));
     let clients = cloud::Clients::new(&stack.region).await;
@@ -86,7 +86,7 @@ pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome,
 }
 
 /// `orch drift` for the aws target.
-pub async fn drift(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
+pub(crate) async fn drift(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
     if stack.target == crate::config::Target::Local {
         return Err(OrchError::failed(
             format!(

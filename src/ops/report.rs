@@ -9,7 +9,7 @@ use crate::verdict::{Envelope, Verdict};
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Level {
+pub(crate) enum Level {
     /// As it should be.
     Ok,
     /// Worth knowing, not a problem (e.g. a newer image is built but not deployed).
@@ -36,7 +36,7 @@ impl Level {
 
 /// One check.
 #[derive(Debug, Clone, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub check: &'static str,
     pub level: Level,
     pub summary: String,
@@ -49,26 +49,26 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(check: &'static str, level: Level, summary: impl Into<String>) -> Self {
+    pub(crate) fn new(check: &'static str, level: Level, summary: impl Into<String>) -> Self {
         Row { check, level, summary: summary.into(), lines: vec![], data: Value::Null }
     }
-    pub fn ok(check: &'static str, summary: impl Into<String>) -> Self {
+    pub(crate) fn ok(check: &'static str, summary: impl Into<String>) -> Self {
         Row::new(check, Level::Ok, summary)
     }
-    pub fn bad(check: &'static str, summary: impl Into<String>) -> Self {
+    pub(crate) fn bad(check: &'static str, summary: impl Into<String>) -> Self {
         Row::new(check, Level::Bad, summary)
     }
-    pub fn error(check: &'static str, summary: impl Into<String>) -> Self {
+    pub(crate) fn error(check: &'static str, summary: impl Into<String>) -> Self {
         Row::new(check, Level::Error, summary)
     }
-    pub fn skipped(check: &'static str, summary: impl Into<String>) -> Self {
+    pub(crate) fn skipped(check: &'static str, summary: impl Into<String>) -> Self {
         Row::new(check, Level::Skipped, summary)
     }
-    pub fn lines(mut self, lines: Vec<String>) -> Self {
+    pub(crate) fn lines(mut self, lines: Vec<String>) -> Self {
         self.lines = lines;
         self
     }
-    pub fn data(mut self, data: impl Serialize) -> Self {
+    pub(crate) fn data(mut self, data: impl Serialize) -> Self {
         self.data = serde_json::to_value(data).unwrap_or(Value::Null);
         self
     }
@@ -76,7 +76,7 @@ impl Row {
 
 /// A whole report.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     pub env: String,
     /// `status` or `drift`.
     pub kind: &'static str,
@@ -87,13 +87,13 @@ pub struct Report {
 
 /// What follows the envelope in an AWS report's `--json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Rows<'a> {
+pub(crate) struct Rows<'a> {
     pub rows: &'a [Row],
 }
 
 impl Report {
     /// The `--json` document: the envelope every `status --json` starts with, then the rows.
-    pub fn document(&self) -> Envelope<Rows<'_>> {
+    pub(crate) fn document(&self) -> Envelope<Rows<'_>> {
         Envelope {
             env: self.env.clone(),
             target: Target::Aws,
@@ -104,12 +104,12 @@ impl Report {
     }
 
     /// The worst level among the rows.
-    pub fn worst(rows: &[Row]) -> Level {
+    pub(crate) fn worst(rows: &[Row]) -> Level {
         rows.iter().map(|r| r.level).max().unwrap_or(Level::Ok)
     }
 
     /// The human table: `CHECK  STATE  SUMMARY`, then indented detail lines.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let width = self.rows.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
         let mut out = format!("{} {}: {}\n", self.kind, self.env, self.verdict);
         for row in &self.rows {
