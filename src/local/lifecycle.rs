@@ -349,7 +349,17 @@ pub(super) async fn down(
         }
         return Ok(Outcome::Ok);
     }
-    match state::inspect(&paths) {
+    // Under the tier's lock: never stop a tier an `up` or a rollback is changing.
+    std::fs::create_dir_all(&paths.dir).map_err(|e| LocalError::io(&paths.dir, e))?;
+    let lock = super::lock(ctx, stack, &paths, "orch down", args.force_unlock).await?;
+    stop(p, &paths);
+    lock.release().await.map_err(LocalError::from)?;
+    Ok(Outcome::Ok)
+}
+
+/// Stop the tier's processes (and leftovers of a killed one); the database is kept.
+fn stop(p: &crate::printer::Printer, paths: &Paths) {
+    match state::inspect(paths) {
         Tier::Running(s) => {
             let n = s.instances.len();
             state::stop_all(&[s.pid], Duration::from_secs(15));
@@ -369,7 +379,6 @@ pub(super) async fn down(
     if paths.db().exists() {
         p.progress(&format!("kept the database {}", paths.db().display()));
     }
-    Ok(Outcome::Ok)
 }
 
 /// The hidden `orch local serve`: the tier in this process.

@@ -177,6 +177,20 @@ pub async fn zone(
     if running(&paths).is_none() {
         return Err(LocalError::NotRunning.into());
     }
+    // Under the tier's lock, like `up`: the drill never races a rollout on the control file.
+    let what = if down { "orch local zone-down" } else { "orch local zone-up" };
+    let lock = super::lock(ctx, stack, &paths, what, false).await?;
+    let result = zone_locked(ctx, &paths, zone, down).await;
+    lock.release().await.map_err(LocalError::from)?;
+    result
+}
+
+async fn zone_locked(
+    ctx: &Ctx<'_>,
+    paths: &Paths,
+    zone: &str,
+    down: bool,
+) -> Result<Outcome, OrchError> {
     let generation = control::update(&paths.control(), |c| {
         if down {
             c.zones_down.insert(zone.to_string());
@@ -187,7 +201,7 @@ pub async fn zone(
     .map_err(|e| LocalError::io(paths.control(), e))?;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
-        if state::read(&paths).is_some_and(|s| s.control_generation >= generation) {
+        if state::read(paths).is_some_and(|s| s.control_generation >= generation) {
             let what = if down {
                 "down: its instances died, launches there fail"
             } else {

@@ -183,13 +183,20 @@ async fn the_tier_is_locked_while_it_changes_and_converging_back_after_a_rollbac
         "the first up holds the tier's lock",
         || lock.exists(),
     );
-    let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("is locked by") && stderr.contains(&format!("pid {}", rolling.id())),
-        "{stderr}"
-    );
+    // So are `down` and the zone drill: none of them races the rollout on the control file.
+    for args in [
+        &["up", "--env", "local", "--detach"][..],
+        &["down", "--env", "local"][..],
+        &["local", "zone-down", "local-a", "--env", "local"][..],
+    ] {
+        let out = tier.orch().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is locked by") && stderr.contains(&format!("pid {}", rolling.id())),
+            "{args:?}: {stderr}"
+        );
+    }
     assert!(rolling.wait().unwrap().success());
     assert!(!lock.exists(), "released");
     let (_, s) = tier.status();
