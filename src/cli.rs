@@ -46,6 +46,12 @@ pub(crate) enum Command {
     /// source and date); usage-driven items from the stack's `cost:` assumptions. A resource type
     /// that is neither priced nor known to be free stops with exit 2.
     Cost(ReportArgs),
+    /// The error budget of the stack's `slo:` objective: requests, failures, budget spent, burn
+    /// rates over 1 h and 6 h, p99 latency (exit 1 when the budget is exhausted)
+    ///
+    /// Local: from the load balancer's access log. `orch up` refuses while the budget is exhausted,
+    /// unless `--force`.
+    Slo(ReportArgs),
     /// Build the app's OCI image into build/<env>/image/ (and push it with --push)
     Build(BuildArgs),
     /// Run the acceptance suite against a deployed URL

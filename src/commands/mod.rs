@@ -10,6 +10,7 @@ pub(crate) mod logs;
 pub(crate) mod releases;
 pub(crate) mod render;
 pub(crate) mod rollback;
+pub(crate) mod slo;
 pub(crate) mod status;
 pub(crate) mod up;
 pub(crate) mod verify;
@@ -29,6 +30,7 @@ pub(crate) async fn run(cli: Cli, printer: &Printer) -> Result<Outcome, OrchErro
         Command::Render => render::run(&ctx).await,
         Command::Check(args) => check::run(&ctx, args).await,
         Command::Cost(args) => cost::run(&ctx, args).await,
+        Command::Slo(args) => slo::run(&ctx, args).await,
         Command::Build(args) => build::run(&ctx, args).await,
         Command::Verify(args) => verify::run(&ctx, args).await,
         Command::Down(args) => down::run(&ctx, args).await,

@@ -6,6 +6,7 @@ mod inputs;
 mod load;
 mod locate;
 mod shared;
+mod slo;
 mod validate;
 
 pub use backend::Backend;
@@ -14,6 +15,7 @@ pub use inputs::is_env_name;
 pub use load::{load, load_str, ConfigError, Problem};
 pub use locate::locate;
 pub use shared::check_shared_repository;
+pub use slo::SloSettings;
 pub use validate::{is_ami_id, is_dns_name};
 
 use serde::{Deserialize, Serialize};
@@ -69,6 +71,9 @@ pub struct Stack {
     /// The usage `orch cost` assumes, and an optional monthly budget `orch check` holds the program to.
     #[serde(default)]
     pub cost: Option<CostSettings>,
+    /// The service-level objective the error budget is counted against (`orch slo`).
+    #[serde(default)]
+    pub slo: Option<SloSettings>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ pub(super) fn validate(stack: &Stack) -> Vec<Problem> {
     backend(stack, &mut out);
     super::inputs::check(stack, &mut out);
     cost(stack, &mut out);
+    slo(stack, &mut out);
     out.0
 }
 
@@ -333,6 +334,17 @@ fn cost(s: &Stack, out: &mut Problems) {
             format!("{b} is not a positive amount of US dollars"),
         );
     }
+}
+
+fn slo(s: &Stack, out: &mut Problems) {
+    let Some(o) = &s.slo else { return };
+    out.check(
+        o.availability.is_finite() && o.availability > 0.0 && o.availability < 100.0,
+        "slo.availability",
+        format!("{} is not a percentage above 0 and below 100 (e.g. 99.9)", o.availability),
+    );
+    out.check((1..=60_000).contains(&o.latency_p99_ms), "slo.latency_p99_ms", "must be 1–60000 ms");
+    out.check((1..=90).contains(&o.window_days), "slo.window_days", "must be 1–90 days");
 }
 
 fn backend(s: &Stack, out: &mut Problems) {

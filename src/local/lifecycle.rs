@@ -35,6 +35,26 @@ pub(super) async fn up(
     let (http_url, https_url) = serve::urls(local.http_port, local.https_port);
     let p = ctx.printer;
 
+    // The error budget gate: while the objective's budget is spent, no new deploy (`--force`
+    // deploys anyway and says so).
+    if let Some(slo) = &stack.slo {
+        let budget = super::slo::budget(&paths, slo);
+        if budget.exhausted && !args.force {
+            p.warn(&format!(
+                "refused: the error budget is exhausted: {}; nothing was changed (`orch slo --env {}` shows it, `orch up --force` deploys anyway)",
+                budget.summary(),
+                stack.name
+            ));
+            return Ok(Outcome::Finding);
+        }
+        if budget.exhausted {
+            p.warn(&format!(
+                "deploying past an exhausted error budget (--force): {}",
+                budget.summary()
+            ));
+        }
+    }
+
     if args.dry_run {
         let states: Vec<ZoneState> = zone_list.iter().map(|z| ZoneState::up(&z.name)).collect();
         p.data(&format!(

@@ -15,6 +15,7 @@ pub mod release;
 mod releases;
 mod report;
 pub mod serve;
+pub(crate) mod slo;
 pub mod state;
 
 use std::path::{Path, PathBuf};

@@ -387,3 +387,77 @@ fn a_bad_stack_is_a_clear_error_and_starts_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ORCH_TEST_NO_SUCH_URL"));
     assert!(!port_open(tier.http) && !port_open(tier.https));
 }
+
+/// `orch slo` counts the error budget from the load balancer's access log, and `orch up` refuses
+/// while it is exhausted unless `--force`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_error_budget_is_counted_from_the_access_log_and_gates_up() {
+    let tier = Tier::scratch();
+    let stack = tier.scratch.read("stacks/local.yaml");
+    tier.scratch.write(
+        "stacks/local.yaml",
+        &format!("{stack}slo:\n  availability: 99\n  latency_p99_ms: 300\n  window_days: 30\n"),
+    );
+    tier.up();
+    let client = tier.client();
+    let slo = || {
+        let out = tier.orch().args(["slo", "--env", "local", "--json"]).output().unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default(),
+        )
+    };
+    for _ in 0..50 {
+        assert_eq!(client.get(tier.https("/")).send().await.unwrap().status(), 200);
+    }
+    crate::support::wait_until(Duration::from_secs(10), "50 requests in the access log", || {
+        slo().1["requests"].as_u64() >= Some(50)
+    });
+    let (code, b) = slo();
+    assert_eq!(
+        (code, b["errors"].as_u64(), b["exhausted"].as_bool()),
+        (Some(0), Some(0), Some(false)),
+        "{b:#}"
+    );
+
+    // Both zones down: the balancer answers 503 itself, and each one is a failed request.
+    for zone in ["local-a", "local-b"] {
+        tier.orch().args(["local", "zone-down", zone, "--env", "local"]).assert().success();
+    }
+    for _ in 0..10 {
+        assert_eq!(client.get(tier.https("/")).send().await.unwrap().status(), 503);
+    }
+    for zone in ["local-a", "local-b"] {
+        tier.orch().args(["local", "zone-up", zone, "--env", "local"]).assert().success();
+    }
+    crate::support::wait_until(Duration::from_secs(10), "the 503s in the access log", || {
+        slo().1["errors"].as_u64() >= Some(10)
+    });
+    let (code, b) = slo();
+    assert_eq!((code, b["exhausted"].as_bool()), (Some(1), Some(true)), "{b:#}");
+    assert!(b["spent_percent"].as_f64().unwrap() > 100.0, "{b:#}");
+    let text = tier.orch().args(["slo", "--env", "local"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("exhausted"));
+
+    // `up` refuses with the numbers, changing nothing; `--force` deploys anyway.
+    let out = tier.orch().args(["up", "--env", "local", "--detach"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error budget is exhausted") && stderr.contains("requests failed"),
+        "{stderr}"
+    );
+    let out = tier.orch().args(["up", "--env", "local", "--detach", "--force"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("past an exhausted error budget"), "{stderr}");
+
+    // A bad objective is a config error naming its key.
+    tier.scratch.write(
+        "stacks/local.yaml",
+        &format!("{stack}slo:\n  availability: 100\n  latency_p99_ms: 300\n"),
+    );
+    let out = tier.orch().args(["slo", "--env", "local"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("slo.availability"));
+}
