@@ -3,7 +3,7 @@
 # ORCH_TEST_* variables exported) and stop them afterwards: the way to run a part of the suite.
 #
 #   scripts/with-services.sh cargo test -p orch --test it -- deploy::
-#   MOTO_PORT=56500 PG_PORT=56432 REGISTRY_PORT=56000 scripts/with-services.sh …   # beside a running suite
+#   (beside a running suite the servers take free ports by themselves)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: scripts/with-services.sh COMMAND [ARGS…]" >&2; exit 2; }

@@ -2,9 +2,19 @@
 # Sourced by scripts/test.sh; exports the ORCH_TEST_* variables the tests read.
 
 SERVICES_DIR=${SERVICES_DIR:-$(mktemp -d /tmp/orch-test.XXXXXX)}
-PG_PORT=${PG_PORT:-55432}
-REGISTRY_PORT=${REGISTRY_PORT:-55000}
-MOTO_PORT=${MOTO_PORT:-55500}
+
+# A port for a server: the one asked for ($1) when nothing listens there, else a free one the kernel
+# picks (another suite, or a server not yet gone, may hold the usual port).
+port_for() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  else
+    echo "$1"
+  fi
+}
+PG_PORT=$(port_for "${PG_PORT:-55432}")
+REGISTRY_PORT=$(port_for "${REGISTRY_PORT:-55000}")
+MOTO_PORT=$(port_for "${MOTO_PORT:-55500}")
 
 wait_port() { # host port what
   for _ in $(seq 1 100); do
