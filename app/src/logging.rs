@@ -130,7 +130,12 @@ fn writer(rx: Receiver<Msg>, out: impl Write, dropped: &AtomicU64) {
             match rx.try_recv() {
                 Ok(Msg::Line { bytes, immediate }) => {
                     let _ = out.write_all(&bytes);
-                    flush_now |= immediate;
+                    if immediate {
+                        // Right after it, before the rest of the queue (a stalled stdout then
+                        // holds the writer here and the queue's bound applies at once).
+                        let _ = out.flush();
+                        last_flush = Instant::now();
+                    }
                 }
                 Ok(Msg::Flush(ack)) => {
                     let _ = out.flush();
