@@ -460,4 +460,6 @@ async fn the_error_budget_is_counted_from_the_access_log_and_gates_up() {
     let out = tier.orch().args(["slo", "--env", "local"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("slo.availability"));
+    // A valid stack again, so that dropping the tier (`orch down`) can stop it.
+    tier.scratch.write("stacks/local.yaml", &stack);
 }
