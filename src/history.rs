@@ -23,6 +23,12 @@ pub struct Row {
     /// AWS: whether the release's image is still in its ECR repository (None: not looked up).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_present: Option<bool>,
+    /// A canary's judged steps (samples, ratios, p99s, verdicts), when it rolled out as one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub canary: Vec<crate::canary::StepAnalysis>,
+    /// Why it was deployed with `--force`, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forced: Option<String>,
     /// What the release runs, for telling two releases apart (local: the release id, which covers
     /// image and environment; AWS: image digest and AMI).
     #[serde(skip)]
@@ -96,6 +102,8 @@ mod tests {
             by: "me@here".into(),
             live,
             image_present: None,
+            canary: vec![],
+            forced: None,
             runs: digest.into(),
         }
     }

@@ -2,6 +2,7 @@
 //! (through Pulumi YAML) or on one machine (`--env local`).
 pub(crate) mod atomic;
 pub mod aws;
+pub mod canary;
 pub mod check;
 pub(crate) mod cli;
 pub(crate) mod clock;

@@ -106,6 +106,14 @@ pub struct Config {
     #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 1_500)]
     pub db_acquire_timeout_ms: u64,
 
+    /// Drill: percent of `GET /` answered with 500, spread evenly (health checks untouched).
+    #[arg(long, env = "FAULT_ERROR_PERCENT", default_value_t = 0.0)]
+    pub fault_error_percent: f64,
+
+    /// Drill: milliseconds added to every `GET /` (health checks untouched).
+    #[arg(long, env = "FAULT_DELAY_MS", default_value_t = 0)]
+    pub fault_delay_ms: u64,
+
     /// Self-check: GET this HTTPS URL trusting only SSL_CERT_FILE's CAs, print the status, exit.
     #[arg(long, hide = true, value_name = "URL")]
     pub probe: Option<String>,
@@ -132,6 +140,10 @@ impl Config {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             body_limit: self.body_limit_bytes,
             message_ttl: Duration::from_millis(self.message_ttl_ms),
+            fault: crate::fault::FaultSettings {
+                error_percent: self.fault_error_percent,
+                delay: Duration::from_millis(self.fault_delay_ms),
+            },
         }
     }
 

@@ -40,6 +40,9 @@ pub async fn index(
     if !state.is_db_ready() {
         return Err(AppError::Unavailable("database not ready yet"));
     }
+    if state.faults().apply().await {
+        return Err(AppError::Internal("injected fault (FAULT_ERROR_PERCENT)".into()));
+    }
     let message = state.message().await?;
     let hits = state.hits().record();
     let body = IndexBody {

@@ -16,6 +16,7 @@ pub mod conn;
 pub mod db;
 pub mod edge;
 pub mod error;
+pub mod fault;
 pub mod handlers;
 pub mod hits;
 pub mod identity;

@@ -28,6 +28,8 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Freshness bound of the cached greeting (zero: read the DB per request).
     pub message_ttl: Duration,
+    /// Injected faults for release drills (none by default).
+    pub fault: crate::fault::FaultSettings,
 }
 
 impl Default for HttpSettings {
@@ -36,6 +38,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(10),
             body_limit: 64 * 1024,
             message_ttl: Duration::from_millis(1_000),
+            fault: crate::fault::FaultSettings::default(),
         }
     }
 }
@@ -47,6 +50,7 @@ struct Inner {
     hits: HitCounter,
     messages: MessageCache,
     http: HttpSettings,
+    faults: crate::fault::Faults,
     ready: AtomicBool,
     ready_tx: watch::Sender<bool>,
 }
@@ -90,6 +94,7 @@ impl AppState {
                 db,
                 hits: HitCounter::new(),
                 messages: MessageCache::new(http.message_ttl),
+                faults: crate::fault::Faults::new(http.fault),
                 http,
                 ready: AtomicBool::new(false),
                 ready_tx,
@@ -122,6 +127,10 @@ impl AppState {
     /// The greeting: cached while fresh, else read from the database.
     pub async fn message(&self) -> Result<Arc<str>, sqlx::Error> {
         self.inner.messages.get(&self.inner.db).await
+    }
+
+    pub fn faults(&self) -> &crate::fault::Faults {
+        &self.inner.faults
     }
 
     pub fn http(&self) -> &HttpSettings {

@@ -247,3 +247,30 @@ async fn message_changes_show_up_within_the_freshness_bound() {
         assert!(body.contains("changed &#60;b&#62;"), "ttl {ttl_ms}: {body}");
     }
 }
+
+#[tokio::test]
+async fn injected_faults_fail_and_slow_the_index_but_never_the_health_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let fault = app::fault::FaultSettings { error_percent: 50.0, delay: Duration::from_millis(50) };
+    let state = sqlite_state_unprepared(&dir, HttpSettings { fault, ..HttpSettings::default() });
+    state.prepare_db().await.unwrap();
+    let app = app::router(state);
+    let started = std::time::Instant::now();
+    let mut statuses = vec![];
+    for _ in 0..4 {
+        statuses.push(send(&app, get("/")).await.0.as_u16());
+    }
+    assert_eq!(statuses, [200, 500, 200, 500], "one in two, spread evenly");
+    assert!(started.elapsed() >= Duration::from_millis(200), "each waited the delay");
+    let (status, _, body) = send(&app, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Hello from the database!"));
+    let (status, _, body) = send(&app, get("/")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains(r#"data-status="500""#), "our error page: {body}");
+    for path in ["/healthz", "/readyz"] {
+        let quick = std::time::Instant::now();
+        assert_eq!(send(&app, get(path)).await.0, StatusCode::OK, "{path}");
+        assert!(quick.elapsed() < Duration::from_millis(50), "{path} is not delayed");
+    }
+}

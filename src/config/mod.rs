@@ -5,6 +5,7 @@ mod cost;
 mod inputs;
 mod load;
 mod locate;
+mod rollout;
 mod shared;
 mod slo;
 mod validate;
@@ -14,6 +15,7 @@ pub use cost::{CostSettings, Profile};
 pub use inputs::is_env_name;
 pub use load::{load, load_str, ConfigError, Problem};
 pub use locate::locate;
+pub use rollout::{RolloutSettings, Strategy};
 pub use shared::check_shared_repository;
 pub use slo::SloSettings;
 pub use validate::{is_ami_id, is_dns_name};
@@ -74,6 +76,9 @@ pub struct Stack {
     /// The service-level objective the error budget is counted against (`orch slo`).
     #[serde(default)]
     pub slo: Option<SloSettings>,
+    /// How a new release replaces the running one (`rolling`, or `canary` steps judged against `slo`).
+    #[serde(default)]
+    pub rollout: RolloutSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -15,6 +15,9 @@ pub(super) fn validate(stack: &Stack) -> Vec<Problem> {
     super::inputs::check(stack, &mut out);
     cost(stack, &mut out);
     slo(stack, &mut out);
+    for (key, message) in super::rollout::problems(&stack.rollout, stack.slo.is_some()) {
+        out.add(key, message);
+    }
     out.0
 }
 

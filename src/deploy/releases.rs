@@ -46,6 +46,8 @@ fn row(id: String, rec: &Record, outcome: &str, live: bool) -> Row {
         by: rec.by.clone().unwrap_or_else(|| "-".into()),
         live,
         image_present: None,
+        canary: vec![],
+        forced: None,
         runs: format!("{} {}", rec.image_digest, rec.ami.as_deref().unwrap_or("")),
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Requests for the supervisor.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Control {
     /// Zones taken down by the drill: their instances die and launches there fail.
     #[serde(default)]
@@ -23,7 +23,7 @@ pub struct Control {
 }
 
 /// A release asked for, with the generation of the request (acted on once).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseRequest {
     pub release: super::release::Release,
     /// Who asked (user@host).
@@ -33,6 +33,12 @@ pub struct ReleaseRequest {
     pub revision: String,
     /// The control generation that carried the request.
     pub generation: u64,
+    /// Roll out as a canary (None: rolling).
+    #[serde(default)]
+    pub canary: Option<crate::canary::CanaryPlan>,
+    /// Why it is deployed with `--force`, kept in the release record.
+    #[serde(default)]
+    pub forced: Option<String>,
 }
 
 pub fn read(path: &Path) -> Control {

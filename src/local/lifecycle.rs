@@ -37,6 +37,7 @@ pub(super) async fn up(
 
     // The error budget gate: while the objective's budget is spent, no new deploy (`--force`
     // deploys anyway and says so).
+    let mut forced = None;
     if let Some(slo) = &stack.slo {
         let budget = super::slo::budget(&paths, slo);
         if budget.exhausted && !args.force {
@@ -48,10 +49,10 @@ pub(super) async fn up(
             return Ok(Outcome::Finding);
         }
         if budget.exhausted {
-            p.warn(&format!(
-                "deploying past an exhausted error budget (--force): {}",
-                budget.summary()
-            ));
+            let why =
+                format!("deployed past an exhausted error budget (--force): {}", budget.summary());
+            p.warn(&why);
+            forced = Some(why);
         }
     }
 
@@ -70,13 +71,13 @@ pub(super) async fn up(
     // Under the tier's lock: a second `up` (or `rollback`) is refused naming this one, never
     // racing it on the control file or taking its starting supervisor for a leftover.
     let lock = super::lock(ctx, stack, &paths, "orch up", args.force_unlock).await?;
-    let result = up_locked(ctx, stack, args, &paths).await;
+    let result = up_locked(ctx, stack, args, &paths, forced).await;
     lock.release().await.map_err(LocalError::from)?;
     match result? {
-        Up::Done(state) => {
+        Up::Done(state, aborted) => {
             let passed = verify_tier(ctx, &state).await;
             print_urls(ctx, &state);
-            Ok(Outcome::finding_if(!passed))
+            Ok(Outcome::finding_if(!passed || aborted))
         }
         // The foreground tier runs on after the lock is released: `up` then only waits.
         Up::Foreground(child, state) => foreground(ctx, child, &state).await,
@@ -85,7 +86,8 @@ pub(super) async fn up(
 
 /// What the locked part of `up` leaves: a tier to verify, or a foreground one to wait for.
 enum Up {
-    Done(State),
+    /// The tier as it runs, and whether a canary was aborted (the previous release serves).
+    Done(State, bool),
     Foreground(Child, State),
 }
 
@@ -94,12 +96,14 @@ async fn up_locked(
     stack: &Stack,
     args: &UpOptions,
     paths: &Paths,
+    forced: Option<String>,
 ) -> Result<Up, OrchError> {
     let project = ctx.project()?;
     let p = ctx.printer;
     let paths = paths.clone();
     // A history that does not parse stops the run before anything changes (it is never replaced).
     release::history(&paths.releases())?;
+    let mut aborted = false;
     let state = match state::inspect(&paths) {
         Tier::Running(state) => {
             p.progress(&format!(
@@ -110,7 +114,8 @@ async fn up_locked(
                 artifact::resolve(&project, stack, &Duct, p).map_err(LocalError::from)?;
             let wanted = release_of(stack, &artifact);
             if wanted.id != state.release.id || state.release.outcome != Status::Deployed {
-                roll_out(ctx, stack, &paths, wanted).await?;
+                let how = How { canary: crate::canary::CanaryPlan::of(stack), forced };
+                aborted = roll_out(ctx, stack, &paths, wanted, how).await?.is_some();
             }
             let generation =
                 control::update(&paths.control(), |c| c.desired = Some(stack.instances.desired))
@@ -143,6 +148,8 @@ async fn up_locked(
                         seconds: started.elapsed().as_secs_f64(),
                         program: first.program,
                         env: first.env,
+                        analysis: vec![],
+                        forced,
                     };
                     if let Err(e) = release::record(&paths.releases(), entry) {
                         p.warn(&format!("recording the release: {e}"));
@@ -160,7 +167,7 @@ async fn up_locked(
             }
         }
     };
-    Ok(Up::Done(state))
+    Ok(Up::Done(state, aborted))
 }
 
 /// The release `artifact` makes for `stack`: the image's program and environment plus `instances.env`.
@@ -170,29 +177,50 @@ pub(super) fn release_of(stack: &Stack, artifact: &Artifact) -> Release {
     Release::new(&artifact.digest, artifact.program.clone(), env)
 }
 
-/// Ask the running supervisor to roll `wanted` out and wait for the outcome: Ok when every
-/// instance runs it, an error naming the failed checks and the logs when it was rolled back.
+/// How a release rolls out: as a canary or rolling, and why it was forced, if it was.
+#[derive(Debug, Default)]
+pub(super) struct How {
+    pub canary: Option<crate::canary::CanaryPlan>,
+    pub forced: Option<String>,
+}
+
+/// Ask the running supervisor to roll `wanted` out and wait for the outcome: Ok(None) when every
+/// instance runs it, Ok(Some(reason)) when its canary was aborted (the analysis printed), an error
+/// naming the failed checks and the logs when it was rolled back.
 pub(super) async fn roll_out(
     ctx: &Ctx<'_>,
     stack: &Stack,
     paths: &Paths,
     wanted: Release,
-) -> Result<(), LocalError> {
+    how: How,
+) -> Result<Option<String>, LocalError> {
     let p = ctx.printer;
     let id = wanted.id.clone();
     let revision = ctx.project().map(|pr| pr.revision(&Duct)).unwrap_or_else(|_| "unknown".into());
-    p.progress(&format!("rolling out release {id} ({})", wanted.short_digest()));
+    let canary_time = how.canary.as_ref().map(|c| c.longest()).unwrap_or_default();
+    match &how.canary {
+        Some(c) => p.progress(&format!(
+            "rolling out release {id} ({}) as a canary: steps {:?} % of traffic, {} s each",
+            wanted.short_digest(),
+            c.steps,
+            c.bake_seconds
+        )),
+        None => p.progress(&format!("rolling out release {id} ({})", wanted.short_digest())),
+    }
     let generation = control::update(&paths.control(), |c| {
         c.release = Some(ReleaseRequest {
             release: wanted,
             by: crate::host::who(),
             revision: revision.clone(),
             generation: c.generation + 1,
+            canary: how.canary.clone(),
+            forced: how.forced.clone(),
         });
     })
     .map_err(|e| LocalError::io(paths.control(), e))?;
     let per_instance = u64::from(stack.health_check.grace_period_seconds) + 10;
-    let within = Duration::from_secs(30 + per_instance * u64::from(stack.instances.max.max(1)));
+    let within = Duration::from_secs(30 + per_instance * u64::from(stack.instances.max.max(1)))
+        + canary_time;
     let spinner = p.spinner(format!("rolling out release {id}"));
     let start = Instant::now();
     let result = loop {
@@ -200,10 +228,16 @@ pub(super) async fn roll_out(
             if s.release.generation >= generation && s.release.outcome != Status::Rolling {
                 break Ok(s.release);
             }
-            spinner.set_message(format!(
-                "rolling out release {id}: {} instance(s) replaced",
-                s.release.replaced
-            ));
+            spinner.set_message(match &s.release.canary {
+                Some(c) => format!(
+                    "canary of release {id}: step {}/{} ({} % of traffic), {:.0}/{} s, {} request(s)",
+                    c.step, c.steps, c.percent, c.seconds, c.bake_seconds, c.canary.requests
+                ),
+                None => format!(
+                    "rolling out release {id}: {} instance(s) replaced",
+                    s.release.replaced
+                ),
+            });
         }
         if start.elapsed() > within {
             break Err(LocalError::NotHealthy {
@@ -215,6 +249,12 @@ pub(super) async fn roll_out(
     };
     spinner.finish_and_clear();
     let view = result?;
+    if !view.analysis.is_empty() {
+        p.progress(&format!(
+            "canary analysis of release {id}:\n{}",
+            crate::canary::table(&view.analysis)
+        ));
+    }
     match view.outcome {
         Status::Deployed => {
             p.progress(&format!(
@@ -222,7 +262,12 @@ pub(super) async fn roll_out(
                 view.replaced,
                 start.elapsed().as_secs_f64()
             ));
-            Ok(())
+            Ok(None)
+        }
+        Status::Aborted => {
+            let reason = view.reason.unwrap_or_else(|| format!("release {id} aborted"));
+            p.warn(&format!("{reason}; the previous release serves every request"));
+            Ok(Some(reason))
         }
         _ => Err(LocalError::RolledBack {
             reason: view.reason.unwrap_or_else(|| format!("release {id} rolled back")),

@@ -49,10 +49,13 @@ pub enum Status {
     Deployed,
     /// Its instances failed their health checks; the previous release keeps serving.
     RolledBack,
+    /// Its canary was judged worse than the baseline (or could not be judged); the previous
+    /// release keeps serving.
+    Aborted,
 }
 
 /// The release the supervisor targets, as `state.json` records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseView {
     pub id: String,
     pub digest: String,
@@ -64,6 +67,12 @@ pub struct ReleaseView {
     pub generation: u64,
     /// Instances replaced so far.
     pub replaced: u32,
+    /// The canary step in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::local::group::canary::CanaryProgress>,
+    /// The canary's judged steps (once the rollout ended).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<crate::canary::StepAnalysis>,
 }
 
 /// One line of the release history.
@@ -85,6 +94,12 @@ pub struct Entry {
     /// The program, to roll back to without a build.
     pub program: PathBuf,
     pub env: Vec<(String, String)>,
+    /// A canary's judged steps: samples, ratios, p99s and verdicts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<crate::canary::StepAnalysis>,
+    /// Why it was deployed with `--force` (an exhausted error budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<String>,
 }
 
 /// The history at `path`, oldest first: empty when there is no file yet; a file that cannot be
@@ -144,6 +159,8 @@ mod tests {
             seconds: 1.0,
             program: "/p".into(),
             env: vec![],
+            analysis: vec![],
+            forced: None,
         };
         record(&path, e.clone()).unwrap();
         record(&path, Entry { outcome: Status::RolledBack, ..e.clone() }).unwrap();

@@ -41,11 +41,14 @@ pub(super) fn list(paths: &state::Paths) -> Result<Vec<Row>, LocalError> {
                 Status::Deployed => "deployed",
                 Status::RolledBack => "rolled_back",
                 Status::Rolling => "rolling",
+                Status::Aborted => "aborted",
             }
             .into(),
             by: e.by.clone(),
             live: Some(i) == newest_live,
             image_present: None,
+            canary: e.analysis.clone(),
+            forced: e.forced.clone(),
             runs: e.id.clone(),
         })
         .collect())
@@ -103,6 +106,7 @@ async fn rollback_locked(
         wanted.short_digest(),
         entry.revision
     ));
-    lifecycle::roll_out(ctx, stack, paths, wanted).await?;
+    // Back to a release that ran: no canary, and the history says why it ran then.
+    lifecycle::roll_out(ctx, stack, paths, wanted, lifecycle::How::default()).await?;
     Ok(Outcome::Ok)
 }

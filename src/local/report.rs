@@ -64,6 +64,9 @@ pub(super) async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<O
                 .unwrap_or_default(),
             r.reason.as_deref().map(|why| format!(" — {why}")).unwrap_or_default()
         ));
+        if let Some(c) = &r.canary {
+            p.data(&canary_line(c));
+        }
         if let Some(sc) = &state.scaling {
             p.data(&scaling_line(sc));
         }
@@ -231,4 +234,27 @@ pub(super) fn verify_options(ctx: &Ctx<'_>, state: &State, requests: u32) -> ver
             .ok()
             .and_then(|p| verify::marker_from_page(&p.pages_dir().join("404.html"))),
     }
+}
+
+/// The canary step in progress and its numbers so far.
+fn canary_line(c: &crate::local::group::canary::CanaryProgress) -> String {
+    let show = |s: &crate::canary::Sample| {
+        format!(
+            "{} requests, {:.2} % 5xx, p99 {}",
+            s.requests,
+            s.error_ratio() * 100.0,
+            s.p99_ms.map(|v| format!("{v:.1} ms")).unwrap_or("-".into())
+        )
+    };
+    format!(
+        "canary step {}/{} at {} % of traffic, {:.0}/{} s ({}): canary {}; baseline {}",
+        c.step,
+        c.steps,
+        c.percent,
+        c.seconds,
+        c.bake_seconds,
+        c.state,
+        show(&c.canary),
+        show(&c.baseline)
+    )
 }

@@ -1,6 +1,7 @@
 //! The one integration test binary: each module drives `orch` (or its library) for one capability.
 mod support;
 
+mod canary;
 mod check;
 mod cli;
 mod config;

@@ -11,7 +11,7 @@ use crate::support::Tier;
 
 impl Tier {
     /// Give every instance `env` (the stack's `instances.env`): a new release.
-    fn set_env(&self, env: &[(&str, &str)]) {
+    pub(crate) fn set_env(&self, env: &[(&str, &str)]) {
         let stack = self.scratch.read("stacks/local.yaml");
         let mut out = String::new();
         let mut in_env = false;

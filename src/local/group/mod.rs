@@ -5,6 +5,7 @@
 //! group (`super::lb::pool`) and knows nothing else of the load balancer.
 pub mod autoscale;
 pub mod backoff;
+pub mod canary;
 pub mod health;
 pub mod launcher;
 mod rollout;

@@ -4,11 +4,15 @@
 //! checks, then drain the old one (out of rotation first; SIGTERM after a short delay so requests
 //! already routed to it finish; SIGKILL after the stop grace). Instances in service never drop below
 //! desired. A new instance that exits, or is not healthy within `grace_period_seconds`, rolls the
-//! release back: every instance of it is terminated and the previous release keeps serving.
+//! release back: every instance of it is terminated and the previous release keeps serving. A
+//! canary rollout (`rollout.strategy: canary`) holds the first replacement in the canary phase
+//! ([`super::canary`]) until every step has passed, or aborts it.
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::canary::{CanaryRun, Next};
 use super::supervisor::Supervisor;
+use crate::canary::StepAnalysis;
 use crate::local::release::{Entry, Release, Status};
 
 /// How long a drained instance stays out of rotation before it gets SIGTERM.
@@ -17,7 +21,7 @@ const DRAIN_DELAY: Duration = Duration::from_millis(500);
 /// A rollout in progress.
 #[derive(Debug)]
 pub(in crate::local) struct Rollout {
-    to: Arc<Release>,
+    pub(in crate::local) to: Arc<Release>,
     from: Arc<Release>,
     generation: u64,
     by: String,
@@ -27,6 +31,12 @@ pub(in crate::local) struct Rollout {
     /// Old instances out of rotation, waiting for their SIGTERM.
     draining: Vec<(String, Instant)>,
     replaced: u32,
+    /// The canary phase, until promoted (None for a rolling rollout, and after promotion).
+    pub(in crate::local) canary: Option<CanaryRun>,
+    /// The canary's judged steps, kept with the release.
+    pub(in crate::local) analysis: Vec<StepAnalysis>,
+    /// Why it was deployed with `--force`, if it was.
+    forced: Option<String>,
 }
 
 #[derive(Debug)]
@@ -40,7 +50,14 @@ impl Supervisor {
     /// Start rolling `release` out (asked by control generation `generation`, by `by`). A release
     /// already targeted is ignored; a rollout in progress is rolled back first.
     pub fn start_rollout(&mut self, req: crate::local::control::ReleaseRequest) {
-        let crate::local::control::ReleaseRequest { release, by, revision, generation } = req;
+        let crate::local::control::ReleaseRequest {
+            release,
+            by,
+            revision,
+            generation,
+            canary,
+            forced,
+        } = req;
         if release.id == self.release.id && self.rollout.is_none() {
             // Already what runs (after a rolled-back release too): deployed, nothing to replace.
             self.release_view = crate::local::release::ReleaseView {
@@ -50,6 +67,8 @@ impl Supervisor {
                 reason: None,
                 generation,
                 replaced: 0,
+                canary: None,
+                analysis: vec![],
             };
             return;
         }
@@ -68,7 +87,11 @@ impl Supervisor {
             reason: None,
             generation,
             replaced: 0,
+            canary: None,
+            analysis: vec![],
         };
+        let canary = canary.map(|plan| CanaryRun::start(plan, &self.release.id, &to.id));
+        self.pool.set_split(canary.as_ref().map(CanaryRun::split));
         self.rollout = Some(Rollout {
             from: std::mem::replace(&mut self.release, to.clone()),
             to,
@@ -79,6 +102,9 @@ impl Supervisor {
             step: None,
             draining: vec![],
             replaced: 0,
+            canary,
+            analysis: vec![],
+            forced,
         });
     }
 
@@ -107,6 +133,10 @@ impl Supervisor {
                     format!("its instance {} exited before passing health checks", step.new_id);
                 return self.fail(r, why);
             }
+            if !healthy && r.canary.as_ref().is_some_and(CanaryRun::serving) {
+                let why = format!("its canary instance {} failed its health checks", step.new_id);
+                return self.fail(r, why);
+            }
             if !healthy && step.launched.elapsed() > self.grace {
                 let why = format!(
                     "its instance {} did not pass health checks within {} s",
@@ -120,6 +150,16 @@ impl Supervisor {
                 return;
             }
             let old_id = step.old_id.clone();
+            if r.canary.is_some() {
+                match self.canary_tick(&mut r) {
+                    Next::Watch => {
+                        self.rollout = Some(r);
+                        return;
+                    }
+                    Next::Abort(why) => return self.abort(r, why),
+                    Next::Promote => {}
+                }
+            }
             self.pool.deregister(&old_id);
             r.draining.push((old_id, Instant::now()));
             r.replaced += 1;
@@ -153,9 +193,21 @@ impl Supervisor {
         }
     }
 
-    /// The release failed: terminate its instances, put the drained old ones back, keep serving
-    /// the previous release.
+    /// The canary failed: all traffic back on the baseline at once, the canary retired.
+    fn abort(&mut self, r: Rollout, why: String) {
+        self.undo(r, Status::Aborted, why);
+    }
+
+    /// The release failed its health checks: roll it back.
     fn fail(&mut self, r: Rollout, why: String) {
+        self.undo(r, Status::RolledBack, why);
+    }
+
+    /// Terminate the release's instances, put the drained old ones back, keep serving the previous
+    /// release.
+    fn undo(&mut self, r: Rollout, outcome: Status, why: String) {
+        self.pool.set_split(None);
+        self.release_view.canary = None;
         let new: Vec<String> = self
             .running
             .iter()
@@ -181,11 +233,12 @@ impl Supervisor {
         // Reaped instances' logs are kept under instances/retired/ (Launcher::retire).
         let logs = ids.iter().map(|id| format!("instances/retired/{id}.log")).collect::<Vec<_>>();
         let reason = format!(
-            "release {} rolled back: {why}; read {} under the tier's folder",
+            "release {} {}: {why}; read {} under the tier's folder",
             r.to.id,
+            if outcome == Status::Aborted { "aborted" } else { "rolled back" },
             if logs.is_empty() { "serve.log".into() } else { logs.join(", ") }
         );
-        self.finish(r, Status::RolledBack, Some(reason));
+        self.finish(r, outcome, Some(reason));
     }
 
     fn finish(&mut self, r: Rollout, outcome: Status, reason: Option<String>) {
@@ -197,6 +250,7 @@ impl Supervisor {
         self.release_view.outcome = outcome.clone();
         self.release_view.reason = reason.clone();
         self.release_view.generation = r.generation;
+        self.release_view.analysis = r.analysis.clone();
         if let Some(path) = &self.history {
             let entry = Entry {
                 time: crate::clock::now(),
@@ -209,6 +263,8 @@ impl Supervisor {
                 seconds,
                 program: r.to.program.clone(),
                 env: r.to.env.clone(),
+                analysis: r.analysis,
+                forced: r.forced,
             };
             if let Err(e) = crate::local::release::record(path, entry) {
                 tracing::warn!("recording the release in {}: {e}", path.display());
@@ -335,6 +391,8 @@ mod tests {
                 by: "test".into(),
                 revision: "test".into(),
                 generation: 1,
+                canary: None,
+                forced: None,
             });
             // The first new instance passes, one old instance is drained, the next launch fails.
             until("the rollout is rolled back", &mut sup, |s| {

@@ -12,6 +12,7 @@ mod listen;
 pub mod pages;
 pub mod pool;
 pub mod proxy;
+pub mod split;
 pub mod tls;
 pub mod upstream;
 pub mod workers;

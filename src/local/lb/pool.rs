@@ -6,12 +6,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use super::split::Split;
 use super::upstream::Conns;
 
 /// One registered instance.
 #[derive(Debug)]
 pub struct Target {
     pub id: String,
+    /// The release it runs (what a canary split routes and counts by).
+    pub release: String,
     pub zone: String,
     pub addr: SocketAddr,
     pub launched: Instant,
@@ -31,6 +34,7 @@ impl Target {
     pub fn new(id: impl Into<String>, zone: impl Into<String>, addr: SocketAddr) -> Self {
         Target {
             id: id.into(),
+            release: String::new(),
             zone: zone.into(),
             addr,
             launched: Instant::now(),
@@ -43,6 +47,11 @@ impl Target {
             conns: Conns::default(),
         }
     }
+    /// The same target, running `release`.
+    pub fn running(self, release: &str) -> Self {
+        Target { release: release.into(), ..self }
+    }
+
     /// Passing active health checks (what the supervisor judges instances by).
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
@@ -82,7 +91,7 @@ impl Target {
         let t = Target::new(self.id.clone(), self.zone.clone(), self.addr);
         t.healthy.store(self.is_healthy(), Ordering::Relaxed);
         t.booted.store(self.has_booted(), Ordering::Relaxed);
-        Target { launched: self.launched, ..t }
+        Target { launched: self.launched, release: self.release.clone(), ..t }
     }
 
     /// Passive failure detection: a connection to it failed, so take it out of rotation now; the
@@ -98,6 +107,8 @@ pub struct Pool {
     targets: RwLock<Arc<Vec<Arc<Target>>>>,
     next: AtomicUsize,
     requests: AtomicU64,
+    /// A canary's traffic split, while one runs.
+    split: RwLock<Option<Arc<Split>>>,
 }
 
 impl Pool {
@@ -144,7 +155,30 @@ impl Pool {
         gone
     }
 
-    /// The next healthy target in round-robin order, skipping `exclude`.
+    /// Route by `split` from now on (None: every target alike).
+    pub fn set_split(&self, split: Option<Arc<Split>>) {
+        match self.split.write() {
+            Ok(mut s) => *s = split,
+            Err(poisoned) => *poisoned.into_inner() = split,
+        }
+    }
+
+    pub fn split(&self) -> Option<Arc<Split>> {
+        match self.split.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Count a response of `target` in the canary's split, if one runs.
+    pub fn observe(&self, target: &Target, status: u16, micros: u64) {
+        if let Some(split) = self.split() {
+            split.record(&target.release, status, micros);
+        }
+    }
+
+    /// The next healthy target in round-robin order, skipping `exclude`. While a canary runs, the
+    /// split chooses the release first (the other one when the chosen has no target in rotation).
     pub fn pick(&self, exclude: Option<&str>) -> Option<Arc<Target>> {
         let list = self.snapshot();
         let n = list.len();
@@ -152,9 +186,15 @@ impl Pool {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|k| &list[(start + k) % n])
-            .find(|t| t.in_rotation() && Some(t.id.as_str()) != exclude)
+        let usable = |t: &&Arc<Target>| t.in_rotation() && Some(t.id.as_str()) != exclude;
+        let mut order = (0..n).map(|k| &list[(start + k) % n]);
+        let Some(split) = self.split() else { return order.find(usable).cloned() };
+        let wanted = if split.to_canary() { &split.canary } else { &split.baseline };
+        order
+            .clone()
+            .filter(usable)
+            .find(|t| &t.release == wanted)
+            .or_else(|| order.find(usable))
             .cloned()
     }
 
@@ -222,6 +262,27 @@ mod tests {
         assert_eq!(pool.pick(None).unwrap().id, "a");
         back.record_check(false, 1, 1);
         assert!(!back.is_healthy() && pool.pick(None).is_none());
+    }
+
+    #[test]
+    fn a_split_routes_its_share_to_the_canary_and_falls_back_when_it_is_out() {
+        let pool = Pool::default();
+        for (id, release) in [("a", "old"), ("b", "old"), ("c", "new")] {
+            let t = Arc::new(Target::new(id, "z", "127.0.0.1:1".parse().unwrap()).running(release));
+            t.record_check(true, 1, 1);
+            pool.register(t);
+        }
+        let split = Arc::new(Split::new("old", "new", 100));
+        pool.set_split(Some(split.clone()));
+        let to_c = |pool: &Pool| (0..100).filter(|_| pool.pick(None).unwrap().id == "c").count();
+        assert_eq!(to_c(&pool), 0, "0 % while the canary boots");
+        split.step(10);
+        assert_eq!(to_c(&pool), 10);
+        pool.find("c").unwrap().mark_suspect();
+        assert_eq!(to_c(&pool), 0, "no canary in rotation: the baseline serves");
+        pool.set_split(None);
+        pool.find("c").unwrap().record_check(true, 1, 1);
+        assert_eq!(to_c(&pool), 33, "no split: round robin");
     }
 
     #[test]

@@ -185,8 +185,16 @@ impl Lb {
                 self.record(seen, parts.status, Some(target), retried);
                 Response::from_parts(parts, body.boxed_unsync())
             }
-            Err(Failure::Connection) => self.error(seen, StatusCode::BAD_GATEWAY),
-            Err(Failure::Timeout) => self.error(seen, StatusCode::GATEWAY_TIMEOUT),
+            // The instance's failure to answer counts against its release (a canary's split);
+            // the client's own failures and ours do not.
+            Err(Failure::Connection) => {
+                self.pool.observe(target, 502, seen.started.elapsed().as_micros() as u64);
+                self.error(seen, StatusCode::BAD_GATEWAY)
+            }
+            Err(Failure::Timeout) => {
+                self.pool.observe(target, 504, seen.started.elapsed().as_micros() as u64);
+                self.error(seen, StatusCode::GATEWAY_TIMEOUT)
+            }
             Err(Failure::Client(why)) => self.error(seen, why.status()),
             Err(Failure::Exhausted) => self.error(seen, StatusCode::SERVICE_UNAVAILABLE),
         }
@@ -252,6 +260,10 @@ impl Lb {
         instance: Option<&Arc<Target>>,
         retried: bool,
     ) {
+        let micros = seen.started.elapsed().as_micros() as u64;
+        if let Some(target) = instance {
+            self.pool.observe(target, status.as_u16(), micros);
+        }
         if !self.log.enabled() {
             return;
         }
@@ -263,7 +275,7 @@ impl Lb {
             status: status.as_u16(),
             instance: instance.cloned(),
             retried,
-            micros: seen.started.elapsed().as_micros() as u64,
+            micros,
         });
     }
 }

@@ -47,7 +47,8 @@ impl Supervisor {
         let spec = LaunchSpec { id: new_instance_id(), zone: zone.name.clone(), addr, release };
         match self.launcher.launch(&spec) {
             Ok(process) => {
-                let target = Arc::new(Target::new(&spec.id, &spec.zone, addr));
+                let target =
+                    Arc::new(Target::new(&spec.id, &spec.zone, addr).running(&spec.release.id));
                 self.pool.register(target.clone());
                 self.checker.spawn(target.clone());
                 self.running.push(Running { target, process, release: spec.release.clone() });

@@ -99,6 +99,8 @@ impl Supervisor {
             reason: None,
             generation: 0,
             replaced: 0,
+            canary: None,
+            analysis: vec![],
         };
         Supervisor {
             desired,
