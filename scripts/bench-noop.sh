@@ -23,7 +23,7 @@ trap cleanup EXIT
 
 if [ -z "${ORCH_TEST_MOTO:-}" ]; then
   PORT=${BENCH_MOTO_PORT:-55599}
-  MOTO_ACM_VALIDATION_WAIT=1 moto_server -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
+  MOTO_ACM_VALIDATION_WAIT=1 "$ORCH_MOTO_SERVER" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
   ORCH_TEST_MOTO=http://127.0.0.1:$PORT

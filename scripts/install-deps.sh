@@ -43,8 +43,16 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   apt-get install -y -qq python3-venv >/dev/null
 fi
 [ -x "$VENV/bin/python3" ] || python3 -m venv "$VENV"
+# moto gets a virtual environment of its own: checkov pins boto3 (1.35.49 in checkov 3.3), whose
+# botocore knows CloudWatch only by its query protocol, while the AWS SDK for Rust speaks
+# smithy-rpc-v2-cbor to it — moto routes a protocol by the installed botocore's service model.
+MOTO_VENV=${ORCH_MOTO_VENV:-$ROOT/.venv-moto}
+[ -x "$MOTO_VENV/bin/python3" ] || python3 -m venv "$MOTO_VENV"
+if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  echo "installing into $MOTO_VENV: moto[server]"
+  "$MOTO_VENV/bin/python3" -m pip install -q --disable-pip-version-check 'moto[server]>=5.1' 'botocore>=1.40'
+fi
 py_need=()
-[ -x "$VENV/bin/moto_server" ] || py_need+=('moto[server]')
 [ -x "$VENV/bin/cfn-lint" ] || py_need+=(cfn-lint)
 [ -x "$VENV/bin/checkov" ] || py_need+=(checkov)
 "$VENV/bin/python3" -c 'import yaml' 2>/dev/null || py_need+=(pyyaml)   # pulumi2cfn.py, the fake pulumi

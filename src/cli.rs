@@ -106,7 +106,8 @@ pub(crate) struct UpArgs {
     /// Local target: keep running in the background (state under .orch/local/)
     #[arg(long, short = 'd')]
     pub detach: bool,
-    /// Deploy even when nothing changed since the last recorded deployment
+    /// Deploy even when nothing changed since the last recorded deployment, or past an exhausted
+    /// error budget (the reason is kept with the release)
     #[arg(long)]
     pub force: bool,
     /// Remove a stale deploy lock left by a crashed run (use with care)

@@ -17,15 +17,30 @@ pub enum Output {
     LaunchTemplateVersion,
     /// The alarm the instance refresh rolls back on.
     TargetErrorsAlarm,
+    /// The objective's alarms (stacks with `slo:`): target 5xx ratio, load balancer 5xx ratio, p99.
+    SloTargetErrorsAlarm,
+    SloElbErrorsAlarm,
+    SloLatencyAlarm,
     /// The digest of the deployed image.
     ImageDigest,
     CertificateArn,
     DbInstanceIdentifier,
     /// The CloudWatch log group of the instances.
     LogGroupName,
+    /// The dimension values CloudWatch publishes the load balancer's metrics under.
+    LoadBalancerFullName,
+    TargetGroupFullName,
 }
 
 impl Output {
+    /// The alarms an instance refresh rolls back on, those the program defines.
+    pub const REFRESH_ALARMS: &[Output] = &[
+        Output::TargetErrorsAlarm,
+        Output::SloTargetErrorsAlarm,
+        Output::SloElbErrorsAlarm,
+        Output::SloLatencyAlarm,
+    ];
+
     /// Every output the program must define (the certificate ARN is a config value, not an output).
     pub const REQUIRED: &[Output] = &[
         Output::Url,
@@ -50,10 +65,15 @@ impl Output {
             Output::LaunchTemplateId => "launchTemplateId",
             Output::LaunchTemplateVersion => "launchTemplateVersion",
             Output::TargetErrorsAlarm => "targetErrorsAlarm",
+            Output::SloTargetErrorsAlarm => "sloTargetErrorsAlarm",
+            Output::SloElbErrorsAlarm => "sloElbErrorsAlarm",
+            Output::SloLatencyAlarm => "sloLatencyAlarm",
             Output::ImageDigest => "imageDigest",
             Output::CertificateArn => "certificateArn",
             Output::DbInstanceIdentifier => "dbInstanceIdentifier",
             Output::LogGroupName => "logGroupName",
+            Output::LoadBalancerFullName => "loadBalancerFullName",
+            Output::TargetGroupFullName => "targetGroupFullName",
         }
     }
 }

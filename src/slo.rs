@@ -2,7 +2,8 @@
 //! answered: how much of the window's budget of failed (5xx) requests is spent, how fast it burns
 //! over the last hour and six hours (the error ratio over the budget's ratio: 1 spends the budget in
 //! exactly the window), and the p99 latency against the objective. Pure: each target hands in its
-//! samples (the local load balancer's access log; the ALB's metrics are not read yet).
+//! samples: the local load balancer's access log (one request each), the ALB's CloudWatch sums
+//! (requests and 5xx per period, [`crate::ops::slo`]).
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -15,6 +16,14 @@ pub(crate) struct Sample {
     pub at: SystemTime,
     pub status: u16,
     pub ms: f64,
+}
+
+/// Requests and failures counted over one period starting at `at`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Bucket {
+    pub at: SystemTime,
+    pub requests: u64,
+    pub errors: u64,
 }
 
 /// The budget over the objective's window, as of `now`.
@@ -84,17 +93,40 @@ impl Budget {
     }
 }
 
-/// The budget of `slo` over `samples`, as of `now`.
+/// The budget of `slo` over single requests (`samples`), as of `now`; the p99 is theirs.
 pub(crate) fn budget(slo: &SloSettings, samples: &[Sample], now: SystemTime) -> Budget {
-    let day = Duration::from_secs(86_400);
+    let from = now.checked_sub(window(slo)).unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut ms: Vec<f64> =
+        samples.iter().filter(|s| s.at >= from && s.at <= now).map(|s| s.ms).collect();
+    ms.sort_by(f64::total_cmp);
+    let p99_ms = (!ms.is_empty())
+        .then(|| ms[((ms.len() as f64 * 0.99).ceil() as usize).clamp(1, ms.len()) - 1]);
+    let buckets: Vec<Bucket> = samples
+        .iter()
+        .map(|s| Bucket { at: s.at, requests: 1, errors: u64::from(s.status >= 500) })
+        .collect();
+    budget_of(slo, &buckets, p99_ms, now)
+}
+
+fn window(slo: &SloSettings) -> Duration {
+    Duration::from_secs(86_400) * slo.window_days
+}
+
+/// The budget of `slo` over counted periods, with the window's p99 as measured, as of `now`.
+pub(crate) fn budget_of(
+    slo: &SloSettings,
+    buckets: &[Bucket],
+    p99_ms: Option<f64>,
+    now: SystemTime,
+) -> Budget {
     let within = |period: Duration| {
         let from = now.checked_sub(period).unwrap_or(SystemTime::UNIX_EPOCH);
-        samples.iter().filter(move |s| s.at >= from && s.at <= now)
+        buckets.iter().filter(move |s| s.at >= from && s.at <= now)
     };
-    let window: Vec<&Sample> = within(day * slo.window_days).collect();
+    let window: Vec<&Bucket> = within(window(slo)).filter(|b| b.requests + b.errors > 0).collect();
     let allowed_ratio = 1.0 - slo.availability / 100.0;
-    let requests = window.len() as u64;
-    let errors = window.iter().filter(|s| s.status >= 500).count() as u64;
+    let requests: u64 = window.iter().map(|b| b.requests).sum();
+    let errors: u64 = window.iter().map(|b| b.errors).sum();
     let allowed_errors = allowed_ratio * requests as f64;
     let spent_percent = match (errors, allowed_errors > 0.0) {
         (0, _) => 0.0,
@@ -102,14 +134,10 @@ pub(crate) fn budget(slo: &SloSettings, samples: &[Sample], now: SystemTime) -> 
         (_, false) => f64::INFINITY,
     };
     let burn = |period: Duration| {
-        let (n, bad) = within(period)
-            .fold((0u64, 0u64), |(n, bad), s| (n + 1, bad + u64::from(s.status >= 500)));
+        let (n, bad) =
+            within(period).fold((0u64, 0u64), |(n, bad), b| (n + b.requests, bad + b.errors));
         (n > 0).then(|| bad as f64 / n as f64 / allowed_ratio)
     };
-    let mut ms: Vec<f64> = window.iter().map(|s| s.ms).collect();
-    ms.sort_by(f64::total_cmp);
-    let p99_ms = (!ms.is_empty())
-        .then(|| ms[((ms.len() as f64 * 0.99).ceil() as usize).clamp(1, ms.len()) - 1]);
     let since =
         window.iter().map(|s| s.at).min().map(|t| humantime::format_rfc3339_seconds(t).to_string());
     Budget {
@@ -119,7 +147,8 @@ pub(crate) fn budget(slo: &SloSettings, samples: &[Sample], now: SystemTime) -> 
         since,
         requests,
         errors,
-        availability: (requests > 0).then(|| (requests - errors) as f64 / requests as f64 * 100.0),
+        availability: (requests > 0)
+            .then(|| requests.saturating_sub(errors) as f64 / requests as f64 * 100.0),
         allowed_errors,
         spent_percent,
         burn_rate_1h: burn(Duration::from_secs(3600)),

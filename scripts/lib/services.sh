@@ -65,7 +65,7 @@ YAML
 }
 
 start_moto() {
-  MOTO_ACM_VALIDATION_WAIT=1 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$SERVICES_DIR/moto.log" 2>&1 &
+  MOTO_ACM_VALIDATION_WAIT=1 "$ORCH_MOTO_SERVER" -H 127.0.0.1 -p "$MOTO_PORT" >"$SERVICES_DIR/moto.log" 2>&1 &
   MOTO_PID=$!
   wait_port 127.0.0.1 "$MOTO_PORT" "moto_server"
   export ORCH_TEST_MOTO="http://127.0.0.1:$MOTO_PORT"

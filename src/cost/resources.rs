@@ -146,21 +146,27 @@ impl Pricer<'_> {
                 )
             }
             "aws-native:cloudwatch:Alarm" => {
-                if p.get("period").and_then(number).is_some_and(|s| s < 60.0) {
+                // A metric math alarm is billed per metric it reads (CloudWatch pricing: "per
+                // alarm metric"); its periods are those of the metrics it queries.
+                let queried: Vec<&Value> = p
+                    .get("metrics")
+                    .and_then(Value::as_sequence)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m.get("metricStat"))
+                    .collect();
+                let periods = queried.iter().filter_map(|m| m.get("period")).chain(p.get("period"));
+                if periods.filter_map(number).any(|s| s < 60.0) {
                     return Err(CostError::unpriced(
                         name,
                         "a high-resolution alarm (period under 60 s)",
                     ));
                 }
-                self.add(
-                    r,
-                    "CloudWatch",
-                    "alarm",
-                    "standard alarm".into(),
-                    1.0,
-                    "cloudwatch.alarm",
-                    None,
-                )
+                let (count, what) = match queried.len() {
+                    0 => (1.0, "standard alarm".to_string()),
+                    n => (n as f64, format!("metric math alarm over {n} metrics")),
+                };
+                self.add(r, "CloudWatch", "alarm", what, count, "cloudwatch.alarm", None)
             }
             "aws-native:autoscaling:ScalingPolicy" => match str_of(p.get("policyType")) {
                 Some("TargetTrackingScaling") => self.add(

@@ -63,6 +63,11 @@ pub(crate) async fn execute<S: Steps>(
     let p = run.printer;
     if let Some(s) = plan.steps.iter().find(|s| s.action == Action::Refuse && s.kind != Kind::Lock)
     {
+        if s.kind == Kind::ErrorBudget {
+            // A finding, not a failure: the service misses its objective (exit 1).
+            p.warn(&format!("refused: the error budget is {}; nothing was changed", s.detail));
+            return Ok(Outcome::Finding);
+        }
         return Err(DeployError::Refused(format!("{}: {}", s.name, s.detail)).into());
     }
     let at = plan.steps.iter().position(|s| s.kind == Kind::Lock).unwrap_or(0);
@@ -170,6 +175,8 @@ struct Cx {
     url: Option<String>,
     /// The deploy lock this run took over because its lease had expired.
     expired_run: Option<lock::LockInfo>,
+    /// Why this release is deployed past an exhausted error budget (`--force`).
+    forced: Option<String>,
 }
 
 fn missing(what: &str) -> OrchError {
@@ -199,6 +206,13 @@ async fn run_step<S: Steps>(
                 } else {
                     format!("✓ state bucket {bucket}: {}", changed.join(", "))
                 });
+            }
+        }
+        Kind::ErrorBudget => {
+            p.progress(&format!("  error budget: {}", step.detail));
+            if step.action == Action::Run && step.detail.starts_with("deployed past") {
+                p.warn(&step.detail);
+                cx.forced = Some(step.detail.clone());
             }
         }
         Kind::Program => {
@@ -311,9 +325,16 @@ async fn run_step<S: Steps>(
                 group: output(Output::AsgName)?,
                 template_id: output(Output::LaunchTemplateId)?,
                 version: output(Output::LaunchTemplateVersion)?,
-                alarm: output(Output::TargetErrorsAlarm).ok(),
+                alarms: Output::REFRESH_ALARMS.iter().filter_map(|o| output(*o).ok()).collect(),
+                canary: refresh::Checkpoints::of(stack),
             };
-            refresh::roll(&aws.asg, &target, poll(), Duration::from_secs(3600), p).await?;
+            // An hour for the replacements, plus every checkpoint's hold and the bake.
+            let holds = target
+                .canary
+                .as_ref()
+                .map_or(0, |c| u64::from(c.bake_seconds) * (c.percentages.len() as u64 + 1));
+            let timeout = Duration::from_secs(3600 + holds);
+            refresh::roll(&aws.asg, &target, poll(), timeout, p).await?;
         }
         Kind::Verify => {
             let url = crate::outputs::get(&cx.outputs, Output::Url)
@@ -358,6 +379,7 @@ fn release(run: &Run<'_>, cx: &Cx, state: ReleaseState) -> Result<Record, OrchEr
         env: env.into(),
         state,
         note: None,
+        forced: cx.forced.clone(),
         revision: run.project.revision(run.runner.as_ref()),
         by: Some(crate::host::who()),
         image_uri: image.uri.clone(),

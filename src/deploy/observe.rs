@@ -23,6 +23,7 @@ pub(crate) struct Aws {
     pub ssm: aws_sdk_ssm::Client,
     pub rds: aws_sdk_rds::Client,
     pub ecr: aws_sdk_ecr::Client,
+    pub cw: aws_sdk_cloudwatch::Client,
 }
 
 impl Aws {
@@ -36,6 +37,7 @@ impl Aws {
             ssm: aws_sdk_ssm::Client::new(&sdk),
             rds: aws_sdk_rds::Client::new(&sdk),
             ecr: aws_sdk_ecr::Client::new(&sdk),
+            cw: aws_sdk_cloudwatch::Client::new(&sdk),
         }
     }
 }
@@ -82,6 +84,18 @@ pub(crate) async fn observe<S: Steps>(
         o.lock = lock::observe(store, &stack.name).await?;
         o.lock_stale = o.lock.as_ref().is_some_and(|l| l.expired(crate::clock::now()));
         o.last = record::latest(store, &stack.name).await?;
+    }
+    // The error budget, from the metrics of the balancer the live release runs behind.
+    if let Some(slo) = &stack.slo {
+        use super::plan::BudgetState;
+        o.budget = Some(match o.last.as_ref().map(crate::ops::slo::balancer) {
+            None => BudgetState::Unknown("no deployment yet: no traffic to count".into()),
+            Some(Err(e)) => BudgetState::Unknown(e),
+            Some(Ok(lb)) => match crate::ops::slo::budget(&aws.cw, &lb, slo).await {
+                Ok((b, _)) => BudgetState::Known { summary: b.summary(), exhausted: b.exhausted },
+                Err(e) => BudgetState::Unknown(format!("CloudWatch: {e}")),
+            },
+        });
     }
     // What the group of the live release runs, read from Auto Scaling, not from the record.
     if let Some(name) = o.last.as_ref().and_then(|r| r.output(crate::outputs::Output::AsgName)) {

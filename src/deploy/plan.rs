@@ -46,6 +46,20 @@ pub(crate) struct Observed {
     pub program_hash: Option<String>,
     /// Known when every deploy-time value (certificate ARN, zone id) already exists.
     pub config_hash: Option<String>,
+    /// The error budget of the stack's `slo:` from the load balancer's metrics (None: no `slo:`).
+    pub budget: Option<BudgetState>,
+}
+
+/// The error budget as observed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum BudgetState {
+    /// Not readable (no deployment yet, no metrics access): the deploy goes on, saying so.
+    Unknown(String),
+    Known {
+        summary: String,
+        exhausted: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -99,6 +113,8 @@ pub(crate) enum Kind {
     InstanceRefresh,
     Verify,
     Record,
+    /// The `slo:` error budget gate.
+    ErrorBudget,
 }
 
 impl Kind {
@@ -120,6 +136,7 @@ impl Kind {
             Kind::InstanceRefresh => "instance refresh",
             Kind::Verify => "verify",
             Kind::Record => "record",
+            Kind::ErrorBudget => "error budget",
         }
     }
 }
@@ -359,7 +376,21 @@ pub(crate) fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool)
             (None, Some(p)) => format!("now: group unreadable ({p})"),
             (None, None) => "now: no group yet".into(),
         };
-        step(Kind::InstanceRefresh, Action::Run, format!("after pulumi up, read the group: refresh when it or an instance is not on the program's launch-template version, wait for another active refresh first (MinHealthyPercentage 100, skip matching, auto-rollback); {observed}"));
+        let how = match crate::deploy::refresh::Checkpoints::of(stack) {
+            Some(c) => format!(
+                "a canary: checkpoints at {} and 100 % of the group, each held {} s and {} s of bake after the last (rollout:)",
+                c.percentages.iter().map(|p| format!("{p} %")).collect::<Vec<_>>().join(", "),
+                c.bake_seconds,
+                c.bake_seconds
+            ),
+            None => "rolling: no checkpoints (rollout.strategy)".into(),
+        };
+        let alarms = if stack.slo.is_some() {
+            "rolled back when the target-5xx alarm or an slo: alarm (5xx ratios, p99) fires"
+        } else {
+            "rolled back when the target-5xx alarm fires (no slo:)"
+        };
+        step(Kind::InstanceRefresh, Action::Run, format!("after pulumi up, read the group: refresh when it or an instance is not on the program's launch-template version, wait for another active refresh first (MinHealthyPercentage 100, skip matching, auto-rollback); {how}; {alarms}; {observed}"));
         step(
             Kind::Verify,
             Action::Run,
@@ -371,7 +402,30 @@ pub(crate) fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool)
             format!("deployments/{}/latest.json (+ history)", stack.name),
         );
     }
+    if let Some(b) = &o.budget {
+        let (action, detail) = budget_step(b, noop, force);
+        let kind = Kind::ErrorBudget;
+        steps.insert(0, Step { kind, name: kind.label(), action, detail });
+    }
     Plan { env: stack.name.clone(), steps, noop, cost: None }
+}
+
+/// The budget gate: an exhausted budget refuses a deploy unless `--force` (a no-op deploys nothing).
+fn budget_step(b: &BudgetState, noop: bool, force: bool) -> (Action, String) {
+    match b {
+        BudgetState::Unknown(why) => (Action::Run, format!("unknown ({why}): not gating")),
+        BudgetState::Known { summary, exhausted: false } => (Action::Exists, summary.clone()),
+        BudgetState::Known { summary, .. } if noop => {
+            (Action::Skip, format!("exhausted: {summary}; nothing to deploy"))
+        }
+        BudgetState::Known { summary, .. } if force => {
+            (Action::Run, format!("deployed past an exhausted error budget (--force): {summary}"))
+        }
+        BudgetState::Known { summary, .. } => (
+            Action::Refuse,
+            format!("exhausted: {summary}; `orch slo` shows it, `orch up --force` deploys anyway"),
+        ),
+    }
 }
 
 /// The group as observed against the last release's launch-template version: (needs a rollout,
@@ -398,6 +452,24 @@ mod tests {
 
     fn record(ami: &str) -> Record {
         Record { ami: Some(ami.into()), ..crate::state::record::tests::rec() }
+    }
+
+    #[test]
+    fn an_exhausted_budget_refuses_unless_forced_and_says_so() {
+        let exhausted = BudgetState::Known { summary: "12 of 100 failed".into(), exhausted: true };
+        let o = Observed { budget: Some(exhausted), ..Observed::default() };
+        let step = |force| plan(&stack(), &o, force, false).steps[0].clone();
+        assert_eq!((step(false).kind, step(false).action), (Kind::ErrorBudget, Action::Refuse));
+        assert!(step(false).detail.contains("12 of 100 failed"), "{:?}", step(false));
+        assert_eq!(step(true).action, Action::Run);
+        assert!(step(true).detail.starts_with("deployed past an exhausted error budget (--force)"));
+        let unknown = Observed {
+            budget: Some(BudgetState::Unknown("no deployment yet".into())),
+            ..Observed::default()
+        };
+        assert_eq!(plan(&stack(), &unknown, false, false).steps[0].action, Action::Run);
+        let none = plan(&stack(), &Observed::default(), false, false);
+        assert!(none.steps.iter().all(|s| s.kind != Kind::ErrorBudget));
     }
 
     #[test]

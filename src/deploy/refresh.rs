@@ -21,8 +21,27 @@ pub(crate) struct Target {
     pub group: String,
     pub template_id: String,
     pub version: String,
-    /// The CloudWatch alarm that rolls the refresh back when it fires (target 5xx), if any.
-    pub alarm: Option<String>,
+    /// The CloudWatch alarms that roll the refresh back when one fires (target 5xx, and the
+    /// objective's: 5xx ratios, p99).
+    pub alarms: Vec<String>,
+    /// A canary: checkpoints at these percentages of the group (100 follows), each held for
+    /// `bake_seconds`, and the same bake after the last replacement.
+    pub canary: Option<Checkpoints>,
+}
+
+/// An instance refresh's canary checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Checkpoints {
+    pub percentages: Vec<u32>,
+    pub bake_seconds: u32,
+}
+
+impl Checkpoints {
+    /// The stack's canary as checkpoints (None for a rolling rollout).
+    pub(crate) fn of(stack: &crate::config::Stack) -> Option<Self> {
+        let steps = stack.rollout.canary_steps()?;
+        Some(Checkpoints { percentages: steps.to_vec(), bake_seconds: stack.rollout.bake_seconds })
+    }
 }
 
 /// The refresh request's desired configuration and preferences (a pure function, so tests check it).
@@ -40,8 +59,18 @@ pub(crate) fn request(target: &Target) -> (DesiredConfiguration, RefreshPreferen
         .max_healthy_percentage(200)
         .skip_matching(true)
         .auto_rollback(true);
-    if let Some(alarm) = &target.alarm {
-        prefs = prefs.alarm_specification(AlarmSpecification::builder().alarms(alarm).build());
+    if !target.alarms.is_empty() {
+        prefs = prefs.alarm_specification(
+            AlarmSpecification::builder().set_alarms(Some(target.alarms.clone())).build(),
+        );
+    }
+    if let Some(c) = &target.canary {
+        // CheckpointPercentages must end at 100 for every instance to be replaced; CheckpointDelay
+        // holds each checkpoint and BakeTime the end (RefreshPreferences, 0–172800 s each).
+        let mut at: Vec<i32> = c.percentages.iter().map(|p| *p as i32).collect();
+        at.push(100);
+        let bake = c.bake_seconds as i32;
+        prefs = prefs.set_checkpoint_percentages(Some(at)).checkpoint_delay(bake).bake_time(bake);
     }
     let prefs = prefs.build();
     (desired, prefs)
@@ -192,5 +221,44 @@ async fn follow(
             });
         }
         tokio::time::sleep(poll).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(canary: Option<Checkpoints>) -> Target {
+        Target {
+            group: "g".into(),
+            template_id: "lt-1".into(),
+            version: "3".into(),
+            alarms: vec!["a-5xx".into(), "a-p99".into()],
+            canary,
+        }
+    }
+
+    #[test]
+    fn a_canary_refresh_carries_checkpoints_ending_at_100_the_bake_and_every_alarm() {
+        let c = Checkpoints { percentages: vec![10, 50], bake_seconds: 120 };
+        let (desired, prefs) = request(&target(Some(c)));
+        assert_eq!(desired.launch_template().and_then(|l| l.version()), Some("3"));
+        assert_eq!(prefs.checkpoint_percentages(), [10, 50, 100]);
+        assert_eq!((prefs.checkpoint_delay(), prefs.bake_time()), (Some(120), Some(120)));
+        assert_eq!(
+            prefs.alarm_specification().map(|a| a.alarms()),
+            Some(&["a-5xx".to_string(), "a-p99".to_string()][..])
+        );
+        assert_eq!(
+            (prefs.auto_rollback(), prefs.min_healthy_percentage()),
+            (Some(true), Some(100))
+        );
+    }
+
+    #[test]
+    fn a_rolling_refresh_has_no_checkpoints() {
+        let (_, prefs) = request(&target(None));
+        assert!(prefs.checkpoint_percentages().is_empty());
+        assert_eq!((prefs.checkpoint_delay(), prefs.bake_time()), (None, None));
     }
 }

@@ -47,7 +47,7 @@ fn row(id: String, rec: &Record, outcome: &str, live: bool) -> Row {
         live,
         image_present: None,
         canary: vec![],
-        forced: None,
+        forced: rec.forced.clone(),
         runs: format!("{} {}", rec.image_digest, rec.ami.as_deref().unwrap_or("")),
     }
 }

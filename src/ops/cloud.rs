@@ -6,16 +6,17 @@ use std::time::Duration;
 
 /// One client per service we read from.
 #[derive(Clone, Debug)]
-pub(super) struct Clients {
+pub(crate) struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub asg: aws_sdk_autoscaling::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub acm: aws_sdk_acm::Client,
     pub route53: aws_sdk_route53::Client,
+    pub cw: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
-    pub(super) async fn new(region: &str) -> Clients {
+    pub(crate) async fn new(region: &str) -> Clients {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3))
             .operation_attempt_timeout(Duration::from_secs(10))
@@ -28,6 +29,7 @@ impl Clients {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&conf),
             acm: aws_sdk_acm::Client::new(&conf),
             route53: aws_sdk_route53::Client::new(&conf),
+            cw: aws_sdk_cloudwatch::Client::new(&conf),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! and `orch drift` (whether reality still matches the code: exit 0 none, 1 drift). Both print a
 //! table or `--json`, and exit 2 when they cannot report at all (no config, no deployment record).
 mod checks;
-mod cloud;
+pub(crate) mod cloud;
 mod drift;
 mod judge;
 mod observe;
@@ -10,6 +10,7 @@ mod probe;
 mod record;
 mod refresh;
 mod report;
+pub(crate) mod slo;
 mod status;
 
 pub(crate) use report::{Level, Report};

@@ -87,6 +87,12 @@ pub fn context(stack: &Stack, page404: &str) -> Value {
             "multiAz": db.multi_az,
             "backupDays": db.backup_days,
         },
+        "slo": stack.slo.as_ref().map(|o| json!({
+            // Rounded to what the stack says (99.9 → 0.1, not 0.0999…).
+            "errorPercent": ((100.0 - o.availability) * 1e4).round() / 1e4,
+            "latencyMs": o.latency_p99_ms,
+            "latencySeconds": o.latency_p99_ms as f64 / 1000.0,
+        })),
         "image": {"repository": stack.image.repository},
         "tags": stack.tags,
     })

@@ -81,6 +81,9 @@ pub struct Record {
     /// Who ran the deployment (`user@host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// Why it was deployed with `--force` past an exhausted error budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<String>,
     pub time: crate::clock::Time,
     pub orch_version: String,
 }
@@ -256,6 +259,7 @@ pub(crate) mod tests {
             ami: None,
             program: None,
             by: None,
+            forced: None,
             time: "2026-01-01T00:00:00Z".parse().unwrap(),
             orch_version: "0".into(),
         }

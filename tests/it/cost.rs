@@ -22,6 +22,8 @@ struct Shape {
     storage: &'static str,
     storage_gb: f64,
     log_days: f64,
+    /// Alarm metrics beyond the target-5xx alarm and the scaling policy's two (slo: alarms).
+    slo_alarm_metrics: f64,
 }
 
 /// The expected monthly total, term by term, from the table's figures.
@@ -35,7 +37,9 @@ fn by_hand(s: &Shape) -> f64 {
     let instances = 2.0 * h * usd(&format!("ec2.instance.{}", s.instance))
         + 2.0 * 20.0 * usd("ebs.gp3")
         + 2.0 * 7.0 * usd("cloudwatch.metric");
-    let alarms = 3.0 * usd("cloudwatch.alarm"); // the 5xx alarm and the scaling policy's two
+    // The 5xx alarm and the scaling policy's two, plus the objective's: two ratios over two
+    // metrics each and the p99 (an alarm metric each, CloudWatch pricing).
+    let alarms = (3.0 + s.slo_alarm_metrics) * usd("cloudwatch.alarm");
     let db = h * usd(s.db) + s.storage_gb * usd(s.storage);
     let lcu_per_hour = (requests / (h * 3600.0) / 25.0).max(gb_out / h);
     let alb = h * usd("elb.alb.hour")
@@ -56,6 +60,7 @@ fn cost_of_dev_and_prod_matches_the_total_computed_by_hand_from_the_price_table(
         storage: "rds.storage.gp3",
         storage_gb: 20.0,
         log_days: 30.0,
+        slo_alarm_metrics: 0.0,
     };
     let prod = Shape {
         nat_gateways: 2.0,
@@ -64,6 +69,7 @@ fn cost_of_dev_and_prod_matches_the_total_computed_by_hand_from_the_price_table(
         storage: "rds.multiaz.storage.gp3",
         storage_gb: 50.0,
         log_days: 90.0,
+        slo_alarm_metrics: 5.0,
     };
     let mut totals = vec![];
     for (env, shape) in [("dev", dev), ("prod", prod)] {

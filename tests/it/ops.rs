@@ -297,6 +297,7 @@ impl World {
             ami: None,
             program: None,
             by: None,
+            forced: None,
             time: "2026-01-02T03:04:05Z".parse().unwrap(),
             orch_version: "0.0.0".into(),
         })

@@ -74,6 +74,7 @@ pub(super) fn autoscaling_stub(
     end_status: &'static str,
     program_dir: std::path::PathBuf,
     groups: std::path::PathBuf,
+    cloudwatch: Option<String>,
 ) -> (String, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(vec![]));
     let kept = seen.clone();
@@ -82,7 +83,8 @@ pub(super) fn autoscaling_stub(
         kept.lock().unwrap().push(body.to_string());
         let _one_at_a_time = state.lock().unwrap();
         let mut all = Groups::load(&groups);
-        let answer = autoscaling_answer(body, &mut all, end_status, &program_dir);
+        let firing = |alarms: &[String]| firing_alarm(cloudwatch.as_deref(), alarms);
+        let answer = autoscaling_answer(body, &mut all, end_status, &program_dir, &firing);
         all.save(&groups);
         answer
     });
@@ -186,6 +188,45 @@ pub(super) struct Refresh {
     /// Looks left before the status moves on (a test seeds a long-running refresh with more).
     #[serde(default = "one")]
     pub looks: u32,
+    /// The request's checkpoints (percent of the group), 100 last for a whole refresh.
+    #[serde(default)]
+    pub checkpoints: Vec<u32>,
+    /// Seconds held after the last replacement (`Baking`).
+    #[serde(default)]
+    pub bake: u32,
+    /// Seconds each checkpoint is held (CheckpointDelay; 3600 when checkpoints come without it).
+    #[serde(default)]
+    pub delay: u32,
+    /// The alarms that fail (or roll back) the refresh when one is in ALARM.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    #[serde(default)]
+    pub auto_rollback: bool,
+    /// PercentageComplete: the last checkpoint reached.
+    #[serde(default)]
+    pub percent: u32,
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl Refresh {
+    /// A refresh seeded by a test (someone else's): no checkpoints, no alarms.
+    pub(super) fn seeded(id: &str, status: &str, version: &str, looks: u32) -> Refresh {
+        Refresh {
+            id: id.into(),
+            status: status.into(),
+            version: version.into(),
+            end: "Successful".into(),
+            looks,
+            checkpoints: vec![],
+            bake: 0,
+            delay: 0,
+            alarms: vec![],
+            auto_rollback: false,
+            percent: 0,
+            reason: String::new(),
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -215,8 +256,25 @@ impl Groups {
 
 const ACTIVE: [&str; 5] = ["Pending", "InProgress", "Baking", "Cancelling", "RollbackInProgress"];
 
+/// The first of `alarms` CloudWatch (moto, `DescribeAlarms`) has in ALARM, if any: where the real
+/// service reads the states of a refresh's AlarmSpecification.
+fn firing_alarm(cloudwatch: Option<&str>, alarms: &[String]) -> Option<String> {
+    let base = cloudwatch?.trim_start_matches("http://").trim_end_matches('/').to_string();
+    // Every alarm in ALARM (moto applies one filter only, AlarmNames before StateValue), then ours.
+    let body = "Action=DescribeAlarms&Version=2010-08-01&StateValue=ALARM&MaxRecords=100";
+    let mut conn = std::net::TcpStream::connect(&base).ok()?;
+    let auth = "AWS4-HMAC-SHA256 Credential=t/20260101/eu-west-1/monitoring/aws4_request, SignedHeaders=host, Signature=0";
+    write!(conn, "POST / HTTP/1.1\r\nHost: {base}\r\nAuthorization: {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).ok()?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).ok()?;
+    alarms.iter().find(|a| answer.contains(&format!("<AlarmName>{a}</AlarmName>"))).cloned()
+}
+
 /// One look at a refresh: an active one moves to its next status; a success moves the group.
-fn advance(g: &mut Group, i: usize) {
+/// With checkpoints, InProgress moves through them, holding each for CheckpointDelay looks (a look
+/// stands for a second), then `Baking` for BakeTime looks when it is set. While InProgress or Baking, an alarm of
+/// the AlarmSpecification in ALARM ends it: RollbackInProgress with AutoRollback, else Failed.
+fn advance(g: &mut Group, i: usize, firing: &dyn Fn(&[String]) -> Option<String>) {
     let r = &mut g.refreshes[i];
     r.looks = r.looks.saturating_sub(1);
     if r.looks > 0 {
@@ -226,9 +284,33 @@ fn advance(g: &mut Group, i: usize) {
     if !ACTIVE.contains(&r.status.as_str()) {
         return; // ended: it stays as it ended
     }
+    if matches!(r.status.as_str(), "InProgress" | "Baking") && !r.alarms.is_empty() {
+        if let Some(alarm) = firing(&r.alarms) {
+            r.reason = format!("alarm {alarm} is in ALARM state at {} % complete", r.percent);
+            r.status = if r.auto_rollback { "RollbackInProgress" } else { "Failed" }.into();
+            return;
+        }
+    }
     let next = match r.status.as_str() {
         "Pending" => "InProgress".to_string(),
-        "InProgress" | "Baking" => r.end.clone(),
+        "InProgress" => match r.checkpoints.iter().find(|c| **c > r.percent) {
+            // The next checkpoint reached; held for a look.
+            Some(c) => {
+                r.percent = *c;
+                r.reason = format!("checkpoint {c} % reached");
+                if *c < 100 {
+                    r.looks = r.delay.max(1);
+                }
+                "InProgress".into()
+            }
+            None if r.bake > 0 && r.end == "Successful" => {
+                r.percent = 100;
+                r.looks = r.bake;
+                "Baking".into()
+            }
+            None => r.end.clone(),
+        },
+        "Baking" => r.end.clone(),
         "Cancelling" => "Cancelled".into(),
         "RollbackInProgress" => "RollbackSuccessful".into(),
         other => other.to_string(),
@@ -254,6 +336,7 @@ fn autoscaling_answer(
     all: &mut Groups,
     end_status: &str,
     program_dir: &std::path::Path,
+    firing: &dyn Fn(&[String]) -> Option<String>,
 ) -> (u16, String) {
     let ns = "xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"";
     let f = form(body);
@@ -296,7 +379,18 @@ fn autoscaling_answer(
                 .get("DesiredConfiguration.LaunchTemplate.Version")
                 .cloned()
                 .unwrap_or_else(|| g.version.clone());
-            g.refreshes.insert(0, Refresh { id: id.clone(), status: "InProgress".into(), version, end: end_status.into(), looks: 1 });
+            let list = |prefix: &str| -> Vec<String> {
+                (1..).map_while(|n| f.get(&format!("{prefix}.member.{n}")).cloned()).collect()
+            };
+            let checkpoints = list("Preferences.CheckpointPercentages").iter().filter_map(|c| c.parse().ok()).collect();
+            let mut r = Refresh::seeded(&id, "InProgress", &version, 1);
+            r.end = end_status.into();
+            r.checkpoints = checkpoints;
+            r.bake = f.get("Preferences.BakeTime").and_then(|b| b.parse().ok()).unwrap_or(0);
+            r.delay = f.get("Preferences.CheckpointDelay").and_then(|b| b.parse().ok()).unwrap_or(3600);
+            r.alarms = list("Preferences.AlarmSpecification.Alarms");
+            r.auto_rollback = f.get("Preferences.AutoRollback").map(String::as_str) == Some("true");
+            g.refreshes.insert(0, r);
             ok("StartInstanceRefresh", format!("<InstanceRefreshId>{id}</InstanceRefreshId>"))
         }
         "CancelInstanceRefresh" => {
@@ -322,9 +416,15 @@ fn autoscaling_answer(
                     continue;
                 }
                 let r = g.refreshes[i].clone();
-                let pct = if ACTIVE.contains(&r.status.as_str()) { 50 } else { 100 };
-                members += &format!("<member><InstanceRefreshId>{}</InstanceRefreshId><AutoScalingGroupName>{name}</AutoScalingGroupName><Status>{}</Status><StatusReason>stand-in</StatusReason><PercentageComplete>{pct}</PercentageComplete><DesiredConfiguration><LaunchTemplate><LaunchTemplateId>{}</LaunchTemplateId><Version>{}</Version></LaunchTemplate></DesiredConfiguration></member>", r.id, r.status, g.template_id, r.version);
-                advance(g, i);
+                let pct = match r.status.as_str() {
+                    "Successful" | "Baking" => 100,
+                    _ if !r.checkpoints.is_empty() => r.percent,
+                    s if ACTIVE.contains(&s) => 50,
+                    _ => 100,
+                };
+                let reason = if r.reason.is_empty() { "stand-in" } else { r.reason.as_str() };
+                members += &format!("<member><InstanceRefreshId>{}</InstanceRefreshId><AutoScalingGroupName>{name}</AutoScalingGroupName><Status>{}</Status><StatusReason>{reason}</StatusReason><PercentageComplete>{pct}</PercentageComplete><DesiredConfiguration><LaunchTemplate><LaunchTemplateId>{}</LaunchTemplateId><Version>{}</Version></LaunchTemplate></DesiredConfiguration></member>", r.id, r.status, g.template_id, r.version);
+                advance(g, i, firing);
             }
             ok("DescribeInstanceRefreshes", format!("<InstanceRefreshes>{members}</InstanceRefreshes>"))
         }
@@ -379,6 +479,29 @@ pub(super) fn refresh_refusal(
         if !(100..=200).contains(&max) || max - min > 100 {
             return Some(("ValidationError", format!("MaxHealthyPercentage {max} must be 100-200 and at most 100 above MinHealthyPercentage {min}")));
         }
+    }
+    // RefreshPreferences (API reference): CheckpointPercentages ascending, unique, 1–100;
+    // CheckpointDelay and BakeTime 0–172800 s, CheckpointDelay only with CheckpointPercentages;
+    // AlarmSpecification.Alarms at most 10.
+    let checkpoints: Vec<i64> = (1..)
+        .map_while(|n| f.get(&format!("Preferences.CheckpointPercentages.member.{n}")))
+        .map(|v| v.parse().unwrap_or(-1))
+        .collect();
+    if checkpoints.iter().any(|c| !(1..=100).contains(c))
+        || checkpoints.windows(2).any(|w| w[0] >= w[1])
+    {
+        return Some(("ValidationError", format!("CheckpointPercentages {checkpoints:?} must be unique, ascending values from 1 to 100")));
+    }
+    for key in ["Preferences.CheckpointDelay", "Preferences.BakeTime"] {
+        if num(key).is_some_and(|v| !(0..=172_800).contains(&v)) {
+            return Some(("ValidationError", format!("{key} is out of range 0-172800")));
+        }
+    }
+    if num("Preferences.CheckpointDelay").is_some() && checkpoints.is_empty() {
+        return Some(("ValidationError", "CheckpointDelay needs CheckpointPercentages".into()));
+    }
+    if f.contains_key("Preferences.AlarmSpecification.Alarms.member.11") {
+        return Some(("ValidationError", "AlarmSpecification takes at most 10 alarms".into()));
     }
     if f.get("Preferences.AutoRollback").map(String::as_str) != Some("true") {
         return None;
@@ -516,7 +639,13 @@ impl Env {
             pulumi_state,
             tier,
             url,
-            autoscaling: autoscaling_stub("Successful", program_dir.clone(), groups).0,
+            autoscaling: autoscaling_stub(
+                "Successful",
+                program_dir.clone(),
+                groups,
+                Some(moto.into()),
+            )
+            .0,
             repo: format!("orch-app-t{id}"),
         };
         // The images the runs deploy by digest (ORCH_IMAGE) are in the registry, as after a push.
@@ -588,7 +717,12 @@ impl Env {
         &self,
         end_status: &'static str,
     ) -> (String, Arc<Mutex<Vec<String>>>) {
-        autoscaling_stub(end_status, self.program_dir(), self.groups_file())
+        autoscaling_stub(
+            end_status,
+            self.program_dir(),
+            self.groups_file(),
+            Some(self.moto.clone()),
+        )
     }
     /// The stand-in's groups file (shared with the fake pulumi).
     pub(super) fn groups_file(&self) -> std::path::PathBuf {
@@ -752,12 +886,34 @@ impl Env {
         extra: &[(&str, &str)],
         args: &[&str],
     ) -> assert_cmd::assert::Assert {
+        self.up_cmd(digest, extra, args).assert()
+    }
+
+    /// The `orch up` [`Env::up`] runs, to run elsewhere (a thread watching it).
+    pub(super) fn up_cmd(
+        &self,
+        digest: &str,
+        extra: &[(&str, &str)],
+        args: &[&str],
+    ) -> assert_cmd::Command {
         let mut cmd = self.scratch.orch();
         cmd.envs(self.envs(digest))
             .envs(extra.iter().copied())
             .args(["up", "--env", &self.name])
             .args(args);
-        cmd.assert()
+        cmd
+    }
+
+    /// Judge the env's releases against an objective and roll them out as a canary (steps 10 %
+    /// and 50 %, each held `bake` seconds).
+    pub(super) fn with_canary(&self, bake: u32) {
+        let path = format!("stacks/{}.yaml", self.name);
+        let text = self.scratch.read(&path);
+        self.scratch.write(&path, &format!("{text}slo:\n  availability: 99\n  latency_p99_ms: 300\nrollout:\n  strategy: canary\n  steps: [10, 50]\n  bake_seconds: {bake}\n"));
+    }
+
+    pub(super) async fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.sdk().await)
     }
 
     /// Everything a run of this env could create, listed from moto: its bucket and objects, the zones

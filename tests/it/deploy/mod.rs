@@ -3,6 +3,7 @@
 //! local tier (two zones behind the TLS load balancer), so `orch up` runs the full `orch verify`
 //! suite after `pulumi up`. Every test uses its own environment name, bucket and domain, so they
 //! share one moto.
+mod canary;
 mod contracts;
 mod cost;
 mod env;
@@ -265,8 +266,12 @@ async fn the_strict_autoscaling_stand_in_refuses_an_irreversible_refresh() {
     assert!(refused(&format!("{base}{desired}3")).is_some_and(|m| m.contains("SSM parameter")));
 
     // Over the wire: the SDK sees the refusal as a service error with that code.
-    let (url, _) =
-        autoscaling_stub("Successful", dir.path().to_path_buf(), dir.path().join("groups.json"));
+    let (url, _) = autoscaling_stub(
+        "Successful",
+        dir.path().to_path_buf(),
+        dir.path().join("groups.json"),
+        None,
+    );
     let sdk = aws_config::defaults(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("eu-west-1"))
         .endpoint_url(&url)

@@ -56,13 +56,7 @@ async fn someone_elses_refresh_is_waited_for_and_ours_follows() {
     let Some(moto) = support::service("ORCH_TEST_MOTO") else { return };
     let env = Env::new(&moto, false).await;
     env.up(DIGEST_A, &[], &[]).success();
-    let other = |id: &str, status: &str, version: &str| Refresh {
-        id: id.into(),
-        status: status.into(),
-        version: version.into(),
-        end: "Successful".into(),
-        looks: 3,
-    };
+    let other = |id: &str, status: &str, version: &str| Refresh::seeded(id, status, version, 3);
     env.change_group(|g| g.refreshes.insert(0, other("ir-other", "InProgress", "7")));
     let out = env.up(DIGEST_B, &[], &[]).success();
     let text = stderr(&out);
