@@ -65,6 +65,8 @@ pub enum OrchError {
     Local(#[from] crate::local::LocalError),
     #[error(transparent)]
     Logs(#[from] crate::logs::LogsError),
+    #[error(transparent)]
+    Slo(#[from] crate::slo::SloError),
     #[error("{message}")]
     Failed { message: String, hint: Option<String> },
     /// Stopped by SIGINT or SIGTERM: exits 128 + the signal's number (130, 143).
@@ -109,6 +111,7 @@ impl OrchError {
             OrchError::Io { .. } => None,
             OrchError::Local(e) => Some(e.hint()),
             OrchError::Logs(e) => Some(e.hint()),
+            OrchError::Slo(e) => Some(e.hint()),
         }
     }
 }

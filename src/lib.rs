@@ -28,7 +28,7 @@ pub mod render;
 pub mod runner;
 pub(crate) mod scaling;
 pub(crate) mod settings;
-pub(crate) mod slo;
+pub mod slo;
 pub mod state;
 pub(crate) mod verdict;
 pub mod verify;

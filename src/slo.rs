@@ -10,6 +10,43 @@ use serde::Serialize;
 
 use crate::config::SloSettings;
 
+/// Why an error budget cannot be counted.
+#[derive(Debug, thiserror::Error)]
+pub enum SloError {
+    #[error("stacks/{env}.yaml has no `slo:` section")]
+    NoObjective { env: String },
+    #[error("`{env}` has no deployment record: there is no load balancer to measure")]
+    NotDeployed { env: String },
+    #[error("reading the deployment record of `{env}`: {why}")]
+    Record { env: String, why: String },
+    #[error("`{env}`: {why}")]
+    NoBalancer { env: String, why: String },
+    #[error("reading the load balancer's CloudWatch metrics: {0}")]
+    Metrics(String),
+}
+
+impl SloError {
+    /// The next command to run.
+    pub(crate) fn hint(&self) -> String {
+        match self {
+            SloError::NoObjective { .. } => {
+                "add `slo: {availability: 99.9, latency_p99_ms: 300}` (docs/configuration.md)"
+                    .into()
+            }
+            SloError::NotDeployed { env } => format!("deploy it first: `orch up --env {env}`"),
+            SloError::Record { env, .. } => {
+                format!("check access to the state bucket, then `orch status --env {env}`")
+            }
+            SloError::NoBalancer { env, .. } => {
+                format!("run `orch up --env {env}` once to record it")
+            }
+            SloError::Metrics(_) => {
+                "check the credentials and the region (cloudwatch:GetMetricData)".into()
+            }
+        }
+    }
+}
+
 /// One request as the load balancer logged it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Sample {

@@ -5,6 +5,7 @@ use super::Ctx;
 use crate::cli::ReportArgs;
 use crate::config::{SloSettings, Stack, Target};
 use crate::error::{OrchError, Outcome};
+use crate::slo::SloError;
 
 pub(crate) async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
@@ -30,11 +31,6 @@ pub(crate) async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, Orch
 }
 
 /// The stack's objective, or an error naming the missing section.
-fn objective(stack: &Stack) -> Result<&SloSettings, OrchError> {
-    stack.slo.as_ref().ok_or_else(|| {
-        OrchError::failed(
-            format!("stacks/{}.yaml has no `slo:` section", stack.name),
-            "add `slo: {availability: 99.9, latency_p99_ms: 300}` (docs/configuration.md)",
-        )
-    })
+fn objective(stack: &Stack) -> Result<&SloSettings, SloError> {
+    stack.slo.as_ref().ok_or_else(|| SloError::NoObjective { env: stack.name.clone() })
 }

@@ -299,3 +299,39 @@ pub(super) async fn delegation(
     }
     Ok(d)
 }
+
+/// A group's newest instance refresh as DescribeInstanceRefreshes reports it.
+#[derive(Debug, Clone)]
+pub(super) struct Refresh {
+    pub id: String,
+    pub status: String,
+    pub active: bool,
+    pub percent: i32,
+    pub reason: String,
+}
+
+/// The newest instance refresh of group `name` (None: never refreshed).
+pub(super) async fn refresh(c: &Clients, name: &str) -> Result<Option<Refresh>, String> {
+    use aws_sdk_autoscaling::types::InstanceRefreshStatus as S;
+    let out = c
+        .asg
+        .describe_instance_refreshes()
+        .auto_scaling_group_name(name)
+        .max_records(1)
+        .send()
+        .await
+        .map_err(|e| err("DescribeInstanceRefreshes", &e))?;
+    Ok(out.instance_refreshes().first().map(|r| {
+        let status = r.status().cloned().unwrap_or(S::Pending);
+        Refresh {
+            id: r.instance_refresh_id().unwrap_or("?").to_string(),
+            active: matches!(
+                status,
+                S::Pending | S::InProgress | S::Baking | S::Cancelling | S::RollbackInProgress
+            ),
+            status: status.as_str().to_string(),
+            percent: r.percentage_complete().unwrap_or(0),
+            reason: r.status_reason().unwrap_or("").to_string(),
+        }
+    }))
+}

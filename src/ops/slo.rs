@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crate::config::SloSettings;
-use crate::slo::{Bucket, Budget};
+use crate::slo::{Bucket, Budget, SloError};
 
 const NAMESPACE: &str = "AWS/ApplicationELB";
 /// The part of the window read at one-minute resolution (the burn rates' longest period).
@@ -162,26 +162,13 @@ pub(crate) fn balancer(rec: &crate::state::record::Record) -> Result<Balancer, S
 pub(crate) async fn for_stack(
     stack: &crate::config::Stack,
     slo: &SloSettings,
-) -> Result<(Budget, Option<String>), crate::error::OrchError> {
-    use crate::error::OrchError;
-    let env = &stack.name;
+) -> Result<(Budget, Option<String>), SloError> {
+    let env = stack.name.clone();
     let clients = super::cloud::Clients::new(&stack.region).await;
     let rec = super::record::load(&clients, stack)
         .await
-        .map_err(|e| OrchError::failed(e.to_string(), e.hint()))?
-        .ok_or_else(|| {
-            OrchError::failed(
-                format!("`{env}` has no deployment record: there is no load balancer to measure"),
-                format!("deploy it first: `orch up --env {env}`"),
-            )
-        })?;
-    let lb = balancer(&rec).map_err(|e| {
-        OrchError::failed(e, format!("run `orch up --env {env}` once to record it"))
-    })?;
-    budget(&clients.cw, &lb, slo).await.map_err(|e| {
-        OrchError::failed(
-            format!("reading the load balancer's CloudWatch metrics: {e}"),
-            "check the credentials and the region (cloudwatch:GetMetricData)",
-        )
-    })
+        .map_err(|e| SloError::Record { env: env.clone(), why: e.to_string() })?
+        .ok_or_else(|| SloError::NotDeployed { env: env.clone() })?;
+    let lb = balancer(&rec).map_err(|why| SloError::NoBalancer { env, why })?;
+    budget(&clients.cw, &lb, slo).await.map_err(SloError::Metrics)
 }

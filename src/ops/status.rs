@@ -67,11 +67,18 @@ pub(super) async fn gather(
             Some(url) => probe::database_row(&probe::readiness(url).await),
         }
     };
-    let (fleet, cert, delegation, live, database) =
-        tokio::join!(fleet, cert, delegation, live, database);
+    let rollout = async {
+        match &asg_name {
+            Some(n) => rollout_row(&observe::refresh(clients, n).await),
+            None => Row::error("rollout", "no asgName output recorded"),
+        }
+    };
+    let (fleet, cert, delegation, live, database, rollout) =
+        tokio::join!(fleet, cert, delegation, live, database, rollout);
 
     let mut rows = vec![deployment_row(&rec)];
     rows.extend(fleet);
+    rows.push(rollout);
     let (cert, wiring) = cert;
     rows.extend([cert, wiring]);
     rows.push(delegation);
@@ -169,4 +176,24 @@ fn fleet_rows(
     };
     rows.push(targets_row);
     rows
+}
+
+/// The group's newest instance refresh: a canary at a checkpoint or baking shows where it is.
+fn rollout_row(r: &Result<Option<observe::Refresh>, String>) -> Row {
+    match r {
+        // Where a rollout stands is information, not health: an unreadable one is not checked.
+        Err(e) => Row::skipped("rollout", format!("instance refreshes unreadable: {e}")),
+        Ok(None) => Row::ok("rollout", "no instance refresh"),
+        Ok(Some(r)) if r.active => Row::new(
+            "rollout",
+            Level::Note,
+            format!(
+                "instance refresh {} {}, {} % complete: {}",
+                r.id, r.status, r.percent, r.reason
+            ),
+        ),
+        Ok(Some(r)) => {
+            Row::ok("rollout", format!("last instance refresh {} ended {}", r.id, r.status))
+        }
+    }
 }

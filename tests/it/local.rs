@@ -447,10 +447,20 @@ async fn the_error_budget_is_counted_from_the_access_log_and_gates_up() {
         stderr.contains("error budget is exhausted") && stderr.contains("requests failed"),
         "{stderr}"
     );
+    // A new release with `--force`: it rolls out and its record keeps why it was forced.
+    tier.set_env(&[("RELEASE_NOTE", "forced")]);
     let out = tier.orch().args(["up", "--env", "local", "--detach", "--force"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("past an exhausted error budget"), "{stderr}");
+    let out = tier.orch().args(["releases", "--env", "local", "--json"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let newest = &list["releases"][0];
+    assert_eq!(newest["outcome"], "deployed", "{list:#}");
+    assert!(
+        newest["forced"].as_str().is_some_and(|f| f.contains("exhausted error budget (--force)")),
+        "{list:#}"
+    );
 
     // A bad objective is a config error naming its key.
     tier.scratch.write(

@@ -56,6 +56,10 @@ async fn a_canary_refresh_holds_its_checkpoints_and_an_alarm_at_one_rolls_it_bac
     assert_eq!(sent, alarms(&env).to_vec(), "{start:?}");
     let refresh = env.groups().get(&env.asg()).unwrap().refreshes[0].clone();
     assert_eq!((refresh.status.as_str(), refresh.percent), ("Successful", 100));
+    let mut status = env.scratch.orch();
+    status.envs(env.envs(DIGEST_B)).args(["status", "--env", &env.name]);
+    let report = String::from_utf8_lossy(&status.output().unwrap().stdout).into_owned();
+    assert!(report.contains("last instance refresh ir-1 ended Successful"), "{report}");
     let looks = bodies.iter().filter(|b| b.contains("Action=DescribeInstanceRefreshes")).count();
     assert!(looks > 3 * 20, "two checkpoints and the bake were each held 20 looks: {looks}");
 

@@ -52,18 +52,24 @@ fn checkout(dir: &Path, commit: &str) {
 }
 
 /// A cargo home of its own that needs no network: a copy of the index, the downloaded crates linked.
+/// The copy is made afresh each run: one kept in a warm target folder from an earlier run lacks
+/// the crates added since (`no matching package named …` offline).
 fn cargo_home(dir: &Path) -> PathBuf {
     let default = home_cargo();
     let registry = dir.join("registry");
-    if !registry.join("index").exists() {
-        std::fs::create_dir_all(&registry).unwrap();
-        let status = Command::new("cp")
-            .arg("-r")
-            .arg(default.join("registry/index"))
-            .arg(registry.join("index"))
-            .status()
-            .unwrap();
-        assert!(status.success());
+    let index = registry.join("index");
+    if index.exists() {
+        std::fs::remove_dir_all(&index).unwrap();
+    }
+    std::fs::create_dir_all(&registry).unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(default.join("registry/index"))
+        .arg(&index)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    if std::fs::symlink_metadata(registry.join("cache")).is_err() {
         std::os::unix::fs::symlink(default.join("registry/cache"), registry.join("cache")).unwrap();
     }
     dir.to_owned()
