@@ -118,6 +118,8 @@ pub struct Lock {
     pub expired: Option<LockInfo>,
     held: Arc<Mutex<Held>>,
     renewer: tokio::task::JoinHandle<()>,
+    /// Tells the renewer to stop after the renewal it may be sending.
+    stop: Arc<tokio::sync::Notify>,
 }
 
 /// The version of the lock object this run wrote last, or that the lock was lost.
@@ -203,8 +205,15 @@ impl Lock {
         printer: &Printer,
     ) -> Lock {
         let held = Arc::new(Mutex::new(Held { tag: Some(tag), info: info.clone() }));
-        let renewer = tokio::spawn(renew(store.clone(), key(env), held.clone(), printer.clone()));
-        Lock { store: store.clone(), env: env.into(), info, expired, held, renewer }
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let renewer = tokio::spawn(renew(
+            store.clone(),
+            key(env),
+            held.clone(),
+            printer.clone(),
+            stop.clone(),
+        ));
+        Lock { store: store.clone(), env: env.into(), info, expired, held, renewer, stop }
     }
 
     /// False once another run took the lock over (this run's lease had expired).
@@ -212,9 +221,11 @@ impl Lock {
         self.held.lock().map(|h| h.tag.is_some()).unwrap_or(false)
     }
 
-    /// Stop renewing and remove the lock if it is still the version this run wrote.
+    /// Stop renewing and remove the lock if it is still the version this run wrote. The renewer
+    /// is stopped, not aborted: a renewal already sent completes and its new version is the one
+    /// removed (an aborted one could land after the version was read, leaving the lock behind).
     pub async fn release(self) -> Result<(), StateError> {
-        self.renewer.abort();
+        self.stop.notify_one();
         let _ = self.renewer.await;
         let tag = self.held.lock().ok().and_then(|h| h.tag.clone());
         match tag {
@@ -230,10 +241,19 @@ impl Lock {
 /// Every quarter lease: move `expires` forward by compare-and-swap on the version written last.
 /// A failed swap means another run took the lock over: say so and stop. A failed request is
 /// retried at the next tick (the lease has three more to go).
-async fn renew(store: Store, key: String, held: Arc<Mutex<Held>>, printer: Printer) {
+async fn renew(
+    store: Store,
+    key: String,
+    held: Arc<Mutex<Held>>,
+    printer: Printer,
+    stop: Arc<tokio::sync::Notify>,
+) {
     let every = lease() / 4;
     loop {
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.notified() => return,
+        }
         let (tag, body) = {
             let Ok(mut h) = held.lock() else { return };
             let Some(tag) = h.tag.clone() else { return };
