@@ -67,8 +67,13 @@ pub enum OrchError {
     Logs(#[from] crate::logs::LogsError),
     #[error(transparent)]
     Slo(#[from] crate::slo::SloError),
-    #[error("{message}")]
-    Failed { message: String, hint: Option<String> },
+    #[error(transparent)]
+    Rollback(#[from] crate::history::RollbackError),
+    #[error("no `stacks/` folder in {} or any parent", cwd.display())]
+    NoProject { cwd: std::path::PathBuf },
+    /// A state orch itself should never reach.
+    #[error("{0}")]
+    Internal(String),
     /// Stopped by SIGINT or SIGTERM: exits 128 + the signal's number (130, 143).
     #[error("{message}")]
     Interrupted { message: String, hint: String, code: u8 },
@@ -80,11 +85,6 @@ impl OrchError {
             OrchError::Interrupted { code, .. } => *code,
             _ => 2,
         }
-    }
-
-    /// A failure with a hint telling the user what to run next.
-    pub fn failed(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        OrchError::Failed { message: message.into(), hint: Some(hint.into()) }
     }
 
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
@@ -106,7 +106,11 @@ impl OrchError {
                 "fix or unset {} (docs/operations.md lists every ORCH_* variable)",
                 e.var
             )),
-            OrchError::Failed { hint, .. } => hint.clone(),
+            OrchError::Rollback(e) => Some(e.hint()),
+            OrchError::NoProject { .. } => {
+                Some("run orch from inside the project checkout, or pass --root DIR".into())
+            }
+            OrchError::Internal(_) => Some("report this as a bug".into()),
             OrchError::Interrupted { hint, .. } => Some(hint.clone()),
             OrchError::Io { .. } => None,
             OrchError::Local(e) => Some(e.hint()),

@@ -81,9 +81,8 @@ impl Printer {
 
     /// A JSON document on stdout.
     pub fn json<T: serde::Serialize>(&self, value: &T) -> Result<(), OrchError> {
-        let text = serde_json::to_string_pretty(value).map_err(|e| {
-            OrchError::failed(format!("cannot encode JSON output: {e}"), "report this as a bug")
-        })?;
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| OrchError::Internal(format!("cannot encode JSON output: {e}")))?;
         self.data(&text);
         Ok(())
     }

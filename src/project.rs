@@ -21,10 +21,7 @@ impl Project {
         let found = cwd.ancestors().find(|dir| dir.join("stacks").is_dir());
         match found {
             Some(root) => Ok(Project { root: root.to_path_buf() }),
-            None => Err(OrchError::failed(
-                format!("no `stacks/` folder in {} or any parent", cwd.display()),
-                "run orch from inside the project checkout, or pass --root DIR",
-            )),
+            None => Err(OrchError::NoProject { cwd }),
         }
     }
 

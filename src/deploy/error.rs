@@ -26,6 +26,16 @@ pub enum DeployError {
         #[source]
         source: std::io::Error,
     },
+    #[error("stack `{0}` has no `pulumi.backend`")]
+    NoBackend(String),
+    #[error("`{env}` has no recorded deployment with a `url` output in {at}")]
+    NotDeployed { env: String, at: String },
+    #[error("`{env}` is protected and there is no terminal to confirm on")]
+    NoTerminal { env: String, verb: String },
+    #[error("not confirmed; nothing was changed")]
+    NotConfirmed { env: String },
+    #[error("the registry holds {held} but {built} was built")]
+    RegistryMismatch { held: String, built: String },
 }
 
 fn list(names: &[String]) -> String {
@@ -68,6 +78,11 @@ impl DeployError {
             DeployError::Refused(_) => "read the message above; nothing was changed by this step".into(),
             DeployError::RefreshEnded { .. } => "`orch releases` shows the release as rolled back or failed; `orch status` shows what the group runs; fix the cause and rerun `orch up`".into(),
             DeployError::Step { .. } | DeployError::Io { .. } => "fix the cause above and rerun `orch up`; every step is idempotent".into(),
+            DeployError::NoBackend(env) => format!("add `pulumi: {{backend: s3://<bucket>}}` to stacks/{env}.yaml"),
+            DeployError::NotDeployed { env, .. } => format!("run `orch up --env {env}`, or give the URL: orch verify https://…"),
+            DeployError::NoTerminal { env, verb } => format!("rerun with --yes to {verb} `{env}` without a prompt"),
+            DeployError::NotConfirmed { env } => format!("type `{env}` at the prompt, or pass --yes"),
+            DeployError::RegistryMismatch { .. } => "run `orch build --push` and check the registry".into(),
         }
     }
 }

@@ -180,10 +180,7 @@ struct Cx {
 }
 
 fn missing(what: &str) -> OrchError {
-    OrchError::failed(
-        format!("the plan runs a step before {what} is known"),
-        "report this as a bug",
-    )
+    OrchError::Internal(format!("the plan runs a step before {what} is known"))
 }
 
 /// One step of the plan; `Some(outcome)` ends the run there (no-op, failed verification).

@@ -135,14 +135,11 @@ pub(crate) async fn deployed_urls(stack: &Stack) -> Result<(String, Option<Strin
     let output = |o| last.as_ref().and_then(|r| r.output(o)).map(str::to_string);
     match output(crate::outputs::Output::Url) {
         Some(url) => Ok((url, output(crate::outputs::Output::HttpUrl))),
-        None => Err(OrchError::failed(
-            format!(
-                "`{}` has no recorded deployment with a `url` output in {}",
-                stack.name,
-                store.describe(&record::latest_key(&stack.name))
-            ),
-            format!("run `orch up --env {}`, or give the URL: orch verify https://…", stack.name),
-        )),
+        None => Err(DeployError::NotDeployed {
+            env: stack.name.clone(),
+            at: store.describe(&record::latest_key(&stack.name)),
+        }
+        .into()),
     }
 }
 
@@ -158,12 +155,8 @@ fn preflight(project: &crate::project::Project, stack: &Stack) -> Result<(), Orc
 }
 
 pub(crate) fn backend(stack: &Stack) -> Result<crate::config::Backend, OrchError> {
-    stack.pulumi.as_ref().map(|p| p.backend.clone()).ok_or_else(|| {
-        OrchError::failed(
-            format!("stack `{}` has no `pulumi.backend`", stack.name),
-            format!("add `pulumi: {{backend: s3://<bucket>}}` to stacks/{}.yaml", stack.name),
-        )
-    })
+    let backend = stack.pulumi.as_ref().map(|p| p.backend.clone());
+    Ok(backend.ok_or_else(|| DeployError::NoBackend(stack.name.clone()))?)
 }
 
 /// Protected environments: ask on a terminal, demand `--yes` otherwise.
@@ -172,10 +165,7 @@ fn confirm(stack: &Stack, yes: bool, verb: &str) -> Result<(), OrchError> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(OrchError::failed(
-            format!("`{}` is protected and there is no terminal to confirm on", stack.name),
-            format!("rerun with --yes to {verb} `{}` without a prompt", stack.name),
-        ));
+        return Err(DeployError::NoTerminal { env: stack.name.clone(), verb: verb.into() }.into());
     }
     eprint!("`{}` is protected. Type its name to {verb} it: ", stack.name);
     let _ = std::io::stderr().flush();
@@ -187,9 +177,6 @@ fn confirm(stack: &Stack, yes: bool, verb: &str) -> Result<(), OrchError> {
     if answer.trim() == stack.name {
         Ok(())
     } else {
-        Err(OrchError::failed(
-            "not confirmed; nothing was changed",
-            format!("type `{}` at the prompt, or pass --yes", stack.name),
-        ))
+        Err(DeployError::NotConfirmed { env: stack.name.clone() }.into())
     }
 }

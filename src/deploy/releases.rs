@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{execute, observe, steps};
 use crate::config::Stack;
 use crate::error::{OrchError, Outcome};
-use crate::history::Row;
+use crate::history::{RollbackError, Row};
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::state::record::{self, Record};
@@ -81,18 +81,13 @@ pub(crate) async fn rollback(
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend, &aws);
     let rows = list(&store, &stack.name).await?;
-    let target = crate::history::target(&rows, to).map_err(|why| {
-        OrchError::failed(
-            format!("cannot roll `{}` back: {why}", stack.name),
-            format!("`orch releases --env {}` lists the releases", stack.name),
-        )
-    })?;
+    let target = crate::history::target(&rows, to)
+        .map_err(|why| RollbackError::NoTarget { env: stack.name.clone(), why })?;
     let key = format!("deployments/{}/history/{}.json", stack.name, target.id);
     let rec: Record = match store.get(&key).await? {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            OrchError::failed(format!("reading {key}: {e}"), "report this as a bug")
-        })?,
-        None => return Err(OrchError::failed(format!("{key} is gone"), "run `orch releases`")),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| RollbackError::BadRecord { key: key.clone(), why: e.to_string() })?,
+        None => return Err(RollbackError::Vanished { what: key }.into()),
     };
     printer.progress(&format!(
         "rolling `{}` back to {} ({} of {}, revision {})",
@@ -112,14 +107,12 @@ pub(crate) async fn rollback(
     let uri = crate::image::uri::parse(&rec.image_uri)
         .ok()
         .filter(|u| u.digest == rec.image_digest)
-        .ok_or_else(|| {
-            OrchError::failed(
-                format!(
-                    "{key}: image_uri `{}` is not <registry>/<repository>@{}",
-                    rec.image_uri, rec.image_digest
-                ),
-                "roll back to another release (`orch releases`) or fix the record",
-            )
+        .ok_or_else(|| RollbackError::BadRecord {
+            key: key.clone(),
+            why: format!(
+                "image_uri `{}` is not <registry>/<repository>@{}",
+                rec.image_uri, rec.image_digest
+            ),
         })?;
     let steps = steps::Wired::pinned(steps::ImageRef {
         uri: uri.whole(),

@@ -158,10 +158,8 @@ impl Steps for Wired {
         }
         let report = crate::image::publish(project, stack, printer).await?;
         if report.digest != image.digest {
-            return Err(OrchError::failed(
-                format!("the registry holds {} but {} was built", report.digest, image.digest),
-                "run `orch build --push` and check the registry",
-            ));
+            let (held, built) = (report.digest, image.digest.clone());
+            return Err(super::DeployError::RegistryMismatch { held, built }.into());
         }
         Ok(report.bytes_uploaded)
     }

@@ -56,6 +56,8 @@ pub enum LocalError {
     History { path: PathBuf, why: String },
     #[error("{0}")]
     Locked(#[from] crate::state::StateError),
+    #[error("the supervisor did not acknowledge the request within {seconds} s")]
+    NotAcknowledged { seconds: u64 },
 }
 
 impl LocalError {
@@ -78,6 +80,7 @@ impl LocalError {
             LocalError::Locked(_) => "wait for that `orch` to finish; if it was killed, its lease runs out within ORCH_LOCK_LEASE_SECONDS (default 60) and the next run takes the lock over".into(),
             LocalError::Tls(_) => "remove .orch/local/tls/ to regenerate the certificate, then retry".into(),
             LocalError::Io { what, .. } if what.contains("tls") => "remove .orch/local/tls/ to regenerate the certificate, then retry".into(),
+            LocalError::NotAcknowledged { .. } => "check `orch status --env local`".into(),
             LocalError::Io { .. } => "fix the cause named above (a missing or unreadable file, a binary replaced while it ran), then `orch up --env local` again".into(),
         }
     }

@@ -7,6 +7,7 @@ use super::{lifecycle, paths, LocalError};
 use crate::config::Stack;
 use crate::context::Ctx;
 use crate::error::{OrchError, Outcome};
+use crate::history::RollbackError;
 use crate::history::Row;
 
 /// The releases, newest first; the live one is what the running tier serves.
@@ -79,24 +80,17 @@ async fn rollback_locked(
         return Err(LocalError::NotRunning.into());
     };
     let rows = list(paths)?;
-    let target = crate::history::target(&rows, to).map_err(|why| {
-        OrchError::failed(
-            format!("cannot roll `{}` back: {why}", stack.name),
-            format!("`orch releases --env {}` lists the releases", stack.name),
-        )
-    })?;
+    let target = crate::history::target(&rows, to)
+        .map_err(|why| RollbackError::NoTarget { env: stack.name.clone(), why })?;
     let entry = release::history(&paths.releases())?
         .into_iter()
         .rev()
         .find(|e| e.id == target.id)
-        .ok_or_else(|| {
-            OrchError::failed("the release vanished from releases.json", "run `orch releases`")
+        .ok_or_else(|| RollbackError::Vanished {
+            what: format!("release {} in releases.json", target.id),
         })?;
     if !entry.program.is_file() {
-        return Err(OrchError::failed(
-            format!("release {} ran {}, which is gone", entry.id, entry.program.display()),
-            "rebuild it: check out its revision and run `orch up --env local`",
-        ));
+        return Err(RollbackError::ProgramGone { id: entry.id, path: entry.program }.into());
     }
     let wanted = Release::new(&entry.digest, entry.program, entry.env);
     ctx.printer.progress(&format!(

@@ -215,10 +215,7 @@ async fn zone_locked(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(OrchError::failed(
-        "the supervisor did not acknowledge the request within 5 s",
-        "check `orch status --env local`",
-    ))
+    Err(LocalError::NotAcknowledged { seconds: 5 }.into())
 }
 
 /// Verify options for the running tier: its HTTP URL, trusting its CA, and our 404 page's marker.

@@ -39,6 +39,8 @@ pub enum OpsError {
     Incomplete { env: String, failed: usize },
     #[error("{0}")]
     Internal(String),
+    #[error("`{0}` is a local environment: there is no deployed infrastructure to drift")]
+    LocalEnvironment(String),
 }
 
 impl OpsError {
@@ -61,6 +63,7 @@ impl OpsError {
                 format!("read the ERROR rows above, fix access, rerun `orch drift --env {env}`")
             }
             OpsError::Internal(_) => "report this as a bug".into(),
+            OpsError::LocalEnvironment(env) => format!("use `orch status --env {env}`"),
         }
     }
 }
@@ -89,13 +92,7 @@ pub(crate) async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<O
 /// `orch drift` for the aws target.
 pub(crate) async fn drift(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
     if stack.target == crate::config::Target::Local {
-        return Err(OrchError::failed(
-            format!(
-                "`{}` is a local environment: there is no deployed infrastructure to drift",
-                stack.name
-            ),
-            format!("use `orch status --env {}`", stack.name),
-        ));
+        return Err(OpsError::LocalEnvironment(stack.name.clone()).into());
     }
     let project = ctx.project()?;
     let spinner = ctx
