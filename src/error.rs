@@ -68,7 +68,7 @@ pub enum OrchError {
     #[error(transparent)]
     Slo(#[from] crate::slo::SloError),
     #[error(transparent)]
-    Rollback(#[from] crate::history::RollbackError),
+    Rollback(#[from] crate::release::RollbackError),
     #[error("no `stacks/` folder in {} or any parent", cwd.display())]
     NoProject { cwd: std::path::PathBuf },
     /// A state orch itself should never reach.

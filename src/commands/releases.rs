@@ -8,15 +8,15 @@ pub(crate) async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, Orch
     let project = ctx.project()?;
     let stack = ctx.stack()?;
     let rows = match stack.target {
-        Target::Local => crate::local::releases(&project, &stack)?,
-        Target::Aws => crate::deploy::releases_of(&stack).await?,
+        Target::Local => crate::release::local::list(&crate::local::paths(&project, &stack))?,
+        Target::Aws => crate::release::aws::releases(&stack).await?,
     };
     if args.json {
         ctx.printer.json(&serde_json::json!({ "env": stack.name, "releases": rows }))?;
     } else if rows.is_empty() {
         ctx.printer.progress(&format!("`{}` has no releases yet", stack.name));
     } else {
-        for line in crate::history::table(&rows) {
+        for line in crate::release::history::table(&rows) {
             ctx.printer.data(&line);
         }
     }

@@ -7,7 +7,7 @@ use crate::error::{OrchError, Outcome};
 pub(crate) async fn run(ctx: &Ctx<'_>, args: RollbackArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
     match stack.target {
-        Target::Local => crate::local::rollback(ctx, &stack, args.to.as_deref()).await,
+        Target::Local => crate::release::local::rollback(ctx, &stack, args.to.as_deref()).await,
         Target::Aws => crate::deploy::rollback(ctx, &stack, args.to.as_deref(), args.yes).await,
     }
 }

@@ -147,7 +147,7 @@ pub(crate) fn plan(stack: &Stack, o: &Observed, opts: Options) -> DownPlan {
             format!(
                 "deployment record of {} (image {}) → history",
                 crate::clock::show(&r.time),
-                record::short(&r.image_digest)
+                record::short(&r.digest)
             ),
         )),
         None => steps.push(("skip".into(), "no deployment record".into())),
@@ -242,7 +242,7 @@ async fn destroy(
     // The program folder names the project pulumi's stacks belong to; the stack file gets the
     // deployed config back (a fresh checkout has no build/).
     let last = record::latest(store, env).await?;
-    let recorded = last.as_ref().and_then(|r| r.stack_file.as_deref());
+    let recorded = last.as_ref().and_then(|r| r.run.stack_file.as_deref());
     let rendered = match plan.final_snapshot {
         Some(_) => crate::render::render_unprotected(project, stack)?,
         None => crate::render::render(project, stack)?,

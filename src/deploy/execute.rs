@@ -17,9 +17,10 @@ use crate::outputs::Output;
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::pulumi::Pulumi;
+use crate::release::State;
 use crate::runner::Runner;
 use crate::state::lock;
-use crate::state::record::{self, Record, ReleaseState};
+use crate::state::record::{self, AwsRun, Record};
 use crate::state::store::Store;
 
 /// Knobs for one run.
@@ -103,7 +104,7 @@ pub(crate) async fn execute<S: Steps>(
 /// interrupted (the stack may be partly changed, so it stays the live release and the next run
 /// deploys again); the error it exits with.
 async fn interrupted(run: &Run<'_>, cx: &mut Cx, sig: nix::sys::signal::Signal) -> OrchError {
-    let what = end_release(run, cx, ReleaseState::Interrupted, format!("stopped by {sig}"))
+    let what = end_release(run, cx, State::Interrupted, format!("stopped by {sig}"))
         .await
         .unwrap_or_else(|| "it stopped before the stack was changed".into());
     super::stop::interrupted(sig, "orch up", &what)
@@ -124,27 +125,22 @@ async fn locked<S: Steps>(
 }
 
 /// How a failed run's release ended: rolled back when the refresh ended `Rollback…`, else failed.
-fn failed_state(error: &OrchError) -> ReleaseState {
+fn failed_state(error: &OrchError) -> State {
     match error {
         OrchError::Deploy(DeployError::RefreshEnded { status, .. })
             if status.starts_with("Rollback") =>
         {
-            ReleaseState::RolledBack
+            State::RolledBack
         }
-        _ => ReleaseState::Failed,
+        _ => State::Failed,
     }
 }
 
 /// A run that ended early after its release was recorded as applying: the release records how it
 /// ended and why; returns what happened to the record. Best effort: a store that fails now is
 /// reported, and the `applying` record left behind still makes the next run deploy again.
-async fn end_release(
-    run: &Run<'_>,
-    cx: &mut Cx,
-    state: ReleaseState,
-    note: String,
-) -> Option<String> {
-    let rec = cx.release.as_mut().filter(|r| r.state == ReleaseState::Applying)?;
+async fn end_release(run: &Run<'_>, cx: &mut Cx, state: State, note: String) -> Option<String> {
+    let rec = cx.release.as_mut().filter(|r| r.state == State::Applying)?;
     rec.state = state;
     rec.note = Some(note);
     Some(match record::save(run.store, rec).await {
@@ -214,7 +210,7 @@ async fn run_step<S: Steps>(
         }
         Kind::Program => {
             cx.last = record::latest(run.store, env).await?;
-            let recorded = cx.last.as_ref().and_then(|r| r.stack_file.as_deref());
+            let recorded = cx.last.as_ref().and_then(|r| r.run.stack_file.as_deref());
             let program = steps.render(run.project, stack, recorded)?;
             p.progress(&format!(
                 "✓ program rendered into {} ({})",
@@ -278,11 +274,12 @@ async fn run_step<S: Steps>(
             pulumi.set_config(&cx.config, &program.secrets).map_err(DeployError::from)?;
         }
         Kind::Release => {
-            let mut rec = release(run, cx, ReleaseState::Applying)?;
+            let mut rec = release(run, cx, State::Applying)?;
             // Until pulumi reports new outputs, the stack's are those of the release before it
             // (`orch status` and `orch drift` read them even when this run fails).
-            if rec.outputs.is_empty() {
-                rec.outputs = cx.last.as_ref().map(|l| l.outputs.clone()).unwrap_or_default();
+            if rec.run.outputs.is_empty() {
+                rec.run.outputs =
+                    cx.last.as_ref().map(|l| l.run.outputs.clone()).unwrap_or_default();
             }
             let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
             match crate::image::retention::ecr_image(&image.uri) {
@@ -304,8 +301,8 @@ async fn run_step<S: Steps>(
             pulumi.up(p).await.map_err(DeployError::from)?;
             cx.outputs = pulumi.outputs().map_err(DeployError::from)?;
             if let Some(rec) = cx.release.as_mut() {
-                rec.outputs = cx.outputs.clone();
-                rec.stack_file =
+                rec.run.outputs = cx.outputs.clone();
+                rec.run.stack_file =
                     std::fs::read_to_string(program.dir.join(crate::render::stack_file_name(env)))
                         .ok();
                 record::save(run.store, rec).await?;
@@ -340,7 +337,7 @@ async fn run_step<S: Steps>(
             let http_url = crate::outputs::get(&cx.outputs, Output::HttpUrl);
             if !steps.verify(run.project, stack, &url, http_url, p).await? {
                 if let Some(rec) = cx.release.as_mut() {
-                    rec.state = ReleaseState::Unverified;
+                    rec.state = State::Unverified;
                     rec.note = Some(format!("{url} failed verification"));
                     record::save(run.store, rec).await?;
                 }
@@ -352,11 +349,11 @@ async fn run_step<S: Steps>(
         Kind::Record => {
             let mut rec = match cx.release.take() {
                 Some(rec) => rec,
-                None => release(run, cx, ReleaseState::Verified)?,
+                None => release(run, cx, State::Verified)?,
             };
-            rec.state = ReleaseState::Verified;
+            rec.state = State::Verified;
             rec.note = None;
-            rec.outputs = std::mem::take(&mut cx.outputs);
+            rec.run.outputs = std::mem::take(&mut cx.outputs);
             let at = record::save(run.store, &rec).await?;
             p.progress(&format!("✓ deployment recorded as verified at {at}"));
             if let Some(url) = &cx.url {
@@ -368,30 +365,35 @@ async fn run_step<S: Steps>(
 }
 
 /// The release this run deploys, from what the steps so far produced.
-fn release(run: &Run<'_>, cx: &Cx, state: ReleaseState) -> Result<Record, OrchError> {
+fn release(run: &Run<'_>, cx: &Cx, state: State) -> Result<Record, OrchError> {
     let env = run.stack.name.as_str();
     let program = cx.program.as_ref().ok_or_else(|| missing("the program"))?;
     let image = cx.image.as_ref().ok_or_else(|| missing("the image"))?;
     Ok(Record {
-        env: env.into(),
         state,
         note: None,
         forced: cx.forced.clone(),
         revision: run.project.revision(run.runner.as_ref()),
         by: Some(crate::host::who()),
-        image_uri: image.uri.clone(),
-        image_digest: image.digest.clone(),
-        program_hash: program.hash.clone(),
-        config_hash: record::config_hash(&cx.config, &program.secrets),
-        outputs: cx.outputs.clone(),
-        certificate_arn: cx.cert_arn.clone(),
-        stack_file: std::fs::read_to_string(program.dir.join(crate::render::stack_file_name(env)))
-            .ok(),
-        ami: cx.ami.as_ref().map(|a| a.id.clone()),
-        program: std::fs::read_to_string(program.dir.join("Pulumi.yaml")).ok(),
+        digest: image.digest.clone(),
+        canary: vec![],
         // Milliseconds: two releases within one second (a quick rollback) keep their order.
         time: crate::clock::now(),
-        orch_version: env!("CARGO_PKG_VERSION").into(),
+        run: AwsRun {
+            env: env.into(),
+            image_uri: image.uri.clone(),
+            program_hash: program.hash.clone(),
+            config_hash: record::config_hash(&cx.config, &program.secrets),
+            outputs: cx.outputs.clone(),
+            certificate_arn: cx.cert_arn.clone(),
+            stack_file: std::fs::read_to_string(
+                program.dir.join(crate::render::stack_file_name(env)),
+            )
+            .ok(),
+            ami: cx.ami.as_ref().map(|a| a.id.clone()),
+            program: std::fs::read_to_string(program.dir.join("Pulumi.yaml")).ok(),
+            orch_version: env!("CARGO_PKG_VERSION").into(),
+        },
     })
 }
 

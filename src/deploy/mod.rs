@@ -14,7 +14,6 @@ pub(crate) mod observe;
 pub(crate) mod plan;
 pub(crate) mod rdslogs;
 pub(crate) mod refresh;
-pub(crate) mod releases;
 pub(crate) mod snapshot;
 pub(crate) mod steps;
 pub(crate) mod stop;
@@ -51,7 +50,7 @@ pub(crate) async fn up(
     if args.dry_run {
         let observed = observe::observe(&project, stack, &aws, &store, &steps, ctx.printer).await?;
         let mut plan = plan::plan(stack, &observed, args.force, args.force_unlock);
-        let live = observed.last.as_ref().and_then(|r| r.program.as_deref());
+        let live = observed.last.as_ref().and_then(|r| r.run.program.as_deref());
         match crate::cost::for_plan(&project, stack, live) {
             Ok(cost) => plan.cost = Some(cost),
             Err(e) => ctx.printer.warn(&format!("monthly cost unknown: {e}")),
@@ -103,15 +102,6 @@ pub(crate) async fn down(
         .await
 }
 
-/// The releases of an AWS environment, newest first (`orch releases`).
-pub(crate) async fn releases_of(stack: &Stack) -> Result<Vec<crate::history::Row>, OrchError> {
-    let aws = observe::Aws::new(&stack.region).await;
-    let store = observe::store_for(&backend(stack)?, &aws);
-    let mut rows = releases::list(&store, &stack.name).await?;
-    releases::mark_images(&aws.ecr, &store, &stack.name, &mut rows).await?;
-    Ok(rows)
-}
-
 /// `orch rollback` for an AWS environment: confirm (protected), then redeploy the release.
 pub(crate) async fn rollback(
     ctx: &Ctx<'_>,
@@ -124,7 +114,7 @@ pub(crate) async fn rollback(
     preflight(&project, stack)?;
     crate::check::gate(&project, stack)?;
     confirm(stack, yes, "roll back")?;
-    releases::rollback(&project, stack, to, ctx.printer).await
+    crate::release::aws::rollback(&project, stack, to, ctx.printer).await
 }
 
 /// The URLs of the last recorded deployment (`url`, `httpUrl` outputs), for `orch verify --env ENV`.

@@ -124,7 +124,7 @@ pub(crate) async fn observe<S: Steps>(
         cert::observe(&aws.acm, &stack.name, stack.domain.as_ref().map(|d| d.name.as_str()))
             .await?,
     );
-    let recorded = o.last.as_ref().and_then(|r| r.stack_file.clone());
+    let recorded = o.last.as_ref().and_then(|r| r.run.stack_file.clone());
     // Read-only: into a private folder, so build/<env>/ is written only under the lock.
     let program = steps.render_private(project, stack, recorded.as_deref())?;
     o.program_hash = Some(program.hash.clone());

@@ -244,7 +244,7 @@ pub(crate) fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool)
             format!("build and push ({})", p.as_deref().unwrap_or("digest known after the build")),
         ),
     }
-    let last_ami = o.last.as_ref().and_then(|r| r.ami.as_deref());
+    let last_ami = o.last.as_ref().and_then(|r| r.run.ami.as_deref());
     match (&o.ami, &o.ami_problem) {
         (Some(a), _) if last_ami.is_some_and(|l| l != a.id) => step(
             Kind::Ami,
@@ -451,7 +451,9 @@ mod tests {
     }
 
     fn record(ami: &str) -> Record {
-        Record { ami: Some(ami.into()), ..crate::state::record::tests::rec() }
+        let mut rec = crate::state::record::tests::rec();
+        rec.run.ami = Some(ami.into());
+        rec
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::artifact::{self, Artifact};
 use super::control::ReleaseRequest;
-use super::release::{self, Release, Status};
+use super::release::{self, Release};
 use super::serve::{self, ServeConfig};
 use super::state::{self, Paths, State, Tier, TIER_MARK};
 use super::{control, database, paths, zones, LocalError};
@@ -17,6 +17,7 @@ use crate::context::{Ctx, DownOptions, UpOptions};
 use crate::error::{OrchError, Outcome};
 use crate::local::group::launcher::ProcessLauncher;
 use crate::placement::{self, ZoneState};
+use crate::release::State as ReleaseState;
 use crate::runner::Duct;
 
 /// How long `up` waits for the tier to become healthy.
@@ -113,7 +114,7 @@ async fn up_locked(
             let artifact =
                 artifact::resolve(&project, stack, &Duct, p).map_err(LocalError::from)?;
             let wanted = release_of(stack, &artifact);
-            if wanted.id != state.release.id || state.release.outcome != Status::Deployed {
+            if wanted.id != state.release.id || state.release.outcome != ReleaseState::Deployed {
                 let how = How { canary: crate::canary::CanaryPlan::of(stack), forced };
                 aborted = roll_out(ctx, stack, &paths, wanted, how).await?.is_some();
             }
@@ -139,17 +140,14 @@ async fn up_locked(
                     let first = release_of(stack, &artifact);
                     let entry = release::Entry {
                         time: crate::clock::now(),
-                        id: first.id,
-                        digest: first.digest,
-                        outcome: Status::Deployed,
-                        reason: None,
-                        by: crate::host::who(),
+                        digest: first.digest.clone(),
+                        state: ReleaseState::Deployed,
+                        note: None,
+                        by: Some(crate::host::who()),
                         revision: project.revision(&Duct),
-                        seconds: started.elapsed().as_secs_f64(),
-                        program: first.program,
-                        env: first.env,
-                        analysis: vec![],
+                        canary: vec![],
                         forced,
+                        run: first.ran(started.elapsed().as_secs_f64()),
                     };
                     if let Err(e) = release::record(&paths.releases(), entry) {
                         p.warn(&format!("recording the release: {e}"));
@@ -179,7 +177,7 @@ pub(super) fn release_of(stack: &Stack, artifact: &Artifact) -> Release {
 
 /// How a release rolls out: as a canary or rolling, and why it was forced, if it was.
 #[derive(Debug, Default)]
-pub(super) struct How {
+pub(crate) struct How {
     pub canary: Option<crate::canary::CanaryPlan>,
     pub forced: Option<String>,
 }
@@ -187,7 +185,7 @@ pub(super) struct How {
 /// Ask the running supervisor to roll `wanted` out and wait for the outcome: Ok(None) when every
 /// instance runs it, Ok(Some(reason)) when its canary was aborted (the analysis printed), an error
 /// naming the failed checks and the logs when it was rolled back.
-pub(super) async fn roll_out(
+pub(crate) async fn roll_out(
     ctx: &Ctx<'_>,
     stack: &Stack,
     paths: &Paths,
@@ -225,7 +223,7 @@ pub(super) async fn roll_out(
     let start = Instant::now();
     let result = loop {
         if let Some(s) = state::read(paths) {
-            if s.release.generation >= generation && s.release.outcome != Status::Rolling {
+            if s.release.generation >= generation && s.release.outcome != ReleaseState::Rolling {
                 break Ok(s.release);
             }
             spinner.set_message(match &s.release.canary {
@@ -256,7 +254,7 @@ pub(super) async fn roll_out(
         ));
     }
     match view.outcome {
-        Status::Deployed => {
+        ReleaseState::Deployed => {
             p.progress(&format!(
                 "✓ release {id} deployed: {} instance(s) replaced in {:.1} s",
                 view.replaced,
@@ -264,7 +262,7 @@ pub(super) async fn roll_out(
             ));
             Ok(None)
         }
-        Status::Aborted => {
+        ReleaseState::Aborted => {
             let reason = view.reason.unwrap_or_else(|| format!("release {id} aborted"));
             p.warn(&format!("{reason}; the previous release serves every request"));
             Ok(Some(reason))

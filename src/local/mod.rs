@@ -10,9 +10,8 @@ pub mod artifact;
 pub mod control;
 pub mod group;
 pub mod lb;
-mod lifecycle;
+pub(crate) mod lifecycle;
 pub mod release;
-mod releases;
 mod report;
 pub mod serve;
 pub(crate) mod slo;
@@ -170,18 +169,6 @@ pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Ou
 }
 pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
     report::status(ctx, stack, json).await
-}
-/// `orch releases` for the local target.
-pub fn releases(project: &Project, stack: &Stack) -> Result<Vec<crate::history::Row>, OrchError> {
-    Ok(releases::list(&paths(project, stack))?)
-}
-/// `orch rollback` for the local target.
-pub async fn rollback(
-    ctx: &Ctx<'_>,
-    stack: &Stack,
-    to: Option<&str>,
-) -> Result<Outcome, OrchError> {
-    releases::rollback(ctx, stack, to).await
 }
 pub use lifecycle::serve;
 pub use report::zone;

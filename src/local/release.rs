@@ -33,33 +33,25 @@ impl Release {
         Release { id, digest: digest.to_string(), program, env }
     }
 
+    /// What the history keeps of it, once its rollout took `seconds`.
+    pub fn ran(self, seconds: f64) -> LocalRun {
+        LocalRun { id: self.id, seconds, program: self.program, env: self.env }
+    }
+
     /// The digest, short (`sha256:` and 12 hex digits).
     pub fn short_digest(&self) -> String {
         self.digest.chars().take(19).collect()
     }
 }
 
-/// How a rollout ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Instances are being replaced.
-    Rolling,
-    /// Every instance runs the release.
-    Deployed,
-    /// Its instances failed their health checks; the previous release keeps serving.
-    RolledBack,
-    /// Its canary was judged worse than the baseline (or could not be judged); the previous
-    /// release keeps serving.
-    Aborted,
-}
+use crate::release::State;
 
 /// The release the supervisor targets, as `state.json` records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseView {
     pub id: String,
     pub digest: String,
-    pub outcome: Status,
+    pub outcome: State,
     /// Why it was rolled back (the failed checks), and the logs to read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -75,31 +67,25 @@ pub struct ReleaseView {
     pub analysis: Vec<crate::canary::StepAnalysis>,
 }
 
-/// One line of the release history.
+/// One line of the release history: the record both targets share, with what the local tier ran.
+pub type Entry = crate::release::Release<LocalRun>;
+
+/// What the local tier ran a release with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    pub time: crate::clock::Time,
+pub struct LocalRun {
+    /// The release id ([`Release::id`]).
     pub id: String,
-    pub digest: String,
-    pub outcome: Status,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Who ran the `orch up` (user@host).
-    pub by: String,
-    /// The source revision it was built from.
-    #[serde(default)]
-    pub revision: String,
     /// Seconds the rollout took.
     pub seconds: f64,
     /// The program, to roll back to without a build.
     pub program: PathBuf,
     pub env: Vec<(String, String)>,
-    /// A canary's judged steps: samples, ratios, p99s and verdicts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub analysis: Vec<crate::canary::StepAnalysis>,
-    /// Why it was deployed with `--force` (an exhausted error budget).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forced: Option<String>,
+}
+
+impl crate::release::Ran for LocalRun {
+    fn runs(&self, _digest: &str) -> String {
+        self.id.clone()
+    }
 }
 
 /// The history at `path`, oldest first: empty when there is no file yet; a file that cannot be
@@ -116,7 +102,7 @@ pub fn history(path: &Path) -> Result<Vec<Entry>, super::LocalError> {
 
 /// The newest release of the history at `path` that was deployed (not rolled back or rolling).
 pub fn last_deployed(path: &Path) -> Result<Option<Entry>, super::LocalError> {
-    Ok(history(path)?.into_iter().rev().find(|e| e.outcome == Status::Deployed))
+    Ok(history(path)?.into_iter().rev().find(|e| e.state == State::Deployed))
 }
 
 /// Append `entry` to the history at `path`, keeping the last 50; written temp + fsync + rename
@@ -150,23 +136,28 @@ mod tests {
         assert!(history(&path).unwrap().is_empty());
         let e = Entry {
             time: chrono::DateTime::UNIX_EPOCH,
-            id: "abc".into(),
             digest: "sha256:1".into(),
-            outcome: Status::Deployed,
-            reason: None,
-            by: crate::host::who(),
+            state: State::Deployed,
+            note: None,
+            by: Some(crate::host::who()),
             revision: "abc".into(),
-            seconds: 1.0,
-            program: "/p".into(),
-            env: vec![],
-            analysis: vec![],
+            canary: vec![],
             forced: None,
+            run: LocalRun { id: "abc".into(), seconds: 1.0, program: "/p".into(), env: vec![] },
         };
         record(&path, e.clone()).unwrap();
-        record(&path, Entry { outcome: Status::RolledBack, ..e.clone() }).unwrap();
+        record(&path, Entry { state: State::RolledBack, ..e.clone() }).unwrap();
         let all = history(&path).unwrap();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[1].outcome, Status::RolledBack);
+        assert_eq!(all[1].state, State::RolledBack);
+        // A history written by an older orch (`digest`, `outcome`, `reason`) still reads.
+        let old = dir.path().join("old.json");
+        std::fs::write(&old, br#"[{"time":"2026-01-01T00:00:00Z","id":"abc","digest":"sha256:1","outcome":"rolled_back","reason":"checks","by":"me@h","revision":"r","seconds":1.0,"program":"/p","env":[]}]"#).unwrap();
+        let read = history(&old).unwrap();
+        assert_eq!(
+            (read[0].state, read[0].note.as_deref(), read[0].run.id.as_str()),
+            (State::RolledBack, Some("checks"), "abc")
+        );
         // A history that does not parse is an error naming it, and is never overwritten.
         std::fs::write(&path, b"[{\"time\": oops").unwrap();
         let err = history(&path).unwrap_err().to_string();

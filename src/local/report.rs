@@ -58,10 +58,7 @@ pub(super) async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<O
             "release {} ({}): {}{}",
             r.id,
             r.digest.chars().take(19).collect::<String>(),
-            serde_json::to_value(&r.outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            r.outcome.as_str(),
             r.reason.as_deref().map(|why| format!(" — {why}")).unwrap_or_default()
         ));
         if let Some(c) = &r.canary {
@@ -125,14 +122,14 @@ fn down(ctx: &Ctx<'_>, stack: &Stack, paths: &Paths, json: bool) -> Result<Outco
             Verdict::Down,
             serde_json::json!({
                 "running": false,
-                "last_release": { "id": last.id, "time": last.time, "digest": last.digest,
+                "last_release": { "id": last.run.id, "time": last.time, "digest": last.digest,
                                   "revision": last.revision },
             }),
         ))?;
     } else {
         ctx.printer.data(&format!(
             "local tier: down — not running; last deployed: release {} ({}) at {}",
-            last.id,
+            last.run.id,
             last.digest.chars().take(19).collect::<String>(),
             crate::clock::show(&last.time)
         ));

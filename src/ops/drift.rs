@@ -34,7 +34,7 @@ pub(super) async fn gather(
     let rendered = crate::render::render(project, stack).map_err(OpsError::Render)?;
     // Into a private folder: drift runs beside a deploy without rewriting its build/<env>/.
     let private =
-        crate::render::write_private(project, stack, &rendered, rec.stack_file.as_deref())
+        crate::render::write_private(project, stack, &rendered, rec.run.stack_file.as_deref())
             .map_err(OpsError::Render)?;
     let build_dir = private.path().to_path_buf();
     let backend = stack.pulumi.as_ref().map(|p| p.pulumi_url(&stack.region)).unwrap_or_default();

@@ -93,7 +93,7 @@ pub(super) async fn gather(
 
 /// What the environment costs a month (docs/cost.md); never a health problem, so a Note at worst.
 fn cost_row(project: &Project, stack: &Stack, rec: &Record) -> Row {
-    match crate::cost::running(project, stack, rec.program.as_deref()) {
+    match crate::cost::running(project, stack, rec.run.program.as_deref()) {
         Ok((e, live)) => {
             let total = crate::cost::usd(e.total_usd);
             let data = serde_json::json!({ "monthly_usd": e.total_usd, "prices_taken": e.prices_taken, "from_live_release": live });
@@ -113,15 +113,16 @@ fn torn_down(stack: &Stack, down: &crate::state::record::Down) -> Report {
     let summary = format!(
         "down since {} (`orch down`); last deployed: image {} at {}",
         crate::clock::show(&down.since),
-        judge::short_digest(&last.image_digest),
+        judge::short_digest(&last.digest),
         crate::clock::show(&last.time)
     );
-    let row = Row::bad("deployment", summary).lines(vec![format!("bring it back: orch up --env {}", stack.name)]).data(serde_json::json!({ "since": down.since, "image_digest": last.image_digest, "revision": last.revision }));
+    let row = Row::bad("deployment", summary).lines(vec![format!("bring it back: orch up --env {}", stack.name)]).data(serde_json::json!({ "since": down.since, "image_digest": last.digest, "revision": last.revision }));
     Report { env: stack.name.clone(), kind: "status", verdict: Verdict::Down, rows: vec![row] }
 }
 
 fn deployment_row(rec: &Record) -> Row {
     let mut lines: Vec<String> = rec
+        .run
         .outputs
         .iter()
         .map(|(k, v)| {

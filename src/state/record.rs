@@ -12,52 +12,14 @@ use super::store::Store;
 use super::StateError;
 use crate::outputs::Output;
 
-/// How far a release got. Written as `applying` before `pulumi up` changes the stack, then moved
-/// to how the run ended; records of orch versions before these states were written only after a
-/// verified deployment, so they read as `verified`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReleaseState {
-    /// `pulumi up` started and the run has not ended (or its process died).
-    Applying,
-    #[default]
-    Verified,
-    /// Deployed and rolled out, but the acceptance suite failed.
-    Unverified,
-    /// Stopped by SIGINT/SIGTERM after the stack started changing.
-    Interrupted,
-    /// The instance refresh rolled the instances back to the previous version.
-    RolledBack,
-    /// `pulumi up` or the rollout failed.
-    Failed,
-}
+/// The deployment record: the release record both targets share, with what the AWS stack ran.
+pub type Record = crate::release::Release<AwsRun>;
 
-impl ReleaseState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReleaseState::Applying => "applying",
-            ReleaseState::Verified => "verified",
-            ReleaseState::Unverified => "unverified",
-            ReleaseState::Interrupted => "interrupted",
-            ReleaseState::RolledBack => "rolled_back",
-            ReleaseState::Failed => "failed",
-        }
-    }
-}
-
+/// What an AWS release ran with: the stack's inputs and outputs, as `orch up` left them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
+pub struct AwsRun {
     pub env: String,
-    /// How far this release got; `latest.json` is the last release that changed the stack,
-    /// whatever its state.
-    #[serde(default)]
-    pub state: ReleaseState,
-    /// Why the release ended as it did (the error), when not verified.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    pub revision: String,
     pub image_uri: String,
-    pub image_digest: String,
     pub program_hash: String,
     /// sha256 over every config key and value (secrets included, so a rotated secret redeploys).
     pub config_hash: String,
@@ -78,30 +40,33 @@ pub struct Record {
     /// `--dry-run` cost change price as running now (absent in records of older orch versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<String>,
-    /// Who ran the deployment (`user@host`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
-    /// Why it was deployed with `--force` past an exhausted error budget.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forced: Option<String>,
-    pub time: crate::clock::Time,
     pub orch_version: String,
+}
+
+impl crate::release::Ran for AwsRun {
+    fn ami(&self) -> Option<&str> {
+        self.ami.as_deref()
+    }
+    fn runs(&self, digest: &str) -> String {
+        format!("{digest} {}", self.ami.as_deref().unwrap_or(""))
+    }
 }
 
 impl Record {
     /// A non-empty string output.
     pub fn output(&self, o: Output) -> Option<&str> {
-        crate::outputs::get(&self.outputs, o)
+        crate::outputs::get(&self.run.outputs, o)
     }
     /// The image digest: the record's own field, else the `imageDigest` output.
     pub fn digest(&self) -> Option<&str> {
-        Some(self.image_digest.as_str())
+        Some(self.digest.as_str())
             .filter(|d| !d.is_empty())
             .or_else(|| self.output(Output::ImageDigest))
     }
     /// The certificate ARN wired into the stack: the record's field, else a `certificateArn` output.
     pub fn certificate(&self) -> Option<&str> {
-        self.certificate_arn
+        self.run
+            .certificate_arn
             .as_deref()
             .filter(|a| !a.is_empty())
             .or_else(|| self.output(Output::CertificateArn))
@@ -134,13 +99,12 @@ pub async fn save(store: &Store, record: &Record) -> Result<String, StateError> 
     let body = serde_json::to_vec_pretty(record)
         .map_err(|e| StateError::step("encoding the deployment record", e.to_string()))?;
     let stamp = crate::clock::stamp(&record.time);
-    let short =
-        record.image_digest.trim_start_matches("sha256:").chars().take(12).collect::<String>();
-    let history = format!("deployments/{}/history/{stamp}-{short}.json", record.env);
+    let short = record.digest.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+    let history = format!("deployments/{}/history/{stamp}-{short}.json", record.run.env);
     store.put(&history, &body).await?;
-    store.put(&latest_key(&record.env), &body).await?;
-    store.delete(&down_key(&record.env)).await?;
-    Ok(store.describe(&latest_key(&record.env)))
+    store.put(&latest_key(&record.run.env), &body).await?;
+    store.delete(&down_key(&record.run.env)).await?;
+    Ok(store.describe(&latest_key(&record.run.env)))
 }
 
 /// Where `orch down` leaves word that the environment is down, until the next deployment.
@@ -182,7 +146,7 @@ pub async fn retire(
     let now = crate::clock::now();
     let key = format!(
         "deployments/{}/history/{}-destroyed.json",
-        record.env,
+        record.run.env,
         now.format("%Y%m%dT%H%M%SZ")
     );
     store.put(&key, &body).await?;
@@ -193,8 +157,8 @@ pub async fn retire(
     };
     let marker = serde_json::to_vec_pretty(&down)
         .map_err(|e| StateError::step("encoding the down marker", e.to_string()))?;
-    store.put(&down_key(&record.env), &marker).await?;
-    store.delete(&latest_key(&record.env)).await?;
+    store.put(&down_key(&record.run.env), &marker).await?;
+    store.delete(&latest_key(&record.run.env)).await?;
     Ok(store.describe(&key))
 }
 
@@ -219,16 +183,16 @@ pub fn change_reason(
 ) -> Option<String> {
     let Some(last) = last else { return Some("no deployment recorded yet".into()) };
     let mut why = vec![];
-    if last.state != ReleaseState::Verified {
+    if last.state != crate::release::State::Verified {
         why.push(format!("the live release is {}", last.state.as_str()));
     }
-    if last.image_digest != image_digest {
-        why.push(format!("image {} → {}", short(&last.image_digest), short(image_digest)));
+    if last.digest != image_digest {
+        why.push(format!("image {} → {}", short(&last.digest), short(image_digest)));
     }
-    if last.program_hash != program_hash {
-        why.push(format!("program {} → {}", short(&last.program_hash), short(program_hash)));
+    if last.run.program_hash != program_hash {
+        why.push(format!("program {} → {}", short(&last.run.program_hash), short(program_hash)));
     }
-    if last.config_hash != config_hash {
+    if last.run.config_hash != config_hash {
         why.push("stack config changed".into());
     }
     (!why.is_empty()).then(|| why.join(", "))
@@ -242,26 +206,30 @@ pub fn short(hash: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::release::State as ReleaseState;
 
     pub(crate) fn rec() -> Record {
         Record {
-            env: "dev".into(),
             state: ReleaseState::Verified,
             note: None,
             revision: "abc".into(),
-            image_uri: "r/x@sha256:1".into(),
-            image_digest: "sha256:1".into(),
-            program_hash: "sha256:p".into(),
-            config_hash: "sha256:c".into(),
-            outputs: BTreeMap::new(),
-            certificate_arn: Some("arn:aws:acm:eu-west-1:1:certificate/c".into()),
-            stack_file: None,
-            ami: None,
-            program: None,
+            digest: "sha256:1".into(),
             by: None,
+            canary: vec![],
             forced: None,
             time: "2026-01-01T00:00:00Z".parse().unwrap(),
-            orch_version: "0".into(),
+            run: AwsRun {
+                env: "dev".into(),
+                image_uri: "r/x@sha256:1".into(),
+                program_hash: "sha256:p".into(),
+                config_hash: "sha256:c".into(),
+                outputs: BTreeMap::new(),
+                certificate_arn: Some("arn:aws:acm:eu-west-1:1:certificate/c".into()),
+                stack_file: None,
+                ami: None,
+                program: None,
+                orch_version: "0".into(),
+            },
         }
     }
 
@@ -322,7 +290,7 @@ pub(crate) mod tests {
         old["outputs"] =
             serde_json::json!({"certificateArn": "arn:out", "imageDigest": "sha256:o", "url": ""});
         let r: Record = serde_json::from_value(old).unwrap();
-        assert_eq!((r.certificate_arn.as_deref(), r.certificate()), (None, Some("arn:out")));
+        assert_eq!((r.run.certificate_arn.as_deref(), r.certificate()), (None, Some("arn:out")));
         assert_eq!((r.digest(), r.output(Output::Url)), (Some("sha256:1"), None));
         assert_eq!(
             r.state,

@@ -280,26 +280,29 @@ impl World {
         let outputs = json!({ "url": seed.url, "asgName": format!("asg-{u}"), "targetGroupArn": tg,
                               "albDnsName": format!("lb-{u}.eu-west-1.elb.amazonaws.com"), "imageDigest": DIGEST });
         let record = serde_json::to_value(orch::state::record::Record {
-            env: "dev".into(),
-            state: orch::state::record::ReleaseState::Verified,
+            state: orch::release::State::Verified,
             note: None,
             revision: "abc1234".into(),
-            image_uri: format!("registry.example/orch-app@{DIGEST}"),
-            image_digest: DIGEST.into(),
-            program_hash: "sha256:22".into(),
-            config_hash: "sha256:33".into(),
-            outputs: serde_json::from_value(outputs).unwrap(),
-            certificate_arn: Some(cert_arn.clone()),
-            // What pulumi leaves in the stack file: the passphrase's salt (never to be printed).
-            stack_file: Some(format!(
-                "encryptionsalt: v1:c2FsdHNhbHQ=:v1:SEEDSALT\nconfig:\n  orch-dev:imageUri: registry.example/orch-app@{DIGEST}\n"
-            )),
-            ami: None,
-            program: None,
+            digest: DIGEST.into(),
             by: None,
+            canary: vec![],
             forced: None,
             time: "2026-01-02T03:04:05Z".parse().unwrap(),
-            orch_version: "0.0.0".into(),
+            run: orch::state::record::AwsRun {
+                env: "dev".into(),
+                image_uri: format!("registry.example/orch-app@{DIGEST}"),
+                program_hash: "sha256:22".into(),
+                config_hash: "sha256:33".into(),
+                outputs: serde_json::from_value(outputs).unwrap(),
+                certificate_arn: Some(cert_arn.clone()),
+                // What pulumi leaves in the stack file: the passphrase's salt (never to be printed).
+                stack_file: Some(format!(
+                    "encryptionsalt: v1:c2FsdHNhbHQ=:v1:SEEDSALT\nconfig:\n  orch-dev:imageUri: registry.example/orch-app@{DIGEST}\n"
+                )),
+                ami: None,
+                program: None,
+                orch_version: "0.0.0".into(),
+            },
         })
         .unwrap();
         let s3 = aws_sdk_s3::Client::from_conf(

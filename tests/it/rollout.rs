@@ -99,7 +99,7 @@ async fn a_new_release_rolls_out_without_a_failed_request_and_a_bad_one_rolls_ba
     let (_, s) = tier.status();
     assert_eq!(s["release"]["outcome"], "rolled_back", "{s:#}");
 
-    // The history: v2 deployed, v3 rolled back.
+    // The history (the release record both targets keep: `state`): v2 deployed, v3 rolled back.
     let history: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(tier.scratch.path().join(".orch/local/releases.json")).unwrap(),
     )
@@ -108,7 +108,7 @@ async fn a_new_release_rolls_out_without_a_failed_request_and_a_bad_one_rolls_ba
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["id"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+        .map(|e| (e["id"].as_str().unwrap(), e["state"].as_str().unwrap()))
         .collect();
     assert_eq!(outcomes[0], (first.as_str(), "deployed"), "{history:#}");
     assert_eq!(outcomes[1], (second.as_str(), "deployed"), "{history:#}");

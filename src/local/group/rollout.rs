@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use super::canary::{CanaryRun, Next};
 use super::supervisor::Supervisor;
 use crate::canary::StepAnalysis;
-use crate::local::release::{Entry, Release, Status};
+use crate::local::release::{Entry, Release};
+use crate::release::State;
 
 /// How long a drained instance stays out of rotation before it gets SIGTERM.
 const DRAIN_DELAY: Duration = Duration::from_millis(500);
@@ -63,7 +64,7 @@ impl Supervisor {
             self.release_view = crate::local::release::ReleaseView {
                 id: release.id,
                 digest: release.digest,
-                outcome: Status::Deployed,
+                outcome: State::Deployed,
                 reason: None,
                 generation,
                 replaced: 0,
@@ -83,7 +84,7 @@ impl Supervisor {
         self.release_view = crate::local::release::ReleaseView {
             id: to.id.clone(),
             digest: to.digest.clone(),
-            outcome: Status::Rolling,
+            outcome: State::Rolling,
             reason: None,
             generation,
             replaced: 0,
@@ -181,7 +182,7 @@ impl Supervisor {
                 }
                 None => self.fail(r, format!("no instance could be launched in {zone}")),
             },
-            None if r.draining.is_empty() => self.finish(r, Status::Deployed, None),
+            None if r.draining.is_empty() => self.finish(r, State::Deployed, None),
             None => self.rollout = Some(r),
         }
     }
@@ -195,17 +196,17 @@ impl Supervisor {
 
     /// The canary failed: all traffic back on the baseline at once, the canary retired.
     fn abort(&mut self, r: Rollout, why: String) {
-        self.undo(r, Status::Aborted, why);
+        self.undo(r, State::Aborted, why);
     }
 
     /// The release failed its health checks: roll it back.
     fn fail(&mut self, r: Rollout, why: String) {
-        self.undo(r, Status::RolledBack, why);
+        self.undo(r, State::RolledBack, why);
     }
 
     /// Terminate the release's instances, put the drained old ones back, keep serving the previous
     /// release.
-    fn undo(&mut self, r: Rollout, outcome: Status, why: String) {
+    fn undo(&mut self, r: Rollout, outcome: State, why: String) {
         self.pool.set_split(None);
         self.release_view.canary = None;
         let new: Vec<String> = self
@@ -235,36 +236,33 @@ impl Supervisor {
         let reason = format!(
             "release {} {}: {why}; read {} under the tier's folder",
             r.to.id,
-            if outcome == Status::Aborted { "aborted" } else { "rolled back" },
+            if outcome == State::Aborted { "aborted" } else { "rolled back" },
             if logs.is_empty() { "serve.log".into() } else { logs.join(", ") }
         );
         self.finish(r, outcome, Some(reason));
     }
 
-    fn finish(&mut self, r: Rollout, outcome: Status, reason: Option<String>) {
+    fn finish(&mut self, r: Rollout, outcome: State, reason: Option<String>) {
         let seconds = r.started.elapsed().as_secs_f64();
         self.event(match &reason {
             None => format!("release {} deployed in {seconds:.1} s", r.to.id),
             Some(why) => why.clone(),
         });
-        self.release_view.outcome = outcome.clone();
+        self.release_view.outcome = outcome;
         self.release_view.reason = reason.clone();
         self.release_view.generation = r.generation;
         self.release_view.analysis = r.analysis.clone();
         if let Some(path) = &self.history {
             let entry = Entry {
                 time: crate::clock::now(),
-                id: r.to.id.clone(),
                 digest: r.to.digest.clone(),
-                outcome,
-                reason,
-                by: r.by.clone(),
+                state: outcome,
+                note: reason,
+                by: Some(r.by.clone()),
                 revision: r.revision.clone(),
-                seconds,
-                program: r.to.program.clone(),
-                env: r.to.env.clone(),
-                analysis: r.analysis,
+                canary: r.analysis,
                 forced: r.forced,
+                run: r.to.as_ref().clone().ran(seconds),
             };
             if let Err(e) = crate::local::release::record(path, entry) {
                 tracing::warn!("recording the release in {}: {e}", path.display());
@@ -396,7 +394,7 @@ mod tests {
             });
             // The first new instance passes, one old instance is drained, the next launch fails.
             until("the rollout is rolled back", &mut sup, |s| {
-                s.release_view().outcome == Status::RolledBack
+                s.release_view().outcome == State::RolledBack
             });
             let back: Vec<_> =
                 pool.snapshot().iter().filter(|t| first.contains(&t.id)).cloned().collect();

@@ -19,8 +19,9 @@ use super::health::Checker;
 use super::launcher::{Instance, Launcher};
 use super::rollout::Rollout;
 use crate::local::lb::pool::{Pool, Target};
-use crate::local::release::{Release, ReleaseView, Status};
+use crate::local::release::{Release, ReleaseView};
 use crate::placement::{self, Action, Observed, ZoneState};
+use crate::release::State;
 
 /// How long a terminated instance gets to exit after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -95,7 +96,7 @@ impl Supervisor {
         let release_view = ReleaseView {
             id: release.id.clone(),
             digest: release.digest.clone(),
-            outcome: Status::Deployed,
+            outcome: State::Deployed,
             reason: None,
             generation: 0,
             replaced: 0,

@@ -3,40 +3,9 @@
 //! a prefix of its hex).
 use serde::Serialize;
 
-/// Why a rollback cannot go ahead (both targets).
-#[derive(Debug, thiserror::Error)]
-pub enum RollbackError {
-    #[error("cannot roll `{env}` back: {why}")]
-    NoTarget { env: String, why: String },
-    #[error("{what} is gone (removed since it was listed)")]
-    Vanished { what: String },
-    #[error("release {id} ran {}, which is gone", path.display())]
-    ProgramGone { id: String, path: std::path::PathBuf },
-    #[error("{key}: {why}")]
-    BadRecord { key: String, why: String },
-}
-
-impl RollbackError {
-    /// The next command to run.
-    pub(crate) fn hint(&self) -> String {
-        match self {
-            RollbackError::NoTarget { env, .. } => {
-                format!("`orch releases --env {env}` lists the releases")
-            }
-            RollbackError::Vanished { .. } => "run `orch releases` and pick another".into(),
-            RollbackError::ProgramGone { .. } => {
-                "rebuild it: check out its revision and run `orch up --env local`".into()
-            }
-            RollbackError::BadRecord { .. } => {
-                "roll back to another release (`orch releases`) or fix the record".into()
-            }
-        }
-    }
-}
-
 /// One release.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     /// Local: the release id; AWS: the history record's name (`<time>-<digest prefix>`).
     pub id: String,
     pub time: crate::clock::Time,

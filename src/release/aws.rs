@@ -5,14 +5,24 @@
 //! same lock, plan, rollout and verify as `orch up`.
 use std::sync::Arc;
 
-use super::{execute, observe, steps};
+use super::{RollbackError, Row};
 use crate::config::Stack;
+use crate::deploy::{execute, observe, steps};
 use crate::error::{OrchError, Outcome};
-use crate::history::{RollbackError, Row};
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::state::record::{self, Record};
 use crate::state::store::Store;
+
+/// The releases of an AWS environment, newest first, each marked when its image is gone
+/// (`orch releases`).
+pub(crate) async fn releases(stack: &Stack) -> Result<Vec<Row>, OrchError> {
+    let aws = observe::Aws::new(&stack.region).await;
+    let store = observe::store_for(&crate::deploy::backend(stack)?, &aws);
+    let mut rows = list(&store, &stack.name).await?;
+    mark_images(&aws.ecr, &store, &stack.name, &mut rows).await?;
+    Ok(rows)
+}
 
 /// The releases of `env`, newest first.
 pub(crate) async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError> {
@@ -24,36 +34,17 @@ pub(crate) async fn list(store: &Store, env: &str) -> Result<Vec<Row>, OrchError
         let name = key.rsplit('/').next().unwrap_or(&key).trim_end_matches(".json").to_string();
         let destroyed = name.ends_with("-destroyed");
         let is_live = !destroyed
-            && live
-                .as_ref()
-                .is_some_and(|l| l.time == rec.time && l.image_digest == rec.image_digest);
+            && live.as_ref().is_some_and(|l| l.time == rec.time && l.digest == rec.digest);
         // Ordered by the instant, not the name: records from before millisecond stamps sort too.
         let outcome = if destroyed { "destroyed" } else { rec.state.as_str() };
-        rows.push((rec.time, row(name, &rec, outcome, is_live)));
+        rows.push((rec.time, rec.row(name, outcome, is_live)));
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     Ok(rows.into_iter().map(|(_, r)| r).collect())
 }
 
-fn row(id: String, rec: &Record, outcome: &str, live: bool) -> Row {
-    Row {
-        id,
-        time: rec.time,
-        revision: rec.revision.clone(),
-        digest: rec.image_digest.clone(),
-        ami: rec.ami.clone(),
-        outcome: outcome.into(),
-        by: rec.by.clone().unwrap_or_else(|| "-".into()),
-        live,
-        image_present: None,
-        canary: vec![],
-        forced: rec.forced.clone(),
-        runs: format!("{} {}", rec.image_digest, rec.ami.as_deref().unwrap_or("")),
-    }
-}
-
 /// Mark each release whose image (an ECR image by digest) is gone from its repository.
-pub(crate) async fn mark_images(
+async fn mark_images(
     ecr: &aws_sdk_ecr::Client,
     store: &Store,
     env: &str,
@@ -63,7 +54,7 @@ pub(crate) async fn mark_images(
         let key = format!("deployments/{env}/history/{}.json", row.id);
         let Some(bytes) = store.get(&key).await? else { continue };
         let Ok(rec) = serde_json::from_slice::<Record>(&bytes) else { continue };
-        if let Some(image) = crate::image::retention::ecr_image(&rec.image_uri) {
+        if let Some(image) = crate::image::retention::ecr_image(&rec.run.image_uri) {
             row.image_present = Some(crate::image::retention::exists(ecr, &image).await?);
         }
     }
@@ -77,11 +68,11 @@ pub(crate) async fn rollback(
     to: Option<&str>,
     printer: &Printer,
 ) -> Result<Outcome, OrchError> {
-    let backend = super::backend(stack)?;
+    let backend = crate::deploy::backend(stack)?;
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend, &aws);
     let rows = list(&store, &stack.name).await?;
-    let target = crate::history::target(&rows, to)
+    let target = super::history::target(&rows, to)
         .map_err(|why| RollbackError::NoTarget { env: stack.name.clone(), why })?;
     let key = format!("deployments/{}/history/{}.json", stack.name, target.id);
     let rec: Record = match store.get(&key).await? {
@@ -93,30 +84,30 @@ pub(crate) async fn rollback(
         "rolling `{}` back to {} ({} of {}, revision {})",
         stack.name,
         target.id,
-        record::short(&rec.image_digest),
+        record::short(&rec.digest),
         crate::clock::show(&rec.time),
         rec.revision
     ));
     // The release as it ran: its image by digest (no build) and its AMI.
     let mut pinned = stack.clone();
-    if let Some(ami) = &rec.ami {
+    if let Some(ami) = &rec.run.ami {
         pinned.instances.ami = Some(ami.clone());
     }
     // The record is data from the state bucket: its image goes into the program and the user data
     // only once it parses as a digest-pinned reference naming the recorded digest.
-    let uri = crate::image::uri::parse(&rec.image_uri)
+    let uri = crate::image::uri::parse(&rec.run.image_uri)
         .ok()
-        .filter(|u| u.digest == rec.image_digest)
+        .filter(|u| u.digest == rec.digest)
         .ok_or_else(|| RollbackError::BadRecord {
             key: key.clone(),
             why: format!(
                 "image_uri `{}` is not <registry>/<repository>@{}",
-                rec.image_uri, rec.image_digest
+                rec.run.image_uri, rec.digest
             ),
         })?;
     let steps = steps::Wired::pinned(steps::ImageRef {
         uri: uri.whole(),
-        digest: rec.image_digest.clone(),
+        digest: rec.digest.clone(),
         prebuilt: true,
     });
     let run = execute::Run {
@@ -148,7 +139,7 @@ mod tests {
         ] {
             let mut r = record::tests::rec();
             r.time = time.parse().unwrap();
-            r.image_digest = digest.into();
+            r.digest = digest.into();
             record::save(&store, &r).await.unwrap();
         }
         let rows = list(&store, "dev").await.unwrap();
