@@ -15,6 +15,11 @@ if ! rustup run "$pinned" rustc --version >/dev/null 2>&1; then
     rustup toolchain install "$pinned" --profile minimal --component rustfmt,clippy
   fi
 fi
+# The test runner (scripts/test.sh, .config/nextest.toml); machines of this project's kind have it.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing cargo-nextest from crates.io"
+  cargo install --locked cargo-nextest
+fi
 need_apt=()
 command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)

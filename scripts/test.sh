@@ -6,6 +6,10 @@
 #   scripts/test.sh --quick   # the edit loop: fmt, clippy, unit tests, and the integration tests
 #                             # that need no server and start no tier (check, cli, config, cost,
 #                             # render); no install, no servers
+#
+# Tests run under cargo-nextest (.config/nextest.toml): each in a process of its own, the ones that
+# start a local tier one at a time, the rest beside them, and one that runs too long is killed and
+# fails. ORCH_TEST_THREADS overrides how many run at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -17,10 +21,10 @@ if [ "${1:-}" = "--quick" ]; then
   echo "== cargo fmt --check, cargo clippy -D warnings"
   cargo fmt --all --check
   cargo clippy --workspace --all-targets --locked -- -D warnings
-  echo "== unit tests"
-  cargo test --workspace --locked --lib --bins -- --test-threads="${ORCH_TEST_THREADS:-2}"
-  echo "== integration tests without servers: ${QUICK_MODULES[*]}"
-  cargo test --locked -p orch --test it -- --test-threads="${ORCH_TEST_THREADS:-2}" "${QUICK_MODULES[@]}"
+  echo "== unit tests, and the integration tests without servers: ${QUICK_MODULES[*]}"
+  filter="kind(lib) | kind(bin)"
+  for m in "${QUICK_MODULES[@]}"; do filter+=" | (binary(it) & test(/^${m%::}::/))"; done
+  cargo nextest run --workspace --locked ${ORCH_TEST_THREADS:+--test-threads "$ORCH_TEST_THREADS"} -E "$filter"
   echo "== quick tests passed (the full suite: scripts/test.sh)"
   exit 0
 fi
@@ -38,8 +42,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== fake pulumi self-test (tests/fake-pulumi/README.md names the source of each behaviour)"
 tests/fake-pulumi/selftest.sh
 
-echo "== cargo test (workspace)"
-cargo test --workspace --locked --no-fail-fast -- --test-threads="${ORCH_TEST_THREADS:-2}"
+echo "== build the tests, start the tier the deploy tests share"
+cargo nextest run --workspace --locked --no-run
+. scripts/lib/shared-tier.sh
+start_shared_tier "$TARGET/debug/orch"
+trap 'stop_shared_tier; stop_services' EXIT
+
+echo "== cargo nextest run (workspace)"
+cargo nextest run --workspace --locked ${ORCH_TEST_THREADS:+--test-threads "$ORCH_TEST_THREADS"}
 
 if [ -x scripts/check-programs.sh ]; then
   echo "== rendered programs: orch check, cfn-lint, checkov"

@@ -3,11 +3,16 @@
 
 SERVICES_DIR=${SERVICES_DIR:-$(mktemp -d /tmp/orch-test.XXXXXX)}
 
+# A port the kernel picks as free on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # A port for a server: the one asked for ($1) when nothing listens there, else a free one the kernel
 # picks (another suite, or a server not yet gone, may hold the usual port).
 port_for() {
   if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    free_port
   else
     echo "$1"
   fi

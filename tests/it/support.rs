@@ -11,7 +11,9 @@ pub(crate) fn repo() -> PathBuf {
 
 /// A temporary project holding a copy of `stacks/`, `pulumi/`, `app/pages/`, `schema/` and `data/`.
 pub(crate) struct Scratch {
-    pub dir: tempfile::TempDir,
+    path: PathBuf,
+    /// Removes the folder when dropped (`None`: a project someone else made and removes).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Scratch {
@@ -23,10 +25,10 @@ impl Scratch {
                 copy_dir(&from, &dir.path().join(sub));
             }
         }
-        Scratch { dir }
+        Scratch { path: dir.path().to_path_buf(), _dir: Some(dir) }
     }
     pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
     pub(crate) fn write(&self, rel: &str, text: &str) {
         let path = self.path().join(rel);
@@ -88,11 +90,13 @@ pub(crate) fn port_open(port: u16) -> bool {
         .is_ok()
 }
 
-/// A running tier; dropping it runs `orch down`.
+/// A running tier; dropping it runs `orch down` (when this process started it).
 pub(crate) struct Tier {
     pub scratch: Scratch,
     pub http: u16,
     pub https: u16,
+    /// Started by this process (else scripts/test.sh's shared tier).
+    owned: bool,
 }
 
 impl Tier {
@@ -107,7 +111,7 @@ impl Tier {
             .replace("port: 18080", &format!("port: {base}"));
         // Fixed capacity: the tests of other things must not see the group scale under their load.
         scratch.write("stacks/local.yaml", &without_block(&stack, "scaling:"));
-        Tier { scratch, http, https }
+        Tier { scratch, http, https, owned: true }
     }
 
     pub(crate) fn orch(&self) -> assert_cmd::Command {
@@ -159,17 +163,31 @@ pub(crate) fn without_block(yaml: &str, key: &str) -> String {
 
 impl Drop for Tier {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let _ = self.orch().args(["down", "--env", "local"]).output();
     }
 }
 
 /// The tier every test shares that only needs something live to verify against (the deploy
-/// tests' `url`/`httpUrl` outputs and CA): started on first use, stopped when the test process
-/// exits (a static is never dropped, so an `atexit` handler runs `orch down`).
+/// tests' `url`/`httpUrl` outputs and CA). scripts/test.sh runs each test in a process of its own
+/// and starts this tier once for all of them (`ORCH_TEST_SHARED_TIER="<project> <http> <https>"`,
+/// scripts/lib/shared-tier.sh); without it (`cargo test`, one process) the first test to ask starts
+/// one, stopped when the process exits (a static is never dropped: an `atexit` handler runs `orch down`).
 static SHARED: std::sync::OnceLock<Tier> = std::sync::OnceLock::new();
 
 pub(crate) fn shared_tier() -> &'static Tier {
     SHARED.get_or_init(|| {
+        if let Ok(given) = std::env::var("ORCH_TEST_SHARED_TIER") {
+            let parts: Vec<&str> = given.split(' ').collect();
+            let [dir, http, https] = parts[..] else {
+                panic!("ORCH_TEST_SHARED_TIER `{given}`: want `<project> <http port> <https port>`")
+            };
+            let port = |p: &str| p.parse().expect("ORCH_TEST_SHARED_TIER port");
+            let scratch = Scratch { path: dir.into(), _dir: None };
+            return Tier { scratch, http: port(http), https: port(https), owned: false };
+        }
         let tier = Tier::scratch();
         tier.up();
         extern "C" fn stop_shared() {
