@@ -75,6 +75,7 @@ pub(crate) async fn rollback(
     project: &Project,
     stack: &Stack,
     to: Option<&str>,
+    settings: &crate::settings::Settings,
     printer: &Printer,
 ) -> Result<Outcome, OrchError> {
     let backend = super::backend(stack)?;
@@ -114,11 +115,9 @@ pub(crate) async fn rollback(
                 rec.image_uri, rec.image_digest
             ),
         })?;
-    let steps = steps::Wired::pinned(steps::ImageRef {
-        uri: uri.whole(),
-        digest: rec.image_digest.clone(),
-        prebuilt: true,
-    });
+    let image =
+        steps::ImageRef { uri: uri.whole(), digest: rec.image_digest.clone(), prebuilt: true };
+    let steps = steps::Wired::pinned(image, settings);
     let run = execute::Run {
         project,
         stack: &pinned,
@@ -126,6 +125,7 @@ pub(crate) async fn rollback(
         aws: &aws,
         store: &store,
         runner: Arc::new(crate::runner::Duct),
+        settings,
         force: false,
         force_unlock: false,
     };
