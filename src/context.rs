@@ -1,22 +1,34 @@
 //! What every operation gets from the command line, as plain values: the project root, the chosen
-//! environment and the printer ([`Ctx`]), and the options of the commands that change things
-//! ([`UpOptions`], [`DownOptions`]). `commands/` builds them from the parsed arguments; the domain
-//! modules below it (`deploy`, `ops`, `local`) take them and never see `cli`.
+//! environment, the printer and the `ORCH_*` settings read at start ([`Ctx`]), and the options of
+//! the commands that change things ([`UpOptions`], [`DownOptions`]). `commands/` builds them from
+//! the parsed arguments; the domain modules below it (`deploy`, `ops`, `local`) take them and
+//! never see `cli`.
 use crate::config::{self, Stack};
 use crate::error::OrchError;
 use crate::printer::Printer;
 use crate::project::Project;
+use crate::settings::Settings;
 
-/// The project, the chosen environment, and the printer.
+/// The project, the chosen environment, the printer, and the settings.
 pub struct Ctx<'a> {
     root: Option<std::path::PathBuf>,
     pub env: String,
     pub printer: &'a Printer,
+    settings: &'a Settings,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(root: Option<std::path::PathBuf>, env: String, printer: &'a Printer) -> Self {
-        Ctx { root, env, printer }
+    pub(crate) fn new(
+        root: Option<std::path::PathBuf>,
+        env: String,
+        printer: &'a Printer,
+        settings: &'a Settings,
+    ) -> Self {
+        Ctx { root, env, printer, settings }
+    }
+    /// The `ORCH_*` settings, read once at start.
+    pub(crate) fn settings(&self) -> &'a Settings {
+        self.settings
     }
     /// The project (found from `--root` or the working directory).
     pub fn project(&self) -> Result<Project, OrchError> {

@@ -50,11 +50,14 @@ pub fn main_entry() -> ExitCode {
     };
     let printer = printer::Printer::new(cli.verbose, cli.quiet);
     printer.init_tracing();
-    if let Err(e) = settings::init() {
-        let err = OrchError::from(e);
-        printer.report(&err);
-        return ExitCode::from(err.exit_code());
-    }
+    let settings = match settings::Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            let err = OrchError::from(e);
+            printer.report(&err);
+            return ExitCode::from(err.exit_code());
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -62,7 +65,7 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(commands::run(cli, &printer)) {
+    match runtime.block_on(commands::run(cli, &printer, &settings)) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         Err(err) => {
             printer.report(&err);

@@ -1,11 +1,12 @@
 //! Every `ORCH_*` environment variable orch reads, in one place: [`VARS`] names and documents them
 //! (docs/operations.md lists the same), [`Settings`] holds their typed values, read once at start
-//! by [`init`]; a malformed value is a usage error (exit 2) naming the variable. `ORCH_ENV` and
+//! by [`Settings::from_env`] (in `main_entry`, for every command and for `orch local serve`) and
+//! handed down: [`Ctx`](crate::context::Ctx) carries them, and what needs one value gets it from
+//! its caller. A malformed value is a usage error (exit 2) naming the variable. `ORCH_ENV` and
 //! `ORCH_ROOT` are clap's (`--env`, `--root`), `ORCH_LOG` the log filter's, and `ORCH_LOCAL_TIER`,
 //! `ORCH_APP_ENV`, `ORCH_APP_DIGEST` are how orch talks to the processes it starts.
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// `(name, what it does)` of every variable [`Settings`] reads.
@@ -189,26 +190,11 @@ impl Settings {
         })
     }
 
+    /// The settings of the process environment, read once at start; the error names the
+    /// variable at fault.
     pub(crate) fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|var| std::env::var(var).ok())
     }
-}
-
-static SETTINGS: OnceLock<Settings> = OnceLock::new();
-
-/// Read the environment once, at start; the error names the variable at fault.
-pub(crate) fn init() -> Result<&'static Settings, SettingsError> {
-    if let Some(s) = SETTINGS.get() {
-        return Ok(s);
-    }
-    let settings = Settings::from_env()?;
-    Ok(SETTINGS.get_or_init(|| settings))
-}
-
-/// The settings [`init`] read. Used as a library without `init` (unit tests), the environment is
-/// read here, and a malformed variable counts as unset.
-pub(crate) fn get() -> &'static Settings {
-    SETTINGS.get_or_init(|| Settings::from_env().unwrap_or_default())
 }
 
 #[cfg(test)]

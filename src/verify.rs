@@ -77,15 +77,16 @@ pub fn marker_from_page(path: &Path) -> Option<String> {
 }
 
 /// Options for a deployed AWS environment: our 404 page's marker; the HTTP URL from the stack's
-/// `httpUrl` output; `ORCH_VERIFY_CA` (a PEM file) trusted besides the system roots; without a
-/// domain the load balancer serves orch's self-signed certificate, so any certificate is accepted.
+/// `httpUrl` output; `ca` (`ORCH_VERIFY_CA`, a PEM file) trusted besides the system roots; without
+/// a domain the load balancer serves orch's self-signed certificate, so any certificate is accepted.
 pub fn options_for_aws(
     pages: Option<&Path>,
     has_domain: bool,
     http_url: Option<String>,
     requests: u32,
+    ca: Option<&Path>,
 ) -> Result<Options, String> {
-    let ca_pem = match &crate::settings::get().verify_ca {
+    let ca_pem = match ca {
         Some(path) => Some(
             std::fs::read(path)
                 .map_err(|e| format!("ORCH_VERIFY_CA: cannot read {}: {e}", path.display()))?,

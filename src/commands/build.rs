@@ -11,13 +11,14 @@ pub(crate) async fn run(ctx: &Ctx<'_>, args: BuildArgs) -> Result<Outcome, OrchE
     let project = ctx.project()?;
     let stack = ctx.stack()?;
     if let Some(expected) = &args.verify {
-        let verdict = image::verify::verify(&project, &stack, ctx.printer, expected).await?;
+        let verdict =
+            image::verify::verify(&project, &stack, ctx.printer, expected, ctx.settings()).await?;
         for line in report(&verdict) {
             ctx.printer.data(&line);
         }
         return Ok(Outcome::finding_if(!verdict.same()));
     }
-    let built = image::build(&project, &stack, &Duct, ctx.printer)?;
+    let built = image::build(&project, &stack, &Duct, ctx.printer, ctx.settings())?;
     ctx.printer.progress(&format!(
         "image {} ({} layers, {:.1} MB compressed) assembled in {:.2}s into {}",
         built.tag,
@@ -28,7 +29,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, args: BuildArgs) -> Result<Outcome, OrchE
     ));
     ctx.printer.data(&built.digest);
     if args.push {
-        let report = image::publish(&project, &stack, ctx.printer).await?;
+        let report = image::publish(&project, &stack, ctx.printer, ctx.settings()).await?;
         ctx.printer.progress(&format!(
             "pushed {}:{} — {} bytes in {} blobs uploaded, {} blobs already there",
             report.repository,

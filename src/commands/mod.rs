@@ -19,10 +19,15 @@ use crate::cli::{Cli, Command};
 pub(crate) use crate::context::Ctx;
 use crate::error::{OrchError, Outcome};
 use crate::printer::Printer;
+use crate::settings::Settings;
 
-/// Run the parsed command line.
-pub(crate) async fn run(cli: Cli, printer: &Printer) -> Result<Outcome, OrchError> {
-    let ctx = Ctx::new(cli.root, cli.env, printer);
+/// Run the parsed command line with the settings read at start.
+pub(crate) async fn run(
+    cli: Cli,
+    printer: &Printer,
+    settings: &Settings,
+) -> Result<Outcome, OrchError> {
+    let ctx = Ctx::new(cli.root, cli.env, printer, settings);
     match cli.command {
         Command::Up(args) => up::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,

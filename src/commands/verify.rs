@@ -28,6 +28,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, args: VerifyArgs) -> Result<Outcome, Orch
                     stack.domain.is_some(),
                     http_url,
                     args.requests,
+                    ctx.settings().verify_ca.as_deref(),
                 )
                 .map_err(OrchError::Usage)?;
                 opts.insecure |= args.insecure;

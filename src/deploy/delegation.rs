@@ -26,8 +26,9 @@ pub(crate) enum Delegation {
 
 /// Whether to ask DNS, and whom: skipped with `ORCH_OFFLINE`, and under an emulator (public DNS
 /// cannot see its zones) unless `ORCH_DNS_SERVER` names a resolver; a malformed one is an error.
-pub(crate) fn mode() -> Result<Option<Option<SocketAddr>>, String> {
-    let settings = crate::settings::get();
+pub(crate) fn mode(
+    settings: &crate::settings::Settings,
+) -> Result<Option<Option<SocketAddr>>, String> {
     let server = settings.dns_server;
     Ok((!settings.offline && (server.is_some() || !crate::aws::emulated())).then_some(server))
 }

@@ -18,6 +18,7 @@ use crate::printer::Printer;
 use crate::project::Project;
 use crate::pulumi::Pulumi;
 use crate::runner::Runner;
+use crate::settings::Settings;
 use crate::state::lock::{self, LockInfo};
 use crate::state::record::{self, Record};
 use crate::state::store::Store;
@@ -195,6 +196,7 @@ pub(crate) fn refuse_protected(stack: &Stack, plan: &DownPlan) -> Result<(), Dep
 
 /// Run the teardown the plan lays out: lock, (unprotect, final snapshot,) destroy, retire the
 /// record, unlock.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn execute(
     project: &Project,
     stack: &Stack,
@@ -202,17 +204,18 @@ pub(crate) async fn execute(
     aws: &observe::Aws,
     store: &Store,
     runner: Arc<dyn Runner>,
+    settings: &Settings,
     p: &Printer,
 ) -> Result<Outcome, OrchError> {
     let env = stack.name.as_str();
     refuse_protected(stack, plan)?;
     crate::interrupt::install().map_err(|e| OrchError::io("handling SIGINT and SIGTERM", e))?;
-    let lock = lock::acquire(store, env, "orch down", plan.force_unlock, p).await?;
+    let lease = lock::lease(settings);
+    let lock = lock::acquire(store, env, "orch down", lease, plan.force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", store.describe(&lock::key(env))));
     let expired = lock.expired.clone();
-    let ended =
-        super::stop::guarded(destroy(project, stack, plan, aws, store, runner, expired, p), p)
-            .await;
+    let destroyed = destroy(project, stack, plan, aws, store, runner, expired, settings, p);
+    let ended = super::stop::guarded(destroyed, p).await;
     let result = match ended {
         super::stop::Ended::Done(r) => r,
         super::stop::Ended::Interrupted(sig) => Err(super::stop::interrupted(
@@ -236,6 +239,7 @@ async fn destroy(
     store: &Store,
     runner: Arc<dyn Runner>,
     expired: Option<LockInfo>,
+    settings: &Settings,
     p: &Printer,
 ) -> Result<Outcome, OrchError> {
     let env = stack.name.as_str();
@@ -249,7 +253,8 @@ async fn destroy(
     };
     let dir = crate::render::write_restoring(project, stack, &rendered, recorded)?;
     let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
-    let pulumi = Pulumi::new(runner, &dir, &backend, env).after_expired(expired);
+    let pulumi =
+        Pulumi::new(runner, settings.pulumi.as_deref(), &dir, &backend, env).after_expired(expired);
     Pulumi::check_passphrase().map_err(DeployError::from)?;
     let mut kept_snapshot = None;
     if pulumi.select_existing().map_err(DeployError::from)? {
@@ -267,7 +272,9 @@ async fn destroy(
                         )
                     })?
                     .to_string();
-                super::snapshot::take(&aws.rds, &id, snapshot, super::execute::poll(), p).await?;
+                let poll = super::execute::poll(settings);
+                let timeout = super::snapshot::timeout(settings);
+                super::snapshot::take(&aws.rds, &id, snapshot, poll, timeout, p).await?;
                 Ok::<_, DeployError>(id)
             }
             .await;
@@ -423,7 +430,7 @@ mod tests {
     #[test]
     fn a_held_lock_refuses_and_the_zone_is_kept() {
         let mut o = Observed { store_exists: true, ..Observed::default() };
-        o.lock = Some(LockInfo::mine("orch up"));
+        o.lock = Some(LockInfo::mine("orch up", std::time::Duration::from_secs(60)));
         let text = plan(&stack(), &o, Options::default()).lines().join("\n");
         assert!(text.contains("[REFUSE ] deploy lock held by"), "{text}");
         assert!(

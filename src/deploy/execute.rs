@@ -19,6 +19,7 @@ use crate::project::Project;
 use crate::pulumi::Pulumi;
 use crate::release::State;
 use crate::runner::Runner;
+use crate::settings::Settings;
 use crate::state::lock;
 use crate::state::record::{self, AwsRun, Record};
 use crate::state::store::Store;
@@ -31,20 +32,28 @@ pub(crate) struct Run<'a> {
     pub aws: &'a Aws,
     pub store: &'a Store,
     pub runner: Arc<dyn Runner>,
+    pub settings: &'a Settings,
     pub force: bool,
     pub force_unlock: bool,
 }
 
 /// Seconds between status polls (ACM, instance refresh); `ORCH_POLL_SECONDS`, default 15.
-pub(crate) fn poll() -> Duration {
-    crate::settings::get().poll.unwrap_or(Duration::from_secs(15))
+pub(crate) fn poll(settings: &Settings) -> Duration {
+    settings.poll.unwrap_or(Duration::from_secs(15))
 }
 
 /// `orch up`: observe (read-only), [`plan`](super::plan::plan), then run exactly that plan.
 pub(crate) async fn up<S: Steps>(run: &Run<'_>, steps: &S) -> Result<Outcome, OrchError> {
-    let observed =
-        super::observe::observe(run.project, run.stack, run.aws, run.store, steps, run.printer)
-            .await?;
+    let observed = super::observe::observe(
+        run.project,
+        run.stack,
+        run.aws,
+        run.store,
+        steps,
+        run.settings,
+        run.printer,
+    )
+    .await?;
     let plan = super::plan::plan(run.stack, &observed, run.force, run.force_unlock);
     execute(run, steps, &plan, observed.image, observed.ami).await
 }
@@ -80,7 +89,9 @@ pub(crate) async fn execute<S: Steps>(
         p.progress(&format!("→ {}: {}", step.name, step.detail));
     }
     crate::interrupt::install().map_err(|e| OrchError::io("handling SIGINT and SIGTERM", e))?;
-    let lock = lock::acquire(run.store, &run.stack.name, "orch up", run.force_unlock, p).await?;
+    let lease = lock::lease(run.settings);
+    let lock =
+        lock::acquire(run.store, &run.stack.name, "orch up", lease, run.force_unlock, p).await?;
     p.progress(&format!("✓ deploy lock {}", run.store.describe(&lock::key(&run.stack.name))));
     cx.expired_run = lock.expired.clone();
     let rest = plan.steps.get(at + 1..).unwrap_or_default();
@@ -328,7 +339,7 @@ async fn run_step<S: Steps>(
                 .as_ref()
                 .map_or(0, |c| u64::from(c.bake_seconds) * (c.percentages.len() as u64 + 1));
             let timeout = Duration::from_secs(3600 + holds);
-            refresh::roll(&aws.asg, &target, poll(), timeout, p).await?;
+            refresh::roll(&aws.asg, &target, poll(run.settings), timeout, p).await?;
         }
         Kind::Verify => {
             let url = crate::outputs::get(&cx.outputs, Output::Url)
@@ -400,7 +411,8 @@ fn release(run: &Run<'_>, cx: &Cx, state: State) -> Result<Record, OrchError> {
 fn pulumi_for(run: &Run<'_>, program: &Program, cx: &Cx) -> Pulumi {
     let stack = run.stack;
     let backend = stack.pulumi.as_ref().map(|s| s.pulumi_url(&stack.region)).unwrap_or_default();
-    Pulumi::new(run.runner.clone(), &program.dir, &backend, &stack.name)
+    let pulumi = run.settings.pulumi.as_deref();
+    Pulumi::new(run.runner.clone(), pulumi, &program.dir, &backend, &stack.name)
         .after_expired(cx.expired_run.clone())
 }
 
@@ -423,7 +435,7 @@ async fn delegate(run: &Run<'_>) -> Result<(), OrchError> {
             for n in &ns {
                 p.data(n);
             }
-            check_delegation(&domain.name, &ns, p).await?;
+            check_delegation(&domain.name, &ns, run.settings, p).await?;
         }
     }
     Ok(())
@@ -436,7 +448,7 @@ async fn certificate(run: &Run<'_>, zone_id: Option<&str>) -> Result<String, Orc
     let env = stack.name.as_str();
     Ok(match &stack.domain {
         Some(domain) => {
-            let timeout = crate::settings::get().acm_timeout.unwrap_or(Duration::from_secs(1800));
+            let timeout = run.settings.acm_timeout.unwrap_or(Duration::from_secs(1800));
             cert::ensure_acm(
                 &aws.acm,
                 &aws.r53,
@@ -464,8 +476,13 @@ async fn certificate(run: &Run<'_>, zone_id: Option<&str>) -> Result<String, Orc
 /// A delegation made at a registrar, checked by a DNS query. Skipped with ORCH_OFFLINE, under an
 /// emulator (public DNS cannot see its zones) unless ORCH_DNS_SERVER names a resolver, and when no
 /// resolver answers; a wrong or missing delegation stops the run before the certificate waits on it.
-async fn check_delegation(name: &str, ns: &[String], p: &Printer) -> Result<(), DeployError> {
-    let Some(server) = delegation::mode().map_err(DeployError::Refused)? else {
+async fn check_delegation(
+    name: &str,
+    ns: &[String],
+    settings: &Settings,
+    p: &Printer,
+) -> Result<(), DeployError> {
+    let Some(server) = delegation::mode(settings).map_err(DeployError::Refused)? else {
         p.progress("  delegation check by DNS skipped (offline or emulated AWS)");
         return Ok(());
     };

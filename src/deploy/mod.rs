@@ -36,7 +36,7 @@ pub(crate) async fn up(
 ) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     let backend = backend(stack)?;
-    preflight(&project, stack)?;
+    preflight(&project, stack, ctx.settings())?;
     // `orch check` is the gate: a program AWS or the policy would refuse stops here, before the
     // bucket, zone, certificate or pulumi are touched (and in --dry-run too).
     let checked = crate::check::gate(&project, stack)?;
@@ -46,9 +46,11 @@ pub(crate) async fn up(
     ));
     let aws = observe::Aws::new(&stack.region).await;
     let store = observe::store_for(&backend, &aws);
-    let steps = steps::Wired::default();
+    let steps = steps::Wired::new(ctx.settings());
     if args.dry_run {
-        let observed = observe::observe(&project, stack, &aws, &store, &steps, ctx.printer).await?;
+        let observed =
+            observe::observe(&project, stack, &aws, &store, &steps, ctx.settings(), ctx.printer)
+                .await?;
         let mut plan = plan::plan(stack, &observed, args.force, args.force_unlock);
         let live = observed.last.as_ref().and_then(|r| r.run.program.as_deref());
         match crate::cost::for_plan(&project, stack, live) {
@@ -72,6 +74,7 @@ pub(crate) async fn up(
         aws: &aws,
         store: &store,
         runner: Arc::new(crate::runner::Duct),
+        settings: ctx.settings(),
         force: args.force,
         force_unlock: args.force_unlock,
     };
@@ -98,8 +101,8 @@ pub(crate) async fn down(
     }
     down::refuse_protected(stack, &plan)?;
     confirm(stack, args.yes, "tear down")?;
-    down::execute(&project, stack, &plan, &aws, &store, Arc::new(crate::runner::Duct), ctx.printer)
-        .await
+    let runner = Arc::new(crate::runner::Duct);
+    down::execute(&project, stack, &plan, &aws, &store, runner, ctx.settings(), ctx.printer).await
 }
 
 /// `orch rollback` for an AWS environment: confirm (protected), then redeploy the release.
@@ -111,10 +114,10 @@ pub(crate) async fn rollback(
 ) -> Result<Outcome, OrchError> {
     let project = ctx.project()?;
     backend(stack)?;
-    preflight(&project, stack)?;
+    preflight(&project, stack, ctx.settings())?;
     crate::check::gate(&project, stack)?;
     confirm(stack, yes, "roll back")?;
-    crate::release::aws::rollback(&project, stack, to, ctx.printer).await
+    crate::release::aws::rollback(&project, stack, to, ctx.settings(), ctx.printer).await
 }
 
 /// The URLs of the last recorded deployment (`url`, `httpUrl` outputs), for `orch verify --env ENV`.
@@ -136,10 +139,15 @@ pub(crate) async fn deployed_urls(stack: &Stack) -> Result<(String, Option<Strin
 /// The settings read late in a run (the resolver for the delegation check, the CA the verify suite
 /// trusts), checked before anything changes: a bad one is a usage error (exit 2), not a failure
 /// after `pulumi up`.
-fn preflight(project: &crate::project::Project, stack: &Stack) -> Result<(), OrchError> {
+fn preflight(
+    project: &crate::project::Project,
+    stack: &Stack,
+    settings: &crate::settings::Settings,
+) -> Result<(), OrchError> {
     crate::config::check_shared_repository(project, stack)?;
-    delegation::mode().map_err(OrchError::Usage)?;
-    crate::verify::options_for_aws(Some(&project.pages_dir()), stack.domain.is_some(), None, 0)
+    delegation::mode(settings).map_err(OrchError::Usage)?;
+    let (pages, ca) = (project.pages_dir(), settings.verify_ca.as_deref());
+    crate::verify::options_for_aws(Some(&pages), stack.domain.is_some(), None, 0, ca)
         .map_err(OrchError::Usage)?;
     Ok(())
 }

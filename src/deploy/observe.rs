@@ -71,6 +71,7 @@ pub(crate) async fn observe<S: Steps>(
     aws: &Aws,
     store: &Store,
     steps: &S,
+    settings: &crate::settings::Settings,
     printer: &Printer,
 ) -> Result<Observed, OrchError> {
     let mut o = Observed::default();
@@ -115,7 +116,7 @@ pub(crate) async fn observe<S: Steps>(
         if let (None, dns::ZoneState::One { name_servers, .. }) =
             (&o.parent, o.zone.as_ref().unwrap_or(&dns::ZoneState::Missing))
         {
-            if let Some(server) = delegation::mode().map_err(DeployError::Refused)? {
+            if let Some(server) = delegation::mode(settings).map_err(DeployError::Refused)? {
                 o.registrar = Some(delegation::check(&domain.name, name_servers, server).await);
             }
         }

@@ -7,16 +7,17 @@ use super::error::DeployError;
 use crate::printer::Printer;
 
 /// How long the snapshot may take (`ORCH_SNAPSHOT_TIMEOUT` seconds, default 3600).
-fn timeout() -> Duration {
-    crate::settings::get().snapshot_timeout.unwrap_or(Duration::from_secs(3600))
+pub(crate) fn timeout(settings: &crate::settings::Settings) -> Duration {
+    settings.snapshot_timeout.unwrap_or(Duration::from_secs(3600))
 }
 
-/// Snapshot `db` as `id` and wait until it is available.
+/// Snapshot `db` as `id` and wait until it is available, at most `timeout` (see [`timeout`]).
 pub(crate) async fn take(
     rds: &aws_sdk_rds::Client,
     db: &str,
     id: &str,
     poll: Duration,
+    timeout: Duration,
     p: &Printer,
 ) -> Result<(), DeployError> {
     let exists = rds
@@ -60,11 +61,11 @@ pub(crate) async fn take(
                 ));
             }
         }
-        if start.elapsed() > timeout() {
+        if start.elapsed() > timeout {
             spinner.finish_and_clear();
             return Err(DeployError::Timeout {
                 what: format!("final snapshot {id} of {db} (nothing was destroyed)"),
-                seconds: timeout().as_secs(),
+                seconds: timeout.as_secs(),
             });
         }
         tokio::time::sleep(poll.min(Duration::from_secs(15))).await;

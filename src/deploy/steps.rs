@@ -11,6 +11,7 @@ use crate::config::Stack;
 use crate::error::OrchError;
 use crate::printer::Printer;
 use crate::project::Project;
+use crate::settings::Settings;
 
 /// A rendered program on disk and its config.
 #[derive(Debug, Clone)]
@@ -80,21 +81,27 @@ pub(crate) trait Steps: Sync {
     ) -> impl Future<Output = Result<bool, OrchError>> + Send;
 }
 
-/// The steps `orch up` runs.
-#[derive(Debug, Default)]
-pub(crate) struct Wired {
+/// The steps `orch up` runs, with the settings they read (`ORCH_IMAGE`, the image build's, the
+/// verify suite's).
+#[derive(Debug)]
+pub(crate) struct Wired<'a> {
     /// An image already in the registry to deploy instead of building (`orch rollback`).
     pinned: Option<ImageRef>,
+    settings: &'a Settings,
 }
 
-impl Wired {
+impl<'a> Wired<'a> {
+    pub(crate) fn new(settings: &'a Settings) -> Self {
+        Wired { pinned: None, settings }
+    }
+
     /// Deploy `image` (already pushed) instead of building one.
-    pub(crate) fn pinned(image: ImageRef) -> Self {
-        Wired { pinned: Some(image) }
+    pub(crate) fn pinned(image: ImageRef, settings: &'a Settings) -> Self {
+        Wired { pinned: Some(image), settings }
     }
 }
 
-impl Steps for Wired {
+impl Steps for Wired<'_> {
     fn render(
         &self,
         project: &Project,
@@ -131,12 +138,12 @@ impl Steps for Wired {
         }
         // Checked when the settings were read: `<registry>/<repository>@sha256:<64 hex>`.
         if let Some((uri, digest)) =
-            crate::settings::get().image.as_ref().and_then(|u| Some((u, u.split_once('@')?.1)))
+            self.settings.image.as_ref().and_then(|u| Some((u, u.split_once('@')?.1)))
         {
             return Ok(ImageRef { digest: digest.to_string(), uri: uri.clone(), prebuilt: true });
         }
         let built = tokio::task::block_in_place(|| {
-            crate::image::build(project, stack, &crate::runner::Duct, printer)
+            crate::image::build(project, stack, &crate::runner::Duct, printer, self.settings)
         })?;
         let registry = registry_host(stack).await?;
         Ok(ImageRef {
@@ -153,10 +160,10 @@ impl Steps for Wired {
         image: &ImageRef,
         printer: &Printer,
     ) -> Result<u64, OrchError> {
-        if self.pinned.is_some() || crate::settings::get().image.is_some() {
+        if self.pinned.is_some() || self.settings.image.is_some() {
             return Ok(0); // a pinned image is already in the registry
         }
-        let report = crate::image::publish(project, stack, printer).await?;
+        let report = crate::image::publish(project, stack, printer, self.settings).await?;
         if report.digest != image.digest {
             let (held, built) = (report.digest, image.digest.clone());
             return Err(super::DeployError::RegistryMismatch { held, built }.into());
@@ -178,11 +185,13 @@ impl Steps for Wired {
             stack.domain.is_some(),
             http_url.map(str::to_string),
             VERIFY_REQUESTS,
+            self.settings.verify_ca.as_deref(),
         )
         .map_err(OrchError::Usage)?;
         let spinner = printer.spinner(format!("verify: {url}"));
-        let interval = crate::deploy::execute::poll().max(Duration::from_secs(1));
-        let report = crate::verify::until_passed(url, &opts, verify_timeout(), interval, |r| {
+        let interval = crate::deploy::execute::poll(self.settings).max(Duration::from_secs(1));
+        let timeout = verify_timeout(self.settings);
+        let report = crate::verify::until_passed(url, &opts, timeout, interval, |r| {
             let failed: Vec<_> =
                 r.checks.iter().filter(|c| !c.passed).map(|c| c.name.as_str()).collect();
             spinner.set_message(format!("verify: {url} (waiting: {})", failed.join(", ")));
@@ -233,6 +242,6 @@ async fn registry_host(stack: &Stack) -> Result<String, OrchError> {
     Ok(host)
 }
 
-fn verify_timeout() -> Duration {
-    crate::settings::get().verify_timeout.unwrap_or(Duration::from_secs(600))
+fn verify_timeout(settings: &Settings) -> Duration {
+    settings.verify_timeout.unwrap_or(Duration::from_secs(600))
 }

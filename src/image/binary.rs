@@ -24,8 +24,12 @@ pub enum Profile {
 
 impl Profile {
     /// From `ORCH_BUILD_PROFILE` (`release` when unset; checked when the settings were read).
-    pub fn from_env() -> Result<Self, ImageError> {
-        Ok(if crate::settings::get().dev_build { Profile::Dev } else { Profile::Release })
+    pub(crate) fn from_settings(settings: &crate::settings::Settings) -> Self {
+        if settings.dev_build {
+            Profile::Dev
+        } else {
+            Profile::Release
+        }
     }
 }
 

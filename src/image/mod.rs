@@ -22,7 +22,8 @@ pub mod uri;
 pub mod verify;
 
 pub use layout::Layout;
-pub use pipeline::{build, publish, Built};
+pub use pipeline::Built;
+pub(crate) use pipeline::{build, publish};
 pub use push::PushReport;
 pub use unpack::{unpack, Unpacked};
 

@@ -17,6 +17,7 @@ use crate::config::{Stack, Target};
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::runner::Runner;
+use crate::settings::Settings;
 
 /// The port the app listens on inside the image (deployments map it as they like).
 pub const IMAGE_PORT: u16 = 8080;
@@ -90,31 +91,34 @@ fn bundle_label(inputs: &Inputs) -> String {
 }
 
 /// Build the image for `stack` into `build/<env>/image/`.
-pub fn build(
+pub(crate) fn build(
     project: &Project,
     stack: &Stack,
     runner: &dyn Runner,
     printer: &Printer,
+    settings: &Settings,
 ) -> Result<Built, ImageError> {
     let layout_dir = project.build_dir(&stack.name).join("image");
-    build_into(project, runner, printer, &layout_dir)
+    build_into(project, runner, printer, &layout_dir, settings)
 }
 
-/// Build the image of `project`'s checkout into the layout folder `layout_dir`.
-pub fn build_into(
+/// Build the image of `project`'s checkout into the layout folder `layout_dir`, from the app
+/// binary `ORCH_APP_BINARY` names, else compiled with the `ORCH_BUILD_PROFILE` profile.
+pub(crate) fn build_into(
     project: &Project,
     runner: &dyn Runner,
     printer: &Printer,
     layout_dir: &Path,
+    settings: &Settings,
 ) -> Result<Built, ImageError> {
-    let binary = match crate::settings::get().app_binary.clone() {
+    let binary = match settings.app_binary.clone() {
         Some(path) => {
             binary::check_static(&path)?;
             printer.progress(&format!("using the prebuilt app binary {}", path.display()));
             path
         }
         None => {
-            let profile = Profile::from_env()?;
+            let profile = Profile::from_settings(settings);
             let spinner =
                 printer.spinner(format!("compiling app (static {}, {profile:?})", binary::TARGET));
             let built = binary::build(runner, &project.root, profile);
@@ -153,19 +157,24 @@ pub fn build_into(
 }
 
 /// Credentials for a configured registry: `ORCH_REGISTRY_USERNAME` / `ORCH_REGISTRY_PASSWORD`, or none.
-pub(crate) fn registry_auth() -> RegistryAuth {
-    let s = crate::settings::get();
+pub(crate) fn registry_auth(s: &Settings) -> RegistryAuth {
     match (&s.registry_user, &s.registry_password) {
         (Some(user), Some(password)) => RegistryAuth::Basic(user.clone(), password.clone()),
         _ => RegistryAuth::Anonymous,
     }
 }
 
-/// Where `stack` pushes: `image.registry` if set, else (AWS) the account's ECR, ensured first.
-pub async fn destination(stack: &Stack, printer: &Printer) -> Result<Destination, ImageError> {
+/// Where `stack` pushes: `image.registry` if set (with the settings' credentials), else (AWS) the
+/// account's ECR, ensured first.
+pub(crate) async fn destination(
+    stack: &Stack,
+    printer: &Printer,
+    settings: &Settings,
+) -> Result<Destination, ImageError> {
     let repository = stack.image.repository.clone();
     if let Some(registry) = &stack.image.registry {
-        return Ok(Destination { registry: registry.clone(), repository, auth: registry_auth() });
+        let auth = registry_auth(settings);
+        return Ok(Destination { registry: registry.clone(), repository, auth });
     }
     if stack.target != Target::Aws {
         return Err(ImageError::NoRegistry { env: stack.name.clone() });
@@ -181,10 +190,11 @@ pub async fn destination(stack: &Stack, printer: &Printer) -> Result<Destination
 }
 
 /// Push the built layout of `stack` and record the result in `build/<env>/image/pushed.json`.
-pub async fn publish(
+pub(crate) async fn publish(
     project: &Project,
     stack: &Stack,
     printer: &Printer,
+    settings: &Settings,
 ) -> Result<PushReport, ImageError> {
     let layout_dir = project.build_dir(&stack.name).join("image");
     let layout = layout::read_layout(&layout_dir)?;
@@ -195,7 +205,7 @@ pub async fn publish(
             reason: format!("its tag {tag} does not carry its digest {}", layout.digest),
         });
     }
-    let dest = destination(stack, printer).await?;
+    let dest = destination(stack, printer, settings).await?;
     let report = push::push(&layout, &dest, &tag, printer).await?;
     let path = layout_dir.join("pushed.json");
     let text = serde_json::to_vec_pretty(&report).map_err(ImageError::spec)?;

@@ -15,6 +15,7 @@ use crate::config::Stack;
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::runner::Duct;
+use crate::settings::Settings;
 
 /// What `--verify` was given: a digest, optionally with the `registry/repository@` to read it from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,24 +148,29 @@ fn compare(built: &Built, theirs: &Theirs) -> (Vec<LayerRow>, Vec<LabelDiff>) {
 /// The credentials to read `registry` with: `ORCH_REGISTRY_USERNAME`/`_PASSWORD` belong to the
 /// configured `image.registry` only; any other registry a `--verify` reference names is read
 /// anonymously, so the reference cannot send them elsewhere.
-fn auth_for(stack: &Stack, registry: &str) -> oci_client::secrets::RegistryAuth {
+fn auth_for(
+    stack: &Stack,
+    registry: &str,
+    settings: &Settings,
+) -> oci_client::secrets::RegistryAuth {
     if stack.image.registry.as_deref() == Some(registry) {
-        pipeline::registry_auth()
+        pipeline::registry_auth(settings)
     } else {
         oci_client::secrets::RegistryAuth::Anonymous
     }
 }
 
 /// Rebuild `project` and compare it with `arg` (see [`parse`]).
-pub async fn verify(
+pub(crate) async fn verify(
     project: &Project,
     stack: &Stack,
     printer: &Printer,
     arg: &str,
+    settings: &Settings,
 ) -> Result<Verdict, ImageError> {
     let expected = parse(arg)?;
     let dir = project.build_dir(&stack.name).join("verify");
-    let rebuilt = pipeline::build_into(project, &Duct, printer, &dir)?;
+    let rebuilt = pipeline::build_into(project, &Duct, printer, &dir, settings)?;
     let mut verdict = Verdict {
         expected: expected.digest.clone(),
         rebuilt,
@@ -181,10 +187,10 @@ pub async fn verify(
     let theirs = match (local, expected.location) {
         (Some(layout), _) => Ok(from_layout(layout)),
         (None, Some((registry, repository))) => {
-            let auth = auth_for(stack, &registry);
+            let auth = auth_for(stack, &registry, settings);
             from_registry(&Destination { registry, repository, auth }, &expected.digest).await
         }
-        (None, None) => match pipeline::destination(stack, printer).await {
+        (None, None) => match pipeline::destination(stack, printer, settings).await {
             Ok(dest) => from_registry(&dest, &expected.digest).await,
             Err(e) => Err(e),
         },
@@ -227,9 +233,21 @@ mod tests {
         let stack =
             crate::config::load_str(&text, "dev", std::path::Path::new("stacks/dev.yaml")).unwrap();
         assert_eq!(stack.image.registry.as_deref(), Some("127.0.0.1:5000"));
+        let settings = Settings {
+            registry_user: Some("ci".into()),
+            registry_password: Some("secret".into()),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            auth_for(&stack, "127.0.0.1:5000", &settings),
+            oci_client::secrets::RegistryAuth::Basic(..)
+        ));
         for elsewhere in ["attacker.example", "127.0.0.1:5001", "127.0.0.1.attacker.example:5000"] {
             assert!(
-                matches!(auth_for(&stack, elsewhere), oci_client::secrets::RegistryAuth::Anonymous),
+                matches!(
+                    auth_for(&stack, elsewhere, &settings),
+                    oci_client::secrets::RegistryAuth::Anonymous
+                ),
                 "{elsewhere}"
             );
         }

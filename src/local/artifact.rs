@@ -9,6 +9,7 @@ use crate::image::{self, ImageError};
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::runner::Runner;
+use crate::settings::Settings;
 
 /// The program every instance runs, the environment the image gives it, and the image digest.
 #[derive(Debug, Clone)]
@@ -37,13 +38,14 @@ pub const ENV_VAR: &str = "ORCH_APP_ENV";
 pub const DIGEST_VAR: &str = "ORCH_APP_DIGEST";
 
 /// `ORCH_APP_BIN` if set; else build the image for `stack`, unpack it and return its entrypoint.
-pub fn resolve(
+pub(crate) fn resolve(
     project: &Project,
     stack: &Stack,
     runner: &dyn Runner,
     printer: &Printer,
+    settings: &Settings,
 ) -> Result<Artifact, ArtifactError> {
-    if let Some(program) = crate::settings::get().app_bin.clone() {
+    if let Some(program) = settings.app_bin.clone() {
         if !is_executable(&program) {
             return Err(ArtifactError::NotExecutable(program));
         }
@@ -59,7 +61,7 @@ pub fn resolve(
         };
         return Ok(Artifact { program, env, digest });
     }
-    let built = image::build(project, stack, runner, printer)?;
+    let built = image::build(project, stack, runner, printer, settings)?;
     // One folder per image: instances of the running release keep their files while another
     // release is unpacked beside it.
     let short: String = built.digest.trim_start_matches("sha256:").chars().take(12).collect();

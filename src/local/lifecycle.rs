@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::artifact::{self, Artifact};
 use super::control::ReleaseRequest;
+use super::lb::{limits::Limits, workers};
 use super::release::{self, Release};
 use super::serve::{self, ServeConfig};
 use super::state::{self, Paths, State, Tier, TIER_MARK};
@@ -111,8 +112,8 @@ async fn up_locked(
                 "the local tier is already running (pid {}): converging",
                 state.pid
             ));
-            let artifact =
-                artifact::resolve(&project, stack, &Duct, p).map_err(LocalError::from)?;
+            let artifact = artifact::resolve(&project, stack, &Duct, p, ctx.settings())
+                .map_err(LocalError::from)?;
             let wanted = release_of(stack, &artifact);
             if wanted.id != state.release.id || state.release.outcome != ReleaseState::Deployed {
                 let how = How { canary: crate::canary::CanaryPlan::of(stack), forced };
@@ -127,8 +128,8 @@ async fn up_locked(
             if cleaned > 0 {
                 p.progress(&format!("stopped {cleaned} leftover process(es) of a previous run"));
             }
-            let artifact =
-                artifact::resolve(&project, stack, &Duct, p).map_err(LocalError::from)?;
+            let artifact = artifact::resolve(&project, stack, &Duct, p, ctx.settings())
+                .map_err(LocalError::from)?;
             let started = Instant::now();
             let mut child = spawn_serve(ctx, &project.root, &paths, &artifact, args.detach)?;
             let spinner = p.spinner("starting instances and the load balancer");
@@ -466,8 +467,8 @@ pub async fn serve(ctx: &Ctx<'_>, stack: &Stack) -> Result<Outcome, OrchError> {
     }
     let zone_list = zones(stack)?;
     let (db_url, _) = database(stack, &paths)?;
-    let artifact =
-        artifact::resolve(&project, stack, &Duct, ctx.printer).map_err(LocalError::from)?;
+    let artifact = artifact::resolve(&project, stack, &Duct, ctx.printer, ctx.settings())
+        .map_err(LocalError::from)?;
     let release = release_of(stack, &artifact);
     let local = stack.local_settings();
     let cfg = ServeConfig {
@@ -486,6 +487,8 @@ pub async fn serve(ctx: &Ctx<'_>, stack: &Stack) -> Result<Outcome, OrchError> {
         }),
         release,
         scaling: crate::scaling::Policy::of(stack),
+        lb_limits: Limits::from_settings(ctx.settings()),
+        lb_workers: workers::count(ctx.settings().lb_workers),
         paths,
     };
     serve::serve(cfg).await?;

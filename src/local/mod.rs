@@ -150,8 +150,9 @@ pub(crate) async fn lock(
     force: bool,
 ) -> Result<crate::state::lock::Lock, LocalError> {
     let store = crate::state::store::Store::Dir(paths.dir.clone());
-    let lock =
-        crate::state::lock::acquire(&store, &stack.name, command, force, ctx.printer).await?;
+    let lease = crate::state::lock::lease(ctx.settings());
+    let lock = crate::state::lock::acquire(&store, &stack.name, command, lease, force, ctx.printer)
+        .await?;
     Ok(lock)
 }
 

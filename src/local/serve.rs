@@ -26,7 +26,7 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// How long an instance may take to send response headers before the client gets the 504 page.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Everything the tier needs, resolved from the stack before anything starts.
+/// Everything the tier needs, resolved from the stack and the settings before anything starts.
 pub struct ServeConfig {
     pub paths: Paths,
     pub desired: u32,
@@ -43,6 +43,10 @@ pub struct ServeConfig {
     pub release: Release,
     /// Scaling on load between min and max, when the stack asks for it.
     pub scaling: Option<crate::scaling::Policy>,
+    /// The load balancer's bounds from the settings, before the file-descriptor budget caps them.
+    pub lb_limits: Limits,
+    /// The load balancer's HTTPS workers (`lb::workers::count`).
+    pub lb_workers: usize,
 }
 
 async fn bind(port: u16) -> Result<TcpListener, LocalError> {
@@ -62,7 +66,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
     let _ = std::fs::remove_file(cfg.paths.control());
 
     let nofile = limits::raise_nofile();
-    let lb_limits = Limits::from_env(nofile);
+    let lb_limits = cfg.lb_limits.within_fds(nofile);
     tracing::info!(nofile, ?lb_limits, "load balancer limits");
     let pool = Arc::new(Pool::default());
     let lb = Arc::new(Lb::new(
@@ -75,7 +79,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
     ));
     let listeners = [
         tokio::spawn(lb.clone().serve_http(http)),
-        tokio::spawn(lb.clone().serve_https(https, tls_config)),
+        tokio::spawn(lb.clone().serve_https(https, tls_config, cfg.lb_workers)),
     ];
 
     let fleet = Fleet {

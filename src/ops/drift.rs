@@ -24,6 +24,7 @@ pub(super) async fn gather(
     stack: &Stack,
     clients: &Clients,
     runner: Arc<dyn Runner>,
+    pulumi_program: Option<&str>,
 ) -> Result<Report, OpsError> {
     Pulumi::check_passphrase().map_err(OpsError::Pulumi)?;
     let rec = record::load(clients, stack)
@@ -38,7 +39,7 @@ pub(super) async fn gather(
             .map_err(OpsError::Render)?;
     let build_dir = private.path().to_path_buf();
     let backend = stack.pulumi.as_ref().map(|p| p.pulumi_url(&stack.region)).unwrap_or_default();
-    let pulumi = Pulumi::new(runner, &build_dir, &backend, &stack.name);
+    let pulumi = Pulumi::new(runner, pulumi_program, &build_dir, &backend, &stack.name);
     let engine = tokio::task::spawn_blocking(move || {
         (refresh::run(&pulumi), pulumi.outputs().map_err(|e| e.to_string()))
     });

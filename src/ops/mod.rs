@@ -99,7 +99,9 @@ pub(crate) async fn drift(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Ou
         .printer
         .spinner(format!("checking {} for drift (pulumi refresh --preview-only)", stack.name));
     let clients = cloud::Clients::new(&stack.region).await;
-    let report = drift::gather(&project, stack, &clients, Arc::new(crate::runner::Duct)).await;
+    let pulumi = ctx.settings().pulumi.as_deref();
+    let report =
+        drift::gather(&project, stack, &clients, Arc::new(crate::runner::Duct), pulumi).await;
     spinner.finish_and_clear();
     let report = report?;
     emit(ctx, &report, json)?;

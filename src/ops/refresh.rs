@@ -247,8 +247,13 @@ mod tests {
     fn the_refresh_runs_through_the_runner_against_the_stack_backend_without_login() {
         let runner =
             std::sync::Arc::new(crate::runner::Recording::new([out(7, &digest("update"), "")]));
-        let pulumi =
-            Pulumi::new(runner.clone(), std::path::Path::new("/p/build/dev"), "s3://b", "dev");
+        let pulumi = Pulumi::new(
+            runner.clone(),
+            None,
+            std::path::Path::new("/p/build/dev"),
+            "s3://b",
+            "dev",
+        );
         assert!(matches!(run(&pulumi), Refresh::Drift { .. }));
         let calls = runner.calls();
         assert_eq!(calls.len(), 1);

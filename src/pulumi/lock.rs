@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn only_a_dead_process_of_the_expired_run_in_this_place_is_stale() {
-        let mut run = LockInfo::mine("orch up");
+        let mut run = LockInfo::mine("orch up", std::time::Duration::from_secs(60));
         run.since = crate::clock::now() - chrono::Duration::seconds(60);
         run.expires = Some(crate::clock::now());
         let mut child = std::process::Command::new("true").spawn().unwrap();

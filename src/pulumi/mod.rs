@@ -133,11 +133,18 @@ pub struct Pulumi {
 }
 
 impl Pulumi {
-    pub fn new(runner: Arc<dyn Runner>, dir: &Path, backend: &str, stack: &str) -> Self {
-        let program = crate::settings::get().pulumi.clone().unwrap_or_else(|| "pulumi".into());
+    /// The CLI `program` (`ORCH_PULUMI`; `None`: `pulumi` on PATH) for `stack` of `backend`, run in
+    /// `dir`.
+    pub fn new(
+        runner: Arc<dyn Runner>,
+        program: Option<&str>,
+        dir: &Path,
+        backend: &str,
+        stack: &str,
+    ) -> Self {
         Pulumi {
             runner,
-            program,
+            program: program.unwrap_or("pulumi").into(),
             dir: dir.to_path_buf(),
             backend: backend.into(),
             stack: stack.into(),

@@ -66,6 +66,7 @@ pub(crate) async fn rollback(
     project: &Project,
     stack: &Stack,
     to: Option<&str>,
+    settings: &crate::settings::Settings,
     printer: &Printer,
 ) -> Result<Outcome, OrchError> {
     let backend = crate::deploy::backend(stack)?;
@@ -105,11 +106,8 @@ pub(crate) async fn rollback(
                 rec.run.image_uri, rec.digest
             ),
         })?;
-    let steps = steps::Wired::pinned(steps::ImageRef {
-        uri: uri.whole(),
-        digest: rec.digest.clone(),
-        prebuilt: true,
-    });
+    let image = steps::ImageRef { uri: uri.whole(), digest: rec.digest.clone(), prebuilt: true };
+    let steps = steps::Wired::pinned(image, settings);
     let run = execute::Run {
         project,
         stack: &pinned,
@@ -117,6 +115,7 @@ pub(crate) async fn rollback(
         aws: &aws,
         store: &store,
         runner: Arc::new(crate::runner::Duct),
+        settings,
         force: false,
         force_unlock: false,
     };

@@ -35,13 +35,13 @@ pub struct LockInfo {
 }
 
 /// The lease length: `ORCH_LOCK_LEASE_SECONDS`, default 60 s (renewed every quarter of it).
-pub fn lease() -> Duration {
-    crate::settings::get().lock_lease.unwrap_or(Duration::from_secs(60))
+pub(crate) fn lease(settings: &crate::settings::Settings) -> Duration {
+    settings.lock_lease.unwrap_or(Duration::from_secs(60))
 }
 
 impl LockInfo {
-    /// A fresh identity for this process, its lease starting now.
-    pub fn mine(command: &str) -> Self {
+    /// A fresh identity for this process, its `lease` starting now.
+    pub fn mine(command: &str, lease: Duration) -> Self {
         let now = crate::clock::now();
         LockInfo {
             holder: format!("{:016x}", rand::random::<u64>()),
@@ -50,8 +50,8 @@ impl LockInfo {
             pid: std::process::id(),
             since: now,
             command: command.into(),
-            expires: Some(now + lease()),
-            lease_seconds: lease().as_secs(),
+            expires: Some(now + lease),
+            lease_seconds: lease.as_secs(),
             place: crate::host::Place::here(),
         }
     }
@@ -129,23 +129,25 @@ struct Held {
     info: LockInfo,
 }
 
-/// Take the lock on `env`: create it, or take over one whose lease expired, or any one with
-/// `force` — each a compare-and-swap; a live lease is refused naming its holder.
+/// Take the lock on `env` for `lease` (see [`lease`]): create it, or take over one whose lease
+/// expired, or any one with `force` — each a compare-and-swap; a live lease is refused naming its
+/// holder.
 pub async fn acquire(
     store: &Store,
     env: &str,
     command: &str,
+    lease: Duration,
     force: bool,
     printer: &Printer,
 ) -> Result<Lock, StateError> {
-    let mine = LockInfo::mine(command);
+    let mine = LockInfo::mine(command, lease);
     let body = encode(&mine)?;
     let k = key(env);
     let mut expired = None;
     for _ in 0..3 {
         if let Some(tag) = store.put_if_absent(&k, &body).await? {
             confirm(store, env, &mine).await?;
-            return Ok(Lock::hold(store, env, mine, expired, tag, printer));
+            return Ok(Lock::hold(store, env, mine, expired, tag, lease, printer));
         }
         let Some(current) = store.get_versioned(&k).await? else { continue };
         match parse(&current.body) {
@@ -169,7 +171,7 @@ pub async fn acquire(
         // Only if it is still the version just read: a holder that renewed meanwhile keeps it.
         if let Some(tag) = store.put_if_match(&k, &body, &current.tag).await? {
             confirm(store, env, &mine).await?;
-            return Ok(Lock::hold(store, env, mine, expired, tag, printer));
+            return Ok(Lock::hold(store, env, mine, expired, tag, lease, printer));
         }
         expired = None;
     }
@@ -202,6 +204,7 @@ impl Lock {
         info: LockInfo,
         expired: Option<LockInfo>,
         tag: String,
+        lease: Duration,
         printer: &Printer,
     ) -> Lock {
         let held = Arc::new(Mutex::new(Held { tag: Some(tag), info: info.clone() }));
@@ -210,6 +213,7 @@ impl Lock {
             store.clone(),
             key(env),
             held.clone(),
+            lease,
             printer.clone(),
             stop.clone(),
         ));
@@ -238,17 +242,18 @@ impl Lock {
     }
 }
 
-/// Every quarter lease: move `expires` forward by compare-and-swap on the version written last.
+/// Every quarter `lease`: move `expires` forward by compare-and-swap on the version written last.
 /// A failed swap means another run took the lock over: say so and stop. A failed request is
 /// retried at the next tick (the lease has three more to go).
 async fn renew(
     store: Store,
     key: String,
     held: Arc<Mutex<Held>>,
+    lease: Duration,
     printer: Printer,
     stop: Arc<tokio::sync::Notify>,
 ) {
-    let every = lease() / 4;
+    let every = lease / 4;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -257,7 +262,7 @@ async fn renew(
         let (tag, body) = {
             let Ok(mut h) = held.lock() else { return };
             let Some(tag) = h.tag.clone() else { return };
-            h.info.expires = Some(crate::clock::now() + lease());
+            h.info.expires = Some(crate::clock::now() + lease);
             let Ok(body) = encode(&h.info) else { return };
             (tag, body)
         };
@@ -284,6 +289,8 @@ async fn renew(
 mod tests {
     use super::*;
 
+    const LEASE: Duration = Duration::from_secs(60);
+
     fn dir_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::Dir(dir.path().to_path_buf());
@@ -294,12 +301,12 @@ mod tests {
     async fn second_acquire_is_refused_naming_the_holder_and_release_frees_it() {
         let (_dir, store) = dir_store();
         let p = Printer::plain();
-        let first = acquire(&store, "dev", "up", false, &p).await.unwrap();
-        let err = acquire(&store, "dev", "up", false, &p).await.unwrap_err();
+        let first = acquire(&store, "dev", "up", LEASE, false, &p).await.unwrap();
+        let err = acquire(&store, "dev", "up", LEASE, false, &p).await.unwrap_err();
         let text = err.to_string();
         assert!(text.contains(&first.info.holder) && text.contains("lease until"), "{text}");
         first.release().await.unwrap();
-        acquire(&store, "dev", "up", false, &p).await.unwrap().release().await.unwrap();
+        acquire(&store, "dev", "up", LEASE, false, &p).await.unwrap().release().await.unwrap();
     }
 
     #[tokio::test]
@@ -309,9 +316,9 @@ mod tests {
         store.put(&key("dev"), b"{\"holder\": tru").await.unwrap();
         let err = observe(&store, "dev").await.unwrap_err().to_string();
         assert!(err.contains("is unreadable") && err.contains("--force-unlock"), "{err}");
-        let err = acquire(&store, "dev", "up", false, &p).await.unwrap_err().to_string();
+        let err = acquire(&store, "dev", "up", LEASE, false, &p).await.unwrap_err().to_string();
         assert!(err.contains("is unreadable"), "{err}");
-        acquire(&store, "dev", "up", true, &p).await.unwrap().release().await.unwrap();
+        acquire(&store, "dev", "up", LEASE, true, &p).await.unwrap().release().await.unwrap();
         assert_eq!(observe(&store, "dev").await.unwrap(), None);
     }
 
@@ -320,29 +327,29 @@ mod tests {
         let (_dir, store) = dir_store();
         let p = Printer::plain();
         // A dead pid on this very host with a live lease: refused (no pid is judged).
-        let mut dead = LockInfo::mine("up");
+        let mut dead = LockInfo::mine("up", LEASE);
         let mut child = std::process::Command::new("true").spawn().unwrap();
         dead.pid = child.id();
         child.wait().unwrap();
         store.put(&key("dev"), &serde_json::to_vec(&dead).unwrap()).await.unwrap();
         assert!(matches!(
-            acquire(&store, "dev", "up", false, &p).await,
+            acquire(&store, "dev", "up", LEASE, false, &p).await,
             Err(StateError::Locked { .. })
         ));
         // Another host, lease over: taken over, and the expired holder is handed on.
-        let mut remote = LockInfo::mine("up");
+        let mut remote = LockInfo::mine("up", LEASE);
         remote.host = "elsewhere".into();
         remote.expires = Some(crate::clock::now() - chrono::Duration::seconds(1));
         store.put(&key("dev"), &serde_json::to_vec(&remote).unwrap()).await.unwrap();
-        let lock = acquire(&store, "dev", "up", false, &p).await.unwrap();
+        let lock = acquire(&store, "dev", "up", LEASE, false, &p).await.unwrap();
         assert_eq!(lock.expired.as_ref().map(|l| l.host.as_str()), Some("elsewhere"));
         lock.release().await.unwrap();
         // A lock of an older orch has no lease: only --force-unlock takes it.
-        let mut old = LockInfo::mine("up");
+        let mut old = LockInfo::mine("up", LEASE);
         old.expires = None;
         store.put(&key("dev"), &serde_json::to_vec(&old).unwrap()).await.unwrap();
-        assert!(acquire(&store, "dev", "up", false, &p).await.is_err());
-        let forced = acquire(&store, "dev", "up", true, &p).await.unwrap();
+        assert!(acquire(&store, "dev", "up", LEASE, false, &p).await.is_err());
+        let forced = acquire(&store, "dev", "up", LEASE, true, &p).await.unwrap();
         assert_eq!(forced.expired, None);
         forced.release().await.unwrap();
     }
@@ -351,9 +358,9 @@ mod tests {
     async fn release_never_removes_a_lock_another_run_took_over() {
         let (_dir, store) = dir_store();
         let p = Printer::plain();
-        let first = acquire(&store, "dev", "up", false, &p).await.unwrap();
+        let first = acquire(&store, "dev", "up", LEASE, false, &p).await.unwrap();
         // Another run forces it (its own version now); the first's release must leave it.
-        let second = acquire(&store, "dev", "up", true, &p).await.unwrap();
+        let second = acquire(&store, "dev", "up", LEASE, true, &p).await.unwrap();
         first.release().await.unwrap();
         assert_eq!(
             observe(&store, "dev").await.unwrap().map(|l| l.holder),

@@ -65,10 +65,11 @@ impl Default for Limits {
 impl Limits {
     /// The defaults, overridden by `ORCH_LB_{TLS,HEAD,BODY,SEND,RESPONSE}_TIMEOUT_MS`,
     /// `ORCH_LB_BODY_TOTAL_MS`, `ORCH_LB_MAX_BODY_BYTES`, `ORCH_LB_BUFFER_BYTES`,
-    /// `ORCH_LB_MAX_{HTTPS,HTTP}_CONNS`, then capped by the file-descriptor budget `nofile`.
-    pub fn from_env(nofile: u64) -> Self {
-        let (s, d) = (crate::settings::get(), Limits::default());
-        let limits = Limits {
+    /// `ORCH_LB_MAX_{HTTPS,HTTP}_CONNS`; [`within_fds`](Self::within_fds) then caps them by the
+    /// file-descriptor budget.
+    pub(crate) fn from_settings(s: &crate::settings::Settings) -> Self {
+        let d = Limits::default();
+        Limits {
             tls_handshake: s.lb_tls_timeout.unwrap_or(d.tls_handshake),
             head: s.lb_head_timeout.unwrap_or(d.head),
             body_idle: s.lb_body_timeout.unwrap_or(d.body_idle),
@@ -80,8 +81,7 @@ impl Limits {
             https_conns: s.lb_max_https_conns.unwrap_or(d.https_conns),
             http_conns: s.lb_max_http_conns.unwrap_or(d.http_conns),
             accept_backoff: d.accept_backoff,
-        };
-        limits.within_fds(nofile)
+        }
     }
 
     /// Caps that fit `nofile` descriptors: after the reserve, a quarter for the HTTP listener (one

@@ -19,7 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::conn_io::ConnIo;
 use super::headers;
 use super::proxy::{Lb, Seen};
-use super::workers::{self, Workers};
+use super::workers::Workers;
 
 /// A slot of a listener's connection cap, held as long as the connection lives.
 type Slot = OwnedSemaphorePermit;
@@ -55,16 +55,17 @@ where
 }
 
 impl Lb {
-    /// Serve HTTPS on `listener` until the task is aborted: connections are spread over one
-    /// single-threaded worker per core (see `workers`).
+    /// Serve HTTPS on `listener` until the task is aborted: connections are spread over `workers`
+    /// single-threaded workers (one per core by default, see [`count`](super::workers::count)).
     pub async fn serve_https(
         self: Arc<Self>,
         listener: TcpListener,
         tls: Arc<rustls::ServerConfig>,
+        workers: usize,
     ) {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         let (lb, tls_acceptor) = (self.clone(), acceptor.clone());
-        let workers = Workers::start(workers::count(), move |stream, peer, slot| {
+        let workers = Workers::start(workers, move |stream, peer, slot| {
             lb.clone().serve_tls(stream, peer, tls_acceptor.clone(), slot)
         });
         let mut workers = match workers {

@@ -20,10 +20,10 @@ pub fn current() -> usize {
 }
 
 /// How many workers: one per core (as many as the default tokio runtime has worker threads), or
-/// `ORCH_LB_WORKERS` (0: no workers, connections run on the main multi-threaded runtime — kept
-/// for comparing the two in `scripts/bench-lb.sh`).
-pub fn count() -> usize {
-    match crate::settings::get().lb_workers {
+/// `configured` (`ORCH_LB_WORKERS`; 0: no workers, connections run on the main multi-threaded
+/// runtime — kept for comparing the two in `scripts/bench-lb.sh`).
+pub fn count(configured: Option<usize>) -> usize {
+    match configured {
         Some(n) => n,
         None => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
     }
