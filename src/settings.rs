@@ -64,7 +64,7 @@ pub(crate) struct Settings {
     pub pulumi: Option<String>,
     pub offline: bool,
     pub dns_server: Option<SocketAddr>,
-    pub image: Option<String>,
+    pub image: Option<crate::image::uri::ImageUri>,
     pub poll: Option<Duration>,
     pub acm_timeout: Option<Duration>,
     pub lock_lease: Option<Duration>,
@@ -135,8 +135,8 @@ fn dns_server(v: &str) -> Option<SocketAddr> {
     v.parse().ok().or_else(|| v.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
 }
 
-fn image(v: &str) -> Option<String> {
-    crate::image::uri::parse(v).ok().map(|u| u.whole())
+fn image(v: &str) -> Option<crate::image::uri::ImageUri> {
+    crate::image::uri::parse(v).ok()
 }
 
 impl Settings {

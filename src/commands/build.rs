@@ -27,7 +27,7 @@ pub(crate) async fn run(ctx: &Ctx<'_>, args: BuildArgs) -> Result<Outcome, OrchE
         built.assembly_seconds,
         built.layout_dir.display()
     ));
-    ctx.printer.data(&built.digest);
+    ctx.printer.data(built.digest.as_ref());
     if args.push {
         let report = image::publish(&project, &stack, ctx.printer, ctx.settings()).await?;
         ctx.printer.progress(&format!(

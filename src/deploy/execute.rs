@@ -386,7 +386,7 @@ fn release(run: &Run<'_>, cx: &Cx, state: State) -> Result<Record, OrchError> {
         forced: cx.forced.clone(),
         revision: run.project.revision(run.runner.as_ref()),
         by: Some(crate::host::who()),
-        digest: image.digest.clone(),
+        digest: image.digest.to_string(),
         canary: vec![],
         // Milliseconds: two releases within one second (a quick rollback) keep their order.
         time: crate::clock::now(),

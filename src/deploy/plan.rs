@@ -332,7 +332,7 @@ pub(crate) fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool)
         }
     }
     let reason = match (&o.image, &o.program_hash, &o.config_hash) {
-        (Some(i), Some(p), Some(c)) => change_reason(o.last.as_ref(), &i.digest, p, c),
+        (Some(i), Some(p), Some(c)) => change_reason(o.last.as_ref(), i.digest.as_ref(), p, c),
         _ if o.last.is_none() => Some("no deployment recorded yet".into()),
         _ => Some("inputs not all known before the run".into()),
     };

@@ -31,7 +31,7 @@ pub(crate) struct Program {
 pub(crate) struct ImageRef {
     /// `<registry>/<repository>@sha256:…` — what the program deploys.
     pub uri: String,
-    pub digest: String,
+    pub digest: oci_spec::image::Digest,
     /// Said to be in the registry already (pinned by `orch rollback` or `ORCH_IMAGE`), not built
     /// here: looked up by digest before anything changes.
     pub prebuilt: bool,
@@ -137,10 +137,8 @@ impl Steps for Wired<'_> {
             return Ok(image.clone());
         }
         // Checked when the settings were read: `<registry>/<repository>@sha256:<64 hex>`.
-        if let Some((uri, digest)) =
-            self.settings.image.as_ref().and_then(|u| Some((u, u.split_once('@')?.1)))
-        {
-            return Ok(ImageRef { digest: digest.to_string(), uri: uri.clone(), prebuilt: true });
+        if let Some(uri) = &self.settings.image {
+            return Ok(ImageRef { digest: uri.digest.clone(), uri: uri.whole(), prebuilt: true });
         }
         let built = tokio::task::block_in_place(|| {
             crate::image::build(project, stack, &crate::runner::Duct, printer, self.settings)
@@ -165,7 +163,7 @@ impl Steps for Wired<'_> {
         }
         let report = crate::image::publish(project, stack, printer, self.settings).await?;
         if report.digest != image.digest {
-            let (held, built) = (report.digest, image.digest.clone());
+            let (held, built) = (report.digest.to_string(), image.digest.to_string());
             return Err(super::DeployError::RegistryMismatch { held, built }.into());
         }
         Ok(report.bytes_uploaded)

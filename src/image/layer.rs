@@ -11,9 +11,9 @@ pub struct Blob {
     /// The gzip-compressed tar (what is stored and pushed).
     pub gz: Vec<u8>,
     /// `sha256:` of `gz`: the layer's digest in the manifest.
-    pub digest: String,
+    pub digest: oci_spec::image::Digest,
     /// `sha256:` of the uncompressed tar: the layer's diff id in the config.
-    pub diff_id: String,
+    pub diff_id: oci_spec::image::Digest,
 }
 
 /// The uncompressed tar of `entries`, sorted by path, every entry dated `mtime`.

@@ -32,14 +32,14 @@ pub struct Image {
     pub config: Vec<u8>,
     pub manifest: Vec<u8>,
     /// `sha256:` of `manifest`: the image's identity everywhere downstream.
-    pub digest: String,
+    pub digest: Digest,
 }
 
 /// An image layout on disk, as read back.
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub dir: PathBuf,
-    pub digest: String,
+    pub digest: Digest,
     pub tag: Option<String>,
     pub manifest_bytes: Vec<u8>,
     pub manifest: ImageManifest,
@@ -48,7 +48,7 @@ pub struct Layout {
 
 impl Layout {
     /// The path of a blob in the layout.
-    pub fn blob_path(&self, digest: &str) -> PathBuf {
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         blob_path(&self.dir, digest)
     }
     /// Every blob of the image with its digest, size and media type: layers first, config last.
@@ -76,11 +76,14 @@ pub fn canonical_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ImageEr
     serde_json::to_vec(&sort(value)).map_err(ImageError::spec)
 }
 
-fn descriptor(media_type: MediaType, digest: &str, size: usize) -> Result<Descriptor, ImageError> {
-    let digest: Digest = digest.parse().map_err(ImageError::spec)?;
+fn descriptor(
+    media_type: MediaType,
+    digest: &Digest,
+    size: usize,
+) -> Result<Descriptor, ImageError> {
     DescriptorBuilder::default()
         .media_type(media_type)
-        .digest(digest)
+        .digest(digest.clone())
         .size(size as u64)
         .build()
         .map_err(ImageError::spec)
@@ -107,7 +110,7 @@ pub fn assemble(
         .map_err(ImageError::spec)?;
     let rootfs = RootFsBuilder::default()
         .typ("layers")
-        .diff_ids(layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>())
+        .diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
         .build()
         .map_err(ImageError::spec)?;
     let config = ImageConfigurationBuilder::default()
@@ -135,8 +138,8 @@ pub fn assemble(
     Ok(Image { digest: sha256_digest(&manifest), layers, config, manifest })
 }
 
-fn blob_path(dir: &Path, digest: &str) -> PathBuf {
-    dir.join("blobs").join("sha256").join(digest.trim_start_matches("sha256:"))
+fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join("blobs").join(digest.algorithm().as_ref()).join(digest.digest())
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
@@ -161,8 +164,8 @@ pub fn write_layout(dir: &Path, image: &Image, tag: &str) -> Result<(), ImageErr
     write(&blob_path(dir, &config_digest), &image.config)?;
     write(&blob_path(dir, &image.digest), &image.manifest)?;
     for stale in std::fs::read_dir(&blobs).into_iter().flatten().flatten() {
-        let name = format!("sha256:{}", stale.file_name().to_string_lossy());
-        if !keep.contains(&name) {
+        let name = stale.file_name().to_string_lossy().into_owned();
+        if !keep.iter().any(|d| d.digest() == name) {
             let _ = std::fs::remove_file(stale.path());
         }
     }
@@ -192,7 +195,7 @@ pub fn read_layout(dir: &Path) -> Result<Layout, ImageError> {
             index.manifests().len()
         )));
     };
-    let digest = entry.digest().to_string();
+    let digest = entry.digest().clone();
     let tag = entry.annotations().as_ref().and_then(|a| a.get(REF_NAME).cloned());
     let manifest_bytes = read(blob_path(dir, &digest))?;
     if sha256_digest(&manifest_bytes) != digest {
@@ -200,7 +203,7 @@ pub fn read_layout(dir: &Path) -> Result<Layout, ImageError> {
     }
     let manifest: ImageManifest =
         serde_json::from_slice(&manifest_bytes).map_err(|e| bad(format!("manifest: {e}")))?;
-    let config_digest = manifest.config().digest().to_string();
+    let config_digest = manifest.config().digest().clone();
     let config_bytes = read(blob_path(dir, &config_digest))?;
     if sha256_digest(&config_bytes) != config_digest {
         return Err(bad(format!("config blob does not match its digest {config_digest}")));
@@ -258,10 +261,7 @@ mod tests {
         let img = image();
         write_layout(dir.path(), &img, "abc").unwrap();
         let layout = read_layout(dir.path()).unwrap();
-        assert_eq!(
-            (layout.digest.as_str(), layout.tag.as_deref()),
-            (img.digest.as_str(), Some("abc"))
-        );
+        assert_eq!((&layout.digest, layout.tag.as_deref()), (&img.digest, Some("abc")));
         assert_eq!(layout.blobs().len(), 2);
         assert!(!dir.path().join("blobs/sha256/00stale").exists());
         std::fs::write(layout.blob_path(&layout.digest), "tampered").unwrap();

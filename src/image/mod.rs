@@ -103,8 +103,11 @@ impl ImageError {
     }
 }
 
-/// `sha256:<hex>` of some bytes.
-pub fn sha256_digest(bytes: &[u8]) -> String {
+/// The `sha256:<hex>` digest of some bytes, as oci-spec's type.
+pub fn sha256_digest(bytes: &[u8]) -> oci_spec::image::Digest {
     use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+    let hex = hex::encode(sha2::Sha256::digest(bytes));
+    let sha: oci_spec::image::Sha256Digest =
+        hex.parse().expect("a SHA-256 in lowercase hex is a sha256 digest");
+    sha.into()
 }

@@ -26,7 +26,7 @@ pub const IMAGE_PORT: u16 = 8080;
 #[derive(Debug, Clone)]
 pub struct Built {
     pub layout_dir: PathBuf,
-    pub digest: String,
+    pub digest: oci_spec::image::Digest,
     pub tag: String,
     /// `(layer name, digest, compressed bytes)`, base first.
     pub layers: Vec<(String, String, u64)>,
@@ -139,7 +139,7 @@ pub(crate) fn build_into(
     let mut layers = Vec::new();
     for plan in &plans {
         let blob = layer::build(&plan.entries, source.epoch())?;
-        layers.push((plan.name.to_string(), blob.digest.clone(), blob.gz.len() as u64));
+        layers.push((plan.name.to_string(), blob.digest.to_string(), blob.gz.len() as u64));
         blobs.push(blob);
     }
     let image = layout::assemble(blobs, &run_config(), &source, &labels)?;

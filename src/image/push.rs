@@ -6,6 +6,7 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
+use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
 
 use super::layout::Layout;
@@ -27,7 +28,7 @@ pub struct PushReport {
     pub repository: String,
     pub tag: String,
     /// The manifest digest: deploys refer to `reference`, never to the tag.
-    pub digest: String,
+    pub digest: Digest,
     /// `registry/repository@digest`.
     pub reference: String,
     /// Blob bytes sent (0 when the registry had every blob).
@@ -86,9 +87,12 @@ pub async fn tagged_digest(
     reference: &Reference,
     auth: &RegistryAuth,
     registry: &str,
-) -> Result<Option<String>, ImageError> {
+) -> Result<Option<Digest>, ImageError> {
     match client.fetch_manifest_digest(reference, auth).await {
-        Ok(digest) => Ok(Some(digest)),
+        Ok(digest) => digest.parse().map(Some).map_err(|e| ImageError::Registry {
+            registry: registry.to_owned(),
+            reason: format!("tag {} names `{digest}`, not a digest: {e}", reference.whole()),
+        }),
         Err(e) if not_found(&e) => Ok(None),
         Err(e) => Err(registry_error(registry, &format!("reading tag {}", reference.whole()), e)),
     }
@@ -101,8 +105,8 @@ pub fn client(registry: &str) -> Client {
 
 /// Does the repository already hold this blob? A one-byte ranged read through the client's auth;
 /// anything but a clear "yes" counts as "no" (the upload then either works or says why).
-async fn has_blob(client: &Client, reference: &Reference, digest: &str) -> bool {
-    client.pull_blob_stream_partial(reference, &digest, 0, Some(1)).await.is_ok()
+async fn has_blob(client: &Client, reference: &Reference, digest: &Digest) -> bool {
+    client.pull_blob_stream_partial(reference, &digest.as_ref(), 0, Some(1)).await.is_ok()
 }
 
 /// Push the layout to `dest` under `tag`.
@@ -125,15 +129,15 @@ pub async fn push(
             registry: dest.registry.clone(),
             repository: dest.repository.clone(),
             tag: tag.to_owned(),
-            existing: existing.clone(),
-            ours: layout.digest.clone(),
+            existing: existing.to_string(),
+            ours: layout.digest.to_string(),
         });
     }
 
     let mut missing = Vec::new();
     let mut skipped = 0;
     for blob in layout.blobs() {
-        let digest = blob.digest().to_string();
+        let digest = blob.digest().clone();
         if has_blob(&client, &reference, &digest).await {
             skipped += 1;
         } else {
@@ -157,7 +161,7 @@ pub async fn push(
             .into();
         let size = data.len() as u64;
         client
-            .push_blob(&reference, data, digest)
+            .push_blob(&reference, data, digest.as_ref())
             .await
             .map_err(|e| registry_error(&dest.registry, &format!("uploading {digest}"), e))?;
         bar.inc(size);
@@ -178,7 +182,7 @@ pub async fn push(
             .fetch_manifest_digest(&reference, &dest.auth)
             .await
             .map_err(|e| registry_error(&dest.registry, "reading the pushed manifest back", e))?;
-        if now != layout.digest {
+        if now != layout.digest.as_ref() {
             return Err(ImageError::Registry {
                 registry: dest.registry.clone(),
                 reason: format!("tag {tag} names {now} after the push, expected {}", layout.digest),

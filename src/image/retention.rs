@@ -18,7 +18,7 @@ pub const RELEASE_TAG_PREFIX: &str = "release-";
 pub struct EcrImage {
     pub region: String,
     pub repository: String,
-    pub digest: String,
+    pub digest: oci_spec::image::Digest,
 }
 
 /// The ECR image an image URI names; `None` for another registry.
@@ -31,7 +31,8 @@ pub fn ecr_image(uri: &str) -> Option<EcrImage> {
     if dkr != "dkr" || ecr != "ecr" || !host.ends_with(".amazonaws.com") {
         return None;
     }
-    Some(EcrImage { region: region.into(), repository: repository.into(), digest: digest.into() })
+    let digest = digest.parse().ok()?;
+    Some(EcrImage { region: region.into(), repository: repository.into(), digest })
 }
 
 /// The tag that keeps a release's image: `release-<env>-<YYYYMMDDTHHMMSSmmm>` (ECR tags: up to
@@ -46,7 +47,7 @@ fn ecr_error(what: &str, e: impl std::error::Error + 'static) -> ImageError {
 
 /// Is the image in its repository? A missing repository or image is `false`, not an error.
 pub async fn exists(client: &Client, image: &EcrImage) -> Result<bool, ImageError> {
-    let id = ImageIdentifier::builder().image_digest(&image.digest).build();
+    let id = ImageIdentifier::builder().image_digest(image.digest.as_ref()).build();
     match client.describe_images().repository_name(&image.repository).image_ids(id).send().await {
         Ok(out) => Ok(!out.image_details().is_empty()),
         Err(e)
@@ -64,7 +65,7 @@ pub async fn exists(client: &Client, image: &EcrImage) -> Result<bool, ImageErro
 /// An image that already carries the tag is left as it is.
 pub async fn tag(client: &Client, image: &EcrImage, tag: &str) -> Result<(), ImageError> {
     let what = format!("tagging {}@{} as {tag}", image.repository, image.digest);
-    let id = ImageIdentifier::builder().image_digest(&image.digest).build();
+    let id = ImageIdentifier::builder().image_digest(image.digest.as_ref()).build();
     let got = client
         .batch_get_image()
         .repository_name(&image.repository)
@@ -80,7 +81,7 @@ pub async fn tag(client: &Client, image: &EcrImage, tag: &str) -> Result<(), Ima
         .put_image()
         .repository_name(&image.repository)
         .image_manifest(manifest)
-        .image_digest(&image.digest)
+        .image_digest(image.digest.as_ref())
         .image_tag(tag);
     if let Some(media) = found.image_manifest_media_type() {
         put = put.image_manifest_media_type(media);
@@ -106,7 +107,7 @@ mod tests {
             Some(EcrImage {
                 region: "eu-west-1".into(),
                 repository: "orch-app".into(),
-                digest: digest.clone()
+                digest: digest.parse().unwrap()
             })
         );
         assert_eq!(ecr_image(&format!("127.0.0.1:5000/orch-app@{digest}")), None);

@@ -1,5 +1,6 @@
 //! Where the image comes from: the git revision and commit time that label it, and the tag it is
 //! pushed under. The commit time (not the clock) dates the image, so rebuilds are byte-identical.
+use oci_spec::image::Digest;
 use std::path::Path;
 
 use crate::runner::{Cmd, Runner};
@@ -47,7 +48,7 @@ impl Source {
     /// (`…-dirty-…` with uncommitted changes, `build-<12 hex>` outside git). Two builds of one
     /// revision into different digests get different tags, so an immutable tag never has to name
     /// two images; deploys refer to the digest anyway.
-    pub fn tag(&self, manifest_digest: &str) -> String {
+    pub fn tag(&self, manifest_digest: &Digest) -> String {
         let hex = digest_hex12(manifest_digest);
         match (&self.short, self.dirty) {
             (Some(short), false) => format!("{short}-{hex}"),
@@ -57,13 +58,13 @@ impl Source {
     }
 }
 
-/// The first 12 hex digits of a `sha256:` digest.
-pub fn digest_hex12(digest: &str) -> String {
-    digest.trim_start_matches("sha256:").chars().take(12).collect()
+/// The first 12 hex digits of a digest.
+pub fn digest_hex12(digest: &Digest) -> String {
+    digest.digest().chars().take(12).collect()
 }
 
 /// Does `tag` carry `digest` (end with its 12 hex digits), as every tag orch writes does?
-pub fn tag_carries(tag: &str, digest: &str) -> bool {
+pub fn tag_carries(tag: &str, digest: &Digest) -> bool {
     let hex = digest_hex12(digest);
     hex.len() == 12 && tag.ends_with(&format!("-{hex}"))
 }
@@ -98,6 +99,11 @@ pub fn describe(runner: &dyn Runner, root: &Path) -> Source {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A digest whose hex starts 0123456789ab.
+    fn d() -> Digest {
+        format!("sha256:0123456789abcdef{}", "0".repeat(48)).parse().unwrap()
+    }
     use crate::runner::{Output, Recording};
 
     fn ok(stdout: &str) -> Output {
@@ -110,9 +116,9 @@ mod tests {
         let src = describe(&rec, Path::new("/p"));
         assert_eq!(src.created_rfc3339(), "2024-05-01T10:00:00Z");
         assert_eq!(src.epoch(), 1_714_557_600);
-        assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef012345-0123456789ab");
-        assert!(tag_carries(&src.tag("sha256:0123456789abcdef"), "sha256:0123456789abcdef"));
-        assert!(!tag_carries("abcdef012345", "sha256:0123456789abcdef"));
+        assert_eq!(src.tag(&d()), "abcdef012345-0123456789ab");
+        assert!(tag_carries(&src.tag(&d()), &d()));
+        assert!(!tag_carries("abcdef012345", &d()));
         assert_eq!(src.label(), "abcdef0123456789");
         assert_eq!(rec.calls()[0].display(), "git -C /p log -1 --format=%H%n%cI");
     }
@@ -122,13 +128,13 @@ mod tests {
         let rec =
             Recording::new([ok("abcdef0123456789\n2024-05-01T12:00:00Z\n"), ok(" M src/x.rs\n")]);
         let src = describe(&rec, Path::new("/p"));
-        assert_eq!(src.tag("sha256:0123456789abcdef"), "abcdef012345-dirty-0123456789ab");
+        assert_eq!(src.tag(&d()), "abcdef012345-dirty-0123456789ab");
         assert_eq!(src.label(), "abcdef0123456789-dirty");
         let none = describe(
             &Recording::new([Output { code: Some(128), ..Default::default() }]),
             Path::new("/p"),
         );
         assert_eq!(none, Source::unknown());
-        assert_eq!(none.tag("sha256:0123456789abcdef"), "build-0123456789ab");
+        assert_eq!(none.tag(&d()), "build-0123456789ab");
     }
 }

@@ -20,7 +20,7 @@ pub struct Unpacked {
     /// The image's environment, in order.
     pub env: Vec<(String, String)>,
     /// The manifest digest, `sha256:…`.
-    pub digest: String,
+    pub digest: oci_spec::image::Digest,
 }
 
 /// Extract the image in `layout_dir` into `dest`. `dest` may be missing, empty, or an earlier
@@ -47,7 +47,7 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<Unpacked, ImageError> {
     let non_empty = std::fs::read_dir(dest).is_ok_and(|mut listing| listing.next().is_some());
     if non_empty {
         match std::fs::read_to_string(&marker) {
-            Ok(digest) if digest == layout.digest => return Ok(unpacked),
+            Ok(digest) if digest == layout.digest.as_ref() => return Ok(unpacked),
             Ok(_) => std::fs::remove_dir_all(dest)
                 .map_err(|e| ImageError::io(format!("removing {}", dest.display()), e))?,
             Err(_) => return Err(ImageError::DestNotEmpty { path: dest.to_owned() }),
@@ -56,10 +56,10 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<Unpacked, ImageError> {
     std::fs::create_dir_all(dest)
         .map_err(|e| ImageError::io(format!("creating {}", dest.display()), e))?;
     for layer in layout.manifest.layers() {
-        let digest = layer.digest().to_string();
-        let gz = std::fs::read(layout.blob_path(&digest))
+        let digest = layer.digest();
+        let gz = std::fs::read(layout.blob_path(digest))
             .map_err(|e| ImageError::io(format!("reading layer {digest}"), e))?;
-        if sha256_digest(&gz) != digest {
+        if sha256_digest(&gz) != *digest {
             return Err(ImageError::Layout {
                 path: layout_dir.to_owned(),
                 reason: format!("layer {digest} does not match its digest"),
@@ -67,7 +67,7 @@ pub fn unpack(layout_dir: &Path, dest: &Path) -> Result<Unpacked, ImageError> {
         }
         extract(flate2::read::GzDecoder::new(gz.as_slice()), dest)?;
     }
-    std::fs::write(&marker, &layout.digest)
+    std::fs::write(&marker, layout.digest.as_ref())
         .map_err(|e| ImageError::io(format!("writing {}", marker.display()), e))?;
     Ok(unpacked)
 }

@@ -4,13 +4,14 @@
 //! Docker Hub default), no tag. The grammar admits no quote, space or shell metacharacter, so a
 //! checked reference is safe in the rendered program and in the instances' user data.
 use oci_client::Reference;
+use oci_spec::image::{Digest, Sha256Digest};
 
 /// A checked image reference, pinned by digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageUri {
     pub registry: String,
     pub repository: String,
-    pub digest: String,
+    pub digest: Digest,
 }
 
 impl ImageUri {
@@ -24,15 +25,15 @@ impl ImageUri {
 pub fn parse(uri: &str) -> Result<ImageUri, String> {
     let reference: Reference =
         uri.parse().map_err(|e| format!("`{uri}` is not an image reference: {e}"))?;
-    let digest = reference.digest().unwrap_or_default();
-    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    let sha: Option<Sha256Digest> =
+        reference.digest().and_then(|d| d.strip_prefix("sha256:")).and_then(|hex| hex.parse().ok());
+    let Some(sha) = sha else {
         return Err(format!("`{uri}` is not pinned by a sha256 digest (…@sha256:<64 hex>)"));
-    }
+    };
     let checked = ImageUri {
         registry: reference.registry().to_owned(),
         repository: reference.repository().to_owned(),
-        digest: digest.to_owned(),
+        digest: sha.into(),
     };
     // A tag, or a registry the parser had to supply (Docker Hub), makes the text differ.
     if checked.whole() != uri {

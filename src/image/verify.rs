@@ -20,7 +20,7 @@ use crate::settings::Settings;
 /// What `--verify` was given: a digest, optionally with the `registry/repository@` to read it from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
-    pub digest: String,
+    pub digest: oci_spec::image::Digest,
     /// `(registry, repository)` of a full reference.
     pub location: Option<(String, String)>,
 }
@@ -36,10 +36,8 @@ pub fn parse(arg: &str) -> Result<Expected, ImageError> {
         None => (None, arg),
     };
     let hex = digest.strip_prefix("sha256:").ok_or_else(bad)?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(bad());
-    }
-    Ok(Expected { digest: digest.to_owned(), location })
+    let sha: oci_spec::image::Sha256Digest = hex.parse().map_err(|_| bad())?;
+    Ok(Expected { digest: sha.into(), location })
 }
 
 /// One layer position, ours against the expected image's.
@@ -63,7 +61,7 @@ pub type LabelDiff = (String, Option<String>, Option<String>);
 /// The outcome of a verification.
 #[derive(Debug, Clone)]
 pub struct Verdict {
-    pub expected: String,
+    pub expected: oci_spec::image::Digest,
     pub rebuilt: Built,
     /// Layer by layer, base first; empty when the digests are equal or the expected image could
     /// not be read.
@@ -90,10 +88,13 @@ fn from_layout(layout: Layout) -> Theirs {
     Theirs { manifest: layout.manifest, config: layout.config }
 }
 
-async fn from_registry(dest: &Destination, digest: &str) -> Result<Theirs, ImageError> {
+async fn from_registry(
+    dest: &Destination,
+    digest: &oci_spec::image::Digest,
+) -> Result<Theirs, ImageError> {
     let client = push::client(&dest.registry);
     let reference =
-        Reference::with_digest(dest.registry.clone(), dest.repository.clone(), digest.to_owned());
+        Reference::with_digest(dest.registry.clone(), dest.repository.clone(), digest.to_string());
     let fail = |what: &str, e: oci_client::errors::OciDistributionError| ImageError::Registry {
         registry: dest.registry.clone(),
         reason: format!("{what} {}: {e}", reference.whole()),
@@ -103,7 +104,7 @@ async fn from_registry(dest: &Destination, digest: &str) -> Result<Theirs, Image
         .pull_manifest_raw(&reference, &dest.auth, &media)
         .await
         .map_err(|e| fail("reading the manifest of", e))?;
-    if sha256_digest(&bytes) != digest {
+    if sha256_digest(&bytes) != *digest {
         return Err(ImageError::Spec(format!(
             "the registry's manifest for {digest} has another digest"
         )));
@@ -211,7 +212,7 @@ mod tests {
         let hex = "a".repeat(64);
         assert_eq!(
             parse(&format!("sha256:{hex}")).unwrap(),
-            Expected { digest: format!("sha256:{hex}"), location: None }
+            Expected { digest: format!("sha256:{hex}").parse().unwrap(), location: None }
         );
         let full = parse(&format!("127.0.0.1:5000/orch/app@sha256:{hex}")).unwrap();
         assert_eq!(full.location, Some(("127.0.0.1:5000".into(), "orch/app".into())));

@@ -64,7 +64,7 @@ pub(crate) fn resolve(
     let built = image::build(project, stack, runner, printer, settings)?;
     // One folder per image: instances of the running release keep their files while another
     // release is unpacked beside it.
-    let short: String = built.digest.trim_start_matches("sha256:").chars().take(12).collect();
+    let short: String = built.digest.digest().chars().take(12).collect();
     let dir = project.state_dir(&stack.name).join("releases").join(short);
     let rootfs = dir.join("rootfs");
     let done = dir.join("unpacked");
@@ -92,7 +92,7 @@ pub(crate) fn resolve(
     let entry = entrypoint.first().ok_or(ArtifactError::NoEntrypoint)?;
     let program = inside(&rootfs, entry);
     let env = image_env.into_iter().map(|(k, v)| (k, remap(&rootfs, v))).collect();
-    Ok(Artifact { program, env, digest: built.digest })
+    Ok(Artifact { program, env, digest: built.digest.to_string() })
 }
 
 /// `sha256:<hex>` of a program's bytes (a program handed over without an image).

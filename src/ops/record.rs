@@ -44,7 +44,9 @@ pub(super) fn latest_built(build_dir: &Path) -> Option<String> {
     let pushed = std::fs::read(image.join("pushed.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<PushReport>(&b).ok());
-    pushed.map(|p| p.digest).or_else(|| layout::read_layout(&image).ok().map(|l| l.digest))
+    pushed
+        .map(|p| p.digest.to_string())
+        .or_else(|| layout::read_layout(&image).ok().map(|l| l.digest.to_string()))
 }
 
 /// The certificate ARN in the rendered stack config (`build/<env>/Pulumi.<env>.yaml`): the value
@@ -77,13 +79,14 @@ mod tests {
         let run = crate::image::pipeline::run_config();
         let img = layout::assemble(layers, &run, &Source::unknown(), &Default::default()).unwrap();
         layout::write_layout(&dir.path().join("image"), &img, "t").unwrap();
-        assert_eq!(latest_built(dir.path()), Some(img.digest.clone()));
+        assert_eq!(latest_built(dir.path()), Some(img.digest.to_string()));
+        let pushed_digest = format!("sha256:{}", "e".repeat(64));
         let pushed = PushReport {
             registry: "r".into(),
             repository: "app".into(),
             tag: "t".into(),
-            digest: "sha256:pushed".into(),
-            reference: "r/app@sha256:pushed".into(),
+            digest: pushed_digest.parse().unwrap(),
+            reference: format!("r/app@{pushed_digest}"),
             bytes_uploaded: 0,
             blobs_uploaded: 0,
             blobs_skipped: 2,
@@ -91,7 +94,7 @@ mod tests {
         };
         std::fs::write(dir.path().join("image/pushed.json"), serde_json::to_vec(&pushed).unwrap())
             .unwrap();
-        assert_eq!(latest_built(dir.path()).as_deref(), Some("sha256:pushed"));
+        assert_eq!(latest_built(dir.path()).as_deref(), Some(pushed_digest.as_str()));
     }
 
     fn stack(backend: &str) -> Stack {

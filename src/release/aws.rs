@@ -98,7 +98,7 @@ pub(crate) async fn rollback(
     // only once it parses as a digest-pinned reference naming the recorded digest.
     let uri = crate::image::uri::parse(&rec.run.image_uri)
         .ok()
-        .filter(|u| u.digest == rec.digest)
+        .filter(|u| u.digest.as_ref() == rec.digest)
         .ok_or_else(|| RollbackError::BadRecord {
             key: key.clone(),
             why: format!(
@@ -106,7 +106,7 @@ pub(crate) async fn rollback(
                 rec.run.image_uri, rec.digest
             ),
         })?;
-    let image = steps::ImageRef { uri: uri.whole(), digest: rec.digest.clone(), prebuilt: true };
+    let image = steps::ImageRef { uri: uri.whole(), digest: uri.digest.clone(), prebuilt: true };
     let steps = steps::Wired::pinned(image, settings);
     let run = execute::Run {
         project,
