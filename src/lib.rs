@@ -30,7 +30,7 @@ pub(crate) mod scaling;
 pub(crate) mod settings;
 pub mod slo;
 pub mod state;
-pub(crate) mod verdict;
+pub(crate) mod status;
 pub mod verify;
 
 use clap::Parser;

@@ -8,7 +8,7 @@ use crate::error::{OrchError, Outcome};
 pub(crate) async fn run(ctx: &Ctx<'_>, args: ReportArgs) -> Result<Outcome, OrchError> {
     let stack = ctx.stack()?;
     match stack.target {
-        Target::Local => crate::local::status(ctx, &stack, args.json).await,
-        Target::Aws => crate::ops::status(ctx, &stack, args.json).await,
+        Target::Local => crate::status::local::status(ctx, &stack, args.json).await,
+        Target::Aws => crate::status::aws::status(ctx, &stack, args.json).await,
     }
 }

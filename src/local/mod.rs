@@ -168,8 +168,5 @@ pub async fn up(ctx: &Ctx<'_>, stack: &Stack, args: &UpOptions) -> Result<Outcom
 pub async fn down(ctx: &Ctx<'_>, stack: &Stack, args: &DownOptions) -> Result<Outcome, OrchError> {
     lifecycle::down(ctx, stack, args).await
 }
-pub async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
-    report::status(ctx, stack, json).await
-}
 pub use lifecycle::serve;
 pub use report::zone;

@@ -13,7 +13,7 @@ use crate::state::record::Record;
 /// `(certificate, cert-wiring)`: the certificate in use (what the listener serves, else what the
 /// stack was given: the record's ARN, else the rendered stack config's) and whether the listener
 /// serves the one the stack was given.
-pub(super) async fn certificate(
+pub(crate) async fn certificate(
     clients: &Clients,
     rec: &Record,
     build_dir: &Path,
@@ -44,7 +44,7 @@ pub(super) async fn certificate(
 }
 
 /// The `delegation` row; `no_domain` is the skip reason for a stack without a domain.
-pub(super) async fn delegation(clients: &Clients, stack: &Stack, no_domain: &str) -> Row {
+pub(crate) async fn delegation(clients: &Clients, stack: &Stack, no_domain: &str) -> Row {
     match &stack.domain {
         None => Row::skipped("delegation", no_domain.to_string()),
         Some(d) => match observe::delegation(clients, &d.name, &d.parent_zone).await {

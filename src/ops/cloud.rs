@@ -35,7 +35,7 @@ impl Clients {
 }
 
 /// A readable one-line description of an SDK error, with its cause chain.
-pub(super) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

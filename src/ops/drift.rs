@@ -17,7 +17,7 @@ use crate::config::Stack;
 use crate::project::Project;
 use crate::pulumi::Pulumi;
 use crate::runner::Runner;
-use crate::verdict::Verdict;
+use crate::status::Verdict;
 
 pub(super) async fn gather(
     project: &Project,

@@ -10,17 +10,17 @@ use super::report::{Level, Row};
 use crate::placement::{self, Observed};
 
 /// A certificate expiring sooner than this many days is reported.
-pub(super) const CERT_WARN_DAYS: i64 = 30;
+pub(crate) const CERT_WARN_DAYS: i64 = 30;
 
 /// Merge the target group's view into the group's instances.
-pub(super) fn merge_targets(group: &mut Group, targets: &[Target]) {
+pub(crate) fn merge_targets(group: &mut Group, targets: &[Target]) {
     for m in &mut group.instances {
         m.target = targets.iter().find(|t| t.id == m.id).map(|t| t.state.clone());
     }
 }
 
 /// Healthy means: in service, healthy for the ASG, and healthy for the load balancer when known.
-pub(super) fn observed(group: &Group) -> Vec<Observed> {
+pub(crate) fn observed(group: &Group) -> Vec<Observed> {
     group
         .instances
         .iter()
@@ -36,7 +36,7 @@ pub(super) fn observed(group: &Group) -> Vec<Observed> {
 }
 
 /// The `instances` row: one line per instance with zone, lifecycle, ASG health and target health.
-pub(super) fn instances(group: &Group) -> Row {
+pub(crate) fn instances(group: &Group) -> Row {
     let healthy = observed(group).iter().filter(|o| o.healthy).count();
     let lines = group
         .instances
@@ -66,7 +66,7 @@ pub(super) fn instances(group: &Group) -> Row {
 
 /// The `zones` row: every zone of the stack must hold a healthy instance (the placement rules);
 /// an uneven spread with every zone served is a note (the group rebalances by itself).
-pub(super) fn zones(zones: &[String], group: &Group) -> Row {
+pub(crate) fn zones(zones: &[String], group: &Group) -> Row {
     let obs = observed(group);
     let health = placement::zone_health(zones, &obs);
     let lines = health
@@ -91,7 +91,7 @@ pub(super) fn zones(zones: &[String], group: &Group) -> Row {
 }
 
 /// The `targets` row on its own (target health per instance).
-pub(super) fn targets(targets: &[Target]) -> Row {
+pub(crate) fn targets(targets: &[Target]) -> Row {
     let healthy = targets.iter().filter(|t| t.state == TargetHealthStateEnum::Healthy).count();
     let lines = targets
         .iter()
@@ -111,7 +111,7 @@ pub(super) fn targets(targets: &[Target]) -> Row {
 }
 
 /// The `certificate` row: issued, not expired, and not expiring within [`CERT_WARN_DAYS`].
-pub(super) fn certificate(cert: &Certificate, now: DateTime<Utc>) -> Row {
+pub(crate) fn certificate(cert: &Certificate, now: DateTime<Utc>) -> Row {
     let days = cert.not_after.map(|t| (t - now).num_days());
     let expiry = match (cert.not_after, days) {
         (Some(t), Some(d)) => format!("expires {} ({d} days)", t.format("%Y-%m-%d")),
@@ -132,7 +132,7 @@ pub(super) fn certificate(cert: &Certificate, now: DateTime<Utc>) -> Row {
 }
 
 /// The `certificate-wiring` row: the ARN the stack was given against what the HTTPS listener serves.
-pub(super) fn wiring(configured: Option<&str>, serving: &[String]) -> Row {
+pub(crate) fn wiring(configured: Option<&str>, serving: &[String]) -> Row {
     let data = json!({ "configured": configured, "serving": serving });
     match configured {
         None => Row::skipped("cert-wiring", "no certificate ARN recorded for this environment"),
@@ -155,7 +155,7 @@ pub(super) fn wiring(configured: Option<&str>, serving: &[String]) -> Row {
 }
 
 /// The `delegation` row: the parent zone's NS record for the env name equals the env zone's servers.
-pub(super) fn delegation(d: &Delegation) -> Row {
+pub(crate) fn delegation(d: &Delegation) -> Row {
     let row = match (&d.zone_ns, d.parent_in_account, &d.parent_ns) {
         (None, _, _) => Row::bad("delegation", format!("no public hosted zone for {}", d.zone)),
         (Some(_), false, _) => Row::skipped("delegation", format!("{} is not hosted in this account: set the NS at the registrar (orch up prints them)", d.parent)),
@@ -172,7 +172,7 @@ pub(super) fn delegation(d: &Delegation) -> Row {
 }
 
 /// The `image` row for status: the deployed digest against the latest local build.
-pub(super) fn image(deployed: Option<&str>, built: Option<&str>) -> Row {
+pub(crate) fn image(deployed: Option<&str>, built: Option<&str>) -> Row {
     let data = json!({ "deployed": deployed, "built": built });
     match (deployed, built) {
         (None, _) => Row::bad("image", "the deployment record names no image digest"),
@@ -195,14 +195,14 @@ pub(super) fn image(deployed: Option<&str>, built: Option<&str>) -> Row {
     .data(data)
 }
 
-pub(super) fn short_digest(d: &str) -> String {
+pub(crate) fn short_digest(d: &str) -> String {
     match d.split_once(':') {
         Some((alg, hex)) => format!("{alg}:{}", &hex[..hex.len().min(12)]),
         None => d.chars().take(19).collect(),
     }
 }
 
-pub(super) fn short_arn(arn: &str) -> String {
+pub(crate) fn short_arn(arn: &str) -> String {
     arn.rsplit_once('/').map(|(_, id)| format!("…/{id}")).unwrap_or_else(|| arn.to_string())
 }
 

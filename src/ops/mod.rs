@@ -1,17 +1,18 @@
-//! Operating a deployed AWS environment: `orch status` (where it stands: exit 0 healthy, 1 degraded)
-//! and `orch drift` (whether reality still matches the code: exit 0 none, 1 drift). Both print a
-//! table or `--json`, and exit 2 when they cannot report at all (no config, no deployment record).
-mod checks;
+//! Operating a deployed AWS environment: observing it (the clients, the group, targets, certificate,
+//! delegation, URL and rollout), judging each observation into a report row, and `orch drift`
+//! (whether reality still matches the code: exit 0 none, 1 drift). `orch status` on AWS
+//! (`crate::status::aws`) reports with the same pieces. Both print a table or `--json`, and exit 2
+//! when they cannot report at all (no config, no deployment record).
+pub(crate) mod checks;
 pub(crate) mod cloud;
 mod drift;
-mod judge;
-mod observe;
-mod probe;
-mod record;
+pub(crate) mod judge;
+pub(crate) mod observe;
+pub(crate) mod probe;
+pub(crate) mod record;
 mod refresh;
-mod report;
+pub(crate) mod report;
 pub(crate) mod slo;
-mod status;
 
 pub(crate) use report::{Level, Report};
 
@@ -20,7 +21,6 @@ use std::sync::Arc;
 use crate::config::Stack;
 use crate::context::Ctx;
 use crate::error::{OrchError, Outcome};
-use crate::verdict::Verdict;
 
 /// Why status or drift could not report.
 #[derive(Debug, thiserror::Error)]
@@ -68,25 +68,13 @@ impl OpsError {
     }
 }
 
-fn emit(ctx: &Ctx<'_>, report: &Report, json: bool) -> Result<(), OrchError> {
+pub(crate) fn emit(ctx: &Ctx<'_>, report: &Report, json: bool) -> Result<(), OrchError> {
     if json {
         ctx.printer.json(&report.document())
     } else {
         ctx.printer.data(&report.table());
         Ok(())
     }
-}
-
-/// `orch status` for the aws target.
-pub(crate) async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
-    let project = ctx.project()?;
-    let spinner = ctx.printer.spinner(format!("reading the state of {}", stack.name));
-    let clients = cloud::Clients::new(&stack.region).await;
-    let report = status::gather(&project, stack, &clients).await;
-    spinner.finish_and_clear();
-    let report = report?;
-    emit(ctx, &report, json)?;
-    Ok(Outcome::finding_if(report.verdict != Verdict::Healthy))
 }
 
 /// `orch drift` for the aws target.

@@ -10,7 +10,7 @@ use super::cloud::{describe, Clients};
 
 /// The Auto Scaling group as it is now.
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct Group {
+pub(crate) struct Group {
     pub name: String,
     pub min: i32,
     pub desired: i32,
@@ -22,7 +22,7 @@ pub(super) struct Group {
 
 /// One instance of the group.
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct Member {
+pub(crate) struct Member {
     pub id: String,
     pub zone: String,
     /// The ASG's lifecycle state (`InService`, `Pending`, `Terminating`...), the SDK's enum.
@@ -38,7 +38,7 @@ pub(super) struct Member {
 
 /// A target of the target group.
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct Target {
+pub(crate) struct Target {
     pub id: String,
     /// The SDK's enum; `unavailable` when the answer names none.
     #[serde(serialize_with = "aws_name")]
@@ -72,7 +72,7 @@ fn aws_name_opt<S: Serializer>(value: &Option<impl AwsName>, s: S) -> Result<S::
 
 /// An ACM certificate.
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct Certificate {
+pub(crate) struct Certificate {
     pub arn: String,
     pub domain: Option<String>,
     pub status: String,
@@ -81,7 +81,7 @@ pub(super) struct Certificate {
 
 /// The env zone's name servers against the NS record in the parent zone.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub(super) struct Delegation {
+pub(crate) struct Delegation {
     pub zone: String,
     /// Name servers of the env's hosted zone; `None` when the zone does not exist.
     pub zone_ns: Option<Vec<String>>,
@@ -107,7 +107,7 @@ fn launch_of(
     lc.map(|name| format!("lc:{name}"))
 }
 
-pub(super) async fn group(c: &Clients, name: &str) -> Result<Group, String> {
+pub(crate) async fn group(c: &Clients, name: &str) -> Result<Group, String> {
     let out = c
         .asg
         .describe_auto_scaling_groups()
@@ -141,7 +141,7 @@ pub(super) async fn group(c: &Clients, name: &str) -> Result<Group, String> {
     })
 }
 
-pub(super) async fn targets(c: &Clients, target_group: &str) -> Result<Vec<Target>, String> {
+pub(crate) async fn targets(c: &Clients, target_group: &str) -> Result<Vec<Target>, String> {
     let out = c
         .elb
         .describe_target_health()
@@ -168,7 +168,7 @@ pub(super) async fn targets(c: &Clients, target_group: &str) -> Result<Vec<Targe
 }
 
 /// The certificate ARNs served by the HTTPS listener(s) of the load balancer behind `target_group`.
-pub(super) async fn listener_certificates(
+pub(crate) async fn listener_certificates(
     c: &Clients,
     target_group: &str,
 ) -> Result<Vec<String>, String> {
@@ -206,7 +206,7 @@ pub(super) async fn listener_certificates(
     Ok(arns)
 }
 
-pub(super) async fn certificate(c: &Clients, arn: &str) -> Result<Certificate, String> {
+pub(crate) async fn certificate(c: &Clients, arn: &str) -> Result<Certificate, String> {
     let out = c
         .acm
         .describe_certificate()
@@ -228,7 +228,7 @@ fn fqdn(name: &str) -> String {
 }
 
 /// Name servers compared without case or trailing dot, sorted.
-pub(super) fn normalize(ns: &[String]) -> Vec<String> {
+pub(crate) fn normalize(ns: &[String]) -> Vec<String> {
     let mut v: Vec<String> =
         ns.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect();
     v.sort();
@@ -252,7 +252,7 @@ async fn public_zone(c: &Clients, name: &str) -> Result<Option<String>, String> 
         .map(|z| z.id().to_string()))
 }
 
-pub(super) async fn delegation(
+pub(crate) async fn delegation(
     c: &Clients,
     zone: &str,
     parent: &str,
@@ -302,7 +302,7 @@ pub(super) async fn delegation(
 
 /// A group's newest instance refresh as DescribeInstanceRefreshes reports it.
 #[derive(Debug, Clone)]
-pub(super) struct Refresh {
+pub(crate) struct Refresh {
     pub id: String,
     pub status: String,
     pub active: bool,
@@ -311,7 +311,7 @@ pub(super) struct Refresh {
 }
 
 /// The newest instance refresh of group `name` (None: never refreshed).
-pub(super) async fn refresh(c: &Clients, name: &str) -> Result<Option<Refresh>, String> {
+pub(crate) async fn refresh(c: &Clients, name: &str) -> Result<Option<Refresh>, String> {
     use aws_sdk_autoscaling::types::InstanceRefreshStatus as S;
     let out = c
         .asg

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::report::{Level, Row};
 
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct Probe {
+pub(crate) struct Probe {
     pub url: String,
     pub status: Option<u16>,
     pub millis: u128,
@@ -16,7 +16,7 @@ pub(super) struct Probe {
 }
 
 /// Whether `url` may be probed: always against real AWS; only loopback hosts against an emulator.
-pub(super) fn allowed(url: &str, emulated: bool) -> bool {
+pub(crate) fn allowed(url: &str, emulated: bool) -> bool {
     if !emulated {
         return true;
     }
@@ -31,7 +31,7 @@ pub(super) fn allowed(url: &str, emulated: bool) -> bool {
 
 /// GET `url` with a short timeout. The certificate is judged by its own row, so the probe accepts
 /// any certificate (self-signed environments included).
-pub(super) async fn get(url: &str) -> Probe {
+pub(crate) async fn get(url: &str) -> Probe {
     let started = Instant::now();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -57,7 +57,7 @@ pub(super) async fn get(url: &str) -> Probe {
 /// What `GET <url>/readyz` said: the status and the app's own detail (never a secret: the app
 /// only ever puts a fixed phrase there).
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct Readiness {
+pub(crate) struct Readiness {
     pub url: String,
     pub status: Option<u16>,
     pub detail: Option<String>,
@@ -65,7 +65,7 @@ pub(super) struct Readiness {
 }
 
 /// `GET <base>/readyz` with `Accept: application/json`, through the load balancer (one instance).
-pub(super) async fn readiness(base: &str) -> Readiness {
+pub(crate) async fn readiness(base: &str) -> Readiness {
     let url = format!("{}/readyz", base.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -92,7 +92,7 @@ pub(super) async fn readiness(base: &str) -> Readiness {
 }
 
 /// The `database` row: ready, or not ready with the app's reason.
-pub(super) fn database_row(r: &Readiness) -> Row {
+pub(crate) fn database_row(r: &Readiness) -> Row {
     let detail = r.detail.as_deref().unwrap_or("no detail");
     match r.status {
         Some(code) if (200..300).contains(&code) => {
@@ -110,7 +110,7 @@ pub(super) fn database_row(r: &Readiness) -> Row {
 }
 
 /// The status row for a probe.
-pub(super) fn row(p: &Probe) -> Row {
+pub(crate) fn row(p: &Probe) -> Row {
     match (p.status, &p.error) {
         (Some(code), _) if (200..400).contains(&code) => {
             Row::ok("probe", format!("{} answered {code} in {} ms", p.url, p.millis))

@@ -21,14 +21,14 @@ fn store(clients: &Clients, stack: &Stack) -> Result<Store, OpsError> {
 }
 
 /// Read the last deployment record; `Ok(None)` when there is none yet.
-pub(super) async fn load(clients: &Clients, stack: &Stack) -> Result<Option<Record>, OpsError> {
+pub(crate) async fn load(clients: &Clients, stack: &Stack) -> Result<Option<Record>, OpsError> {
     record::latest(&store(clients, stack)?, &stack.name)
         .await
         .map_err(|e| OpsError::Record(e.to_string()))
 }
 
 /// The marker `orch down` left, when the environment is down and not deployed since.
-pub(super) async fn down(
+pub(crate) async fn down(
     clients: &Clients,
     stack: &Stack,
 ) -> Result<Option<record::Down>, OpsError> {
@@ -39,7 +39,7 @@ pub(super) async fn down(
 
 /// The digest of the latest image `orch build` produced for this env: the one `pushed.json` names
 /// if there is one, else the OCI layout's.
-pub(super) fn latest_built(build_dir: &Path) -> Option<String> {
+pub(crate) fn latest_built(build_dir: &Path) -> Option<String> {
     let image = build_dir.join("image");
     let pushed = std::fs::read(image.join("pushed.json"))
         .ok()
@@ -51,7 +51,7 @@ pub(super) fn latest_built(build_dir: &Path) -> Option<String> {
 
 /// The certificate ARN in the rendered stack config (`build/<env>/Pulumi.<env>.yaml`): the value
 /// of the first config key ending in `certificateArn` (any namespace), if it is a plain string.
-pub(super) fn configured_certificate(build_dir: &Path, env: &str) -> Option<String> {
+pub(crate) fn configured_certificate(build_dir: &Path, env: &str) -> Option<String> {
     let text = std::fs::read_to_string(build_dir.join(format!("Pulumi.{env}.yaml"))).ok()?;
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
     let config = doc.get("config")?.as_mapping()?;

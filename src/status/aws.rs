@@ -1,23 +1,32 @@
 //! `orch status` for an AWS environment: read the deployment record, then observe the group,
 //! targets, certificate, delegation and URL concurrently; each failure degrades only its own row.
-use super::cloud::Clients;
-use super::observe;
-use super::record;
-use super::report::{Level, Report, Row};
-use super::{checks, judge, probe, OpsError};
+//! What it observes with and how rows are judged is `crate::ops`, shared with `orch drift`.
+use super::Verdict;
 use crate::aws::emulated;
 use crate::config::Stack;
+use crate::context::Ctx;
+use crate::error::{OrchError, Outcome};
+use crate::ops::cloud::Clients;
+use crate::ops::report::{Level, Report, Row};
+use crate::ops::{checks, judge, observe, probe, record, OpsError};
 use crate::outputs::Output;
 use crate::project::Project;
 use crate::state::record::Record;
-use crate::verdict::Verdict;
+
+/// `orch status` for the aws target.
+pub(crate) async fn status(ctx: &Ctx<'_>, stack: &Stack, json: bool) -> Result<Outcome, OrchError> {
+    let project = ctx.project()?;
+    let spinner = ctx.printer.spinner(format!("reading the state of {}", stack.name));
+    let clients = Clients::new(&stack.region).await;
+    let report = gather(&project, stack, &clients).await;
+    spinner.finish_and_clear();
+    let report = report?;
+    crate::ops::emit(ctx, &report, json)?;
+    Ok(Outcome::finding_if(report.verdict != Verdict::Healthy))
+}
 
 /// Gather the status report of `stack`. Errors only when there is nothing to report on.
-pub(super) async fn gather(
-    project: &Project,
-    stack: &Stack,
-    clients: &Clients,
-) -> Result<Report, OpsError> {
+async fn gather(project: &Project, stack: &Stack, clients: &Clients) -> Result<Report, OpsError> {
     let Some(rec) = record::load(clients, stack).await? else {
         return match record::down(clients, stack).await? {
             Some(down) => Ok(torn_down(stack, &down)),

@@ -1,6 +1,13 @@
-//! The one answer a report gives — `status` on either target, `drift` on AWS — with its name in
-//! `--json` and the exit code it maps to. Every `status --json` document starts with the same
-//! envelope: `env`, `target`, `kind`, `verdict` ([`Envelope`]).
+//! `orch status`: where an environment stands (exit 0 healthy, 1 degraded or down, 2 error or
+//! never deployed). The shared core is here: the one answer a report gives — `status` on either
+//! target, `drift` on AWS — with its name in `--json` and the exit code it maps to ([`Verdict`]),
+//! and the envelope every `status --json` document starts with: `env`, `target`, `kind`, `verdict`
+//! ([`Envelope`]). One module per target observes and prints: [`local`] (the tier's state file:
+//! instances by zone, the release, a canary step, scaling) and [`aws`] (the deployment record, then
+//! the group, targets, certificate, delegation, URL, rollout and cost, each its own row).
+pub(crate) mod aws;
+pub(crate) mod local;
+
 use serde::Serialize;
 
 use crate::config::Target;
