@@ -153,6 +153,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), LocalError> {
             events: sup.events().to_vec(),
             release: sup.release_view().clone(),
             scaling: scaler.as_ref().map(Autoscaler::view),
+            buffered_bytes: lb.buffered_bytes(),
         };
         if let Err(e) = state::write(&cfg.paths, &snapshot) {
             tracing::warn!("writing {}: {e}", cfg.paths.state().display());

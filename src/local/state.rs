@@ -112,6 +112,10 @@ pub struct State {
     /// Scaling on load, when the stack has a `scaling` section.
     #[serde(default)]
     pub scaling: Option<crate::local::group::autoscale::ScalingView>,
+    /// Bytes of request bodies the load balancer holds in its buffers now (all connections; the
+    /// budget is `ORCH_LB_BUFFER_BYTES`).
+    #[serde(default)]
+    pub buffered_bytes: usize,
 }
 
 impl State {

@@ -426,6 +426,10 @@ async fn bodies_headers_and_stalls_against_an_upstream_that_reads() {
         .unwrap();
     held.write_all(&[b'a'; 900_000]).await.unwrap();
     held.flush().await.unwrap();
+    // Sent is not yet buffered: the second body must come after the balancer holds the first.
+    wait_until(Duration::from_secs(10), "900 kB buffered", || {
+        state(&tier)["buffered_bytes"].as_u64().is_some_and(|b| b >= 900_000)
+    });
     let mut other =
         b"GET /read HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\n\r\n".to_vec();
     other.extend(std::iter::repeat_n(b'b', 1_000_000));

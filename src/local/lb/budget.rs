@@ -21,6 +21,11 @@ impl Budget {
         Budget { free: AtomicUsize::new(bytes) }
     }
 
+    /// The bytes held by buffered bodies now, of `total`.
+    pub(in crate::local) fn held(&self, total: usize) -> usize {
+        total.saturating_sub(self.free.load(Ordering::Acquire))
+    }
+
     /// An empty lease (costs nothing until it grows).
     pub(in crate::local) fn lease(&self) -> Lease<'_> {
         Lease { budget: self, held: 0 }

@@ -59,6 +59,11 @@ impl Lb {
         Lb { pool, pages, log, https_port, port_header, budget, timeout, limits }
     }
 
+    /// Bytes of request bodies buffered now, over all connections (of `limits.buffer_budget`).
+    pub(in crate::local) fn buffered_bytes(&self) -> usize {
+        self.budget.held(self.limits.buffer_budget)
+    }
+
     /// Forward one request to an instance (retrying idempotent ones once) or answer an error page.
     /// `client` is the peer's address as the `X-Forwarded-For` value (made once per connection).
     pub async fn forward(
