@@ -11,6 +11,8 @@ pub struct Cmd {
     pub args: Vec<String>,
     /// Extra environment variables (values are never logged: they may be secrets).
     pub env: Vec<(String, String)>,
+    /// Inherited environment variables the process must not see.
+    pub env_remove: Vec<String>,
     pub dir: Option<PathBuf>,
     pub stdin: Option<Vec<u8>>,
 }
@@ -24,12 +26,17 @@ impl Cmd {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
             env: vec![],
+            env_remove: vec![],
             dir: None,
             stdin: None,
         }
     }
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+    pub fn env_remove(mut self, key: impl Into<String>) -> Self {
+        self.env_remove.push(key.into());
         self
     }
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -77,6 +84,9 @@ impl Runner for Duct {
     fn run(&self, cmd: &Cmd) -> std::io::Result<Output> {
         let mut expr =
             duct::cmd(&cmd.program, &cmd.args).stdout_capture().stderr_capture().unchecked();
+        for k in &cmd.env_remove {
+            expr = expr.env_remove(k);
+        }
         for (k, v) in &cmd.env {
             expr = expr.env(k, v);
         }

@@ -60,12 +60,28 @@ pub fn command(root: &Path, profile: Profile) -> Cmd {
         .map(|(from, to)| format!("-ffile-prefix-map={}={to}", from.display()))
         .filter(|flag| !flag.contains(char::is_whitespace))
         .collect();
-    Cmd::new("cargo", args)
-        .env(RUSTFLAGS_ENV, rustflags.join("\x1f"))
+    let mut cmd = Cmd::new("cargo", args);
+    for inherited in std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()) {
+        if leaks_into_builds(&inherited) {
+            cmd = cmd.env_remove(inherited);
+        }
+    }
+    cmd.env(RUSTFLAGS_ENV, rustflags.join("\x1f"))
         .env(format!("CFLAGS_{}", TARGET.replace('-', "_")), cflags.join(" "))
         .env("CARGO_INCREMENTAL", "0")
         .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
         .dir(workspace)
+}
+
+/// Variables cargo sets for the crate it builds or tests (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`,
+/// `CARGO_BIN_EXE_*`, …), which orch inherits when cargo or a test runner started it. Passed on,
+/// they reach the app's build scripts (ring's records `CARGO_MANIFEST_DIR`), so the same app
+/// would be compiled again, from ring up, whenever orch is started another way.
+fn leaks_into_builds(name: &str) -> bool {
+    ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_", "CARGO_CRATE_"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&name)
 }
 
 /// The build time the C compiler writes for `__DATE__` and `__TIME__` (mimalloc's `options.c`
@@ -173,6 +189,12 @@ mod tests {
             release.display(),
             "cargo build --locked -p app --bin app --target x86_64-unknown-linux-gnu --message-format=json-render-diagnostics --release"
         );
+        // The test runner set CARGO_MANIFEST_DIR for this process, as cargo does for orch when
+        // started by `cargo run`: the app's build must not inherit it.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        assert!(release.env_remove.iter().any(|k| k == "CARGO_MANIFEST_DIR"), "{release:?}");
+        assert!(leaks_into_builds("CARGO_BIN_EXE_orch") && leaks_into_builds("CARGO_PKG_NAME"));
+        assert!(!leaks_into_builds("CARGO_HOME") && !leaks_into_builds("CARGO_TARGET_DIR"));
         let env: std::collections::HashMap<_, _> = release.env.iter().cloned().collect();
         let rustflags: Vec<&str> = env[RUSTFLAGS_ENV].split('\x1f').collect();
         assert_eq!(rustflags[..2], ["-C", "target-feature=+crt-static"]);
