@@ -76,12 +76,15 @@ pub fn command(root: &Path, profile: Profile) -> Cmd {
 /// Variables cargo sets for the crate it builds or tests (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`,
 /// `CARGO_BIN_EXE_*`, …), which orch inherits when cargo or a test runner started it. Passed on,
 /// they reach the app's build scripts (ring's records `CARGO_MANIFEST_DIR`), so the same app
-/// would be compiled again, from ring up, whenever orch is started another way.
+/// would be compiled again, from ring up, whenever orch is started another way. Likewise a
+/// workspace wrapper and its arguments (clippy's, when orch runs under a linted test build): the
+/// image's app is compiled by rustc itself.
 fn leaks_into_builds(name: &str) -> bool {
     ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_", "CARGO_CRATE_"]
         .iter()
         .any(|p| name.starts_with(p))
         || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&name)
+        || ["RUSTC_WORKSPACE_WRAPPER", "CLIPPY_ARGS"].contains(&name)
 }
 
 /// The build time the C compiler writes for `__DATE__` and `__TIME__` (mimalloc's `options.c`
