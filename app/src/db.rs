@@ -3,7 +3,7 @@
 //! * Pools are created lazily, so start-up never fails when the database is
 //!   down; connections are (re)opened on demand, so an outage never needs a
 //!   restart. A short acquire timeout turns an outage into a quick 503.
-//! * Migrations are embedded (`app/migrations`) and idempotent. On Postgres
+//! * Migrations are embedded (`app/migrations`, see [`crate::migrations`]) and idempotent. On Postgres
 //!   sqlx's migrator serialises concurrent runs with `pg_advisory_lock`; on
 //!   SQLite (whose sqlx lock is a no-op) the loser of a race fails on the
 //!   `_sqlx_migrations` primary key and simply re-runs, finding nothing to do.
@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use crate::reconnect::{Reconnect, Slot};
 use serde::Serialize;
-use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -72,13 +71,6 @@ const PG_ADD_HITS: &str = "INSERT INTO hits (instance_id, count) VALUES ($1, $2)
      ON CONFLICT (instance_id) DO UPDATE SET count = hits.count + EXCLUDED.count RETURNING count";
 const SQLITE_ADD_HITS: &str = "INSERT INTO hits (instance_id, count) VALUES (?1, ?2) \
      ON CONFLICT (instance_id) DO UPDATE SET count = hits.count + excluded.count RETURNING count";
-
-fn migrator() -> Migrator {
-    let mut m = sqlx::migrate!("./migrations");
-    // Tolerate migrations from other tools sharing the database.
-    m.set_ignore_missing(true);
-    m
-}
 
 /// True for errors that mean "this connection / the server is gone" and are
 /// worth one retry on a fresh connection.
@@ -283,7 +275,7 @@ impl Db {
 
     /// Apply embedded migrations; safe to call from several instances at once.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        let m = migrator();
+        let m = crate::migrations::migrator().await?;
         match self {
             Db::Postgres(p, ..) => {
                 let generation = self.ensure_credentials().await?;

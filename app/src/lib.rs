@@ -22,6 +22,7 @@ pub mod hits;
 pub mod identity;
 pub mod imds;
 pub mod logging;
+pub mod migrations;
 pub mod pages;
 pub mod probe;
 pub mod reconnect;
