@@ -2,7 +2,6 @@
 //! (through Pulumi YAML) or on one machine (`--env local`).
 pub(crate) mod atomic;
 pub mod aws;
-pub mod canary;
 pub mod check;
 pub(crate) mod cli;
 pub(crate) mod clock;
@@ -25,6 +24,7 @@ pub mod project;
 pub mod pulumi;
 pub mod release;
 pub mod render;
+pub mod rollout;
 pub mod runner;
 pub(crate) mod scaling;
 pub(crate) mod settings;

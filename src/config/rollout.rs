@@ -1,7 +1,7 @@
 //! The `rollout:` section: how a new release replaces the running one. `rolling` (the default)
 //! replaces instances one at a time behind health checks; `canary` first sends a growing share of
 //! traffic (locally) or of instances (AWS) to the new release, watches each step for `bake_seconds`
-//! and promotes or aborts it against the `slo:` objective (see [`crate::canary`]).
+//! and promotes or aborts it against the `slo:` objective (see [`crate::rollout::canary`]).
 use serde::{Deserialize, Serialize};
 
 /// How releases roll out.

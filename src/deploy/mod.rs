@@ -13,7 +13,6 @@ pub(crate) mod group;
 pub(crate) mod observe;
 pub(crate) mod plan;
 pub(crate) mod rdslogs;
-pub(crate) mod refresh;
 pub(crate) mod snapshot;
 pub(crate) mod steps;
 pub(crate) mod stop;

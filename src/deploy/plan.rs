@@ -376,7 +376,7 @@ pub(crate) fn plan(stack: &Stack, o: &Observed, force: bool, force_unlock: bool)
             (None, Some(p)) => format!("now: group unreadable ({p})"),
             (None, None) => "now: no group yet".into(),
         };
-        let how = match crate::deploy::refresh::Checkpoints::of(stack) {
+        let how = match crate::rollout::aws::Checkpoints::of(stack) {
             Some(c) => format!(
                 "a canary: checkpoints at {} and 100 % of the group, each held {} s and {} s of bake after the last (rollout:)",
                 c.percentages.iter().map(|p| format!("{p} %")).collect::<Vec<_>>().join(", "),

@@ -35,7 +35,7 @@ pub struct ReleaseRequest {
     pub generation: u64,
     /// Roll out as a canary (None: rolling).
     #[serde(default)]
-    pub canary: Option<crate::canary::CanaryPlan>,
+    pub canary: Option<crate::rollout::canary::CanaryPlan>,
     /// Why it is deployed with `--force`, kept in the release record.
     #[serde(default)]
     pub forced: Option<String>,

@@ -116,7 +116,7 @@ async fn up_locked(
                 .map_err(LocalError::from)?;
             let wanted = release_of(stack, &artifact);
             if wanted.id != state.release.id || state.release.outcome != ReleaseState::Deployed {
-                let how = How { canary: crate::canary::CanaryPlan::of(stack), forced };
+                let how = How { canary: crate::rollout::canary::CanaryPlan::of(stack), forced };
                 aborted = roll_out(ctx, stack, &paths, wanted, how).await?.is_some();
             }
             let generation =
@@ -179,7 +179,7 @@ pub(super) fn release_of(stack: &Stack, artifact: &Artifact) -> Release {
 /// How a release rolls out: as a canary or rolling, and why it was forced, if it was.
 #[derive(Debug, Default)]
 pub(crate) struct How {
-    pub canary: Option<crate::canary::CanaryPlan>,
+    pub canary: Option<crate::rollout::canary::CanaryPlan>,
     pub forced: Option<String>,
 }
 
@@ -251,7 +251,7 @@ pub(crate) async fn roll_out(
     if !view.analysis.is_empty() {
         p.progress(&format!(
             "canary analysis of release {id}:\n{}",
-            crate::canary::table(&view.analysis)
+            crate::rollout::canary::table(&view.analysis)
         ));
     }
     match view.outcome {

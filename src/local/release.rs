@@ -61,10 +61,10 @@ pub struct ReleaseView {
     pub replaced: u32,
     /// The canary step in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary: Option<crate::local::group::canary::CanaryProgress>,
+    pub canary: Option<crate::rollout::local::canary::CanaryProgress>,
     /// The canary's judged steps (once the rollout ended).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub analysis: Vec<crate::canary::StepAnalysis>,
+    pub analysis: Vec<crate::rollout::canary::StepAnalysis>,
 }
 
 /// One line of the release history: the record both targets share, with what the local tier ran.

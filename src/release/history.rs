@@ -25,7 +25,7 @@ pub(crate) struct Row {
     pub image_present: Option<bool>,
     /// A canary's judged steps (samples, ratios, p99s, verdicts), when it rolled out as one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub canary: Vec<crate::canary::StepAnalysis>,
+    pub canary: Vec<crate::rollout::canary::StepAnalysis>,
     /// Why it was deployed with `--force`, if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forced: Option<String>,

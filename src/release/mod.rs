@@ -86,7 +86,7 @@ pub struct Release<T> {
     pub by: Option<String>,
     /// A canary's judged steps: samples, ratios, p99s and verdicts.
     #[serde(default, alias = "analysis", skip_serializing_if = "Vec::is_empty")]
-    pub canary: Vec<crate::canary::StepAnalysis>,
+    pub canary: Vec<crate::rollout::canary::StepAnalysis>,
     /// Why it was deployed with `--force` past an exhausted error budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forced: Option<String>,

@@ -154,8 +154,8 @@ fn scaling_line(sc: &crate::local::group::autoscale::ScalingView) -> String {
 }
 
 /// The canary step in progress and its numbers so far.
-fn canary_line(c: &crate::local::group::canary::CanaryProgress) -> String {
-    let show = |s: &crate::canary::Sample| {
+fn canary_line(c: &crate::rollout::local::canary::CanaryProgress) -> String {
+    let show = |s: &crate::rollout::canary::Sample| {
         format!(
             "{} requests, {:.2} % 5xx, p99 {}",
             s.requests,

@@ -3,12 +3,12 @@
 //! evenly (the n-th request goes to the canary when ⌊n·p⌋ moves past ⌊(n−1)·p⌋), not in bursts — and
 //! the rest to the baseline's. Each response is counted per release over the current window
 //! (requests, 5xx, slower than the objective's bound, a latency histogram), which the supervisor
-//! reads to judge the step ([`crate::canary`]) and restarts for the next one.
+//! reads to judge the step ([`crate::rollout::canary`]) and restarts for the next one.
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::canary::Sample;
+use crate::rollout::canary::Sample;
 
 /// Latencies above this (an hour, in microseconds) are recorded as this.
 const MAX_MICROS: u64 = 3_600_000_000;

@@ -18,11 +18,7 @@ pub enum LaunchError {
 
 impl Supervisor {
     /// Launch an instance of `release` in `zone_name`; its id, or None when the launch failed.
-    pub(in crate::local) fn launch(
-        &mut self,
-        zone_name: &str,
-        release: Arc<Release>,
-    ) -> Option<String> {
+    pub(crate) fn launch(&mut self, zone_name: &str, release: Arc<Release>) -> Option<String> {
         if self.zones_down.contains(zone_name) {
             self.event(format!("launch in {zone_name} failed: zone is down"));
             return None;
@@ -71,7 +67,7 @@ impl Supervisor {
     /// Put a drained (deregistered) instance back into service as a fresh target: registered with
     /// the load balancer and probed by a new health-check task (the old one ended when it was
     /// deregistered). Nothing happens for an instance that is no longer running.
-    pub(in crate::local) fn restore(&mut self, id: &str) {
+    pub(crate) fn restore(&mut self, id: &str) {
         let Some(r) = self.running.iter_mut().find(|r| r.target.id == id) else { return };
         let fresh = Arc::new(r.target.restored());
         r.target = fresh.clone();

@@ -17,11 +17,11 @@ pub use launch::LaunchError;
 use super::backoff::Backoff;
 use super::health::Checker;
 use super::launcher::{Instance, Launcher};
-use super::rollout::Rollout;
 use crate::local::lb::pool::{Pool, Target};
 use crate::local::release::{Release, ReleaseView};
 use crate::placement::{self, Action, Observed, ZoneState};
 use crate::release::State;
+use crate::rollout::local::Rollout;
 
 /// How long a terminated instance gets to exit after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -54,10 +54,10 @@ pub struct Fleet {
     pub grace: Duration,
 }
 
-pub(in crate::local) struct Running {
-    pub(in crate::local) target: Arc<Target>,
-    pub(in crate::local) process: Box<dyn Instance>,
-    pub(in crate::local) release: Arc<Release>,
+pub(crate) struct Running {
+    pub(crate) target: Arc<Target>,
+    pub(crate) process: Box<dyn Instance>,
+    pub(crate) release: Arc<Release>,
 }
 
 /// The supervisor's settings and what it runs.
@@ -65,23 +65,23 @@ pub struct Supervisor {
     pub desired: u32,
     zones: Vec<Zone>,
     base_port: u16,
-    pub(in crate::local) grace: Duration,
-    pub(in crate::local) pool: Arc<Pool>,
+    pub(crate) grace: Duration,
+    pub(crate) pool: Arc<Pool>,
     checker: Checker,
     launcher: Box<dyn Launcher>,
-    pub(in crate::local) running: Vec<Running>,
-    pub(in crate::local) stopping: Vec<(Box<dyn Instance>, Instant)>,
+    pub(crate) running: Vec<Running>,
+    pub(crate) stopping: Vec<(Box<dyn Instance>, Instant)>,
     zones_down: BTreeSet<String>,
     events: Vec<String>,
     backoff: Backoff,
     /// The release new instances run.
-    pub(in crate::local) release: Arc<Release>,
+    pub(crate) release: Arc<Release>,
     /// The release being rolled out, instance by instance.
-    pub(in crate::local) rollout: Option<Rollout>,
+    pub(crate) rollout: Option<Rollout>,
     /// How the last requested release fared.
-    pub(in crate::local) release_view: ReleaseView,
+    pub(crate) release_view: ReleaseView,
     /// Where finished rollouts are recorded (`releases.json`).
-    pub(in crate::local) history: Option<std::path::PathBuf>,
+    pub(crate) history: Option<std::path::PathBuf>,
 }
 
 impl Supervisor {
@@ -134,7 +134,7 @@ impl Supervisor {
         &self.release_view
     }
 
-    pub(in crate::local) fn event(&mut self, text: String) {
+    pub(crate) fn event(&mut self, text: String) {
         tracing::info!("{text}");
         self.events.push(format!("{} {text}", chrono::Utc::now().format("%H:%M:%S%.3f")));
         if self.events.len() > EVENTS_KEPT {
@@ -161,7 +161,7 @@ impl Supervisor {
         }
     }
 
-    pub(in crate::local) fn reap(&mut self, id: &str, why: &str) {
+    pub(crate) fn reap(&mut self, id: &str, why: &str) {
         if let Some(pos) = self.running.iter().position(|r| r.target.id == id) {
             let mut r = self.running.remove(pos);
             self.pool.deregister(id);

@@ -11,8 +11,8 @@ use aws_sdk_autoscaling::types::{
 };
 use std::time::{Duration, Instant};
 
-use super::error::DeployError;
-use super::group;
+use crate::deploy::error::DeployError;
+use crate::deploy::group;
 use crate::printer::Printer;
 
 /// What a refresh rolls the group to: the launch template and its explicit version.

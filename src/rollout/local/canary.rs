@@ -1,22 +1,22 @@
 //! The canary phase of a rollout. The first new-release instance boots with 0 % of traffic; once it
 //! passes its health checks the load balancer's split ([`crate::local::lb::split`]) sends it each
 //! step's percentage while the instance it replaces keeps serving. Every tick the step's window is
-//! judged ([`crate::canary::judge`]): a failure aborts at once (traffic back on the baseline, the
+//! judged ([`crate::rollout::canary::judge`]): a failure aborts at once (traffic back on the baseline, the
 //! canary retired); at the end of the bake a pass moves to the next step, too little traffic
 //! extends the bake (at most [`MAX_EXTENSIONS`] times, then aborts). After the last step the split
 //! is lifted and the rollout replaces the remaining instances one at a time, as a rolling one does.
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::rollout::Rollout;
-use super::supervisor::Supervisor;
-use crate::canary::{judge, CanaryPlan, Sample, StepAnalysis, Verdict, MAX_EXTENSIONS};
+use super::Rollout;
+use crate::local::group::supervisor::Supervisor;
 use crate::local::lb::split::Split;
+use crate::rollout::canary::{judge, CanaryPlan, Sample, StepAnalysis, Verdict, MAX_EXTENSIONS};
 use serde::{Deserialize, Serialize};
 
 /// A canary in progress.
 #[derive(Debug)]
-pub(in crate::local) struct CanaryRun {
+pub(crate) struct CanaryRun {
     plan: CanaryPlan,
     split: Arc<Split>,
     /// Index of the current step.
@@ -29,17 +29,17 @@ pub(in crate::local) struct CanaryRun {
 impl CanaryRun {
     /// A canary of `plan` from `baseline` to `canary`, routed by a split set on the pool at once
     /// (0 % until the canary is healthy).
-    pub(in crate::local) fn start(plan: CanaryPlan, baseline: &str, canary: &str) -> Self {
+    pub(crate) fn start(plan: CanaryPlan, baseline: &str, canary: &str) -> Self {
         let split = Arc::new(Split::new(baseline, canary, plan.objective.latency_ms));
         CanaryRun { plan, split, step: 0, since: None, extensions: 0 }
     }
 
     /// The canary gets traffic (it passed its health checks once).
-    pub(in crate::local) fn serving(&self) -> bool {
+    pub(crate) fn serving(&self) -> bool {
         self.since.is_some()
     }
 
-    pub(in crate::local) fn split(&self) -> Arc<Split> {
+    pub(crate) fn split(&self) -> Arc<Split> {
         self.split.clone()
     }
 }
@@ -61,7 +61,7 @@ pub struct CanaryProgress {
 }
 
 /// What a canary tick decided.
-pub(in crate::local) enum Next {
+pub(crate) enum Next {
     /// Keep watching.
     Watch,
     /// Every step passed: replace the rest.
@@ -72,7 +72,7 @@ pub(in crate::local) enum Next {
 
 impl Supervisor {
     /// One look at the canary of `r` (its instance is healthy).
-    pub(in crate::local) fn canary_tick(&mut self, r: &mut Rollout) -> Next {
+    pub(crate) fn canary_tick(&mut self, r: &mut Rollout) -> Next {
         let Some(c) = r.canary.as_mut() else { return Next::Promote };
         let steps = c.plan.steps.len();
         let Some(since) = c.since else {

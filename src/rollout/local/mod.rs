@@ -6,23 +6,25 @@
 //! desired. A new instance that exits, or is not healthy within `grace_period_seconds`, rolls the
 //! release back: every instance of it is terminated and the previous release keeps serving. A
 //! canary rollout (`rollout.strategy: canary`) holds the first replacement in the canary phase
-//! ([`super::canary`]) until every step has passed, or aborts it.
+//! ([`canary`]) until every step has passed, or aborts it.
+pub mod canary;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::canary::{CanaryRun, Next};
-use super::supervisor::Supervisor;
-use crate::canary::StepAnalysis;
+use self::canary::{CanaryRun, Next};
+use crate::local::group::supervisor::Supervisor;
 use crate::local::release::{Entry, Release};
 use crate::release::State;
+use crate::rollout::canary::StepAnalysis;
 
 /// How long a drained instance stays out of rotation before it gets SIGTERM.
 const DRAIN_DELAY: Duration = Duration::from_millis(500);
 
 /// A rollout in progress.
 #[derive(Debug)]
-pub(in crate::local) struct Rollout {
-    pub(in crate::local) to: Arc<Release>,
+pub(crate) struct Rollout {
+    pub(crate) to: Arc<Release>,
     from: Arc<Release>,
     generation: u64,
     by: String,
@@ -33,9 +35,9 @@ pub(in crate::local) struct Rollout {
     draining: Vec<(String, Instant)>,
     replaced: u32,
     /// The canary phase, until promoted (None for a rolling rollout, and after promotion).
-    pub(in crate::local) canary: Option<CanaryRun>,
+    pub(crate) canary: Option<CanaryRun>,
     /// The canary's judged steps, kept with the release.
-    pub(in crate::local) analysis: Vec<StepAnalysis>,
+    pub(crate) analysis: Vec<StepAnalysis>,
     /// Why it was deployed with `--force`, if it was.
     forced: Option<String>,
 }
@@ -110,7 +112,7 @@ impl Supervisor {
     }
 
     /// One rollout round; called by `tick` instead of the placement while a rollout runs.
-    pub(in crate::local) fn rollout_tick(&mut self) {
+    pub(crate) fn rollout_tick(&mut self) {
         let Some(mut r) = self.rollout.take() else { return };
         // Drained instances get their SIGTERM once the drain delay is over.
         let due: Vec<String> = r
@@ -273,10 +275,10 @@ impl Supervisor {
 
 #[cfg(test)]
 mod tests {
-    use super::super::health::{Checker, HealthSettings};
-    use super::super::launcher::{Instance, LaunchSpec, Launcher};
-    use super::super::supervisor::{Fleet, Supervisor, Zone};
     use super::*;
+    use crate::local::group::health::{Checker, HealthSettings};
+    use crate::local::group::launcher::{Instance, LaunchSpec, Launcher};
+    use crate::local::group::supervisor::{Fleet, Supervisor, Zone};
     use crate::local::lb::pool::Pool;
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
