@@ -4,9 +4,10 @@
 # Builds release binaries, starts the bare server and the app (SQLite, plus
 # Postgres when ORCH_TEST_PG_URL is set) on 127.0.0.1, runs
 # `wrk -t2 -c32 -d10s --latency` against each and prints req/s, p50, p99
-# and the app/bare throughput ratio (goal: >= 0.70).
+# and the app/bare throughput ratio of the medians (goal: >= 0.80). Each server runs
+# ROUNDS times (default 3), alternating with the others.
 #
-# Env knobs: BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
+# Env knobs: ROUNDS (3), BENCH_DURATION (10s), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
 # BENCH_LOG_LEVEL (info: one JSON access-log line per request, as in prod),
 # CARGO_TARGET_DIR, ORCH_TEST_PG_URL.
 set -euo pipefail
@@ -38,13 +39,6 @@ echo "== building release binaries" >&2
 cargo build --release -p app --bin app --example bare >&2
 APP="$TARGET_DIR/release/app"
 BARE="$TARGET_DIR/release/examples/bare"
-
-stop_last() { # stop the most recently started server (graceful: SIGTERM)
-  local pid="${PIDS[-1]}"
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  PIDS=("${PIDS[@]:0:${#PIDS[@]}-1}")
-}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
@@ -83,48 +77,57 @@ run_wrk() {
   echo "$rps $p50 $p99"
 }
 
-declare -A RESULT
+ROUNDS="${ROUNDS:-3}"
 BARE_PORT="$(free_port)"
 "$BARE" "$BARE_PORT" >"$WORK/bare.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$BARE_PORT/"
-echo "== bare hyper hello on :$BARE_PORT" >&2
-RESULT[bare]="$(run_wrk bare "http://127.0.0.1:$BARE_PORT/")"
-stop_last
-
+declare -A URL=([bare]="http://127.0.0.1:$BARE_PORT/")
+ORDER=(bare)
 start_app app-sqlite "sqlite://$WORK/bench.db?mode=rwc"
-SQLITE_PORT="$APP_PORT"
-echo "== app (sqlite) on :$SQLITE_PORT" >&2
-RESULT[app-sqlite]="$(run_wrk app-sqlite "http://127.0.0.1:$SQLITE_PORT/")"
-stop_last
-ORDER=(bare app-sqlite)
-
+URL[app-sqlite]="http://127.0.0.1:$APP_PORT/"
+ORDER+=(app-sqlite)
 if [ -n "${ORCH_TEST_PG_URL:-}" ]; then
   start_app app-postgres "$ORCH_TEST_PG_URL"
-  PG_PORT="$APP_PORT"
-  echo "== app (postgres) on :$PG_PORT" >&2
-  RESULT[app-postgres]="$(run_wrk app-postgres "http://127.0.0.1:$PG_PORT/")"
-  stop_last
+  URL[app-postgres]="http://127.0.0.1:$APP_PORT/"
   ORDER+=(app-postgres)
 else
   echo "(ORCH_TEST_PG_URL not set: skipping the Postgres run)" >&2
 fi
 
-# Second bare run after the apps, so load drift on a shared machine
-# affects both sides; the ratio uses the mean of the two bare runs.
-"$BARE" "$BARE_PORT" >>"$WORK/bare.log" 2>&1 &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$BARE_PORT/"
-RESULT[bare-again]="$(run_wrk bare-again "http://127.0.0.1:$BARE_PORT/")"
-stop_last
-ORDER=(bare bare-again "${ORDER[@]:1}")
-BARE_RPS="$(awk -v a="$(cut -d' ' -f1 <<<"${RESULT[bare]}")" -v b="$(cut -d' ' -f1 <<<"${RESULT[bare-again]}")" 'BEGIN { printf "%.2f", (a + b) / 2 }')"
-echo
-echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) CPU(s), LOG_LEVEL=$LOG_LEVEL_BENCH"
-printf '%-14s %12s %10s %10s %8s\n' target req/s p50 p99 "ratio*"
-for name in "${ORDER[@]}"; do
-  read -r rps p50 p99 <<<"${RESULT[$name]}"
-  ratio="$(awk -v a="$rps" -v b="$BARE_RPS" 'BEGIN { printf "%.2f", a / b }')"
-  printf '%-14s %12s %10s %10s %8s\n' "$name" "$rps" "$p50" "$p99" "$ratio"
+# Every server runs throughout; each round measures them in turn (bare, app, bare, app, ...), so
+# drift in the machine's load reaches all of them alike. Medians of the rounds, with the spread.
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+echo "== load before the runs: $(uptime | sed 's/.*load/load/')" >&2
+for round in $(seq 1 "$ROUNDS"); do
+  for name in "${ORDER[@]}"; do
+    echo "$name $(run_wrk "$name-$round" "${URL[$name]}")" >>"$RESULTS"
+  done
+  echo "   round $round done: $(uptime | sed 's/.*load/load/')" >&2
 done
-echo "* ratio = req/s / mean of the two bare runs ($BARE_RPS req/s)"
+
+echo
+echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) CPU(s), LOG_LEVEL=$LOG_LEVEL_BENCH, $ROUNDS rounds"
+python3 - "$RESULTS" "${ORDER[@]}" <<'PY2'
+import re, statistics, sys
+def ms(v):
+    n, u = re.match(r"([\d.]+)(\w+)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+runs = {}
+for line in open(sys.argv[1]):
+    name, rps, p50, p99 = line.split()
+    runs.setdefault(name, []).append((float(rps), ms(p50), ms(p99)))
+bare = statistics.median(r[0] for r in runs["bare"])
+print(f"{'target':<14}{'req/s median (min-max)':>30}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}")
+for name in sys.argv[2:]:
+    rps = [r[0] for r in runs[name]]
+    med = statistics.median(rps)
+    p50 = statistics.median(r[1] for r in runs[name])
+    p99 = statistics.median(r[2] for r in runs[name])
+    spread = f"({min(rps):.0f}-{max(rps):.0f})"
+    ratio = "-" if name == "bare" else f"{med / bare:.2f}"
+    print(f"{name:<14}{med:>14.0f} {spread:>15}{p50:>9.3f}{p99:>9.2f}{ratio:>8}")
+print("ratio = the app's median req/s / bare hyper's median req/s (goal: >= 0.80, issue 29)")
+PY2
+echo "load after: $(uptime | sed 's/.*load/load/')"

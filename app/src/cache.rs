@@ -11,21 +11,47 @@
 //! `/` within one bound. A bound of 0 disables the cache (a DB read on every
 //! request).
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, Guard};
 
 use crate::db::Db;
 
-/// The cached greeting and when it was read.
-#[derive(Debug, Default)]
+/// The greeting and when it was read (`None`: never).
+#[derive(Debug)]
+pub struct Entry {
+    message: Arc<str>,
+    at: Option<Instant>,
+}
+
+/// The cached greeting. Requests read it through `arc-swap`: a read takes no lock and writes no
+/// counter the other cores share (a `RwLock` and an `Arc` clone would pass their cache lines between
+/// the cores serving requests on every read).
+#[derive(Debug)]
 pub struct MessageCache {
     ttl: Duration,
-    entry: RwLock<Option<(Arc<str>, Instant)>>,
+    entry: ArcSwap<Entry>,
+}
+
+/// The greeting a request shows: held in the cache, or just read from the database.
+pub enum Message {
+    Cached(Guard<Arc<Entry>>),
+    Read(Arc<str>),
+}
+
+impl Message {
+    pub fn text(&self) -> &Arc<str> {
+        match self {
+            Message::Cached(entry) => &entry.message,
+            Message::Read(text) => text,
+        }
+    }
 }
 
 impl MessageCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entry: RwLock::new(None) }
+        Self { ttl, entry: ArcSwap::from_pointee(Entry { message: "".into(), at: None }) }
     }
 
     /// The freshness bound (zero = no caching).
@@ -34,33 +60,30 @@ impl MessageCache {
     }
 
     /// The cached message if it is younger than the bound.
-    pub fn fresh(&self) -> Option<Arc<str>> {
+    pub fn fresh(&self) -> Option<Guard<Arc<Entry>>> {
         if self.ttl.is_zero() {
             return None;
         }
-        let guard = self.entry.read().unwrap_or_else(|e| e.into_inner());
-        match &*guard {
-            Some((msg, at)) if at.elapsed() < self.ttl => Some(msg.clone()),
-            _ => None,
-        }
+        let entry = self.entry.load();
+        entry.at.is_some_and(|at| at.elapsed() < self.ttl).then_some(entry)
     }
 
     /// Read the message from the database and remember it.
     pub async fn refresh(&self, db: &Db) -> Result<Arc<str>, sqlx::Error> {
         let started = Instant::now();
-        let msg: Arc<str> = db.message().await?.into();
+        let message: Arc<str> = db.message().await?.into();
         if !self.ttl.is_zero() {
-            *self.entry.write().unwrap_or_else(|e| e.into_inner()) = Some((msg.clone(), started));
+            self.entry.store(Arc::new(Entry { message: message.clone(), at: Some(started) }));
         }
-        Ok(msg)
+        Ok(message)
     }
 
     /// Cached message if fresh, else a database read.
-    pub async fn get(&self, db: &Db) -> Result<Arc<str>, sqlx::Error> {
-        match self.fresh() {
-            Some(m) => Ok(m),
-            None => self.refresh(db).await,
+    pub async fn get(&self, db: &Db) -> Result<Message, sqlx::Error> {
+        if let Some(entry) = self.fresh() {
+            return Ok(Message::Cached(entry));
         }
+        self.refresh(db).await.map(Message::Read)
     }
 }
 
@@ -89,15 +112,16 @@ mod tests {
     #[test]
     fn zero_ttl_never_serves_from_cache() {
         let c = MessageCache::new(Duration::ZERO);
-        *c.entry.write().unwrap() = Some(("x".into(), Instant::now()));
+        c.entry.store(Arc::new(Entry { message: "x".into(), at: Some(Instant::now()) }));
         assert!(c.fresh().is_none());
     }
 
     #[test]
     fn entries_expire() {
         let c = MessageCache::new(Duration::from_millis(20));
-        *c.entry.write().unwrap() = Some(("x".into(), Instant::now()));
-        assert_eq!(c.fresh().as_deref(), Some("x"));
+        assert!(c.fresh().is_none(), "nothing read yet");
+        c.entry.store(Arc::new(Entry { message: "x".into(), at: Some(Instant::now()) }));
+        assert_eq!(c.fresh().map(|e| e.message.to_string()).as_deref(), Some("x"));
         std::thread::sleep(Duration::from_millis(30));
         assert!(c.fresh().is_none());
     }

@@ -95,8 +95,10 @@ where
         let started = Instant::now();
         let json = wants_json(req.headers());
         let https = forwarded_https(&req);
+        // What the access log needs, taken only when it is written.
+        let log = crate::logging::access_enabled();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        let path = if log { req.uri().path().to_owned() } else { String::new() };
         let http = self.state.http();
         let (limit, timeout) = (http.body_limit, http.request_timeout);
         let declared = req
@@ -107,7 +109,7 @@ where
         // Take the service that was driven to readiness, leave a clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let state = self.state.clone();
+        let state = log.then(|| self.state.clone());
 
         Box::pin(async move {
             let mut resp = if declared.is_some_and(|n| n > limit as u64) {
@@ -135,7 +137,7 @@ where
             }
             apply_security_headers(&mut resp, https);
 
-            if crate::logging::access_enabled() {
+            if let Some(state) = state {
                 let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
                 crate::logging::access(
                     state.identity().map_or("-", |id| id.instance_id.as_str()),

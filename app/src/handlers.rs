@@ -9,14 +9,14 @@
 //! * `GET /readyz` is readiness: identity known, a DB round trip OK and
 //!   migrations applied.
 
-use askama::Template;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
 use crate::error::{wants_json, AppError};
+use crate::index_page::PageValues;
 use crate::state::AppState;
 
 /// JSON shape of `GET /`.
@@ -29,11 +29,8 @@ pub struct IndexBody<'a> {
     pub db: &'static str,
 }
 
-/// `GET /`.
-pub async fn index(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
+/// `GET /`. The request is taken whole (its headers are read, not copied).
+pub async fn index(State(state): State<AppState>, req: Request) -> Result<Response, AppError> {
     let Some(id) = state.identity() else {
         return Err(AppError::Unavailable("instance identity not known yet"));
     };
@@ -44,33 +41,24 @@ pub async fn index(
         return Err(AppError::Internal("injected fault (FAULT_ERROR_PERCENT)".into()));
     }
     let message = state.message().await?;
+    let message = message.text();
     let hits = state.hits().record();
-    let body = IndexBody {
-        instance_id: &id.instance_id,
-        availability_zone: &id.availability_zone,
-        message: &message,
-        hits,
-        db: state.db().kind().as_str(),
-    };
-    let mut resp = if wants_json(&headers) {
-        Json(body).into_response()
+    let db = state.db().kind().as_str();
+    let mut resp = if wants_json(req.headers()) {
+        let (instance_id, availability_zone) = (&*id.instance_id, &*id.availability_zone);
+        Json(IndexBody { instance_id, availability_zone, message, hits, db }).into_response()
     } else {
-        Html(render_index(&body, &id.source)?).into_response()
+        let values = PageValues {
+            instance_id: &id.instance_id,
+            availability_zone: &id.availability_zone,
+            source: &id.source,
+            message,
+            db,
+        };
+        Html(state.index_pages().page(&values, message, hits)?).into_response()
     };
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
-}
-
-/// The index page: `app/templates/index.html`, every value HTML-escaped by askama.
-#[derive(Template)]
-#[template(path = "index.html")]
-struct IndexPage<'a> {
-    body: &'a IndexBody<'a>,
-    source: &'a dyn std::fmt::Display,
-}
-
-fn render_index(body: &IndexBody<'_>, source: &dyn std::fmt::Display) -> Result<String, AppError> {
-    IndexPage { body, source }.render().map_err(|e| AppError::Internal(e.to_string()))
 }
 
 /// `GET /healthz`: liveness, no I/O.
@@ -102,27 +90,4 @@ pub async fn readyz(
 /// Fallback for unknown paths.
 pub async fn not_found() -> AppError {
     AppError::NotFound
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_markup() {
-        let body = IndexBody {
-            instance_id: "i-0abc",
-            availability_zone: "zone-a",
-            message: "<a href='x'>&</a>",
-            hits: 1,
-            db: "sqlite",
-        };
-        let html = render_index(&body, &"imds").unwrap();
-        assert!(!html.contains("<a href"), "{html}");
-        assert!(
-            html.contains(r#"<dd id="message">&#60;a href=&#39;x&#39;&#62;&#38;&#60;/a&#62;</dd>"#),
-            "{html}"
-        );
-        assert!(html.contains("<title>orch app &middot; i-0abc</title>"), "{html}");
-    }
 }

@@ -21,6 +21,7 @@ pub mod handlers;
 pub mod hits;
 pub mod identity;
 pub mod imds;
+pub mod index_page;
 pub mod logging;
 pub mod migrations;
 pub mod pages;

@@ -49,6 +49,7 @@ struct Inner {
     db: Db,
     hits: HitCounter,
     messages: MessageCache,
+    pages: crate::index_page::IndexPages,
     http: HttpSettings,
     faults: crate::fault::Faults,
     ready: AtomicBool,
@@ -94,6 +95,7 @@ impl AppState {
                 db,
                 hits: HitCounter::new(),
                 messages: MessageCache::new(http.message_ttl),
+                pages: crate::index_page::IndexPages::default(),
                 faults: crate::fault::Faults::new(http.fault),
                 http,
                 ready: AtomicBool::new(false),
@@ -125,8 +127,13 @@ impl AppState {
     }
 
     /// The greeting: cached while fresh, else read from the database.
-    pub async fn message(&self) -> Result<Arc<str>, sqlx::Error> {
+    pub async fn message(&self) -> Result<crate::cache::Message, sqlx::Error> {
         self.inner.messages.get(&self.inner.db).await
+    }
+
+    /// The index page, rendered once per greeting.
+    pub fn index_pages(&self) -> &crate::index_page::IndexPages {
+        &self.inner.pages
     }
 
     pub fn faults(&self) -> &crate::fault::Faults {
