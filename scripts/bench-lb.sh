@@ -188,4 +188,4 @@ for proto in sorted({p for p, _ in med}):
     print(f"{proto}: orch/haproxy medians: req/s {orps / hrps:.2f}x, p99 {op99 / hp99:.2f}x")
 PY
 echo "time from 'orch up --env local' to healthy (verified): ${UP_SECONDS} s"
-echo "access log lines: orch $(wc -l <"$WORK/.orch/local/access.log"), haproxy $(wc -l <"$WORK/haproxy-access.log"); $NTHREADS worker threads each; load after: $(uptime | sed 's/.*load/load/')"
+echo "access log lines: orch $(cat "$WORK"/.orch/local/access.log* | wc -l) (the log rotates at 64 MiB), haproxy $(wc -l <"$WORK/haproxy-access.log"); $NTHREADS worker threads each; load after: $(uptime | sed 's/.*load/load/')"
