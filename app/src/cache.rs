@@ -83,7 +83,9 @@ impl MessageCache {
         if let Some(entry) = self.fresh() {
             return Ok(Message::Cached(entry));
         }
-        self.refresh(db).await.map(Message::Read)
+        // Boxed: the database read's future is large, and inline it would make every request's
+        // future (and its copies into axum's boxes) that large, fresh cache or not.
+        Box::pin(self.refresh(db)).await.map(Message::Read)
     }
 }
 

@@ -1,18 +1,21 @@
-//! Outermost middleware: body limit, request timeout, error pages, security
-//! headers and the access log — in one hand-written tower layer.
+//! The middleware around the whole router: body limit, request timeout, panic catching, error
+//! pages, security headers and the access log — in one hand-written tower service.
 //!
-//! One layer (instead of `from_fn` + tower-http timeout + limit, each with
-//! its own boxing and body wrapper) keeps per-request overhead low:
+//! One service around the router (instead of `from_fn` + tower-http timeout, limit and
+//! catch-panic layers, each with its own boxing and body wrapper, and instead of axum's
+//! `Router::layer`, which wraps — and boxes, per request — every route on its own) keeps the
+//! per-request overhead low:
 //! * a declared `Content-Length` over the limit is refused with 413 before
 //!   the handler runs; a streamed body is wrapped in `http_body_util::Limited`;
 //! * the handler gets `request_timeout`, after which the client gets 504;
+//! * a panic in the router or a handler is caught and answered 500 (the payload is not shown);
 //! * any 4xx/5xx response (ours, axum's 405, the 413/504 above, the 500 of
 //!   a caught panic) is rendered as our HTML page, or JSON when the client
 //!   `Accept`s JSON;
 //! * security headers go on every response — HSTS only when the request
 //!   came in over HTTPS (`X-Forwarded-Proto: https` from the LB);
 //! * one structured JSON log line per request with instance id, method,
-//!   path, status and latency.
+//!   path, status and latency (queued here, formatted by the log writer).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,11 +23,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::{Body, HttpBody};
+use std::panic::AssertUnwindSafe;
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tower::{Layer, Service};
+use futures_util::FutureExt;
+use tower::Service;
 
 use crate::error::{rerender, wants_json, ErrorInfo};
 use crate::state::AppState;
@@ -38,7 +44,7 @@ pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Whether the original request used HTTPS (as reported by the load balancer).
-fn forwarded_https(req: &Request) -> bool {
+fn forwarded_https<B>(req: &axum::http::Request<B>) -> bool {
     req.headers()
         .get(X_FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
@@ -58,19 +64,6 @@ pub fn apply_security_headers(resp: &mut Response, https: bool) {
     }
 }
 
-/// Layer installing [`Edge`].
-#[derive(Debug, Clone)]
-pub struct EdgeLayer {
-    pub state: AppState,
-}
-
-impl<S> Layer<S> for EdgeLayer {
-    type Service = Edge<S>;
-    fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner, state: self.state.clone() }
-    }
-}
-
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Edge<S> {
@@ -78,10 +71,19 @@ pub struct Edge<S> {
     state: AppState,
 }
 
-impl<S> Service<Request> for Edge<S>
+impl<S> Edge<S> {
+    /// `inner` (the router) behind the edge.
+    pub fn new(inner: S, state: AppState) -> Self {
+        Self { inner, state }
+    }
+}
+
+impl<S, B> Service<axum::http::Request<B>> for Edge<S>
 where
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
     type Response = Response;
     type Error = Infallible;
@@ -91,14 +93,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
         let started = Instant::now();
         let json = wants_json(req.headers());
         let https = forwarded_https(&req);
         // What the access log needs, taken only when it is written.
         let log = crate::logging::access_enabled();
-        let method = req.method().clone();
-        let path = if log { req.uri().path().to_owned() } else { String::new() };
+        let logged = log.then(|| (req.method().clone(), Box::<str>::from(req.uri().path())));
         let http = self.state.http();
         let (limit, timeout) = (http.body_limit, http.request_timeout);
         let declared = req
@@ -109,20 +110,29 @@ where
         // Take the service that was driven to readiness, leave a clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let state = log.then(|| self.state.clone());
+        let instance = log.then(|| self.state.instance_name());
 
         Box::pin(async move {
             let mut resp = if declared.is_some_and(|n| n > limit as u64) {
                 StatusCode::PAYLOAD_TOO_LARGE.into_response()
             } else {
                 let req = if req.body().size_hint().exact() == Some(0) {
-                    req
+                    req.map(Body::new)
                 } else {
                     req.map(|b| Body::new(http_body_util::Limited::new(b, limit)))
                 };
-                match tokio::time::timeout(timeout, inner.call(req)).await {
-                    Ok(Ok(resp)) => resp,
-                    Ok(Err(never)) => match never {},
+                // A panic while routing or in the handler's future: 500, not a dropped connection.
+                let call = std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req)));
+                let handled = async move {
+                    match call {
+                        Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+                        Err(panic) => Err(panic),
+                    }
+                };
+                match tokio::time::timeout(timeout, handled).await {
+                    Ok(Ok(Ok(resp))) => resp,
+                    Ok(Ok(Err(never))) => match never {},
+                    Ok(Err(panic)) => crate::error::panic_response(panic),
                     Err(_elapsed) => StatusCode::GATEWAY_TIMEOUT.into_response(),
                 }
             };
@@ -137,15 +147,15 @@ where
             }
             apply_security_headers(&mut resp, https);
 
-            if let Some(state) = state {
-                let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
-                crate::logging::access(
-                    state.identity().map_or("-", |id| id.instance_id.as_str()),
-                    method.as_str(),
-                    &path,
-                    status.as_u16(),
-                    latency_ms,
-                );
+            if let (Some((method, path)), Some(instance)) = (logged, instance) {
+                crate::logging::access(crate::logging::Access {
+                    at: std::time::SystemTime::now(),
+                    instance,
+                    method,
+                    path,
+                    status: status.as_u16(),
+                    latency: started.elapsed(),
+                });
             }
             Ok(resp)
         })

@@ -120,7 +120,7 @@ pub fn rerender(resp: Response, json: bool) -> Response {
     Response::from_parts(parts, body)
 }
 
-/// Response for a caught panic (used by `CatchPanicLayer`).
+/// Response for a caught panic (see [`crate::edge`]).
 pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let msg = err
         .downcast_ref::<String>()

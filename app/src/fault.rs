@@ -31,7 +31,8 @@ impl Faults {
     /// n-th request fails when ⌊n·p⌋ moves past ⌊(n−1)·p⌋, p the share.
     pub async fn apply(&self) -> bool {
         if !self.settings.delay.is_zero() {
-            tokio::time::sleep(self.settings.delay).await;
+            // Boxed: only a drill pays for the timer's size in the request's future.
+            Box::pin(tokio::time::sleep(self.settings.delay)).await;
         }
         let p = self.settings.error_percent.clamp(0.0, 100.0) / 100.0;
         if p <= 0.0 {

@@ -5,9 +5,9 @@
 //! working database (a message read on every request, a per-instance hit
 //! counter persisted periodically). See `docs/app.md` for the design.
 //!
-//! The router is built by [`router`]; [`harden`] applies the middleware
-//! stack (error pages, security headers, access log, panic catching,
-//! request timeout, body limit) to any `Router<AppState>`.
+//! The router is built by [`router`]; [`harden`] puts any `Router<AppState>` inside the edge
+//! middleware (error pages, security headers, access log, panic catching, request timeout, body
+//! limit): [`App`], what the server serves and the tests call.
 
 pub mod aws;
 pub mod cache;
@@ -33,7 +33,6 @@ pub mod state;
 
 use axum::routing::get;
 use axum::Router;
-use tower_http::catch_panic::CatchPanicLayer;
 
 pub use config::Config;
 pub use db::{Db, DbKind, DbOptions};
@@ -50,17 +49,16 @@ pub fn routes() -> Router<AppState> {
         .fallback(handlers::not_found)
 }
 
+/// The served application: the router inside the edge middleware ([`edge`]).
+pub type App = edge::Edge<Router>;
+
 /// The complete, hardened application router.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> App {
     harden(routes(), state)
 }
 
-/// Wrap `routes` in the middleware stack (outermost first): edge (body
-/// limit 413, request timeout 504, error pages, security headers, access
-/// log; see [`edge`]) → tower-http `CatchPanicLayer` (500).
-pub fn harden(routes: Router<AppState>, state: AppState) -> Router {
-    routes
-        .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(edge::EdgeLayer { state: state.clone() })
-        .with_state(state)
+/// Put `routes` inside the edge middleware (body limit 413, request timeout 504, caught panics
+/// 500, error pages, security headers, access log; see [`edge`]), once around the whole router.
+pub fn harden(routes: Router<AppState>, state: AppState) -> App {
+    edge::Edge::new(routes.with_state(state.clone()), state)
 }

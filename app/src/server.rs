@@ -2,18 +2,17 @@
 //! the `run` entry point used by `main`.
 //!
 //! `axum::serve` does not expose hyper's connection builder, so we drive
-//! hyper's HTTP/1 server directly: that gives us its `header_read_timeout`
-//! (used as the keep-alive idle timeout; [`crate::conn`] adds the short
-//! request-head guard against slow clients) and `hyper_util`'s `GracefulShutdown`, which on
+//! hyper's HTTP/1 server directly: that lets us turn off its per-request
+//! `header_read_timeout` ([`crate::conn`] bounds the keep-alive idle time and
+//! the request head on one timer per connection) and gives us `hyper_util`'s `GracefulShutdown`, which on
 //! SIGTERM/SIGINT stops accepting, lets in-flight requests finish, closes
 //! idle keep-alive connections, and gives up after the grace period.
 
 use std::future::Future;
 use std::time::Duration;
 
-use axum::Router;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -37,15 +36,15 @@ pub struct ServeOptions {
 /// Serve `app` on `listener` until `shutdown` resolves, then drain.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: crate::App,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    // hyper's one timer runs from the end of a response (or the accept) to the end of the next head:
-    // the idle bound. The head itself is bounded by `GuardedIo`.
-    builder.timer(TokioTimer::new()).header_read_timeout(opts.keep_alive_timeout).keep_alive(true);
+    // hyper's per-request timer is off: `GuardedIo` bounds the idle time and the head on one timer
+    // per connection.
+    builder.header_read_timeout(None).keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -61,7 +60,12 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let counts = std::sync::Arc::new(Counts::default());
-                let io = GuardedIo::new(stream, counts.clone(), opts.header_read_timeout);
+                let io = GuardedIo::new(
+                    stream,
+                    counts.clone(),
+                    opts.header_read_timeout,
+                    opts.keep_alive_timeout,
+                );
                 let service = Tracked::new(TowerToHyperService::new(app.clone()), counts);
                 let conn = builder.serve_connection(TokioIo::new(io), service);
                 let conn = graceful.watch(conn);

@@ -56,6 +56,12 @@ struct Inner {
     ready_tx: watch::Sender<bool>,
 }
 
+impl crate::logging::InstanceName for Inner {
+    fn instance_name(&self) -> &str {
+        self.identity.get().map_or("-", |id| id.instance_id.as_str())
+    }
+}
+
 /// State shared by all handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -107,6 +113,11 @@ impl AppState {
     /// The identity, once known.
     pub fn identity(&self) -> Option<&Identity> {
         self.inner.identity.get()
+    }
+
+    /// What names this instance in access-log lines (its id once known, `-` before).
+    pub fn instance_name(&self) -> Arc<dyn crate::logging::InstanceName> {
+        self.inner.clone()
     }
 
     /// Record the identity (the first call wins).

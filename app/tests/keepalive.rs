@@ -88,6 +88,23 @@ async fn keep_alive_connection_idle_longer_than_the_alb_timeout_is_still_answere
 }
 
 #[tokio::test]
+async fn a_new_connection_that_sends_nothing_is_closed_after_the_keep_alive_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start(&dir).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let closed = closed_after(&mut s, Duration::from_secs(6)).await.expect("never closed");
+    assert!(closed >= Duration::from_millis(2_500), "closed after {closed:?}");
+    // A connection kept busy past the keep-alive timeout stays open: the bound is idle time.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3_600) {
+        s.write_all(GET).await.unwrap();
+        response(&mut s).await.expect("a busy connection was closed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_stalled_request_head_is_cut_off_after_the_head_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let addr = start(&dir).await;

@@ -10,7 +10,6 @@ use std::time::Duration;
 use app::{AppState, Db, DbOptions, HttpSettings, Identity};
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use axum::Router;
 use http_body_util::BodyExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -61,7 +60,7 @@ pub(crate) fn get_json(path: &str) -> Request<Body> {
 }
 
 /// Send one request through the router, collecting the body as text.
-pub(crate) async fn send(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+pub(crate) async fn send(app: &app::App, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
