@@ -27,6 +27,7 @@ pub mod migrations;
 pub mod pages;
 pub mod probe;
 pub mod reconnect;
+pub mod routes;
 pub mod secret;
 pub mod server;
 pub mod state;
@@ -49,16 +50,18 @@ pub fn routes() -> Router<AppState> {
         .fallback(handlers::not_found)
 }
 
-/// The served application: the router inside the edge middleware ([`edge`]).
-pub type App = edge::Edge<Router>;
+/// The served application: the routes inside the edge middleware ([`edge`]).
+pub type App = edge::Edge<routes::Routes>;
 
-/// The complete, hardened application router.
+/// The complete, hardened application router, `GET /` answered without the route lookup
+/// ([`routes::Routes`]).
 pub fn router(state: AppState) -> App {
-    harden(routes(), state)
+    let router = routes().with_state(state.clone());
+    edge::Edge::new(routes::Routes::with_index(router, state.clone()), state)
 }
 
 /// Put `routes` inside the edge middleware (body limit 413, request timeout 504, caught panics
 /// 500, error pages, security headers, access log; see [`edge`]), once around the whole router.
 pub fn harden(routes: Router<AppState>, state: AppState) -> App {
-    edge::Edge::new(routes.with_state(state.clone()), state)
+    edge::Edge::new(routes::Routes::router(routes.with_state(state.clone())), state)
 }

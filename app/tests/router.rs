@@ -274,3 +274,39 @@ async fn injected_faults_fail_and_slow_the_index_but_never_the_health_checks() {
         assert!(quick.elapsed() < Duration::from_millis(50), "{path} is not delayed");
     }
 }
+
+/// `GET /` answered by `Routes` directly gives what the router's `/` route gives: same status,
+/// headers and body (two fresh states, so the hit counts agree), HTML and JSON, errors included.
+/// Only `content-length` is left out of the comparison: axum's route sets it from the body, and
+/// without it hyper writes the same header from the body's exact size (hyper 1.x
+/// `proto/h1/role.rs`, `Server::encode`, `BodyLength::Known`), so the bytes on the wire agree.
+#[tokio::test]
+async fn the_direct_index_answers_as_the_router_does() {
+    async fn both(direct: &app::App, routed: &app::App, req: fn() -> Request<Body>) {
+        let (d, r) = (send(direct, req()).await, send(routed, req()).await);
+        let strip = |(status, mut headers, body): (StatusCode, axum::http::HeaderMap, String)| {
+            headers.remove("content-length");
+            (status, headers, body)
+        };
+        assert_eq!(strip(d), strip(r));
+    }
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let direct = app::router(sqlite_state(&a).await);
+    let routed = app::harden(app::routes(), sqlite_state(&b).await);
+    for req in [|| get("/"), || get_json("/"), || get("/?x=1"), || get("/healthz")] {
+        both(&direct, &routed, req).await;
+    }
+    both(&direct, &routed, || Request::head("/").body(Body::empty()).unwrap()).await;
+    let post = || Request::post("/").body(Body::empty()).unwrap();
+    let (status, _, _) = send(&direct, post()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    both(&direct, &routed, post).await;
+    // Not ready: the same 503 page from both.
+    let (c, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let direct = app::router(sqlite_state_unprepared(&c, HttpSettings::default()));
+    let routed = app::harden(app::routes(), sqlite_state_unprepared(&d, HttpSettings::default()));
+    let (status, _, _) = send(&direct, get("/")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    both(&direct, &routed, || get("/")).await;
+    both(&direct, &routed, || get_json("/")).await;
+}
