@@ -3,8 +3,9 @@
 # wrk (HTTP/1.1) and, when installed, h2load (HTTP/2; Debian's nghttp2-client) over HTTPS through
 # `orch`'s LB and through HAProxy (TLS, round robin, /healthz checks) in front of the instances
 # `orch up --env local` started. Each proxy runs ROUNDS times (default 3), alternating with the
-# other; prints the medians with their spread and the ratios, and the time from `orch up --env
-# local` to healthy. Release builds; everything on 127.0.0.1.
+# other; prints the medians with their spread and the ratios, each proxy's own CPU time per request
+# (user + system, from /proc/PID/stat), and the time from `orch up --env local` to healthy. Release
+# builds; everything on 127.0.0.1.
 #
 #   scripts/bench-lb.sh            # 3 rounds of 10 s per run, 64 connections, 2 threads
 #   DURATION=20 CONNS=128 PATH_=/healthz scripts/bench-lb.sh
@@ -155,34 +156,45 @@ RESULTS=$WORK/results.txt
 : > "$RESULTS"
 echo "== load before the runs: $(uptime)" >&2
 echo "== $ROUNDS alternating rounds: wrk -t$THREADS -c$CONNS -d${DURATION}s (HTTP/1.1)$(command -v h2load >/dev/null && echo ", h2load -c$H2_CLIENTS -m$H2_STREAMS (HTTP/2)") https://127.0.0.1:PORT$BENCH_PATH" >&2
+LBPID=$(python3 -c "import json; print(json.load(open('$STATE'))['pid'])")
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system CPU of a process, in ticks
+measured() { # name pid run-function url -> "cpu_ticks rps p50 p99 errors"
+  local before out
+  before=$(cpu "$2")
+  out=$("$3" "$4" "$1")
+  echo "$(( $(cpu "$2") - before )) $out"
+}
 if [ -n "${PERF:-}" ]; then
-  LBPID=$(python3 -c "import json; print(json.load(open('$STATE'))['pid'])")
   perf record -F 499 -g -p "$LBPID" -o "$PERF" -- sleep "$((DURATION - 1))" >/dev/null 2>&1 &
 fi
 for round in $(seq 1 "$ROUNDS"); do
-  echo "h1 orch-lb $(run "https://127.0.0.1:$HTTPS$BENCH_PATH" "orch-$round")" >> "$RESULTS"
-  echo "h1 haproxy $(run "https://127.0.0.1:$HAPORT$BENCH_PATH" "haproxy-$round")" >> "$RESULTS"
+  echo "h1 orch-lb $(measured "orch-$round" "$LBPID" run "https://127.0.0.1:$HTTPS$BENCH_PATH")" >> "$RESULTS"
+  echo "h1 haproxy $(measured "haproxy-$round" "$HAPID" run "https://127.0.0.1:$HAPORT$BENCH_PATH")" >> "$RESULTS"
   if command -v h2load >/dev/null; then
-    echo "h2 orch-lb $(run_h2 "https://127.0.0.1:$HTTPS$BENCH_PATH" "orch-$round")" >> "$RESULTS"
-    echo "h2 haproxy $(run_h2 "https://127.0.0.1:$HAPORT$BENCH_PATH" "haproxy-$round")" >> "$RESULTS"
+    echo "h2 orch-lb $(measured "orch-$round" "$LBPID" run_h2 "https://127.0.0.1:$HTTPS$BENCH_PATH")" >> "$RESULTS"
+    echo "h2 haproxy $(measured "haproxy-$round" "$HAPID" run_h2 "https://127.0.0.1:$HAPORT$BENCH_PATH")" >> "$RESULTS"
   fi
   echo "   round $round done: $(uptime | sed 's/.*load/load/')" >&2
 done
 
-python3 - "$RESULTS" <<'PY'
+python3 - "$RESULTS" "$DURATION" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
+duration, tck = float(sys.argv[2]), float(sys.argv[3])
 rows = {}
 for line in open(sys.argv[1]):
-    proto, proxy, rps, p50, p99, *err = line.split()
-    rows.setdefault((proto, proxy), []).append((float(rps), float(p50), float(p99), " ".join(err)))
-print(f"\n{'protocol':<9}{'proxy':<9}{'req/s (median, min-max)':>28}{'p50 ms':>9}{'p99 ms (median, min-max)':>28}  errors")
+    proto, proxy, ticks, rps, p50, p99, *err = line.split()
+    # The proxy process's own CPU (user + system) per request, in microseconds.
+    cpu_us = float(ticks) / tck * 1e6 / (float(rps) * duration)
+    rows.setdefault((proto, proxy), []).append((float(rps), float(p50), float(p99), cpu_us, " ".join(err)))
+print(f"\n{'protocol':<9}{'proxy':<9}{'req/s (median, min-max)':>28}{'p50 ms':>9}{'p99 ms (median, min-max)':>28}{'CPU µs/req':>12}  errors")
 med = {}
 for (proto, proxy), runs in sorted(rows.items()):
-    rps, p50, p99 = ([r[i] for r in runs] for i in range(3))
+    rps, p50, p99, cpu_us = ([r[i] for r in runs] for i in range(4))
     med[(proto, proxy)] = (statistics.median(rps), statistics.median(p99))
-    errs = sorted({r[3] for r in runs})
+    errs = sorted({r[4] for r in runs})
     print(f"{proto:<9}{proxy:<9}{statistics.median(rps):>12.0f} ({min(rps):.0f}-{max(rps):.0f}){'':>2}"
-          f"{statistics.median(p50):>9.2f}{statistics.median(p99):>14.2f} ({min(p99):.2f}-{max(p99):.2f})  {','.join(errs)}")
+          f"{statistics.median(p50):>9.2f}{statistics.median(p99):>14.2f} ({min(p99):.2f}-{max(p99):.2f})"
+          f"{statistics.median(cpu_us):>12.1f}  {','.join(errs)}")
 for proto in sorted({p for p, _ in med}):
     (orps, op99), (hrps, hp99) = med[(proto, "orch-lb")], med[(proto, "haproxy")]
     print(f"{proto}: orch/haproxy medians: req/s {orps / hrps:.2f}x, p99 {op99 / hp99:.2f}x")
