@@ -45,7 +45,8 @@ impl Default for HttpSettings {
 
 #[derive(Debug)]
 struct Inner {
-    identity: OnceLock<Identity>,
+    /// Shared with the access-log records, which name the instance when they are written.
+    identity: Arc<IdentityCell>,
     db: Db,
     hits: HitCounter,
     messages: MessageCache,
@@ -56,9 +57,13 @@ struct Inner {
     ready_tx: watch::Sender<bool>,
 }
 
-impl crate::logging::InstanceName for Inner {
+/// The identity, set once it is known.
+#[derive(Debug, Default)]
+struct IdentityCell(OnceLock<Identity>);
+
+impl crate::logging::InstanceName for IdentityCell {
     fn instance_name(&self) -> &str {
-        self.identity.get().map_or("-", |id| id.instance_id.as_str())
+        self.0.get().map_or("-", |id| id.instance_id.as_str())
     }
 }
 
@@ -97,7 +102,7 @@ impl AppState {
         let (ready_tx, _) = watch::channel(false);
         Self {
             inner: Arc::new(Inner {
-                identity: OnceLock::new(),
+                identity: Arc::default(),
                 db,
                 hits: HitCounter::new(),
                 messages: MessageCache::new(http.message_ttl),
@@ -112,17 +117,17 @@ impl AppState {
 
     /// The identity, once known.
     pub fn identity(&self) -> Option<&Identity> {
-        self.inner.identity.get()
+        self.inner.identity.0.get()
     }
 
     /// What names this instance in access-log lines (its id once known, `-` before).
     pub fn instance_name(&self) -> Arc<dyn crate::logging::InstanceName> {
-        self.inner.clone()
+        self.inner.identity.clone()
     }
 
     /// Record the identity (the first call wins).
     pub fn set_identity(&self, identity: Identity) {
-        let _ = self.inner.identity.set(identity);
+        let _ = self.inner.identity.0.set(identity);
     }
 
     pub fn db(&self) -> &Db {
